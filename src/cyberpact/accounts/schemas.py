@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Role = Literal["officer", "supervisor", "central_authority", "contact_point", "auditor", "admin"]
+Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
+Password = Annotated[str, StringConstraints(min_length=12, max_length=256)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class UserCreate(Strict):
+    username: Username
+    display_name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: Password
+    roles: list[Role] = Field(default_factory=list, max_length=6)
+    timezone: str = Field("UTC", max_length=64)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    username: str
+    display_name: str
+    email: str | None
+    roles: list[Role]
+    disabled: bool
+    timezone: str
+    created_at: datetime
+
+
+class RolesUpdate(Strict):
+    roles: list[Role] = Field(max_length=6)
+
+
+class TokenCreate(Strict):
+    name: str = Field(min_length=1, max_length=120)
+    days: int | None = Field(None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenIssued(TokenOut):
+    token: str = Field(description="the secret; shown once, never stored")
+
+
+class LoginRequest(Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    token_name: str = Field("login", max_length=120)
+    hours: int = Field(12, ge=1, le=24 * 30)

@@ -1,0 +1,249 @@
+"""Users, roles, passwords and API tokens. Services flush; the caller's unit of work commits."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cyberpact.accounts.models import ROLES, ApiToken, User, UserRole
+from cyberpact.audit import service as audit
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.errors import (
+    AuthenticationRequired,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Problem,
+    TooManyAttempts,
+)
+from cyberpact.kit.time import check_timezone, utcnow
+
+TOKEN_PREFIX = "cpt_"
+# Argon2id with the library's RFC 9106 "low memory" profile; parameters live in each hash, so raising
+# them later re-hashes on the next successful login.
+_hasher = PasswordHasher()
+# Verifying against this keeps a login for an unknown user as slow as one for a known user.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _check_roles(roles: Iterable[str]) -> list[str]:
+    wanted = sorted(set(roles))
+    bad = [r for r in wanted if r not in ROLES]
+    if bad:
+        raise InvalidInput("Unknown role", [Problem("roles", f"unknown role(s): {', '.join(bad)}")])
+    return wanted
+
+
+def create_user(
+    session: Session,
+    actor: Actor,
+    *,
+    username: str,
+    password: str,
+    display_name: str | None = None,
+    email: str | None = None,
+    roles: Iterable[str] = (),
+    timezone: str = "UTC",
+) -> User:
+    if len(password) < 12:
+        raise InvalidInput("Password too short", [Problem("password", "use at least 12 characters")])
+    check_timezone(timezone)
+    role_list = _check_roles(roles)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict("Username taken", [Problem("username", f"{username!r} already exists", "duplicate")])
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        email=email,
+        password_hash=hash_password(password),
+        timezone=timezone,
+        created_at=utcnow(),
+        role_rows=[UserRole(role=r) for r in role_list],
+    )
+    session.add(user)
+    session.flush()
+    audit.record(session, actor, "accounts.user.create", "user", user.id,
+                 detail={"username": username, "roles": role_list})
+    return user
+
+
+def get_user(session: Session, ref: str | uuid.UUID) -> User:
+    user: User | None
+    if isinstance(ref, uuid.UUID):
+        user = session.get(User, ref)
+    else:
+        user = session.scalar(select(User).where(User.username == ref))
+        if user is None:
+            try:
+                user = session.get(User, uuid.UUID(ref))
+            except ValueError:
+                user = None
+    if user is None:
+        raise NotFound(f"No user {ref}")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def set_roles(session: Session, actor: Actor, user: User, roles: Iterable[str]) -> User:
+    role_list = _check_roles(roles)
+    before = sorted(user.roles)
+    user.role_rows = [UserRole(role=r) for r in role_list]
+    session.flush()
+    audit.record(session, actor, "accounts.user.roles", "user", user.id,
+                 detail={"before": before, "after": role_list})
+    return user
+
+
+def set_disabled(session: Session, actor: Actor, user: User, disabled: bool = True) -> User:
+    user.disabled = disabled
+    if disabled:
+        # A disabled account must stop working at once, tokens included.
+        now = utcnow()
+        for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                            ApiToken.revoked_at.is_(None))):
+            token.revoked_at = now
+    session.flush()
+    audit.record(session, actor, "accounts.user.disable" if disabled else "accounts.user.enable", "user",
+                 user.id)
+    return user
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+
+    def delay(self, failures: int) -> float:
+        """Seconds to hold back the answer to a failed login: doubles per failure, capped at 4 s."""
+        return 0.0 if failures <= 0 else min(0.25 * 2 ** (failures - 1), 4.0)
+
+
+def authenticate(session: Session, username: str, password: str, source: str | None,
+                 policy: LoginPolicy) -> tuple[User | None, int]:
+    """Check a password. Returns (user or None, consecutive failures so far) and records the attempt.
+
+    A locked account answers :class:`TooManyAttempts` without looking at the password, so guessing
+    during a lock-out gains nothing.
+    """
+    now = utcnow()
+    user = session.scalar(select(User).where(User.username == username))
+    actor = Actor(user_id=user.id if user else None, username=username, source=source)
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        audit.record(session, actor, "accounts.login", "user", user.id, outcome="denied",
+                     detail={"reason": "locked"})
+        raise TooManyAttempts(
+            "Account temporarily locked after repeated failed sign-ins",
+            extra={"retry_after": int((user.locked_until - now).total_seconds()) + 1},
+        )
+    ok = False
+    try:
+        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    if user is None or not ok or user.disabled:
+        failures = 0
+        if user is not None:
+            user.failed_logins += 1
+            failures = user.failed_logins
+            if failures >= policy.max_failures:
+                user.locked_until = now + policy.lockout
+                user.failed_logins = 0
+        audit.record(session, actor, "accounts.login", "user", user.id if user else None, outcome="denied",
+                     detail={"reason": "disabled" if user is not None and ok else "bad_credentials"})
+        return None, failures
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    session.flush()
+    audit.record(session, actor, "accounts.login", "user", user.id)
+    return user, 0
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_token(session: Session, actor: Actor, user: User, name: str,
+                lifetime: timedelta) -> tuple[ApiToken, str]:
+    """Create a token; the plaintext is returned once and never stored."""
+    if user.disabled:
+        raise Conflict("Cannot issue a token to a disabled user")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    token = ApiToken(user_id=user.id, name=name, secret_hash=_digest(secret), prefix=secret[:10],
+                     created_at=now, expires_at=now + lifetime)
+    session.add(token)
+    session.flush()
+    audit.record(session, actor, "accounts.token.create", "api_token", token.id,
+                 detail={"user": user.username, "name": name, "expires": token.expires_at.isoformat()})
+    return token, secret
+
+
+def list_tokens(session: Session, user: User | None = None) -> list[ApiToken]:
+    query = select(ApiToken).order_by(ApiToken.created_at)
+    if user is not None:
+        query = query.where(ApiToken.user_id == user.id)
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, actor: Actor, token_id: uuid.UUID) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"No token {token_id}")
+    if actor.user_id != token.user_id and not actor.has_any("admin", "system"):
+        raise NotFound(f"No token {token_id}")  # not 403: do not confirm other users' token ids
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+    audit.record(session, actor, "accounts.token.revoke", "api_token", token.id)
+    return token
+
+
+def resolve_token(session: Session, secret: str, source: str | None,
+                  now: datetime | None = None) -> tuple[Actor, bool]:
+    """Turn a bearer secret into the acting user, or raise 401 saying which check failed.
+
+    Returns the actor and whether the token's last-use time is stale enough to be worth a write; the
+    caller touches it in a unit of work of its own so that read-only requests stay read-only.
+    """
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
+        raise AuthenticationRequired("Malformed API token")
+    token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == _digest(secret)))
+    # The lookup is by digest, so a timing difference reveals nothing about other tokens; compare again
+    # in constant time anyway in case a database collates or truncates.
+    if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):
+        raise AuthenticationRequired("Unknown API token")
+    now = now or utcnow()
+    if token.revoked_at is not None:
+        raise AuthenticationRequired("API token revoked")
+    if token.expires_at <= now:
+        raise AuthenticationRequired("API token expired")
+    user = session.get(User, token.user_id)
+    if user is None or user.disabled:
+        raise AuthenticationRequired("Account disabled")
+    # Touch at most once a minute: a write per request would serialise every reader on SQLite.
+    stale = token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1)
+    actor = Actor(user_id=user.id, username=user.username, roles=user.roles, source=source, token_id=token.id)
+    return actor, stale
+
+
+def touch_token(session: Session, token_id: uuid.UUID) -> None:
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))

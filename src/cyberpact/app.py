@@ -1,0 +1,132 @@
+"""The application factory. Nothing here runs at import: ``create_app(settings)`` builds everything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from cyberpact import __version__
+from cyberpact.accounts.api import router as accounts_router
+from cyberpact.audit import service as audit
+from cyberpact.audit.api import router as audit_router
+from cyberpact.config import Settings
+from cyberpact.kit.actor import ANONYMOUS, Actor
+from cyberpact.kit.db import Database
+from cyberpact.kit.errors import CyberpactError
+from cyberpact.kit.http import client_address, install_error_handlers, problem
+from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.migrate import at_head
+
+log = logging.getLogger("cyberpact")
+
+
+def _startup(db: Database, keys: KeyStore, settings: Settings) -> None:
+    from cyberpact.directory import service as directory
+
+    with db.transaction() as session:
+        keys.ensure(session, "sig")
+        keys.ensure(session, "enc")
+        directory.load_seed_if_empty(session)
+
+
+def _anchor(db: Database, keys: KeyStore, settings: Settings) -> None:
+    with db.transaction() as session:
+        audit.anchor(session, keys, settings.node_name)
+
+
+def create_app(settings: Settings | None = None, *, run_background: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    settings.check_secure()
+    db = Database(settings.sqlalchemy_url)
+    keys = KeyStore(settings.key_passphrase_value(), settings.key_kdf_iterations)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not at_head(db.engine):
+            raise RuntimeError("the database is not at the latest migration: run `cyberpact db upgrade`")
+        await run_in_threadpool(_startup, db, keys, settings)
+        tasks: list[asyncio.Task[Any]] = []
+        if run_background:
+            tasks.append(asyncio.create_task(_every(settings.audit_anchor_seconds, _anchor, db, keys, settings)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks)
+            await run_in_threadpool(_anchor, db, keys, settings)
+            db.dispose()
+
+    app = FastAPI(
+        title="cyberpact",
+        version=__version__,
+        description="A node for cooperation under the UN Convention against Cybercrime.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.keys = keys
+    app.state.on_denied = _record_denied
+    install_error_handlers(app)
+
+    from cyberpact.directory.api import router as directory_router
+
+    app.include_router(accounts_router)
+    app.include_router(audit_router)
+    app.include_router(directory_router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process is up; says nothing about its dependencies."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], response_model=None)
+    def readyz() -> dict[str, str] | JSONResponse:
+        """The database answers and its schema is at the latest migration."""
+        try:
+            db.ping()
+            ready = at_head(db.engine)
+        except Exception as exc:  # any failure to reach the database means "not ready", never a 500
+            log.warning("readiness check failed: %s", type(exc).__name__)
+            return problem(503, "Not ready", "database unreachable", "not_ready")
+        if not ready:
+            return problem(503, "Not ready", "database schema is not at the latest migration", "not_ready")
+        return {"status": "ready", "database": db.dialect}
+
+    return app
+
+
+async def _every(seconds: int, fn: Any, *args: Any) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await run_in_threadpool(fn, *args)
+        except Exception:  # a failed round must not kill the loop; the next one retries
+            log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
+
+
+async def _record_denied(request: Request, exc: CyberpactError) -> None:
+    """401 and 403 answers roll back the request's own unit of work, so they are recorded in their own."""
+    actor: Actor = getattr(request.state, "actor", None) or Actor(
+        user_id=ANONYMOUS.user_id, username=ANONYMOUS.username, source=client_address(request)
+    )
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+
+    def write() -> None:
+        with request.app.state.db.transaction() as session:
+            audit.record(session, actor, f"http.{request.method.lower()}", "endpoint", path, outcome="denied",
+                         detail={"status": exc.status, "code": exc.code, "reason": exc.detail})
+
+    await run_in_threadpool(write)

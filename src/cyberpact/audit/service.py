@@ -1,0 +1,236 @@
+"""Appending to, anchoring and verifying the audit chain."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from cyberpact.audit.models import AuditAnchor, AuditRecord
+from cyberpact.kit import crypto
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.canonical import canonical_json_floatless
+from cyberpact.kit.errors import IntegrityFailure
+from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.time import rfc3339, utcnow
+
+GENESIS = "0" * 64
+Outcome = Literal["allowed", "denied"]
+# Any constant works; it only has to be the same for every writer of this database.
+_PG_CHAIN_LOCK = 0x6379_6265_7250
+
+
+def _scrub(value: Any) -> Any:
+    """Keep ``detail`` inside the float-free JSON that the fast canonical form covers."""
+    if isinstance(value, dict):
+        return {str(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+def record_hash(
+    *, at: str, actor: str, actor_id: str | None, action: str, object_type: str, object_id: str | None,
+    source: str | None, outcome: str, detail: dict[str, Any], prev_hash: str,
+) -> str:
+    body = {
+        "at": at, "actor": actor, "actor_id": actor_id, "action": action, "object_type": object_type,
+        "object_id": object_id, "source": source, "outcome": outcome, "detail": detail, "prev": prev_hash,
+    }
+    return hashlib.sha256(canonical_json_floatless(body)).hexdigest()
+
+
+def _hash_of(row: AuditRecord | Any) -> str:
+    return record_hash(
+        at=rfc3339(row.at), actor=row.actor, actor_id=row.actor_id, action=row.action,
+        object_type=row.object_type, object_id=row.object_id, source=row.source, outcome=row.outcome,
+        detail=row.detail, prev_hash=row.prev_hash,
+    )
+
+
+def _lock_chain(session: Session) -> None:
+    # SQLite writers already hold the database write lock (BEGIN IMMEDIATE); PostgreSQL writers queue
+    # here so that two transactions never link to the same head.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHAIN_LOCK})
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object | None = None,
+    *,
+    outcome: Outcome = "allowed",
+    detail: dict[str, Any] | None = None,
+) -> AuditRecord:
+    """Append one record in the caller's transaction: it commits or vanishes with the change it describes."""
+    _lock_chain(session)
+    head = session.execute(
+        select(AuditRecord.seq, AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    row = AuditRecord(
+        seq=seq,
+        at=utcnow(),
+        actor=actor.username,
+        actor_id=str(actor.user_id) if actor.user_id else None,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        source=actor.source,
+        outcome=outcome,
+        detail=_scrub(detail or {}),
+        prev_hash=prev,
+    )
+    row.hash = _hash_of(row)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def anchor(session: Session, keys: KeyStore, node: str) -> AuditAnchor | None:
+    """Sign the current chain head; returns None when the head is already anchored or the chain is empty."""
+    _lock_chain(session)
+    head = session.scalars(select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(1)).first()
+    if head is None or session.get(AuditAnchor, head.seq) is not None:
+        return None
+    key_row, key = keys.signing_key(session)
+    at = utcnow()
+    payload = {"node": node, "seq": head.seq, "head": head.hash, "at": rfc3339(at)}
+    jws = crypto.sign_json(key, payload, {"typ": "cyberpact-audit-anchor+jws"})
+    row = AuditAnchor(seq=head.seq, head_hash=head.hash, at=at, kid=key_row.kid, jws=jws)
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class Finding:
+    seq: int
+    kind: Literal["altered", "deleted", "inserted", "reordered", "anchor"]
+    message: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    records: int
+    anchors: int
+    finding: Finding | None
+
+    @property
+    def ok(self) -> bool:
+        return self.finding is None
+
+
+def _locate_hash(session: Session, digest: str) -> int | None:
+    return session.scalar(select(AuditRecord.seq).where(AuditRecord.hash == digest))
+
+
+def verify(
+    session: Session, keys: KeyStore, *, batch: int = 20_000, progress: Callable[[int], None] | None = None
+) -> VerifyResult:
+    """Walk the whole chain in order and name the first record that does not hold.
+
+    Streaming keeps memory flat at any chain length; the lookups that classify a break run only once,
+    after the break is found.
+    """
+    anchors = {a.seq: a for a in session.scalars(select(AuditAnchor))}
+    public = {k.kid: crypto.import_public(k.public_jwk) for k in keys.public_keys(session, "sig")}
+    for a in anchors.values():
+        key = public.get(a.kid)
+        if key is None:
+            return VerifyResult(0, len(anchors), Finding(a.seq, "anchor", f"anchor at {a.seq}: unknown key"))
+        try:
+            _, payload = crypto.verify_json(a.jws, key)
+        except IntegrityFailure:
+            return VerifyResult(0, len(anchors), Finding(a.seq, "anchor", f"anchor at {a.seq}: bad signature"))
+        if payload.get("seq") != a.seq or payload.get("head") != a.head_hash:
+            return VerifyResult(0, len(anchors),
+                                Finding(a.seq, "anchor", f"anchor at {a.seq}: row differs from its signature"))
+
+    count = 0
+    prev_seq, prev_hash, prev_prev = 0, GENESIS, None
+    for row in _stream(session, batch):
+        count += 1
+        if progress and count % batch == 0:
+            progress(count)
+        if _hash_of(row) != row.hash:
+            return VerifyResult(count, len(anchors),
+                                Finding(row.seq, "altered", f"record {row.seq}: content does not match its hash"))
+        if row.prev_hash != prev_hash:
+            return VerifyResult(count, len(anchors), _classify(session, row, prev_seq, prev_prev))
+        if row.seq != prev_seq + 1:
+            # Links hold but numbers jump: rows were deleted and the chain re-linked after them.
+            return VerifyResult(count, len(anchors), Finding(
+                prev_seq + 1, "deleted", f"records {prev_seq + 1}..{row.seq - 1} are missing"))
+        anchored = anchors.get(row.seq)
+        if anchored is not None and anchored.head_hash != row.hash:
+            return VerifyResult(count, len(anchors), Finding(
+                row.seq, "altered", f"record {row.seq}: differs from the signed anchor at {row.seq}"))
+        prev_seq, prev_prev, prev_hash = row.seq, row.prev_hash, row.hash
+    last_anchor = max(anchors, default=0)
+    if last_anchor > prev_seq:
+        return VerifyResult(count, len(anchors), Finding(
+            prev_seq + 1, "deleted", f"records {prev_seq + 1}..{last_anchor} are missing (signed anchor at "
+            f"{last_anchor})"))
+    return VerifyResult(count, len(anchors), None)
+
+
+def _classify(session: Session, row: AuditRecord, prev_seq: int, prev_prev: str | None) -> Finding:
+    later = _locate_hash(session, row.prev_hash)
+    if later is not None and later > row.seq:
+        return Finding(row.seq, "reordered", f"record {row.seq}: follows record {later}, which comes later")
+    if prev_prev is not None and row.prev_hash == prev_prev:
+        return Finding(prev_seq, "inserted", f"record {prev_seq}: not part of the original chain")
+    if row.seq != prev_seq + 1:
+        return Finding(prev_seq + 1, "deleted", f"records {prev_seq + 1}..{row.seq - 1} are missing")
+    return Finding(row.seq, "altered", f"record {row.seq}: its link to the previous record was changed")
+
+
+def _stream(session: Session, batch: int) -> Iterator[Any]:
+    # Core rows, not ORM objects: verification reads every record once and identity-map bookkeeping
+    # would cost more than the hashing.
+    columns = select(*AuditRecord.__table__.c).order_by(AuditRecord.seq)
+    yield from session.execute(columns.execution_options(yield_per=batch))
+
+
+def search(
+    session: Session,
+    *,
+    actor: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: str | None = None,
+    after_seq: int | None = None,
+    limit: int = 100,
+) -> list[AuditRecord]:
+    query = select(AuditRecord)
+    if actor:
+        query = query.where(AuditRecord.actor == actor)
+    if object_type:
+        query = query.where(AuditRecord.object_type == object_type)
+    if object_id:
+        query = query.where(AuditRecord.object_id == object_id)
+    if action:
+        query = query.where(AuditRecord.action.startswith(action, autoescape=True))
+    if outcome:
+        query = query.where(AuditRecord.outcome == outcome)
+    if since:
+        query = query.where(AuditRecord.at >= since)
+    if until:
+        query = query.where(AuditRecord.at < until)
+    if after_seq is not None:
+        query = query.where(AuditRecord.seq < after_seq)
+    return list(session.scalars(query.order_by(AuditRecord.seq.desc()).limit(limit)))

@@ -1,0 +1,69 @@
+"""The ``cyberpact`` command. Each feature contributes its own sub-commands."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from cyberpact.accounts.cli import tokens, users
+from cyberpact.audit.cli import app as audit_app
+from cyberpact.directory.cli import app as directory_app
+from cyberpact.kit import migrate
+from cyberpact.kit.cli import console, friendly, settings
+
+app = typer.Typer(help="cyberpact: cooperation under the UN Convention against Cybercrime.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users, name="users")
+app.add_typer(tokens, name="tokens")
+app.add_typer(audit_app, name="audit")
+app.add_typer(directory_app, name="directory")
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: the latest)."""
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(s.sqlalchemy_url, revision)
+    console.print(f"database at {migrate.head_revision() if revision == 'head' else revision}")
+
+
+@app.command("serve")
+@friendly
+def serve(
+    host: Annotated[str | None, typer.Option(help="default: CYBERPACT_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default: CYBERPACT_PORT")] = None,
+) -> None:
+    """Run the node's HTTP server (migrates the database first in dev)."""
+    import uvicorn
+
+    from cyberpact.app import create_app
+
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    if s.dev:
+        migrate.upgrade(s.sqlalchemy_url)
+    logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(create_app(s), host=host or s.host, port=port or s.port, log_level=s.log_level,
+                proxy_headers=False)
+
+
+@app.command("demo")
+@friendly
+def demo(
+    port: Annotated[int, typer.Option(help="port of the first node")] = 8000,
+    once: Annotated[bool, typer.Option(help="run the scenario, print, and exit")] = False,
+) -> None:
+    """Start a node on SQLite with its directory loaded; print its URL and a fresh admin token."""
+    from cyberpact.demo import run
+
+    run(port=port, once=once)
+
+
+def main() -> None:
+    app()

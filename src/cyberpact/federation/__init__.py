@@ -1,0 +1,1 @@
+"""Federation: node identity, peers, envelopes, inbox, outbox and receipts."""

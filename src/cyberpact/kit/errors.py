@@ -1,0 +1,120 @@
+"""The one error hierarchy of cyberpact.
+
+Every expected failure is a ``CyberpactError`` subclass with a stable ``code`` (clients and tests key on
+it, so it never changes once released) and an HTTP status. The API turns it into RFC 9457 problem details,
+the CLI into one line on stderr and a non-zero exit. Anything else that escapes is a bug and answers 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, pointing at the field that holds it."""
+
+    field: str
+    message: str
+    code: str = "invalid"
+    cite: str | None = None  # the convention article that requires the field, where one does
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "code": self.code, "message": self.message}
+        if self.cite:
+            out["cite"] = self.cite
+        return out
+
+
+@dataclass
+class CyberpactError(Exception):
+    """Base of every expected failure."""
+
+    detail: str
+    problems: list[Problem] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Request failed"
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return self.detail
+        first = self.problems[0]
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        return f"{self.detail}: {first.field}: {first.message}{more}"
+
+
+class InvalidInput(CyberpactError):
+    code = "invalid_input"
+    status = 422
+    title = "Invalid input"
+
+
+class MalformedInput(CyberpactError):
+    code = "malformed"
+    status = 400
+    title = "Malformed request"
+
+
+class NotFound(CyberpactError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(CyberpactError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class AuthenticationRequired(CyberpactError):
+    code = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class PermissionDenied(CyberpactError):
+    code = "forbidden"
+    status = 403
+    title = "Forbidden"
+
+
+class TooManyAttempts(CyberpactError):
+    code = "locked_out"
+    status = 429
+    title = "Too many attempts"
+
+
+class PayloadTooLarge(CyberpactError):
+    code = "too_large"
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(CyberpactError):
+    code = "unsupported_media_type"
+    status = 415
+    title = "Unsupported media type"
+
+
+class ConfigurationError(CyberpactError):
+    """The node cannot start as configured; never shown to API clients."""
+
+    code = "configuration"
+    status = 500
+    title = "Configuration error"
+
+
+class IntegrityFailure(CyberpactError):
+    """Stored or received data failed a cryptographic or chain check."""
+
+    code = "integrity"
+    status = 422
+    title = "Integrity check failed"

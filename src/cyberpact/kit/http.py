@@ -1,0 +1,99 @@
+"""HTTP plumbing shared by every router: the unit-of-work dependencies and RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cyberpact.kit.db import Database
+from cyberpact.kit.errors import CyberpactError
+
+log = logging.getLogger("cyberpact.http")
+PROBLEM = "application/problem+json"
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _write_session(request: Request) -> Iterator[Session]:
+    with get_database(request).transaction() as session:
+        yield session
+
+
+def _read_session(request: Request) -> Iterator[Session]:
+    with get_database(request).transaction(read_only=True) as session:
+        yield session
+
+
+# scope="function": the unit of work commits when the endpoint returns, *before* the response is sent,
+# so a client never sees success for a change that then fails to commit.
+WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def problem(status: int, title: str, detail: str, code: str, *, instance: str | None = None,
+            **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"https://cyberpact.dev/problems/{code}", "title": title,
+                            "status": status, "detail": detail, "code": code}
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="cyberpact"'
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CyberpactError)
+    async def _cyberpact(request: Request, exc: CyberpactError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("server-side error %s on %s: %s", exc.code, request.url.path, exc.detail)
+        hook = getattr(request.app.state, "on_denied", None)
+        if exc.status in (401, 403) and hook is not None:
+            await hook(request, exc)
+        return problem(exc.status, exc.title, exc.detail, exc.code, instance=request.url.path,
+                       errors=[p.as_dict() for p in exc.problems] or None, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        malformed = False
+        for err in exc.errors():
+            kind = str(err.get("type", "invalid"))
+            if kind == "json_invalid":
+                malformed = True
+            errors.append({"field": _loc_to_field(err.get("loc", ())), "code": kind,
+                           "message": str(err.get("msg", "invalid"))})
+        if malformed:
+            return problem(400, "Malformed request", "The body is not valid JSON", "malformed",
+                           instance=request.url.path, errors=errors)
+        first = errors[0]["field"] if errors else "body"
+        return problem(422, "Invalid input", f"Invalid value for {first}", "invalid_input",
+                       instance=request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), codes.get(exc.status_code, "http"),
+                       instance=request.url.path)

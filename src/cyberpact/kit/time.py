@@ -1,0 +1,46 @@
+"""Time: everything is stored and compared in UTC; conversion to a viewer's zone happens at the edge."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from cyberpact.kit.errors import InvalidInput, Problem
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(value: datetime) -> str:
+    """RFC 3339 with a ``Z`` suffix and microseconds, the only text form of a time we emit."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"not an RFC 3339 time: {text!r}") from exc
+    if value.tzinfo is None:
+        raise ValueError(f"time without a zone offset: {text!r}")
+    return value.astimezone(UTC)
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def check_timezone(name: str, field: str = "timezone") -> str:
+    """Accept only IANA zone names the system knows, so that a typo never silently means UTC."""
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    if name not in _ZONES:
+        raise InvalidInput("Unknown time zone", [Problem(field, f"{name!r} is not an IANA time zone name")])
+    try:
+        ZoneInfo(name)
+    except ZoneInfoNotFoundError as exc:  # pragma: no cover - listed but not loadable
+        raise InvalidInput("Unknown time zone", [Problem(field, str(exc))]) from exc
+    return name

@@ -1,0 +1,182 @@
+"""Test infrastructure: every database test runs twice, on a fresh SQLite file and on a fresh
+PostgreSQL database, each cloned from a migrated template so no test sees another's state."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from cyberpact.accounts import service as accounts
+from cyberpact.app import create_app
+from cyberpact.config import Settings
+from cyberpact.kit.actor import SYSTEM
+from cyberpact.kit.db import Database
+from cyberpact.kit.migrate import upgrade
+
+PG_ADMIN_URL = os.environ.get("CYBERPACT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BACKENDS = [b for b in os.environ.get("CYBERPACT_TEST_DATABASES", "sqlite,postgresql").split(",") if b]
+
+
+def _pg_admin() -> Any:
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=None)
+
+
+def _pg_url(name: str) -> str:
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    name = f"cyberpact_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    upgrade(_pg_url(name))
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "cyberpact.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"cyberpact_t_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield _pg_url(name)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def make_settings(db_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "secret_key": "test-secret-" + "x" * 32,
+        "key_passphrase": "test-passphrase-long-enough",
+        "key_kdf_iterations": 1000,
+        "data_dir": data_dir,
+        "database_url": db_url,
+        "node_name": "test-node",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(db_url, tmp_path)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.sqlalchemy_url)
+    yield database
+    database.dispose()
+
+
+@dataclass
+class LiveNode:
+    """A node served by a real uvicorn on a loopback port, reached over real HTTP."""
+
+    settings: Settings
+    url: str
+    db: Database
+    server: uvicorn.Server
+    thread: threading.Thread
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        c = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        self.clients.append(c)
+        return c
+
+    def user(self, username: str, *roles: str, password: str = "correct horse battery") -> str:
+        """Create a user with ``roles`` and return an API token for it."""
+        with self.db.transaction() as session:
+            user = accounts.create_user(session, SYSTEM, username=username, password=password, roles=roles)
+            _, secret = accounts.issue_token(session, SYSTEM, user, "test", timedelta(days=1))
+        return secret
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.db.dispose()
+
+
+def start_node(settings: Settings) -> LiveNode:
+    app = create_app(settings, run_background=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test node failed to start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return LiveNode(settings=settings, url=f"http://127.0.0.1:{port}", db=Database(settings.sqlalchemy_url),
+                    server=server, thread=thread)
+
+
+@pytest.fixture
+def node(settings: Settings) -> Iterator[LiveNode]:
+    live = start_node(settings)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def admin(node: LiveNode) -> httpx.Client:
+    return node.client(node.user("root", "admin"))
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point the in-process CLI at this test's database."""
+    env = {
+        "CYBERPACT_ENV": "test",
+        "CYBERPACT_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough",
+        "CYBERPACT_KEY_KDF_ITERATIONS": "1000",
+        "CYBERPACT_DATA_DIR": str(settings.data_dir),
+        "CYBERPACT_DATABASE_URL": settings.sqlalchemy_url,
+        "CYBERPACT_NODE_NAME": settings.node_name,
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
