@@ -149,8 +149,13 @@ def start_node(settings: Settings) -> LiveNode:
             raise RuntimeError("test node failed to start")
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    return LiveNode(settings=settings, url=f"http://127.0.0.1:{port}", db=Database(settings.sqlalchemy_url),
-                    server=server, thread=thread)
+    return LiveNode(
+        settings=settings,
+        url=f"http://127.0.0.1:{port}",
+        db=Database(settings.sqlalchemy_url),
+        server=server,
+        thread=thread,
+    )
 
 
 @pytest.fixture

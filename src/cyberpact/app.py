@@ -54,7 +54,9 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
         await run_in_threadpool(_startup, db, keys, settings)
         tasks: list[asyncio.Task[Any]] = []
         if run_background:
-            tasks.append(asyncio.create_task(_every(settings.audit_anchor_seconds, _anchor, db, keys, settings)))
+            tasks.append(
+                asyncio.create_task(_every(settings.audit_anchor_seconds, _anchor, db, keys, settings))
+            )
         try:
             yield
         finally:
@@ -126,7 +128,14 @@ async def _record_denied(request: Request, exc: CyberpactError) -> None:
 
     def write() -> None:
         with request.app.state.db.transaction() as session:
-            audit.record(session, actor, f"http.{request.method.lower()}", "endpoint", path, outcome="denied",
-                         detail={"status": exc.status, "code": exc.code, "reason": exc.detail})
+            audit.record(
+                session,
+                actor,
+                f"http.{request.method.lower()}",
+                "endpoint",
+                path,
+                outcome="denied",
+                detail={"status": exc.status, "code": exc.code, "reason": exc.detail},
+            )
 
     await run_in_threadpool(write)

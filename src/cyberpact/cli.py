@@ -13,8 +13,11 @@ from cyberpact.directory.cli import app as directory_app
 from cyberpact.kit import migrate
 from cyberpact.kit.cli import console, friendly, settings
 
-app = typer.Typer(help="cyberpact: cooperation under the UN Convention against Cybercrime.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="cyberpact: cooperation under the UN Convention against Cybercrime.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users, name="users")
@@ -49,8 +52,9 @@ def serve(
     if s.dev:
         migrate.upgrade(s.sqlalchemy_url)
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(s), host=host or s.host, port=port or s.port, log_level=s.log_level,
-                proxy_headers=False)
+    uvicorn.run(
+        create_app(s), host=host or s.host, port=port or s.port, log_level=s.log_level, proxy_headers=False
+    )
 
 
 @app.command("demo")

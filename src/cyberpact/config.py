@@ -14,8 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cyberpact.kit.errors import ConfigurationError
 
-DEV_SECRET = "dev-insecure-secret-change-me"
-DEV_PASSPHRASE = "dev-insecure-passphrase"
+DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the value refused outside dev
+DEV_PASSPHRASE = "dev-insecure-passphrase"  # noqa: S105 - the value refused outside dev
 
 
 class Environment(StrEnum):

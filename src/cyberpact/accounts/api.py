@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cyberpact.accounts import service
+from cyberpact.accounts.models import User
 from cyberpact.accounts.schemas import (
     LoginRequest,
     RolesUpdate,
@@ -69,18 +70,26 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _user_out(user: service.User) -> UserOut:
-    return UserOut(id=user.id, username=user.username, display_name=user.display_name, email=user.email,
-                   roles=sorted(user.roles), disabled=user.disabled,  # type: ignore[arg-type]
-                   timezone=user.timezone, created_at=user.created_at)
+def _user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        email=user.email,
+        roles=sorted(user.roles),
+        disabled=user.disabled,
+        timezone=user.timezone,
+        created_at=user.created_at,
+    )
 
 
 @router.post("/auth/token", status_code=status.HTTP_201_CREATED, response_model=TokenIssued)
 async def login(body: LoginRequest, request: Request) -> TokenIssued:
     """Exchange a username and password for a short-lived API token."""
     settings = _settings(request)
-    policy = service.LoginPolicy(settings.login_max_failures,
-                                 timedelta(seconds=settings.login_lockout_seconds))
+    policy = service.LoginPolicy(
+        settings.login_max_failures, timedelta(seconds=settings.login_lockout_seconds)
+    )
     source = client_address(request)
 
     def attempt() -> tuple[TokenIssued | None, int]:
@@ -89,8 +98,9 @@ async def login(body: LoginRequest, request: Request) -> TokenIssued:
             if user is None:
                 return None, failures
             actor = Actor(user_id=user.id, username=user.username, roles=user.roles, source=source)
-            token, secret = service.issue_token(session, actor, user, body.token_name,
-                                                timedelta(hours=body.hours))
+            token, secret = service.issue_token(
+                session, actor, user, body.token_name, timedelta(hours=body.hours)
+            )
             return TokenIssued(token=secret, **TokenOut.model_validate(token).model_dump()), 0
 
     issued, failures = await run_in_threadpool(attempt)
@@ -114,9 +124,16 @@ def list_users(_: AdminActor, session: ReadSession) -> list[UserOut]:
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
 def create_user(body: UserCreate, actor: AdminActor, session: WriteSession) -> UserOut:
-    user = service.create_user(session, actor, username=body.username, password=body.password,
-                               display_name=body.display_name, email=body.email, roles=body.roles,
-                               timezone=body.timezone)
+    user = service.create_user(
+        session,
+        actor,
+        username=body.username,
+        password=body.password,
+        display_name=body.display_name,
+        email=body.email,
+        roles=body.roles,
+        timezone=body.timezone,
+    )
     return _user_out(user)
 
 
@@ -144,11 +161,14 @@ def my_tokens(actor: CurrentActor, session: ReadSession) -> list[TokenOut]:
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenIssued)
-def create_token(body: TokenCreate, actor: CurrentActor, session: WriteSession, request: Request) -> TokenIssued:
+def create_token(
+    body: TokenCreate, actor: CurrentActor, session: WriteSession, request: Request
+) -> TokenIssued:
     assert actor.user_id is not None
     days = body.days or _settings(request).token_default_days
-    token, secret = service.issue_token(session, actor, service.get_user(session, actor.user_id), body.name,
-                                        timedelta(days=days))
+    token, secret = service.issue_token(
+        session, actor, service.get_user(session, actor.user_id), body.name, timedelta(days=days)
+    )
     return TokenIssued(token=secret, **TokenOut.model_validate(token).model_dump())
 
 

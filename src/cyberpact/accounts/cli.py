@@ -32,15 +32,25 @@ def users_create(
     display_name: Annotated[str | None, typer.Option()] = None,
     email: Annotated[str | None, typer.Option()] = None,
     timezone: Annotated[str, typer.Option(help="IANA time zone")] = "UTC",
-    password: Annotated[str | None, typer.Option(envvar="CYBERPACT_NEW_PASSWORD",
-                                                 help="prompted for when absent")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="CYBERPACT_NEW_PASSWORD", help="prompted for when absent")
+    ] = None,
 ) -> None:
     """Create a user."""
     with unit_of_work() as (session, _, _db):
-        user = service.create_user(session, cli_actor(), username=username, password=_password(password),
-                                   display_name=display_name, email=email, roles=role or [],
-                                   timezone=timezone)
-        console.print(f"created user {user.username} ({user.id}) roles: {', '.join(sorted(user.roles)) or '-'}")
+        user = service.create_user(
+            session,
+            cli_actor(),
+            username=username,
+            password=_password(password),
+            display_name=display_name,
+            email=email,
+            roles=role or [],
+            timezone=timezone,
+        )
+        console.print(
+            f"created user {user.username} ({user.id}) roles: {', '.join(sorted(user.roles)) or '-'}"
+        )
 
 
 @users.command("list")
@@ -50,8 +60,13 @@ def users_list() -> None:
     with unit_of_work(read_only=True) as (session, _, _db):
         table = Table("username", "name", "roles", "disabled", "created")
         for u in service.list_users(session):
-            table.add_row(u.username, u.display_name, ", ".join(sorted(u.roles)), "yes" if u.disabled else "",
-                          u.created_at.strftime("%Y-%m-%d %H:%M"))
+            table.add_row(
+                u.username,
+                u.display_name,
+                ", ".join(sorted(u.roles)),
+                "yes" if u.disabled else "",
+                u.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
         console.print(table)
 
 
@@ -87,8 +102,9 @@ def tokens_create(
 ) -> None:
     """Issue a token for a user; it is printed once and never again."""
     with unit_of_work() as (session, _, _db):
-        _, secret = service.issue_token(session, cli_actor(), service.get_user(session, username), name,
-                                        timedelta(days=days))
+        _, secret = service.issue_token(
+            session, cli_actor(), service.get_user(session, username), name, timedelta(days=days)
+        )
     typer.echo(secret)
 
 
@@ -101,9 +117,15 @@ def tokens_list(username: Annotated[str | None, typer.Argument()] = None) -> Non
         table = Table("id", "user", "name", "prefix", "expires", "revoked", "last used")
         for t in service.list_tokens(session, user):
             owner = service.get_user(session, t.user_id).username
-            table.add_row(str(t.id), owner, t.name, t.prefix + "…", t.expires_at.strftime("%Y-%m-%d"),
-                          t.revoked_at.strftime("%Y-%m-%d") if t.revoked_at else "",
-                          t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "")
+            table.add_row(
+                str(t.id),
+                owner,
+                t.name,
+                t.prefix + "…",
+                t.expires_at.strftime("%Y-%m-%d"),
+                t.revoked_at.strftime("%Y-%m-%d") if t.revoked_at else "",
+                t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "",
+            )
         console.print(table)
 
 

@@ -28,7 +28,7 @@ from cyberpact.kit.errors import (
 )
 from cyberpact.kit.time import check_timezone, utcnow
 
-TOKEN_PREFIX = "cpt_"
+TOKEN_PREFIX = "cpt_"  # noqa: S105 - a public marker, not a secret
 # Argon2id with the library's RFC 9106 "low memory" profile; parameters live in each hash, so raising
 # them later re-hashes on the next successful login.
 _hasher = PasswordHasher()
@@ -76,8 +76,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit.record(session, actor, "accounts.user.create", "user", user.id,
-                 detail={"username": username, "roles": role_list})
+    audit.record(
+        session,
+        actor,
+        "accounts.user.create",
+        "user",
+        user.id,
+        detail={"username": username, "roles": role_list},
+    )
     return user
 
 
@@ -106,8 +112,9 @@ def set_roles(session: Session, actor: Actor, user: User, roles: Iterable[str]) 
     before = sorted(user.roles)
     user.role_rows = [UserRole(role=r) for r in role_list]
     session.flush()
-    audit.record(session, actor, "accounts.user.roles", "user", user.id,
-                 detail={"before": before, "after": role_list})
+    audit.record(
+        session, actor, "accounts.user.roles", "user", user.id, detail={"before": before, "after": role_list}
+    )
     return user
 
 
@@ -116,12 +123,14 @@ def set_disabled(session: Session, actor: Actor, user: User, disabled: bool = Tr
     if disabled:
         # A disabled account must stop working at once, tokens included.
         now = utcnow()
-        for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
-                                                            ApiToken.revoked_at.is_(None))):
+        for token in session.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        ):
             token.revoked_at = now
     session.flush()
-    audit.record(session, actor, "accounts.user.disable" if disabled else "accounts.user.enable", "user",
-                 user.id)
+    audit.record(
+        session, actor, "accounts.user.disable" if disabled else "accounts.user.enable", "user", user.id
+    )
     return user
 
 
@@ -135,8 +144,9 @@ class LoginPolicy:
         return 0.0 if failures <= 0 else min(0.25 * 2 ** (failures - 1), 4.0)
 
 
-def authenticate(session: Session, username: str, password: str, source: str | None,
-                 policy: LoginPolicy) -> tuple[User | None, int]:
+def authenticate(
+    session: Session, username: str, password: str, source: str | None, policy: LoginPolicy
+) -> tuple[User | None, int]:
     """Check a password. Returns (user or None, consecutive failures so far) and records the attempt.
 
     A locked account answers :class:`TooManyAttempts` without looking at the password, so guessing
@@ -146,8 +156,9 @@ def authenticate(session: Session, username: str, password: str, source: str | N
     user = session.scalar(select(User).where(User.username == username))
     actor = Actor(user_id=user.id if user else None, username=username, source=source)
     if user is not None and user.locked_until is not None and user.locked_until > now:
-        audit.record(session, actor, "accounts.login", "user", user.id, outcome="denied",
-                     detail={"reason": "locked"})
+        audit.record(
+            session, actor, "accounts.login", "user", user.id, outcome="denied", detail={"reason": "locked"}
+        )
         raise TooManyAttempts(
             "Account temporarily locked after repeated failed sign-ins",
             extra={"retry_after": int((user.locked_until - now).total_seconds()) + 1},
@@ -165,8 +176,15 @@ def authenticate(session: Session, username: str, password: str, source: str | N
             if failures >= policy.max_failures:
                 user.locked_until = now + policy.lockout
                 user.failed_logins = 0
-        audit.record(session, actor, "accounts.login", "user", user.id if user else None, outcome="denied",
-                     detail={"reason": "disabled" if user is not None and ok else "bad_credentials"})
+        audit.record(
+            session,
+            actor,
+            "accounts.login",
+            "user",
+            user.id if user else None,
+            outcome="denied",
+            detail={"reason": "disabled" if user is not None and ok else "bad_credentials"},
+        )
         return None, failures
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -181,19 +199,32 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def issue_token(session: Session, actor: Actor, user: User, name: str,
-                lifetime: timedelta) -> tuple[ApiToken, str]:
+def issue_token(
+    session: Session, actor: Actor, user: User, name: str, lifetime: timedelta
+) -> tuple[ApiToken, str]:
     """Create a token; the plaintext is returned once and never stored."""
     if user.disabled:
         raise Conflict("Cannot issue a token to a disabled user")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
-    token = ApiToken(user_id=user.id, name=name, secret_hash=_digest(secret), prefix=secret[:10],
-                     created_at=now, expires_at=now + lifetime)
+    token = ApiToken(
+        user_id=user.id,
+        name=name,
+        secret_hash=_digest(secret),
+        prefix=secret[:10],
+        created_at=now,
+        expires_at=now + lifetime,
+    )
     session.add(token)
     session.flush()
-    audit.record(session, actor, "accounts.token.create", "api_token", token.id,
-                 detail={"user": user.username, "name": name, "expires": token.expires_at.isoformat()})
+    audit.record(
+        session,
+        actor,
+        "accounts.token.create",
+        "api_token",
+        token.id,
+        detail={"user": user.username, "name": name, "expires": token.expires_at.isoformat()},
+    )
     return token, secret
 
 
@@ -217,8 +248,9 @@ def revoke_token(session: Session, actor: Actor, token_id: uuid.UUID) -> ApiToke
     return token
 
 
-def resolve_token(session: Session, secret: str, source: str | None,
-                  now: datetime | None = None) -> tuple[Actor, bool]:
+def resolve_token(
+    session: Session, secret: str, source: str | None, now: datetime | None = None
+) -> tuple[Actor, bool]:
     """Turn a bearer secret into the acting user, or raise 401 saying which check failed.
 
     Returns the actor and whether the token's last-use time is stale enough to be worth a write; the

@@ -33,10 +33,26 @@ def list_records(
 ) -> AuditPage:
     """Newest first. Reading the record is itself recorded: inspectors are inspected too."""
     after = int(decode_cursor(cursor, "audit", 1)[0]) if cursor else None
-    rows = service.search(session, actor=by, object_type=object_type, object_id=object_id, action=action,
-                          outcome=outcome, since=since, until=until, after_seq=after, limit=limit + 1)
+    rows = service.search(
+        session,
+        actor=by,
+        object_type=object_type,
+        object_id=object_id,
+        action=action,
+        outcome=outcome,
+        since=since,
+        until=until,
+        after_seq=after,
+        limit=limit + 1,
+    )
     items = [AuditRecordOut.model_validate(r) for r in rows[:limit]]
-    service.record(session, actor, "audit.read", "audit", None,
-                   detail={"query": dict(request.query_params), "returned": len(items)})
+    service.record(
+        session,
+        actor,
+        "audit.read",
+        "audit",
+        None,
+        detail={"query": dict(request.query_params), "returned": len(items)},
+    )
     nxt = encode_cursor("audit", [items[-1].seq]) if len(rows) > limit else None
     return AuditPage(items=items, next=nxt)

@@ -37,21 +37,45 @@ def _scrub(value: Any) -> Any:
 
 
 def record_hash(
-    *, at: str, actor: str, actor_id: str | None, action: str, object_type: str, object_id: str | None,
-    source: str | None, outcome: str, detail: dict[str, Any], prev_hash: str,
+    *,
+    at: str,
+    actor: str,
+    actor_id: str | None,
+    action: str,
+    object_type: str,
+    object_id: str | None,
+    source: str | None,
+    outcome: str,
+    detail: dict[str, Any],
+    prev_hash: str,
 ) -> str:
     body = {
-        "at": at, "actor": actor, "actor_id": actor_id, "action": action, "object_type": object_type,
-        "object_id": object_id, "source": source, "outcome": outcome, "detail": detail, "prev": prev_hash,
+        "at": at,
+        "actor": actor,
+        "actor_id": actor_id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "source": source,
+        "outcome": outcome,
+        "detail": detail,
+        "prev": prev_hash,
     }
     return hashlib.sha256(canonical_json_floatless(body)).hexdigest()
 
 
 def _hash_of(row: AuditRecord | Any) -> str:
     return record_hash(
-        at=rfc3339(row.at), actor=row.actor, actor_id=row.actor_id, action=row.action,
-        object_type=row.object_type, object_id=row.object_id, source=row.source, outcome=row.outcome,
-        detail=row.detail, prev_hash=row.prev_hash,
+        at=rfc3339(row.at),
+        actor=row.actor,
+        actor_id=row.actor_id,
+        action=row.action,
+        object_type=row.object_type,
+        object_id=row.object_id,
+        source=row.source,
+        outcome=row.outcome,
+        detail=row.detail,
+        prev_hash=row.prev_hash,
     )
 
 
@@ -152,10 +176,15 @@ def verify(
         try:
             _, payload = crypto.verify_json(a.jws, key)
         except IntegrityFailure:
-            return VerifyResult(0, len(anchors), Finding(a.seq, "anchor", f"anchor at {a.seq}: bad signature"))
+            return VerifyResult(
+                0, len(anchors), Finding(a.seq, "anchor", f"anchor at {a.seq}: bad signature")
+            )
         if payload.get("seq") != a.seq or payload.get("head") != a.head_hash:
-            return VerifyResult(0, len(anchors),
-                                Finding(a.seq, "anchor", f"anchor at {a.seq}: row differs from its signature"))
+            return VerifyResult(
+                0,
+                len(anchors),
+                Finding(a.seq, "anchor", f"anchor at {a.seq}: row differs from its signature"),
+            )
 
     count = 0
     prev_seq, prev_hash, prev_prev = 0, GENESIS, None
@@ -164,24 +193,39 @@ def verify(
         if progress and count % batch == 0:
             progress(count)
         if _hash_of(row) != row.hash:
-            return VerifyResult(count, len(anchors),
-                                Finding(row.seq, "altered", f"record {row.seq}: content does not match its hash"))
+            return VerifyResult(
+                count,
+                len(anchors),
+                Finding(row.seq, "altered", f"record {row.seq}: content does not match its hash"),
+            )
         if row.prev_hash != prev_hash:
             return VerifyResult(count, len(anchors), _classify(session, row, prev_seq, prev_prev))
         if row.seq != prev_seq + 1:
             # Links hold but numbers jump: rows were deleted and the chain re-linked after them.
-            return VerifyResult(count, len(anchors), Finding(
-                prev_seq + 1, "deleted", f"records {prev_seq + 1}..{row.seq - 1} are missing"))
+            return VerifyResult(
+                count,
+                len(anchors),
+                Finding(prev_seq + 1, "deleted", f"records {prev_seq + 1}..{row.seq - 1} are missing"),
+            )
         anchored = anchors.get(row.seq)
         if anchored is not None and anchored.head_hash != row.hash:
-            return VerifyResult(count, len(anchors), Finding(
-                row.seq, "altered", f"record {row.seq}: differs from the signed anchor at {row.seq}"))
+            return VerifyResult(
+                count,
+                len(anchors),
+                Finding(row.seq, "altered", f"record {row.seq}: differs from the signed anchor at {row.seq}"),
+            )
         prev_seq, prev_prev, prev_hash = row.seq, row.prev_hash, row.hash
     last_anchor = max(anchors, default=0)
     if last_anchor > prev_seq:
-        return VerifyResult(count, len(anchors), Finding(
-            prev_seq + 1, "deleted", f"records {prev_seq + 1}..{last_anchor} are missing (signed anchor at "
-            f"{last_anchor})"))
+        return VerifyResult(
+            count,
+            len(anchors),
+            Finding(
+                prev_seq + 1,
+                "deleted",
+                f"records {prev_seq + 1}..{last_anchor} are missing (signed anchor at {last_anchor})",
+            ),
+        )
     return VerifyResult(count, len(anchors), None)
 
 

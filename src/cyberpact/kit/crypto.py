@@ -62,14 +62,16 @@ def seal_private_key(key: OKPKey, passphrase: str, iterations: int = DEFAULT_KDF
         raise ConfigurationError("an empty key passphrase cannot protect a private key")
     header = {"alg": KEY_WRAP_ALG, "enc": CONTENT_ENC, "p2c": iterations, "cty": "jwk+json"}
     payload = json.dumps(key.as_dict(private=True)).encode()
-    return jwe.encrypt_compact(header, payload, OctKey.import_key(passphrase.encode()),
-                               algorithms=[KEY_WRAP_ALG, CONTENT_ENC])
+    return jwe.encrypt_compact(
+        header, payload, OctKey.import_key(passphrase.encode()), algorithms=[KEY_WRAP_ALG, CONTENT_ENC]
+    )
 
 
 def open_private_key(sealed: str, passphrase: str) -> OKPKey:
     try:
-        obj = jwe.decrypt_compact(sealed, OctKey.import_key(passphrase.encode()),
-                                  algorithms=[KEY_WRAP_ALG, CONTENT_ENC])
+        obj = jwe.decrypt_compact(
+            sealed, OctKey.import_key(passphrase.encode()), algorithms=[KEY_WRAP_ALG, CONTENT_ENC]
+        )
         assert obj.plaintext is not None
         return OKPKey.import_key(json.loads(obj.plaintext))
     except (JoseError, ValueError) as exc:

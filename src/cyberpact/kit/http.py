@@ -44,10 +44,16 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def problem(status: int, title: str, detail: str, code: str, *, instance: str | None = None,
-            **extra: Any) -> JSONResponse:
-    body: dict[str, Any] = {"type": f"https://cyberpact.dev/problems/{code}", "title": title,
-                            "status": status, "detail": detail, "code": code}
+def problem(
+    status: int, title: str, detail: str, code: str, *, instance: str | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://cyberpact.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
@@ -72,8 +78,15 @@ def install_error_handlers(app: FastAPI) -> None:
         hook = getattr(request.app.state, "on_denied", None)
         if exc.status in (401, 403) and hook is not None:
             await hook(request, exc)
-        return problem(exc.status, exc.title, exc.detail, exc.code, instance=request.url.path,
-                       errors=[p.as_dict() for p in exc.problems] or None, **exc.extra)
+        return problem(
+            exc.status,
+            exc.title,
+            exc.detail,
+            exc.code,
+            instance=request.url.path,
+            errors=[p.as_dict() for p in exc.problems] or None,
+            **exc.extra,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -83,17 +96,39 @@ def install_error_handlers(app: FastAPI) -> None:
             kind = str(err.get("type", "invalid"))
             if kind == "json_invalid":
                 malformed = True
-            errors.append({"field": _loc_to_field(err.get("loc", ())), "code": kind,
-                           "message": str(err.get("msg", "invalid"))})
+            errors.append(
+                {
+                    "field": _loc_to_field(err.get("loc", ())),
+                    "code": kind,
+                    "message": str(err.get("msg", "invalid")),
+                }
+            )
         if malformed:
-            return problem(400, "Malformed request", "The body is not valid JSON", "malformed",
-                           instance=request.url.path, errors=errors)
+            return problem(
+                400,
+                "Malformed request",
+                "The body is not valid JSON",
+                "malformed",
+                instance=request.url.path,
+                errors=errors,
+            )
         first = errors[0]["field"] if errors else "body"
-        return problem(422, "Invalid input", f"Invalid value for {first}", "invalid_input",
-                       instance=request.url.path, errors=errors)
+        return problem(
+            422,
+            "Invalid input",
+            f"Invalid value for {first}",
+            "invalid_input",
+            instance=request.url.path,
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
-        return problem(exc.status_code, str(exc.detail), str(exc.detail), codes.get(exc.status_code, "http"),
-                       instance=request.url.path)
+        return problem(
+            exc.status_code,
+            str(exc.detail),
+            str(exc.detail),
+            codes.get(exc.status_code, "http"),
+            instance=request.url.path,
+        )

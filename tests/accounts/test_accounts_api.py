@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from conftest import LiveNode, make_settings, start_node
+from cyberpact.accounts.models import ApiToken, User
+from cyberpact.audit.models import AuditRecord
+
+
+def _count(node: LiveNode, model: type) -> int:
+    with node.db.transaction(read_only=True) as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+NEW_USER = {"username": "nguyen.an", "display_name": "Nguyen An", "password": "a long passphrase 1",
+            "roles": ["officer"], "timezone": "Asia/Ho_Chi_Minh"}
+
+
+def test_admin_creates_user_with_roles_and_argon2id_hash(node: LiveNode) -> None:
+    admin = node.client(node.user("root", "admin"))
+    r = admin.post("/api/v1/users", json=NEW_USER)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["roles"] == ["officer"] and "password" not in body
+    with node.db.transaction(read_only=True) as s:
+        user = s.scalar(select(User).where(User.username == "nguyen.an"))
+        assert user is not None
+        assert user.password_hash.startswith("$argon2id$")
+        assert "a long passphrase 1" not in user.password_hash
+    r = admin.put("/api/v1/users/nguyen.an/roles", json={"roles": ["officer", "supervisor"]})
+    assert r.json()["roles"] == ["officer", "supervisor"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({**NEW_USER, "extra": 1}, 422, "extra"),
+        ({**NEW_USER, "roles": ["emperor"]}, 422, "roles.0"),
+        ({**NEW_USER, "display_name": 5}, 422, "display_name"),
+        ({**NEW_USER, "display_name": "x" * 201}, 422, "display_name"),
+        ({**NEW_USER, "password": "short"}, 422, "password"),
+        ({**NEW_USER, "timezone": "Mars/Olympus_Mons"}, 422, "timezone"),
+    ],
+)
+def test_bad_user_input_is_rejected_and_nothing_stored(node: LiveNode, body: dict, status: int,
+                                                       field: str) -> None:
+    admin = node.client(node.user("root", "admin"))
+    before = _count(node, User)
+    r = admin.post("/api/v1/users", json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert field in [e["field"] for e in r.json()["errors"]]
+    assert _count(node, User) == before
+
+
+def test_malformed_json_is_400(node: LiveNode) -> None:
+    admin = node.client(node.user("root", "admin"))
+    before = _count(node, User)
+    r = admin.post("/api/v1/users", content=b'{"username": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["code"] == "malformed"
+    assert _count(node, User) == before
+
+
+def test_duplicate_username_is_409(node: LiveNode) -> None:
+    admin = node.client(node.user("root", "admin"))
+    assert admin.post("/api/v1/users", json=NEW_USER).status_code == 201
+    r = admin.post("/api/v1/users", json=NEW_USER)
+    assert r.status_code == 409
+    assert r.json()["errors"][0]["field"] == "username"
+
+
+def test_missing_expired_revoked_tokens_are_401_and_audited(node: LiveNode) -> None:
+    assert node.client().get("/api/v1/me").status_code == 401
+    assert node.client("cpt_not-a-real-token").get("/api/v1/me").status_code == 401
+    token = node.user("alice", "officer")
+    alice = node.client(token)
+    assert alice.get("/api/v1/me").json()["username"] == "alice"
+    with node.db.transaction() as s:
+        s.execute(update(ApiToken).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+    r = alice.get("/api/v1/me")
+    assert r.status_code == 401 and r.json()["detail"] == "API token expired"
+    assert r.headers["www-authenticate"].startswith("Bearer")
+
+    fresh = node.client(node.user("bob", "officer"))
+    tokens = fresh.get("/api/v1/tokens").json()
+    assert fresh.delete(f"/api/v1/tokens/{tokens[0]['id']}").status_code == 200
+    assert fresh.get("/api/v1/me").json()["detail"] == "API token revoked"
+    with node.db.transaction(read_only=True) as s:
+        denied = s.scalars(select(AuditRecord).where(AuditRecord.outcome == "denied")).all()
+    assert len(denied) >= 4
+    assert {d.object_id for d in denied} == {"/api/v1/me"}
+    assert any(d.actor == "anonymous" for d in denied)
+
+
+def test_wrong_role_is_403_recorded_with_actor(node: LiveNode) -> None:
+    officer = node.client(node.user("olga", "officer"))
+    before = _count(node, User)
+    r = officer.post("/api/v1/users", json=NEW_USER)
+    assert r.status_code == 403
+    assert _count(node, User) == before
+    with node.db.transaction(read_only=True) as s:
+        rec = s.scalars(select(AuditRecord).where(AuditRecord.outcome == "denied")).one()
+    assert (rec.actor, rec.action, rec.object_id, rec.detail["status"]) == ("olga", "http.post",
+                                                                             "/api/v1/users", 403)
+
+
+def test_token_secret_shown_once_and_only_hash_stored(node: LiveNode) -> None:
+    c = node.client(node.user("carol", "officer"))
+    r = c.post("/api/v1/tokens", json={"name": "laptop", "days": 7})
+    assert r.status_code == 201
+    secret = r.json()["token"]
+    assert secret.startswith("cpt_")
+    listed = c.get("/api/v1/tokens").json()
+    assert all("token" not in t for t in listed) and len(listed) == 2
+    with node.db.transaction(read_only=True) as s:
+        stored = [t.secret_hash for t in s.scalars(select(ApiToken))]
+    assert secret not in stored and all(len(h) == 64 for h in stored)
+    assert node.client(secret).get("/api/v1/me").status_code == 200
+
+
+def test_other_users_tokens_cannot_be_revoked(node: LiveNode) -> None:
+    a = node.client(node.user("anna", "officer"))
+    b = node.client(node.user("ben", "officer"))
+    a_token = a.get("/api/v1/tokens").json()[0]["id"]
+    assert b.delete(f"/api/v1/tokens/{a_token}").status_code == 404
+    assert a.get("/api/v1/me").status_code == 200
+
+
+def test_disabling_a_user_stops_its_tokens(node: LiveNode) -> None:
+    admin = node.client(node.user("root", "admin"))
+    dave = node.client(node.user("dave", "officer"))
+    assert dave.get("/api/v1/me").status_code == 200
+    assert admin.post("/api/v1/users/dave/disable").json()["disabled"] is True
+    assert dave.get("/api/v1/me").status_code == 401
+
+
+def test_login_slows_then_locks_out(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(db_url, tmp_path, login_max_failures=3, login_lockout_seconds=2)
+    node = start_node(settings)
+    try:
+        node.user("erin", "officer", password="the right passphrase")
+        c = node.client()
+        good = {"username": "erin", "password": "the right passphrase"}
+        bad = {"username": "erin", "password": "wrong guess 12345"}
+        assert c.post("/api/v1/auth/token", json=good).status_code == 201
+        elapsed = []
+        for _ in range(3):
+            r = c.post("/api/v1/auth/token", json=bad)
+            assert r.status_code == 401
+            elapsed.append(r.elapsed.total_seconds())
+        assert elapsed[1] >= 0.5 and elapsed[2] >= 0.9  # 0.25 s doubling per failure
+        r = c.post("/api/v1/auth/token", json=good)
+        assert r.status_code == 429, "the right password must not work during a lock-out"
+        assert int(r.headers["retry-after"]) >= 1
+        import time
+
+        time.sleep(2.1)
+        r = c.post("/api/v1/auth/token", json=good)
+        assert r.status_code == 201
+        assert node.client(r.json()["token"]).get("/api/v1/me").json()["username"] == "erin"
+        # An unknown user answers exactly like a wrong password.
+        r = c.post("/api/v1/auth/token", json={"username": "nobody", "password": "whatever 12345"})
+        assert r.status_code == 401 and r.json()["detail"] == "Wrong username or password"
+    finally:
+        node.stop()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cyberpact.app import create_app
+from cyberpact.config import Settings
+from cyberpact.kit.canonical import canonical_json, canonical_json_floatless
+from cyberpact.kit.db import Database
+from cyberpact.kit.errors import ConfigurationError
+from cyberpact.models import metadata
+
+
+def test_models_and_migrations_do_not_drift(db: Database) -> None:
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert diff == [], f"models and migrations differ; write a migration: {diff}"
+
+
+@pytest.mark.parametrize("secret", [None, "dev-insecure-secret-change-me", "short"])
+def test_refuses_to_start_outside_dev_with_weak_secret(tmp_path: Path, secret: str | None) -> None:
+    kwargs = {"env": "prod", "data_dir": tmp_path, "key_passphrase": "a strong passphrase here"}
+    if secret is not None:
+        kwargs["secret_key"] = secret
+    with pytest.raises(ConfigurationError, match="CYBERPACT_SECRET_KEY"):
+        create_app(Settings(**kwargs))
+
+
+def test_refuses_to_start_outside_dev_without_key_passphrase(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CYBERPACT_KEY_PASSPHRASE", raising=False)
+    s = Settings(env="prod", data_dir=tmp_path, secret_key="s" * 40)
+    with pytest.raises(ConfigurationError, match="passphrase"):
+        create_app(s)
+    (tmp_path / "pp").write_text("passphrase from a file\n")
+    assert Settings(env="prod", data_dir=tmp_path, secret_key="s" * 40,
+                    key_passphrase_file=tmp_path / "pp").key_passphrase_value() == "passphrase from a file"
+
+
+def test_database_url_defaults_to_sqlite_in_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CYBERPACT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("CYBERPACT_DATA_DIR", str(tmp_path))
+    assert Settings().sqlalchemy_url == f"sqlite:///{tmp_path.resolve() / 'cyberpact.db'}"
+
+
+json_leaf = st.none() | st.booleans() | st.integers(min_value=-(2**53), max_value=2**53) | st.text()
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=["Cs"])), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_value)
+def test_fast_canonical_form_equals_rfc8785(value: object) -> None:
+    try:
+        expected = canonical_json(value)
+    except Exception:  # rfc8785 refuses lone surrogates; so must we
+        with pytest.raises(UnicodeEncodeError):
+            canonical_json_floatless(value)
+        return
+    assert canonical_json_floatless(value) == expected
