@@ -60,23 +60,50 @@ def pg_template() -> Iterator[str]:
     admin.dispose()
 
 
+class DatabaseFactory:
+    """Fresh, migrated, empty databases of one kind, dropped when the test ends."""
+
+    def __init__(self, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        self.kind, self.request, self.tmp_path = kind, request, tmp_path
+        self.created: list[str] = []
+
+    def __call__(self) -> str:
+        if self.kind == "sqlite":
+            path = self.tmp_path / f"db{len(self.created)}" / "cyberpact.db"
+            path.parent.mkdir()
+            shutil.copyfile(self.request.getfixturevalue("sqlite_template"), path)
+            self.created.append(str(path))
+            return f"sqlite:///{path}"
+        template = self.request.getfixturevalue("pg_template")
+        name = f"cyberpact_t_{uuid.uuid4().hex[:12]}"
+        admin = _pg_admin()
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        admin.dispose()
+        self.created.append(name)
+        return _pg_url(name)
+
+    def drop_all(self) -> None:
+        if self.kind != "postgresql" or not self.created:
+            return
+        admin = _pg_admin()
+        with admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def db_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(request.param, request, tmp_path)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture
+def db_url(db_factory: DatabaseFactory) -> str:
     """A fresh, migrated, empty database of each kind."""
-    if request.param == "sqlite":
-        path = tmp_path / "cyberpact.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
-    template = request.getfixturevalue("pg_template")
-    name = f"cyberpact_t_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    return db_factory()
 
 
 def make_settings(db_url: str, data_dir: Path, **overrides: Any) -> Settings:
@@ -114,6 +141,8 @@ class LiveNode:
     db: Database
     server: uvicorn.Server
     thread: threading.Thread
+    app: Any = None
+    admin_token: str = ""
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, token: str | None = None) -> httpx.Client:
@@ -137,9 +166,12 @@ class LiveNode:
         self.db.dispose()
 
 
-def start_node(settings: Settings) -> LiveNode:
-    app = create_app(settings, run_background=False)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+def start_node(
+    settings: Settings, *, port: int = 0, run_background: bool = False, ssl: tuple[Path, Path] | None = None
+) -> LiveNode:
+    app = create_app(settings, run_background=run_background)
+    extra: dict[str, Any] = {"ssl_certfile": str(ssl[0]), "ssl_keyfile": str(ssl[1])} if ssl else {}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **extra)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -185,3 +217,44 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def federation_node(
+    db_factory: DatabaseFactory,
+    tmp_path: Path,
+    node_id: str,
+    *,
+    run_background: bool = False,
+    port: int | None = None,
+    db: str | None = None,
+    **overrides: Any,
+) -> LiveNode:
+    """A node with its own database and keys, whose card states the URL it really listens on."""
+    port = port or free_port()
+    settings = make_settings(
+        db or db_factory(),
+        tmp_path / node_id,
+        node_id=node_id,
+        node_name=node_id.upper(),
+        base_url=f"http://127.0.0.1:{port}",
+        **overrides,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    node = start_node(settings, port=port, run_background=run_background)
+    node.admin_token = node.user(f"admin-{node_id}", "admin", "officer")
+    return node
+
+
+def pin(a: LiveNode, b: LiveNode) -> None:
+    """a trusts b, after reading b's fingerprint the way an administrator would."""
+    fp = b.client(b.admin_token).get("/api/v1/federation/node").json()["fingerprint"]
+    r = a.client(a.admin_token).post("/api/v1/federation/peers", json={"url": b.url, "fingerprint": fp})
+    assert r.status_code == 201, r.text

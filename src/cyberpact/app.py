@@ -17,7 +17,8 @@ from cyberpact.accounts.api import router as accounts_router
 from cyberpact.audit import service as audit
 from cyberpact.audit.api import router as audit_router
 from cyberpact.config import Settings
-from cyberpact.kit.actor import ANONYMOUS, Actor
+from cyberpact.federation.outbox import OutboxWorker
+from cyberpact.kit.actor import ANONYMOUS, SYSTEM, Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.http import client_address, install_error_handlers, problem
@@ -29,10 +30,10 @@ log = logging.getLogger("cyberpact")
 
 def _startup(db: Database, keys: KeyStore, settings: Settings) -> None:
     from cyberpact.directory import service as directory
+    from cyberpact.federation import identity
 
     with db.transaction() as session:
-        keys.ensure(session, "sig")
-        keys.ensure(session, "enc")
+        identity.ensure_card(session, keys, settings, SYSTEM)
         directory.load_seed_if_empty(session)
 
 
@@ -53,13 +54,19 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             raise RuntimeError("the database is not at the latest migration: run `cyberpact db upgrade`")
         await run_in_threadpool(_startup, db, keys, settings)
         tasks: list[asyncio.Task[Any]] = []
+        worker: OutboxWorker | None = None
         if run_background:
             tasks.append(
                 asyncio.create_task(_every(settings.audit_anchor_seconds, _anchor, db, keys, settings))
             )
+            worker = OutboxWorker(db, keys, settings)
+            worker.start()
+            app.state.outbox_worker = worker
         try:
             yield
         finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop)
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -83,7 +90,11 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     install_error_handlers(app)
 
     from cyberpact.directory.api import router as directory_router
+    from cyberpact.federation.api import public as federation_public
+    from cyberpact.federation.api import router as federation_router
 
+    app.include_router(federation_public)
+    app.include_router(federation_router)
     app.include_router(accounts_router)
     app.include_router(audit_router)
     app.include_router(directory_router)

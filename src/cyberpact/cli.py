@@ -10,6 +10,7 @@ import typer
 from cyberpact.accounts.cli import tokens, users
 from cyberpact.audit.cli import app as audit_app
 from cyberpact.directory.cli import app as directory_app
+from cyberpact.federation import cli as federation_cli
 from cyberpact.kit import migrate
 from cyberpact.kit.cli import console, friendly, settings
 
@@ -24,6 +25,12 @@ app.add_typer(users, name="users")
 app.add_typer(tokens, name="tokens")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")
+app.add_typer(federation_cli.keys_app, name="keys")
+app.add_typer(federation_cli.peers_app, name="peers")
+app.add_typer(federation_cli.outbox_app, name="outbox")
+app.add_typer(federation_cli.messages_app, name="messages")
+app.command("init")(friendly(federation_cli.init))
+app.command("worker")(friendly(federation_cli.worker))
 
 
 @db_app.command("upgrade")

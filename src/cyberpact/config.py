@@ -51,6 +51,39 @@ class Settings(BaseSettings):
     token_default_days: int = Field(90, ge=1, le=3650, description="lifetime of a new API token")
     page_size_max: int = Field(500, ge=1, description="largest page an API list returns")
 
+    # Federation: who this node is, and how it talks to peers.
+    node_id: str = Field(
+        "cyberpact-dev",
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,119}$",
+        description="this node's stable identifier, unique among its peers",
+    )
+    node_country: str | None = Field(None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    node_authority: str | None = Field(None, max_length=300, description="the authority running the node")
+    node_roles: str = Field(
+        "central_authority",
+        description="comma-separated: central_authority, contact_point_24_7, competent_authority",
+    )
+    card_validity_days: int = Field(365, ge=1, le=3650, description="lifetime of a node card")
+    max_envelope_bytes: int = Field(256 * 1024, ge=1024, description="largest single envelope accepted")
+    max_batch_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="largest inbox request body")
+    max_message_age_seconds: int = Field(600, ge=1, description="envelopes older than this are refused")
+    max_clock_skew_seconds: int = Field(60, ge=0, description="how far in the future an envelope may be")
+    outbox_batch_size: int = Field(100, ge=1, le=1000, description="envelopes per delivery request")
+    outbox_backoff_seconds: float = Field(0.5, gt=0, description="first retry delay; doubles per failure")
+    outbox_backoff_max_seconds: float = Field(300, gt=0, description="longest retry delay")
+    outbox_dead_after_seconds: int = Field(86_400, ge=1, description="undelivered this long: dead letter")
+    outbox_poll_seconds: float = Field(0.2, gt=0, description="worker idle poll interval")
+    outbox_lease_seconds: int = Field(60, ge=1, description="how long a worker's claim on a message lasts")
+    breaker_threshold: int = Field(5, ge=1, description="consecutive failures that open a peer's circuit")
+    breaker_cooldown_seconds: float = Field(30, gt=0, description="how long an open circuit stays open")
+    tls_cert_file: Path | None = Field(None, description="certificate `cyberpact serve` presents")
+    tls_key_file: Path | None = Field(None, description="private key of that certificate")
+    tls_ca_bundle: Path | None = Field(None, description="CA bundle that peers' certificates must chain to")
+
+    @property
+    def roles(self) -> list[str]:
+        return [r.strip() for r in self.node_roles.split(",") if r.strip()]
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -59,6 +92,11 @@ class Settings(BaseSettings):
     @property
     def dev(self) -> bool:
         return self.env is Environment.dev
+
+    @property
+    def tls_required(self) -> bool:
+        """Peers are reached over HTTPS only in prod; dev and the test suite talk over loopback."""
+        return self.env is Environment.prod
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -91,6 +129,8 @@ class Settings(BaseSettings):
                 "CYBERPACT_SECRET_KEY must be set to a random value of at least 32 characters outside "
                 "dev; generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
+        if self.env is Environment.prod and not self.base_url.startswith("https://"):
+            raise ConfigurationError("in prod CYBERPACT_BASE_URL must be an https:// URL")
         passphrase = self.key_passphrase_value()
         if passphrase == DEV_PASSPHRASE or len(passphrase) < 12:
             raise ConfigurationError("the key passphrase must be at least 12 characters and not the dev one")

@@ -20,6 +20,13 @@ RejectReason = Literal[
     "future",
     "bad_payload",
     "receipt_mismatch",
+    # Decided by the inbox, not by the envelope's cryptography:
+    "unknown_sender",
+    "sender_suspended",
+    "sender_removed",
+    "key_expired",
+    "unsupported_type",
+    "refused",
 ]
 REJECT_REASONS: frozenset[str] = frozenset(get_args(RejectReason))
 

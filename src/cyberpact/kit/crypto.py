@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from joserfc import jwe, jws
 from joserfc.errors import JoseError
-from joserfc.jwk import OctKey, OKPKey
+from joserfc.jwk import KeySet, OctKey, OKPKey
 
 from cyberpact.kit.canonical import canonical_json
 from cyberpact.kit.errors import ConfigurationError, IntegrityFailure
@@ -95,3 +95,40 @@ def verify_json(token: str, key: OKPKey) -> tuple[dict[str, Any], Any]:
         return dict(obj.protected), json.loads(obj.payload)
     except (JoseError, ValueError) as exc:
         raise IntegrityFailure(f"signature check failed: {exc}") from exc
+
+
+def sign_json_multi(payload: Any, keys: list[OKPKey], typ: str) -> dict[str, Any]:
+    """JWS general JSON serialization (RFC 7515 section 7.2.1): one payload, one signature per key.
+
+    Used where a statement must be vouched for by two keys at once, such as a rotated node card signed
+    by both the outgoing and the incoming key.
+    """
+    members: list[dict[str, Any]] = [
+        {"protected": {"alg": SIG_ALG, "kid": thumbprint(k.as_dict(private=False)), "typ": typ}} for k in keys
+    ]
+    keyset = KeySet(
+        [
+            OKPKey.import_key({**k.as_dict(private=True), "kid": m["protected"]["kid"]})
+            for k, m in zip(keys, members, strict=True)
+        ]
+    )
+    return dict(jws.serialize_json(members, canonical_json(payload), keyset, algorithms=[SIG_ALG]))  # type: ignore[arg-type]
+
+
+def signatures_of(obj: Any) -> tuple[Any, dict[str, str]]:
+    """Split a general JWS JSON object into its decoded payload and a compact JWS per signing kid.
+
+    Each compact form verifies on its own with :func:`verify_json`; nothing here is trusted yet.
+    """
+    try:
+        payload_b64 = obj["payload"]
+        compact: dict[str, str] = {}
+        for sig in obj["signatures"]:
+            header = json.loads(
+                base64.urlsafe_b64decode(sig["protected"] + "=" * (-len(sig["protected"]) % 4))
+            )
+            compact[str(header["kid"])] = f"{sig['protected']}.{payload_b64}.{sig['signature']}"
+        payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise IntegrityFailure(f"not a JWS JSON object: {exc}") from exc
+    return payload, compact

@@ -1,0 +1,176 @@
+"""Federation endpoints: the public node card, the inbox peers post to, and the administrators' API."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cyberpact.accounts.api import require_roles
+from cyberpact.config import Settings
+from cyberpact.federation import identity, outbox, peers
+from cyberpact.federation.inbox import Inbox
+from cyberpact.federation.models import ConversationEvent, Peer
+from cyberpact.federation.schemas import EventOut, MessageSend, NodeOut, OutboxOut, PeerAdd, PeerOut
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.errors import MalformedInput, PayloadTooLarge, UnsupportedMediaType
+from cyberpact.kit.http import ReadSession, WriteSession, get_database
+from cyberpact.kit.keystore import KeyStore
+
+public = APIRouter(tags=["federation"])
+router = APIRouter(prefix="/api/v1/federation", tags=["federation"])
+Admin = Annotated[Actor, Depends(require_roles("admin"))]
+Sender = Annotated[Actor, Depends(require_roles("admin", "officer", "contact_point", "central_authority"))]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _keys(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
+@public.get("/.well-known/cyberpact/node-card")
+def node_card(session: ReadSession) -> JSONResponse:
+    """This node's current card and every earlier one, each vouched for by its predecessor's key."""
+    return JSONResponse(identity.card_document(session), headers={"Cache-Control": "max-age=60"})
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the batch exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the batch exceeds {limit} bytes")
+    return bytes(body)
+
+
+def _parse_batch(body: bytes) -> list[str]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedInput("The batch is not JSON") from exc
+    envelopes = doc.get("envelopes") if isinstance(doc, dict) else None
+    if not isinstance(envelopes, list) or not envelopes or set(doc) != {"envelopes"}:
+        raise MalformedInput('The batch must be {"envelopes": [<compact JWE>, ...]}')
+    if len(envelopes) > 1000:
+        raise PayloadTooLarge("at most 1,000 envelopes per batch")
+    if not all(isinstance(e, str) for e in envelopes):
+        raise MalformedInput("every envelope must be a string (compact JWE)")
+    return envelopes
+
+
+@public.post("/federation/v1/inbox")
+async def inbox(request: Request) -> JSONResponse:
+    """Take a batch of envelopes; answer one signed receipt per envelope, in order."""
+    settings = _settings(request)
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != outbox.BATCH_MEDIA_TYPE:
+        raise UnsupportedMediaType(f"send {outbox.BATCH_MEDIA_TYPE}, not {media or 'nothing'}")
+    tokens = _parse_batch(await _read_limited(request, settings.max_batch_bytes))
+    db, keys = get_database(request), _keys(request)
+
+    def refresh(session: Session, peer: Peer) -> bool:
+        with peers.http_client(settings, timeout=5) as client:
+            doc = peers.fetch_card_document(client, peer.base_url)
+        return peers.follow_rotation(
+            session, Actor(user_id=None, username="system", source="federation"), peer, doc
+        )
+
+    def receive() -> list[dict[str, Any]]:
+        with db.transaction() as session:
+            box = Inbox(session, keys, settings, refresh)
+            return [box.receive(t).as_dict() for t in tokens]
+
+    return JSONResponse({"receipts": await run_in_threadpool(receive)})
+
+
+@router.get("/node", response_model=NodeOut)
+def node(_: Admin, session: ReadSession) -> NodeOut:
+    card = identity.current_card(session)
+    assert card is not None
+    payload = identity.read_card(json.loads(card.card))
+    return NodeOut(
+        node_id=payload.node_id,
+        name=payload.name,
+        base_url=payload.base_url,
+        fingerprint=payload.fingerprint,
+        card_seq=card.seq,
+        sig_kid=card.sig_kid,
+        enc_kid=card.enc_kid,
+    )
+
+
+@router.get("/peers", response_model=list[PeerOut])
+def list_peers(_: Admin, session: ReadSession) -> list[PeerOut]:
+    return [PeerOut.model_validate(p) for p in peers.list_peers(session)]
+
+
+@router.post("/peers", status_code=201, response_model=PeerOut)
+def add_peer(body: PeerAdd, actor: Admin, session: WriteSession, request: Request) -> PeerOut:
+    settings = _settings(request)
+    url = peers.check_peer_url(settings, body.url)
+    with peers.http_client(settings, timeout=10) as client:
+        doc = peers.fetch_card_document(client, url)
+    return PeerOut.model_validate(peers.add_peer(session, actor, settings, doc, url, body.fingerprint))
+
+
+@router.post("/peers/{node_id}/{action}", response_model=PeerOut)
+def peer_status(node_id: str, action: str, actor: Admin, session: WriteSession) -> PeerOut:
+    status = {"suspend": "suspended", "resume": "active", "remove": "removed"}.get(action)
+    if status is None:
+        raise MalformedInput("action must be suspend, resume or remove")
+    return PeerOut.model_validate(peers.set_status(session, actor, node_id, status))
+
+
+@router.post("/messages", status_code=202, response_model=OutboxOut)
+def send(body: MessageSend, actor: Sender, session: WriteSession, request: Request) -> OutboxOut:
+    row = outbox.enqueue(
+        session,
+        actor,
+        recipient=body.recipient,
+        message_type=body.message_type,
+        payload=body.payload,
+        conversation_id=body.conversation_id,
+        in_reply_to=body.in_reply_to,
+    )
+    worker = getattr(request.app.state, "outbox_worker", None)
+    if worker is not None:
+        worker.wake()
+    return OutboxOut.model_validate(row)
+
+
+@router.get("/outbox", response_model=list[OutboxOut])
+def list_outbox(
+    _: Admin,
+    session: ReadSession,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[OutboxOut]:
+    return [OutboxOut.model_validate(m) for m in outbox.list_messages(session, status, limit)]
+
+
+@router.post("/outbox/{message_id}/retry", response_model=OutboxOut)
+def retry(message_id: str, actor: Admin, session: WriteSession) -> OutboxOut:
+    return OutboxOut.model_validate(outbox.retry(session, actor, message_id))
+
+
+@router.get("/conversations/{conversation_id}/events", response_model=list[EventOut])
+def events(conversation_id: str, _: Sender, session: ReadSession) -> list[EventOut]:
+    rows = session.scalars(
+        select(ConversationEvent)
+        .where(ConversationEvent.conversation_id == conversation_id)
+        .order_by(ConversationEvent.seq)
+    )
+    return [EventOut.model_validate(r) for r in rows]

@@ -1,0 +1,191 @@
+"""`cyberpact init`, `keys`, `peers`, `outbox`, `messages` and `worker`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cyberpact.federation import identity, outbox, peers, proof
+from cyberpact.federation.models import NodeCard
+from cyberpact.kit import migrate
+from cyberpact.kit.cli import cli_actor, console, friendly, keystore, settings, unit_of_work
+from cyberpact.kit.db import Database
+
+keys_app = typer.Typer(help="This node's keys and card.", no_args_is_help=True)
+peers_app = typer.Typer(help="Trusted peers.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Outgoing messages.", no_args_is_help=True)
+messages_app = typer.Typer(help="Messages and their proofs.", no_args_is_help=True)
+
+
+def init() -> None:
+    """Create this node's database, keys and card; print the fingerprint to share out of band."""
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(s.sqlalchemy_url)
+    with unit_of_work() as (session, s, _db):
+        card = identity.ensure_card(session, keystore(s), s, cli_actor())
+        _show_card(card)
+
+
+def _show_card(card: NodeCard) -> None:
+    info = identity.read_card(json.loads(card.card))
+    console.print(f"node {info.node_id} ({info.name}) at {info.base_url}")
+    console.print(f"card #{card.seq}, valid until {info.valid_until:%Y-%m-%d}")
+    console.print(f"fingerprint: [bold]{info.fingerprint}[/bold]")
+
+
+@keys_app.command("show")
+@friendly
+def keys_show() -> None:
+    """Show the current card, its keys and fingerprint."""
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        card = identity.current_card(session)
+        if card is None:
+            raise typer.BadParameter("no card yet: run `cyberpact init`")
+        _show_card(card)
+        console.print(f"signing key {card.sig_kid}\nencryption key {card.enc_kid}")
+
+
+@keys_app.command("rotate")
+@friendly
+def keys_rotate() -> None:
+    """Replace the signing and encryption keys; the new card is vouched for by the old key."""
+    with unit_of_work() as (session, s, _db):
+        card = identity.rotate(session, keystore(s), s, cli_actor())
+        _show_card(card)
+    console.print("peers follow the new card automatically on the next message")
+
+
+@peers_app.command("add")
+@friendly
+def peers_add(
+    url: str, fingerprint: Annotated[str, typer.Option(help="as read out by the peer's admin")]
+) -> None:
+    """Fetch a node's card from URL and trust it, only if its fingerprint matches."""
+    s = settings()
+    url = peers.check_peer_url(s, url)
+    with peers.http_client(s, timeout=10) as client:
+        doc = peers.fetch_card_document(client, url)
+    with unit_of_work() as (session, s, _db):
+        peer = peers.add_peer(session, cli_actor(), s, doc, url, fingerprint)
+        console.print(f"trusted {peer.node_id} ({peer.name}, {peer.country or '-'}) at {peer.base_url}")
+
+
+@peers_app.command("list")
+@friendly
+def peers_list(all_: Annotated[bool, typer.Option("--all", help="include removed peers")] = False) -> None:
+    """List peers with their pinned fingerprints."""
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        table = Table("node", "name", "country", "status", "url", "fingerprint", "card")
+        for p in peers.list_peers(session, include_removed=all_):
+            table.add_row(
+                p.node_id,
+                p.name,
+                p.country or "",
+                p.status,
+                p.base_url,
+                p.pinned_fingerprint,
+                str(p.card_seq),
+            )
+        console.print(table)
+
+
+def _status_command(status: str, verb: str) -> None:
+    @peers_app.command(verb)
+    @friendly
+    def command(node_id: str) -> None:
+        with unit_of_work() as (session, _s, _db):
+            peers.set_status(session, cli_actor(), node_id, status)
+        console.print(f"{node_id}: {status}")
+
+    command.__doc__ = f"Mark a peer {status}."
+
+
+_status_command("suspended", "suspend")
+_status_command("active", "resume")
+_status_command("removed", "remove")
+
+
+@outbox_app.command("list")
+@friendly
+def outbox_list(
+    status: Annotated[str | None, typer.Option(help="pending, delivered, rejected or dead")] = None,
+    limit: int = 50,
+) -> None:
+    """List outgoing messages, newest first."""
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        table = Table("message", "to", "type", "status", "tries", "created", "error")
+        for m in outbox.list_messages(session, status, limit):
+            table.add_row(
+                m.message_id,
+                m.recipient,
+                m.message_type,
+                m.status,
+                str(m.attempts),
+                f"{m.created_at:%Y-%m-%d %H:%M:%S}",
+                (m.last_error or "")[:60],
+            )
+        console.print(table)
+
+
+@outbox_app.command("retry")
+@friendly
+def outbox_retry(message_id: str) -> None:
+    """Put a dead or rejected message back in the queue."""
+    with unit_of_work() as (session, _s, _db):
+        outbox.retry(session, cli_actor(), message_id)
+    console.print(f"{message_id} queued again")
+
+
+@messages_app.command("send")
+@friendly
+def messages_send(
+    recipient: str,
+    text: str,
+    conversation: Annotated[str | None, typer.Option(help="conversation id")] = None,
+) -> None:
+    """Queue a note to a peer (the worker in `cyberpact serve` or `cyberpact worker` delivers it)."""
+    with unit_of_work() as (session, _s, _db):
+        row = outbox.enqueue(
+            session,
+            cli_actor(),
+            recipient=recipient,
+            message_type="note",
+            payload={"text": text},
+            conversation_id=conversation,
+        )
+    console.print(f"queued {row.message_id}")
+
+
+@messages_app.command("prove")
+@friendly
+def messages_prove(
+    message_id: str,
+    out: Annotated[Path, typer.Option(help="directory to write the proof into")] = Path("proof"),
+) -> None:
+    """Write the raw envelope, signed message, receipt and public keys, verifiable offline."""
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        written = proof.write_proof(session, message_id, out)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
+def worker() -> None:
+    """Run an outbox worker on its own (several may run against one PostgreSQL database)."""
+    s = settings()
+    db = Database(s.sqlalchemy_url)
+    w = outbox.OutboxWorker(db, keystore(s), s)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    w.start()
+    console.print(f"outbox worker {w.worker_id} running; Ctrl-C to stop")
+    stop.wait()
+    w.stop()
+    db.dispose()

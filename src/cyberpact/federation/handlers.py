@@ -1,0 +1,73 @@
+"""What an accepted message does on arrival, by message type.
+
+Features register a handler for each message type they send. The inbox stores the message and runs its
+handler in one transaction (a savepoint of the batch), so a message is applied exactly once or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from cyberpact.federation.envelope import OpenedEnvelope
+from cyberpact.federation.models import ConversationEvent
+from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.time import utcnow
+
+Handler = Callable[[Session, OpenedEnvelope], str]
+"""Applies a message; returns a one-line summary for the timeline. Raise a CyberpactError to refuse it."""
+
+_HANDLERS: dict[str, Handler] = {}
+
+
+def register(message_type: str) -> Callable[[Handler], Handler]:
+    def add(fn: Handler) -> Handler:
+        if message_type in _HANDLERS and _HANDLERS[message_type] is not fn:
+            raise RuntimeError(f"two handlers for message type {message_type!r}")
+        _HANDLERS[message_type] = fn
+        return fn
+
+    return add
+
+
+def handler_for(message_type: str) -> Handler | None:
+    return _HANDLERS.get(message_type)
+
+
+def known_types() -> list[str]:
+    return sorted(_HANDLERS)
+
+
+def event(
+    session: Session,
+    *,
+    conversation_id: str,
+    peer: str,
+    direction: str,
+    kind: str,
+    message_id: str,
+    message_type: str,
+    summary: str,
+) -> None:
+    session.add(
+        ConversationEvent(
+            at=utcnow(),
+            conversation_id=conversation_id,
+            peer=peer,
+            direction=direction,
+            kind=kind,
+            message_id=message_id,
+            message_type=message_type,
+            summary=summary[:500],
+        )
+    )
+
+
+@register("note")
+def _note(session: Session, message: OpenedEnvelope) -> str:
+    """A free-text note between authorities: the plainest message, used by the demo and the tests."""
+    text = message.payload.get("text")
+    if not isinstance(text, str) or not text.strip() or len(text) > 20_000:
+        raise InvalidInput("A note needs text", [Problem("text", "1 to 20,000 characters")])
+    return text.strip().splitlines()[0][:200]

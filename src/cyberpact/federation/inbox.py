@@ -1,0 +1,206 @@
+"""Receiving: every envelope of a batch is checked, stored with its raw bytes and applied, or refused with a
+reason, and answered by a receipt this node signs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from joserfc.jwk import OKPKey
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cyberpact.audit import service as audit
+from cyberpact.config import Settings
+from cyberpact.federation import envelope, handlers, peers
+from cyberpact.federation.errors import EnvelopeRejected
+from cyberpact.federation.models import InboxMessage, Peer, PeerKey
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.canonical import sha256_hex
+from cyberpact.kit.errors import CyberpactError
+from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.time import utcnow
+
+log = logging.getLogger("cyberpact.federation.inbox")
+
+RefreshPeer = Callable[[Session, Peer], bool]
+"""Fetch a peer's card and follow a key rotation; returns whether new keys arrived."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message_id: str | None
+    status: str  # accepted, duplicate, rejected
+    reason: str | None
+    receipt: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "status": self.status,
+            "reason": self.reason,
+            "receipt": self.receipt,
+        }
+
+
+class Inbox:
+    """One batch's worth of receiving, in the caller's transaction (one savepoint per envelope)."""
+
+    def __init__(
+        self, session: Session, keys: KeyStore, settings: Settings, refresh: RefreshPeer | None = None
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        _, self.signing_key = keys.signing_key(session)
+        self.recipient_keys: dict[str, OKPKey] = {
+            row.kid: keys.private(row) for row in keys.public_keys(session, "enc")
+        }
+        self.refresh = refresh
+        self._refreshed: set[str] = set()
+
+    def _receipt(
+        self,
+        sender: str,
+        message_id: str | None,
+        digest: str,
+        status: envelope.ReceiptStatus,
+        reason: str | None,
+    ) -> str:
+        return envelope.sign_receipt(
+            signing_key=self.signing_key,
+            receiver_node=self.settings.node_id,
+            sender_node=sender,
+            # A rejected envelope may have no readable id; the receipt then names the nil UUID.
+            message_id=message_id or "00000000-0000-4000-8000-000000000000",
+            envelope_digest=digest,
+            status=status,
+            reason=reason,
+            at=utcnow(),
+        )
+
+    def _sender_key(self, peer: Peer, used: dict[str, PeerKey]) -> Callable[[str, str], OKPKey | None]:
+        def lookup(node: str, kid: str) -> OKPKey | None:
+            if node != peer.node_id:
+                return None  # the signed sender must be the peer the outer header named
+            row = peers.sender_key(self.session, node, kid)
+            if row is None and self.refresh is not None and node not in self._refreshed:
+                # An unknown key id from a trusted peer is most likely a rotation we have not seen yet.
+                self._refreshed.add(node)
+                try:
+                    if self.refresh(self.session, peer):
+                        row = peers.sender_key(self.session, node, kid)
+                except CyberpactError as exc:
+                    log.warning("could not follow %s's card: %s", node, exc)
+            if row is None or row.use != "sig":
+                return None
+            used["row"] = row
+            return peers.public_key(row)
+
+        return lookup
+
+    def receive(self, token: str) -> Outcome:
+        digest = sha256_hex(token.encode("utf-8", "surrogateescape"))
+        sender, message_id = "unknown", None
+        try:
+            if len(token) > self.settings.max_envelope_bytes:
+                raise EnvelopeRejected("too_large", f"over {self.settings.max_envelope_bytes} bytes")
+            header = envelope.peek(token)
+            sender, message_id = header["iss"], header["msg_id"]
+            peer = self.session.get(Peer, sender)
+            if peer is None:
+                raise EnvelopeRejected("unknown_sender", f"{sender!r} is not a trusted peer")
+            if peer.status != "active":
+                raise EnvelopeRejected(
+                    "sender_suspended" if peer.status == "suspended" else "sender_removed",
+                    f"{sender!r} is {peer.status}",
+                )
+            used: dict[str, PeerKey] = {}
+            opened = envelope.open_envelope(
+                token,
+                recipient_node=self.settings.node_id,
+                recipient_keys=self.recipient_keys,
+                sender_keys=self._sender_key(peer, used),
+                now=utcnow(),
+                max_age=timedelta(seconds=self.settings.max_message_age_seconds),
+                max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
+                max_bytes=self.settings.max_envelope_bytes,
+            )
+            key = used["row"]
+            if key.valid_until is not None and opened.created > key.valid_until:
+                raise EnvelopeRejected("key_expired", f"key {key.kid} was rotated out at {key.valid_until}")
+            previous = self.session.get(InboxMessage, opened.message_id)
+            if previous is not None:
+                if previous.sender != opened.sender:
+                    raise EnvelopeRejected("refused", "message id already used by another node")
+                return Outcome(opened.message_id, "duplicate", None, previous.receipt)
+            handler = handlers.handler_for(opened.message_type)
+            if handler is None:
+                raise EnvelopeRejected("unsupported_type", f"this node does not take {opened.message_type!r}")
+            return self._store(token, opened, handler)
+        except EnvelopeRejected as exc:
+            return Outcome(
+                message_id,
+                "rejected",
+                exc.reason,
+                self._receipt(sender, message_id, digest, "rejected", exc.reason),
+            )
+
+    def _store(self, token: str, opened: envelope.OpenedEnvelope, handler: handlers.Handler) -> Outcome:
+        receipt = self._receipt(opened.sender, opened.message_id, opened.digest, "accepted", None)
+        try:
+            with self.session.begin_nested():
+                summary = handler(self.session, opened)
+                self.session.add(
+                    InboxMessage(
+                        message_id=opened.message_id,
+                        sender=opened.sender,
+                        message_type=opened.message_type,
+                        conversation_id=opened.conversation_id,
+                        in_reply_to=opened.in_reply_to,
+                        created_at=opened.created,
+                        received_at=utcnow(),
+                        envelope=token,
+                        digest=opened.digest,
+                        signed=opened.signed,
+                        signing_kid=opened.signing_kid,
+                        payload=opened.payload,
+                        receipt=receipt,
+                    )
+                )
+                handlers.event(
+                    self.session,
+                    conversation_id=opened.conversation_id,
+                    peer=opened.sender,
+                    direction="in",
+                    kind="received",
+                    message_id=opened.message_id,
+                    message_type=opened.message_type,
+                    summary=summary,
+                )
+                self.session.flush()
+                audit.record(
+                    self.session,
+                    Actor(user_id=None, username=f"peer:{opened.sender}", source="federation"),
+                    "federation.message.receive",
+                    "message",
+                    opened.message_id,
+                    detail={
+                        "type": opened.message_type,
+                        "conversation": opened.conversation_id,
+                        "digest": opened.digest,
+                    },
+                )
+        except EnvelopeRejected:
+            raise
+        except CyberpactError as exc:
+            raise EnvelopeRejected("refused", f"{exc.code}: {exc}") from exc
+        except IntegrityError:
+            # A concurrent delivery of the same message won the race; answer as for any duplicate.
+            previous = self.session.get(InboxMessage, opened.message_id)
+            if previous is None:
+                raise
+            return Outcome(opened.message_id, "duplicate", None, previous.receipt)
+        return Outcome(opened.message_id, "accepted", None, receipt)

@@ -1,0 +1,452 @@
+"""Sending: messages are queued in the transaction of the change that causes them, and a worker delivers
+them in batches, in order within each conversation, with backoff, a circuit breaker per peer and dead
+letters for what cannot be delivered.
+
+Several workers, in several processes, may run against one PostgreSQL database: claims are serialised by
+an advisory lock and recorded as leases, so no message is ever in two workers' hands at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import secrets
+import threading
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from cyberpact.audit import service as audit
+from cyberpact.config import Settings
+from cyberpact.federation import envelope, handlers, peers
+from cyberpact.federation.errors import EnvelopeRejected
+from cyberpact.federation.models import OutboxMessage, Peer, PeerKey, PeerLink
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.db import Database
+from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, Problem
+from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.time import utcnow
+
+log = logging.getLogger("cyberpact.federation.outbox")
+INBOX_PATH = "/federation/v1/inbox"
+BATCH_MEDIA_TYPE = "application/json"
+_PG_CLAIM_LOCK = 0x6379_6265_7251
+
+
+def enqueue(
+    session: Session,
+    actor: Actor,
+    *,
+    recipient: str,
+    message_type: str,
+    payload: dict[str, Any],
+    conversation_id: str | None = None,
+    in_reply_to: str | None = None,
+) -> OutboxMessage:
+    """Queue a message in the caller's transaction: it is sent if and only if the caller commits."""
+    peer = session.get(Peer, recipient)
+    if peer is None or peer.status == "removed":
+        raise InvalidInput("Unknown recipient", [Problem("recipient", f"{recipient!r} is not a peer")])
+    if peer.status != "active":
+        raise Conflict(f"{recipient} is {peer.status}; resume it before sending")
+    if handlers.handler_for(message_type) is None:
+        raise InvalidInput(
+            "Unknown message type", [Problem("message_type", f"{message_type!r} is not known")]
+        )
+    now = utcnow()
+    message_id = str(uuid.uuid4())
+    row = OutboxMessage(
+        message_id=message_id,
+        recipient=recipient,
+        message_type=message_type,
+        conversation_id=conversation_id or message_id,
+        in_reply_to=in_reply_to,
+        payload=payload,
+        created_at=now,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    session.flush()
+    handlers.event(
+        session,
+        conversation_id=row.conversation_id,
+        peer=recipient,
+        direction="out",
+        kind="queued",
+        message_id=message_id,
+        message_type=message_type,
+        summary=_summary(payload),
+    )
+    audit.record(
+        session,
+        actor,
+        "federation.message.queue",
+        "message",
+        message_id,
+        detail={"recipient": recipient, "type": message_type, "conversation": row.conversation_id},
+    )
+    return row
+
+
+def _summary(payload: dict[str, Any]) -> str:
+    text_value = payload.get("text") or payload.get("summary") or ""
+    return str(text_value).strip().splitlines()[0][:200] if str(text_value).strip() else ""
+
+
+def list_messages(session: Session, status: str | None = None, limit: int = 100) -> list[OutboxMessage]:
+    query = select(OutboxMessage).order_by(OutboxMessage.seq.desc()).limit(limit)
+    if status:
+        query = query.where(OutboxMessage.status == status)
+    return list(session.scalars(query))
+
+
+def retry(session: Session, actor: Actor, message_id: str) -> OutboxMessage:
+    row = session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == message_id))
+    if row is None:
+        raise NotFound(f"No outgoing message {message_id}")
+    if row.status == "delivered":
+        raise Conflict(f"{message_id} was delivered; nothing to retry")
+    row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
+    row.lease_owner = row.lease_until = None
+    session.flush()
+    audit.record(session, actor, "federation.message.retry", "message", message_id)
+    return row
+
+
+@dataclass
+class RoundResult:
+    claimed: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    failed: int = 0
+    dead: int = 0
+    peers: dict[str, str] = field(default_factory=dict)
+
+
+class OutboxWorker:
+    """Delivers due messages. ``run_once`` is one round; ``start`` runs rounds on a thread until stopped."""
+
+    def __init__(
+        self,
+        db: Database,
+        keys: KeyStore,
+        settings: Settings,
+        client: httpx.Client | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db, self.keys, self.settings = db, keys, settings
+        self.client = client or peers.http_client(settings)
+        self.worker_id = worker_id or f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- claiming -----------------------------------------------------------------------------------
+
+    def _claim(self, now: datetime) -> list[OutboxMessage]:
+        s = self.settings
+        with self.db.transaction() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
+            self._bury(session, now)
+            open_peers = set(session.scalars(select(PeerLink.peer_id).where(PeerLink.open_until > now)))
+            inactive = set(session.scalars(select(Peer.node_id).where(Peer.status != "active")))
+            # The first pending message of a conversation that is not ready (backing off or held by another
+            # worker) holds back everything after it: order within a conversation is kept.
+            blocked: dict[tuple[str, str], int] = {
+                (recipient, conv): first
+                for recipient, conv, first in session.execute(
+                    select(OutboxMessage.recipient, OutboxMessage.conversation_id, func.min(OutboxMessage.seq))
+                    .where(
+                        OutboxMessage.status == "pending",
+                        or_(OutboxMessage.next_attempt_at > now, OutboxMessage.lease_until > now),
+                    )
+                    .group_by(OutboxMessage.recipient, OutboxMessage.conversation_id)
+                )
+            }
+            ready = session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.next_attempt_at <= now,
+                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+                )
+                .order_by(OutboxMessage.seq)
+                .limit(s.outbox_batch_size * 4)
+            ).all()
+            claimed: list[OutboxMessage] = []
+            per_peer: dict[str, int] = defaultdict(int)
+            for row in ready:
+                if row.recipient in open_peers or row.recipient in inactive:
+                    continue
+                first_blocked = blocked.get((row.recipient, row.conversation_id))
+                if first_blocked is not None and row.seq > first_blocked:
+                    continue
+                if per_peer[row.recipient] >= s.outbox_batch_size:
+                    # Later messages of this conversation must wait for this one.
+                    blocked.setdefault((row.recipient, row.conversation_id), row.seq)
+                    continue
+                per_peer[row.recipient] += 1
+                row.lease_owner = self.worker_id
+                row.lease_until = now + timedelta(seconds=s.outbox_lease_seconds)
+                claimed.append(row)
+            session.flush()
+            return claimed
+
+    def _bury(self, session: Session, now: datetime) -> int:
+        cutoff = now - timedelta(seconds=self.settings.outbox_dead_after_seconds)
+        rows = session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.created_at < cutoff,
+                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+            )
+        ).all()
+        for row in rows:
+            row.status = "dead"
+            handlers.event(
+                session,
+                conversation_id=row.conversation_id,
+                peer=row.recipient,
+                direction="out",
+                kind="dead",
+                message_id=row.message_id,
+                message_type=row.message_type,
+                summary=f"undelivered after {row.attempts} attempts: {row.last_error or ''}",
+            )
+            audit.record(
+                session,
+                Actor(user_id=None, username="system", source="outbox"),
+                "federation.message.dead",
+                "message",
+                row.message_id,
+                detail={"recipient": row.recipient, "attempts": row.attempts},
+            )
+        return len(rows)
+
+    # --- delivering ---------------------------------------------------------------------------------
+
+    def run_once(self) -> RoundResult:
+        now = utcnow()
+        claimed = self._claim(now)
+        result = RoundResult(claimed=len(claimed))
+        groups: dict[str, list[OutboxMessage]] = defaultdict(list)
+        for row in claimed:
+            groups[row.recipient].append(row)
+        for recipient, rows in groups.items():
+            self._deliver(recipient, rows, result)
+        return result
+
+    def _deliver(self, recipient: str, rows: list[OutboxMessage], result: RoundResult) -> None:
+        with self.db.transaction(read_only=True) as session:
+            peer = session.get_one(Peer, recipient)
+            base_url = peer.base_url
+            enc_jwk = peers.encryption_jwk(session, recipient)
+            sig_keys = {
+                k.kid: peers.public_key(k)
+                for k in session.scalars(
+                    select(PeerKey).where(PeerKey.peer_id == recipient, PeerKey.use == "sig")
+                )
+            }
+            _, signing_key = self.keys.signing_key(session)
+        sealed = {}
+        for row in rows:
+            # Sealed afresh at every attempt: the creation time stays inside the receiver's freshness
+            # window however long a peer was away, and the message id keeps retries idempotent.
+            sealed[row.message_id] = envelope.seal(
+                payload=row.payload,
+                sender_node=self.settings.node_id,
+                recipient_node=recipient,
+                message_type=row.message_type,
+                conversation_id=row.conversation_id,
+                in_reply_to=row.in_reply_to,
+                signing_key=signing_key,
+                recipient_enc_jwk=enc_jwk,
+                message_id=row.message_id,
+            )
+        error: str | None = None
+        answers: dict[str, dict[str, Any]] = {}
+        try:
+            response = self.client.post(
+                base_url + INBOX_PATH, json={"envelopes": [sealed[r.message_id].token for r in rows]}
+            )
+            if response.status_code != 200:
+                error = f"HTTP {response.status_code}: {response.text[:200]}"
+            else:
+                for item in response.json().get("receipts", []):
+                    if isinstance(item, dict) and isinstance(item.get("message_id"), str):
+                        answers[item["message_id"]] = item
+        except (httpx.HTTPError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:400]
+        now = utcnow()
+        with self.db.transaction() as session:
+            any_ok = False
+            for row in rows:
+                item = answers.get(row.message_id)
+                outcome = self._settle(
+                    session, row, sealed[row.message_id], item, sig_keys, recipient, error, now
+                )
+                setattr(result, outcome, getattr(result, outcome) + 1)
+                any_ok = any_ok or outcome != "failed"
+            self._link(session, recipient, any_ok, error, now)
+        result.peers[recipient] = "ok" if error is None else error
+
+    def _settle(
+        self,
+        session: Session,
+        row: OutboxMessage,
+        sealed: envelope.SealedEnvelope,
+        item: dict[str, Any] | None,
+        sig_keys: dict[str, Any],
+        recipient: str,
+        error: str | None,
+        now: datetime,
+    ) -> str:
+        mine = (OutboxMessage.message_id == row.message_id) & (OutboxMessage.lease_owner == self.worker_id)
+        receipt: envelope.Receipt | None = None
+        if error is None and item is not None:
+            try:
+                receipt = envelope.verify_receipt(
+                    item.get("receipt", ""),
+                    sig_keys.get,
+                    expected_message_id=row.message_id,
+                    # A duplicate's receipt is the original one, naming the envelope that first arrived.
+                    expected_digest=None if item.get("status") == "duplicate" else sealed.digest,
+                )
+                if receipt.receiver_node != recipient or receipt.sender_node != self.settings.node_id:
+                    raise EnvelopeRejected("receipt_mismatch", "receipt names other nodes")
+            except EnvelopeRejected as exc:
+                error = f"bad receipt: {exc.reason}: {exc}"
+                receipt = None
+        if receipt is None:
+            delay = min(
+                self.settings.outbox_backoff_seconds * 2**row.attempts,
+                self.settings.outbox_backoff_max_seconds,
+            ) * random.uniform(0.5, 1.5)  # noqa: S311
+            session.execute(
+                update(OutboxMessage)
+                .where(mine)
+                .values(
+                    attempts=row.attempts + 1,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    lease_owner=None,
+                    lease_until=None,
+                    last_error=(error or "no receipt for this message")[:500],
+                )
+            )
+            return "failed"
+        if receipt.status == "rejected":
+            session.execute(
+                update(OutboxMessage)
+                .where(mine)
+                .values(
+                    status="rejected",
+                    attempts=row.attempts + 1,
+                    lease_owner=None,
+                    lease_until=None,
+                    receipt=item["receipt"] if item else None,
+                    receipt_status="rejected",
+                    last_error=f"rejected by {recipient}: {receipt.reason}",
+                    envelope=sealed.token,
+                    signed=sealed.signed,
+                    digest=sealed.digest,
+                )
+            )
+            handlers.event(
+                session,
+                conversation_id=row.conversation_id,
+                peer=recipient,
+                direction="out",
+                kind="rejected",
+                message_id=row.message_id,
+                message_type=row.message_type,
+                summary=f"refused by {recipient}: {receipt.reason}",
+            )
+            return "rejected"
+        done = session.execute(
+            update(OutboxMessage)
+            .where(mine)
+            .values(
+                status="delivered",
+                attempts=row.attempts + 1,
+                lease_owner=None,
+                lease_until=None,
+                receipt=item["receipt"] if item else None,
+                receipt_status=receipt.status,
+                delivered_at=now,
+                last_error=None,
+                # For a duplicate, keep the envelope the receipt names: the one that arrived first.
+                **(
+                    {}
+                    if receipt.status == "duplicate" and row.envelope
+                    else {"envelope": sealed.token, "signed": sealed.signed, "digest": sealed.digest}
+                ),
+            )
+        )
+        if done.rowcount:  # type: ignore[attr-defined]
+            handlers.event(
+                session,
+                conversation_id=row.conversation_id,
+                peer=recipient,
+                direction="out",
+                kind="delivered",
+                message_id=row.message_id,
+                message_type=row.message_type,
+                summary=f"receipt from {recipient} ({receipt.status})",
+            )
+        return "delivered"
+
+    def _link(self, session: Session, recipient: str, ok: bool, error: str | None, now: datetime) -> None:
+        link = session.get(PeerLink, recipient)
+        if link is None:
+            link = PeerLink(peer_id=recipient, consecutive_failures=0)
+            session.add(link)
+        if ok:
+            link.consecutive_failures, link.open_until, link.last_success_at = 0, None, now
+            return
+        link.consecutive_failures += 1
+        link.last_error = (error or "")[:500]
+        if link.consecutive_failures >= self.settings.breaker_threshold:
+            link.open_until = now + timedelta(seconds=self.settings.breaker_cooldown_seconds)
+            log.warning(
+                "circuit to %s open for %.0f s after %d failures: %s",
+                recipient,
+                self.settings.breaker_cooldown_seconds,
+                link.consecutive_failures,
+                error,
+            )
+
+    # --- running ------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"outbox-{self.worker_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = self.run_once()
+            except Exception:  # a round that fails must not end delivery; the next round retries
+                log.exception("outbox round failed")
+                result = RoundResult()
+            if result.claimed == 0 or result.failed == result.claimed:
+                self._wake.wait(self.settings.outbox_poll_seconds)
+                self._wake.clear()

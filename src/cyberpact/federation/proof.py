@@ -1,0 +1,112 @@
+"""`cyberpact messages prove`: everything a third party needs to check, offline and with any JOSE tool,
+who sent a message, what it said, and that the recipient acknowledged exactly those bytes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cyberpact.federation import identity
+from cyberpact.federation.models import InboxMessage, OutboxMessage, Peer, PeerKey
+from cyberpact.kit.errors import Conflict, NotFound
+from cyberpact.kit.keystore import NodeKey
+
+HOW_TO = """\
+Proof of message {message_id}
+from {sender} to {recipient}
+
+Files
+  envelope.jwe       the envelope exactly as it crossed the wire (compact JWE, ECDH-ES+A256KW / A256GCM)
+  message.jws        the sender's signed message, decrypted (compact JWS, alg Ed25519, RFC 9864),
+                     over the RFC 8785 canonical JSON of the payload
+  receipt.jws        the recipient's signed receipt (compact JWS, alg Ed25519)
+  sender.jwks.json   the sender's public signing keys     receiver.jwks.json  the recipient's
+  cards.json         both nodes' node cards (self-signed JWS JSON) binding those keys to the nodes
+
+Check
+  1. sha256sum envelope.jwe        must equal receipt.jws's payload field "envelope_digest"
+                                   ({digest})
+  2. verify message.jws with the key in sender.jwks.json whose "kid" is the JWS header's "kid";
+     its protected header's msg_id, iss, aud and created bind it to this message.
+  3. verify receipt.jws with receiver.jwks.json; its payload names message_id {message_id}
+     and status "{status}".
+  For example with Python's jwcrypto:
+     from jwcrypto import jwk, jws
+     keys = jwk.JWKSet.from_json(open("sender.jwks.json").read())
+     token = jws.JWS(); token.deserialize(open("message.jws").read().strip())
+     token.verify(keys.get_key(token.jose_header["kid"]), alg="Ed25519"); print(token.payload)
+"""
+
+
+def _jwks(keys: list[dict[str, Any]]) -> str:
+    return json.dumps({"keys": keys}, indent=2)
+
+
+def write_proof(session: Session, message_id: str, out: Path) -> list[Path]:
+    received = session.get(InboxMessage, message_id)
+    own_card = identity.current_card(session)
+    if own_card is None:
+        raise Conflict("this node has no card yet")
+    own_id = identity.read_card(json.loads(own_card.card)).node_id
+    own_sig = [dict(k.public_jwk) for k in session.scalars(select(NodeKey).where(NodeKey.purpose == "sig"))]
+    if received is not None:
+        peer = session.get_one(Peer, received.sender)
+        peer_sig = [
+            dict(k.jwk)
+            for k in session.scalars(
+                select(PeerKey).where(PeerKey.peer_id == peer.node_id, PeerKey.use == "sig")
+            )
+        ]
+        sender, recipient = peer.node_id, own_id
+        envelope, signed, receipt, digest = (
+            received.envelope,
+            received.signed,
+            received.receipt,
+            received.digest,
+        )
+        sender_keys, receiver_keys = peer_sig, own_sig
+        cards = [json.loads(peer.card), json.loads(own_card.card)]
+        status = "accepted"
+    else:
+        sent = session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == message_id))
+        if sent is None:
+            raise NotFound(f"No message {message_id} in the inbox or outbox")
+        if sent.status not in ("delivered", "rejected") or not (
+            sent.envelope and sent.signed and sent.receipt
+        ):
+            raise Conflict(f"{message_id} has no receipt yet ({sent.status})")
+        peer = session.get_one(Peer, sent.recipient)
+        peer_sig = [
+            dict(k.jwk)
+            for k in session.scalars(
+                select(PeerKey).where(PeerKey.peer_id == peer.node_id, PeerKey.use == "sig")
+            )
+        ]
+        sender = own_id
+        recipient = peer.node_id
+        envelope, signed, receipt, digest = sent.envelope, sent.signed, sent.receipt, sent.digest or ""
+        sender_keys, receiver_keys = own_sig, peer_sig
+        cards = [json.loads(own_card.card), json.loads(peer.card)]
+        status = sent.receipt_status or ""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "envelope.jwe": envelope + "\n",
+        "message.jws": signed + "\n",
+        "receipt.jws": receipt + "\n",
+        "sender.jwks.json": _jwks(sender_keys),
+        "receiver.jwks.json": _jwks(receiver_keys),
+        "cards.json": json.dumps({"sender": cards[0], "receiver": cards[1]}, indent=2),
+        "README.txt": HOW_TO.format(
+            message_id=message_id, sender=sender, recipient=recipient, digest=digest, status=status
+        ),
+    }
+    written = []
+    for name, content in files.items():
+        path = out / name
+        path.write_text(content, encoding="utf-8")
+        written.append(path)
+    return written

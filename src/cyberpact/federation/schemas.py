@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class PeerAdd(Strict):
+    url: str = Field(min_length=8, max_length=500)
+    fingerprint: str = Field(min_length=10, max_length=80)
+
+
+class PeerOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    node_id: str
+    name: str
+    country: str | None
+    authority: str | None
+    roles: list[str]
+    base_url: str
+    status: str
+    pinned_fingerprint: str
+    card_seq: int
+    added_at: datetime
+    updated_at: datetime
+
+
+class NodeOut(BaseModel):
+    node_id: str
+    name: str
+    base_url: str
+    fingerprint: str
+    card_seq: int
+    sig_kid: str
+    enc_kid: str
+
+
+class MessageSend(Strict):
+    recipient: str = Field(min_length=1, max_length=120)
+    message_type: str = Field("note", min_length=1, max_length=80)
+    payload: dict[str, Any]
+    conversation_id: str | None = Field(None, max_length=256)
+    in_reply_to: str | None = Field(None, max_length=36)
+
+
+class OutboxOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    message_id: str
+    recipient: str
+    message_type: str
+    conversation_id: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    receipt_status: str | None
+    last_error: str | None
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    at: datetime
+    conversation_id: str
+    peer: str
+    direction: str
+    kind: str
+    message_id: str
+    message_type: str
+    summary: str

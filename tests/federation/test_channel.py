@@ -1,0 +1,157 @@
+"""Two real nodes over loopback: pinning, delivery with signed receipts, duplicates, timelines, proofs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jwcrypto import jwk, jws
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from conftest import DatabaseFactory, LiveNode, federation_node, pin
+from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxMessage, Peer
+from cyberpact.federation.outbox import OutboxWorker
+from cyberpact.kit.keystore import KeyStore
+
+
+@pytest.fixture
+def pair(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
+    a = federation_node(db_factory, tmp_path, "vn-24x7", node_country="VN")
+    b = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU")
+    pin(a, b)
+    pin(b, a)
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def worker(node: LiveNode) -> OutboxWorker:
+    s = node.settings
+    return OutboxWorker(node.db, KeyStore(s.key_passphrase_value(), s.key_kdf_iterations), s)
+
+
+def send(node: LiveNode, to: str, text: str, conversation: str | None = None) -> dict:
+    body = {"recipient": to, "payload": {"text": text}, "conversation_id": conversation}
+    r = node.client(node.admin_token).post("/api/v1/federation/messages", json=body)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def count(node: LiveNode, model: type, *where: object) -> int:
+    with node.db.transaction(read_only=True) as s:
+        return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_pinning_refuses_a_wrong_fingerprint(db_factory: DatabaseFactory, tmp_path: Path) -> None:
+    a = federation_node(db_factory, tmp_path, "pl-ca")
+    b = federation_node(db_factory, tmp_path, "vn-24x7")
+    try:
+        wrong = "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH"
+        r = a.client(a.admin_token).post(
+            "/api/v1/federation/peers", json={"url": b.url, "fingerprint": wrong}
+        )
+        assert r.status_code == 422
+        assert "fingerprint mismatch" in r.json()["detail"]
+        assert count(a, Peer) == 0
+        pin(a, b)
+        peers = a.client(a.admin_token).get("/api/v1/federation/peers").json()
+        assert [p["node_id"] for p in peers] == ["vn-24x7"]
+        again = a.client(a.admin_token).post(
+            "/api/v1/federation/peers", json={"url": b.url, "fingerprint": peers[0]["pinned_fingerprint"]}
+        )
+        assert again.status_code == 409
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_message_delivered_with_verified_receipt_on_both_timelines(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, b = pair
+    queued = send(a, "au-24x7", "Please preserve account X", conversation="case-1")
+    result = worker(a).run_once()
+    assert (result.claimed, result.delivered) == (1, 1), result
+    with b.db.transaction(read_only=True) as s:
+        got = s.get_one(InboxMessage, queued["message_id"])
+        assert got.payload == {"text": "Please preserve account X"}
+        assert got.sender == "vn-24x7" and got.conversation_id == "case-1"
+    with a.db.transaction(read_only=True) as s:
+        sent = s.scalars(select(OutboxMessage)).one()
+        assert sent.status == "delivered" and sent.receipt_status == "accepted"
+        assert sent.receipt == got.receipt and sent.digest == got.digest
+    kinds_a = [
+        e["kind"]
+        for e in a.client(a.admin_token).get("/api/v1/federation/conversations/case-1/events").json()
+    ]
+    kinds_b = [
+        e["kind"]
+        for e in b.client(b.admin_token).get("/api/v1/federation/conversations/case-1/events").json()
+    ]
+    assert kinds_a == ["queued", "delivered"] and kinds_b == ["received"]
+
+
+def test_duplicate_gets_original_receipt_and_changes_nothing(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, b = pair
+    send(a, "au-24x7", "once")
+    worker(a).run_once()
+    with b.db.transaction(read_only=True) as s:
+        original = s.scalars(select(InboxMessage)).one()
+    before = (count(b, InboxMessage), count(b, ConversationEvent))
+    r = b.client().post("/federation/v1/inbox", json={"envelopes": [original.envelope]})
+    assert r.status_code == 200
+    (item,) = r.json()["receipts"]
+    assert item["status"] == "duplicate" and item["receipt"] == original.receipt
+    assert (count(b, InboxMessage), count(b, ConversationEvent)) == before
+
+
+def test_order_is_kept_within_a_conversation(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, b = pair
+    ids = [send(a, "au-24x7", f"step {i}", conversation="ordered")["message_id"] for i in range(12)]
+    w = worker(a)
+    while w.run_once().claimed:
+        pass
+    with b.db.transaction(read_only=True) as s:
+        got = [m.message_id for m in s.scalars(select(InboxMessage).order_by(InboxMessage.received_at))]
+        events = [e.message_id for e in s.scalars(select(ConversationEvent).order_by(ConversationEvent.seq))]
+    assert got == ids and events == ids
+
+
+def test_proof_verifies_offline_with_another_jose_library(
+    pair: tuple[LiveNode, LiveNode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from cyberpact.cli import app
+
+    a, b = pair
+    message_id = send(a, "au-24x7", "proof please")["message_id"]
+    worker(a).run_once()
+    for node, side in ((a, "sender"), (b, "receiver")):
+        s = node.settings
+        for k, v in {
+            "CYBERPACT_ENV": "test",
+            "CYBERPACT_SECRET_KEY": s.secret_key.get_secret_value(),
+            "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough",
+            "CYBERPACT_DATABASE_URL": s.sqlalchemy_url,
+            "CYBERPACT_NODE_ID": s.node_id,
+        }.items():
+            monkeypatch.setenv(k, v)
+        out = tmp_path / side
+        r = CliRunner().invoke(app, ["messages", "prove", message_id, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        envelope = (out / "envelope.jwe").read_text().strip()
+        receipt = jws.JWS()
+        receipt.deserialize((out / "receipt.jws").read_text().strip())
+        receiver_keys = jwk.JWKSet.from_json((out / "receiver.jwks.json").read_text())
+        receipt.verify(receiver_keys.get_key(receipt.jose_header["kid"]), alg="Ed25519")
+        body = json.loads(receipt.payload)
+        assert body["message_id"] == message_id and body["status"] == "accepted"
+        assert body["envelope_digest"] == hashlib.sha256(envelope.encode()).hexdigest()
+        message = jws.JWS()
+        message.deserialize((out / "message.jws").read_text().strip())
+        sender_keys = jwk.JWKSet.from_json((out / "sender.jwks.json").read_text())
+        message.verify(sender_keys.get_key(message.jose_header["kid"]), alg="Ed25519")
+        assert json.loads(message.payload) == {"text": "proof please"}
+        assert message.jose_header["msg_id"] == message_id and message.jose_header["aud"] == "au-24x7"

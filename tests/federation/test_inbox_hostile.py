@@ -1,0 +1,237 @@
+"""Every bad envelope is refused with a reason code, answered by a signed receipt, and leaves nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from conftest import DatabaseFactory, LiveNode, federation_node, pin
+from cyberpact.audit.models import AuditRecord
+from cyberpact.federation import envelope, identity
+from cyberpact.federation.models import InboxMessage, PeerKey
+from cyberpact.kit.actor import SYSTEM
+from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.time import utcnow
+
+from .test_channel import send, worker
+
+
+@pytest.fixture
+def trio(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode, LiveNode]]:
+    a = federation_node(db_factory, tmp_path, "vn-24x7")
+    b = federation_node(db_factory, tmp_path, "au-24x7")
+    c = federation_node(db_factory, tmp_path, "xx-stranger")
+    pin(a, b)
+    pin(b, a)
+    pin(c, b)  # c trusts b, but b does not trust c
+    yield a, b, c
+    for n in (a, b, c):
+        n.stop()
+
+
+def keys_of(node: LiveNode) -> KeyStore:
+    return KeyStore(node.settings.key_passphrase_value(), node.settings.key_kdf_iterations)
+
+
+def seal_from(
+    a: LiveNode,
+    to: LiveNode,
+    *,
+    text: str = "hello",
+    recipient_node: str | None = None,
+    created_delta: timedelta = timedelta(0),
+    signing_kid: str | None = None,
+) -> envelope.SealedEnvelope:
+    ks = keys_of(a)
+    with a.db.transaction(read_only=True) as s:
+        row = ks.current(s, "sig") if signing_kid is None else s.get_one(ks_row_type(), signing_kid)
+        assert row is not None
+        signing = ks.private(row)
+    with to.db.transaction(read_only=True) as s:
+        card = identity.read_card(json.loads(identity.current_card(s).card))  # type: ignore[union-attr]
+    return envelope.seal(
+        payload={"text": text},
+        sender_node=a.settings.node_id,
+        recipient_node=recipient_node or to.settings.node_id,
+        message_type="note",
+        conversation_id="c1",
+        in_reply_to=None,
+        signing_key=signing,
+        recipient_enc_jwk=card.enc_jwk,
+        created=utcnow() + created_delta,
+    )
+
+
+def ks_row_type() -> type:
+    from cyberpact.kit.keystore import NodeKey
+
+    return NodeKey
+
+
+def post(to: LiveNode, *tokens: str) -> list[dict]:
+    r = to.client().post("/federation/v1/inbox", json={"envelopes": list(tokens)})
+    assert r.status_code == 200, r.text
+    receipts = r.json()["receipts"]
+    for item in receipts:
+        body = json.loads(base64.urlsafe_b64decode(item["receipt"].split(".")[1] + "=="))
+        # A duplicate is answered with the original receipt, which says "accepted".
+        assert body["status"] == ("accepted" if item["status"] == "duplicate" else item["status"])
+        assert body["receiver_node"] == to.settings.node_id
+    return receipts
+
+
+def stored(node: LiveNode) -> tuple[int, int]:
+    with node.db.transaction(read_only=True) as s:
+        return (
+            int(s.scalar(select(func.count()).select_from(InboxMessage)) or 0),
+            int(s.scalar(select(func.count()).select_from(AuditRecord)) or 0),
+        )
+
+
+def flip(token: str, part: int, at: int = 5) -> str:
+    parts = token.split(".")
+    seg = parts[part]
+    ch = "A" if seg[at] != "A" else "B"
+    parts[part] = seg[:at] + ch + seg[at + 1 :]
+    return ".".join(parts)
+
+
+def test_tampering_is_refused_with_reasons(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
+    a, b, _ = trio
+    before = stored(b)
+    good = seal_from(a, b).token
+    header = json.loads(base64.urlsafe_b64decode(good.split(".")[0] + "=="))
+    header["conv_id"] = "other"
+    forged_header = base64.urlsafe_b64encode(json.dumps(header).encode()).decode().rstrip("=")
+    cases = {
+        "ciphertext": (flip(good, 3), "decrypt_failed"),
+        "tag": (flip(good, 4, 2), "decrypt_failed"),
+        "protected header": (".".join([forged_header, *good.split(".")[1:]]), "decrypt_failed"),
+        "encrypted key": (flip(good, 1), "decrypt_failed"),
+        "not JOSE": ("this.is.not.a.jwe", "malformed"),
+        "garbage": ("%%%", "malformed"),
+    }
+    results = post(b, *(t for t, _ in cases.values()))
+    assert [r["reason"] for r in results] == [reason for _, reason in cases.values()]
+    assert all(r["status"] == "rejected" for r in results)
+    assert stored(b) == before
+    # The untouched envelope still goes through afterwards: nothing was consumed by the failures.
+    assert post(b, good)[0]["status"] == "accepted"
+
+
+def test_wrong_recipient_stale_future_and_oversize(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
+    a, b, _ = trio
+    before = stored(b)
+    cases = [
+        (seal_from(a, b, recipient_node="pl-ca").token, "wrong_recipient"),
+        (seal_from(a, b, created_delta=timedelta(hours=-1)).token, "stale"),
+        (seal_from(a, b, created_delta=timedelta(minutes=10)).token, "future"),
+        (seal_from(a, b, text="x" * 300_000).token, "too_large"),
+    ]
+    assert [r["reason"] for r in post(b, *(t for t, _ in cases))] == [r for _, r in cases]
+    assert stored(b) == before
+
+
+def test_unknown_suspended_and_removed_senders(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
+    a, b, c = trio
+    before = stored(b)
+    assert post(b, seal_from(c, b).token)[0]["reason"] == "unknown_sender"
+    admin = b.client(b.admin_token)
+    assert admin.post("/api/v1/federation/peers/vn-24x7/suspend").json()["status"] == "suspended"
+    assert post(b, seal_from(a, b).token)[0]["reason"] == "sender_suspended"
+    # The sender's outbox learns it from the signed receipt and stops retrying.
+    send(a, "au-24x7", "while suspended")
+    result = worker(a).run_once()
+    assert result.rejected == 1
+    assert admin.post("/api/v1/federation/peers/vn-24x7/remove").json()["status"] == "removed"
+    assert post(b, seal_from(a, b).token)[0]["reason"] == "sender_removed"
+    assert admin.post("/api/v1/federation/peers/vn-24x7/resume").status_code == 409
+    assert stored(b)[0] == before[0]
+
+
+def test_replayed_envelope_is_a_duplicate(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
+    a, b, _ = trio
+    token = seal_from(a, b).token
+    first = post(b, token)[0]
+    after = stored(b)
+    again = post(b, token, token)
+    assert [r["status"] for r in again] == ["duplicate", "duplicate"]
+    assert all(r["receipt"] == first["receipt"] for r in again)
+    assert stored(b) == after
+
+
+def test_transport_level_bad_input(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
+    _, b, _ = trio
+    before = stored(b)
+    c = b.client()
+    assert (
+        c.post(
+            "/federation/v1/inbox", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert c.post("/federation/v1/inbox", json={"envelopes": "x"}).status_code == 400
+    assert c.post("/federation/v1/inbox", json={"envelopes": ["a"], "more": 1}).status_code == 400
+    assert c.post("/federation/v1/inbox", json={"envelopes": [1]}).status_code == 400
+    r = c.post("/federation/v1/inbox", content=b'{"envelopes": []}', headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and r.headers["content-type"].startswith("application/problem+json")
+    big = json.dumps({"envelopes": ["x" * (17 * 1024 * 1024)]}).encode()
+    assert (
+        c.post("/federation/v1/inbox", content=big, headers={"content-type": "application/json"}).status_code
+        == 413
+    )
+    assert stored(b) == before
+
+
+def test_rotation_is_followed_and_retired_key_expires(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
+    a, b, _ = trio
+    ks = keys_of(a)
+    with a.db.transaction() as s:
+        old_kid = ks.current(s, "sig").kid  # type: ignore[union-attr]
+        identity.rotate(s, ks, a.settings, SYSTEM)
+    # b learns the new key by itself when the first message signed with it arrives.
+    send(a, "au-24x7", "after rotation")
+    assert worker(a).run_once().delivered == 1
+    with b.db.transaction(read_only=True) as s:
+        keys = {k.kid: k for k in s.scalars(select(PeerKey).where(PeerKey.peer_id == "vn-24x7"))}
+    assert keys[old_kid].valid_until is not None and len(keys) == 4
+    # A message signed with the retired key after its retirement is refused...
+    late = seal_from(a, b, signing_kid=old_kid)
+    assert post(b, late.token)[0]["reason"] == "key_expired"
+    # ...but the history it signed before still verifies (the key is kept).
+    assert keys[old_kid].jwk["kid"] == old_kid
+
+
+def test_a_card_not_vouched_for_by_the_pinned_key_is_not_followed(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    a, b, _ = trio
+    from cyberpact.federation import peers
+    from cyberpact.kit import crypto
+    from cyberpact.kit.errors import IntegrityFailure
+
+    with a.db.transaction(read_only=True) as s:
+        genuine, _ = crypto.signatures_of(json.loads(identity.current_card(s).card))  # type: ignore[union-attr]
+    evil_sig, evil_enc = crypto.generate_key("Ed25519"), crypto.generate_key("X25519")
+    forged = {
+        **genuine,
+        "seq": genuine["seq"] + 1,
+        "base_url": "http://127.0.0.1:9",
+        "keys": [
+            {**crypto.public_jwk(evil_sig), "use": "sig", "alg": "Ed25519"},
+            {**crypto.public_jwk(evil_enc), "use": "enc", "alg": "ECDH-ES+A256KW"},
+        ],
+    }
+    doc = {"card": crypto.sign_json_multi(forged, [evil_sig], "cyberpact-node-card+jws"), "history": []}
+    with b.db.transaction() as s:
+        with pytest.raises(IntegrityFailure, match="vouched"):
+            peers.follow_rotation(s, SYSTEM, peers.get_peer(s, "vn-24x7"), doc)
+    with b.db.transaction(read_only=True) as s:
+        peer = peers.get_peer(s, "vn-24x7")
+        assert peer.card_seq == genuine["seq"] and peer.base_url == a.url
