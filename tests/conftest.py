@@ -143,11 +143,12 @@ class LiveNode:
     thread: threading.Thread
     app: Any = None
     admin_token: str = ""
+    verify: Any = True  # a CA bundle path for nodes served over TLS
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        c = httpx.Client(base_url=self.url, headers=headers, timeout=30)
+        c = httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=self.verify)
         self.clients.append(c)
         return c
 
@@ -171,7 +172,15 @@ def start_node(
 ) -> LiveNode:
     app = create_app(settings, run_background=run_background)
     extra: dict[str, Any] = {"ssl_certfile": str(ssl[0]), "ssl_keyfile": str(ssl[1])} if ssl else {}
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **extra)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        **extra,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -183,10 +192,11 @@ def start_node(
     port = server.servers[0].sockets[0].getsockname()[1]
     return LiveNode(
         settings=settings,
-        url=f"http://127.0.0.1:{port}",
+        url=f"{'https' if ssl else 'http'}://127.0.0.1:{port}",
         db=Database(settings.sqlalchemy_url),
         server=server,
         thread=thread,
+        app=app,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,9 +11,11 @@ import typer
 from cyberpact.accounts.cli import tokens, users
 from cyberpact.audit.cli import app as audit_app
 from cyberpact.directory.cli import app as directory_app
+from cyberpact.intel.cli import app as intel_app
 from cyberpact.federation import cli as federation_cli
 from cyberpact.kit import migrate
 from cyberpact.kit.cli import console, friendly, settings
+from cyberpact.kit.errors import ConfigurationError
 
 app = typer.Typer(
     help="cyberpact: cooperation under the UN Convention against Cybercrime.",
@@ -25,6 +28,7 @@ app.add_typer(users, name="users")
 app.add_typer(tokens, name="tokens")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")
+app.add_typer(intel_app, name="intel")
 app.add_typer(federation_cli.keys_app, name="keys")
 app.add_typer(federation_cli.peers_app, name="peers")
 app.add_typer(federation_cli.outbox_app, name="outbox")
@@ -48,19 +52,36 @@ def db_upgrade(revision: str = "head") -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default: CYBERPACT_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default: CYBERPACT_PORT")] = None,
+    cert: Annotated[
+        Path | None, typer.Option(help="TLS certificate (PEM); default CYBERPACT_TLS_CERT_FILE")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="TLS private key (PEM); default CYBERPACT_TLS_KEY_FILE")
+    ] = None,
 ) -> None:
-    """Run the node's HTTP server (migrates the database first in dev)."""
+    """Run the node's HTTP server and its outbox worker (migrates the database first in dev)."""
     import uvicorn
 
     from cyberpact.app import create_app
 
     s = settings()
+    cert, key = cert or s.tls_cert_file, key or s.tls_key_file
+    if (cert is None) != (key is None):
+        raise ConfigurationError("give both a TLS certificate and its key, or neither")
+    if s.tls_required and cert is None:
+        raise ConfigurationError("in prod the node serves HTTPS only: pass --cert and --key")
     s.data_dir.mkdir(parents=True, exist_ok=True)
     if s.dev:
         migrate.upgrade(s.sqlalchemy_url)
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
-        create_app(s), host=host or s.host, port=port or s.port, log_level=s.log_level, proxy_headers=False
+        create_app(s),
+        host=host or s.host,
+        port=port or s.port,
+        log_level=s.log_level,
+        proxy_headers=False,
+        ssl_certfile=str(cert) if cert else None,
+        ssl_keyfile=str(key) if key else None,
     )
 
 

@@ -165,7 +165,9 @@ class OutboxWorker:
             blocked: dict[tuple[str, str], int] = {
                 (recipient, conv): first
                 for recipient, conv, first in session.execute(
-                    select(OutboxMessage.recipient, OutboxMessage.conversation_id, func.min(OutboxMessage.seq))
+                    select(
+                        OutboxMessage.recipient, OutboxMessage.conversation_id, func.min(OutboxMessage.seq)
+                    )
                     .where(
                         OutboxMessage.status == "pending",
                         or_(OutboxMessage.next_attempt_at > now, OutboxMessage.lease_until > now),
@@ -439,6 +441,7 @@ class OutboxWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.client.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -1,0 +1,3 @@
+from cyberpact.cli import main
+
+main()
