@@ -11,8 +11,8 @@ import typer
 from cyberpact.accounts.cli import tokens, users
 from cyberpact.audit.cli import app as audit_app
 from cyberpact.directory.cli import app as directory_app
-from cyberpact.intel.cli import app as intel_app
 from cyberpact.federation import cli as federation_cli
+from cyberpact.intel.cli import app as intel_app
 from cyberpact.kit import migrate
 from cyberpact.kit.cli import console, friendly, settings
 from cyberpact.kit.errors import ConfigurationError

@@ -229,9 +229,8 @@ def test_a_card_not_vouched_for_by_the_pinned_key_is_not_followed(
         ],
     }
     doc = {"card": crypto.sign_json_multi(forged, [evil_sig], "cyberpact-node-card+jws"), "history": []}
-    with b.db.transaction() as s:
-        with pytest.raises(IntegrityFailure, match="vouched"):
-            peers.follow_rotation(s, SYSTEM, peers.get_peer(s, "vn-24x7"), doc)
+    with b.db.transaction() as s, pytest.raises(IntegrityFailure, match="vouched"):
+        peers.follow_rotation(s, SYSTEM, peers.get_peer(s, "vn-24x7"), doc)
     with b.db.transaction(read_only=True) as s:
         peer = peers.get_peer(s, "vn-24x7")
         assert peer.card_seq == genuine["seq"] and peer.base_url == a.url
