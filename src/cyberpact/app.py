@@ -16,12 +16,14 @@ from cyberpact import __version__
 from cyberpact.accounts.api import router as accounts_router
 from cyberpact.audit import service as audit
 from cyberpact.audit.api import router as audit_router
+from cyberpact.catalog.service import get_catalog
 from cyberpact.config import Settings
 from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.actor import ANONYMOUS, SYSTEM, Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.http import client_address, install_error_handlers, problem
+from cyberpact.kit.jobs import JobWorker
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.migrate import at_head
 
@@ -47,6 +49,8 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     settings.check_secure()
     db = Database(settings.sqlalchemy_url)
     keys = KeyStore(settings.key_passphrase_value(), settings.key_kdf_iterations)
+    # Loaded and checked whole at start: a bad catalog edit stops the node here, with the file and reason.
+    catalog = get_catalog(str(settings.catalog_dir) if settings.catalog_dir else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +59,10 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
         await run_in_threadpool(_startup, db, keys, settings)
         tasks: list[asyncio.Task[Any]] = []
         worker: OutboxWorker | None = None
+        job_worker: JobWorker | None = None
         if run_background:
+            job_worker = JobWorker(db, settings.jobs_poll_seconds)
+            job_worker.start()
             tasks.append(
                 asyncio.create_task(_every(settings.audit_anchor_seconds, _anchor, db, keys, settings))
             )
@@ -67,6 +74,8 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
         finally:
             if worker is not None:
                 await run_in_threadpool(worker.stop)
+            if job_worker is not None:
+                await run_in_threadpool(job_worker.stop)
             for task in tasks:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -86,18 +95,25 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     app.state.settings = settings
     app.state.db = db
     app.state.keys = keys
+    app.state.catalog = catalog
     app.state.on_denied = _record_denied
     install_error_handlers(app)
 
+    from cyberpact.cases.api import router as cases_router
     from cyberpact.directory.api import router as directory_router
+    from cyberpact.evidence.api import router as evidence_router
     from cyberpact.federation.api import public as federation_public
     from cyberpact.federation.api import router as federation_router
+    from cyberpact.intel.api import router as intel_router
 
+    app.include_router(cases_router)
     app.include_router(federation_public)
     app.include_router(federation_router)
     app.include_router(accounts_router)
     app.include_router(audit_router)
     app.include_router(directory_router)
+    app.include_router(evidence_router)
+    app.include_router(intel_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -130,23 +146,26 @@ async def _every(seconds: int, fn: Any, *args: Any) -> None:
 
 
 async def _record_denied(request: Request, exc: CyberpactError) -> None:
-    """401 and 403 answers roll back the request's own unit of work, so they are recorded in their own."""
+    """Refusals (401, 403, and hidden 404s) roll back the request's own unit of work, so they are recorded
+    in a unit of work of their own."""
     actor: Actor = getattr(request.state, "actor", None) or Actor(
         user_id=ANONYMOUS.user_id, username=ANONYMOUS.username, source=client_address(request)
     )
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
 
+    action, object_type, object_id = exc.denied or (f"http.{request.method.lower()}", "endpoint", path)
+
     def write() -> None:
         with request.app.state.db.transaction() as session:
             audit.record(
                 session,
                 actor,
-                f"http.{request.method.lower()}",
-                "endpoint",
-                path,
+                action,
+                object_type,
+                object_id,
                 outcome="denied",
-                detail={"status": exc.status, "code": exc.code, "reason": exc.detail},
+                detail={"status": exc.status, "code": exc.code, "reason": exc.detail, "path": path},
             )
 
     await run_in_threadpool(write)

@@ -10,7 +10,9 @@ import typer
 
 from cyberpact.accounts.cli import tokens, users
 from cyberpact.audit.cli import app as audit_app
+from cyberpact.cases.cli import app as requests_app
 from cyberpact.directory.cli import app as directory_app
+from cyberpact.evidence.cli import app as evidence_app
 from cyberpact.federation import cli as federation_cli
 from cyberpact.intel.cli import app as intel_app
 from cyberpact.kit import migrate
@@ -28,6 +30,8 @@ app.add_typer(users, name="users")
 app.add_typer(tokens, name="tokens")
 app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")
+app.add_typer(evidence_app, name="evidence")
+app.add_typer(requests_app, name="requests")
 app.add_typer(intel_app, name="intel")
 app.add_typer(federation_cli.keys_app, name="keys")
 app.add_typer(federation_cli.peers_app, name="peers")

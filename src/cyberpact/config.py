@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = Field(900, ge=1, description="how long a lock-out lasts")
     token_default_days: int = Field(90, ge=1, le=3650, description="lifetime of a new API token")
     page_size_max: int = Field(500, ge=1, description="largest page an API list returns")
+    catalog_dir: Path | None = Field(None, description="a corrected copy of the convention catalog to use")
+    jobs_poll_seconds: float = Field(1.0, gt=0, description="how often the job worker looks for due jobs")
 
     # Federation: who this node is, and how it talks to peers.
     node_id: str = Field(
@@ -79,6 +82,23 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = Field(None, description="certificate `cyberpact serve` presents")
     tls_key_file: Path | None = Field(None, description="private key of that certificate")
     tls_ca_bundle: Path | None = Field(None, description="CA bundle that peers' certificates must chain to")
+
+    # Evidence: where encrypted evidence chunks live, and how they are cut. Object keys never contain
+    # plaintext names, and every object is AEAD-encrypted under its package's data key, so the object
+    # store itself needs no more trust than a disk would.
+    storage: Literal["local", "s3"] = Field("local", description="evidence storage backend: local or s3")
+    storage_dir: Path | None = Field(None, description="local storage root; default: <data_dir>/evidence")
+    s3_endpoint: str | None = Field(None, description="S3-compatible endpoint URL; default: AWS")
+    s3_bucket: str = Field("cyberpact-evidence", description="bucket holding evidence chunks")
+    s3_region: str = Field("us-east-1", description="region of the bucket")
+    s3_access_key: SecretStr | None = Field(None, description="S3 access key id; default: boto3's chain")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret access key")
+    evidence_chunk_bytes: int = Field(
+        4 * 1024 * 1024, ge=64 * 1024, le=16 * 1024 * 1024, description="plaintext bytes per stored chunk"
+    )
+    evidence_max_file_bytes: int = Field(
+        16 * 1024**4, ge=1, description="largest evidence file a node accepts (declared size)"
+    )
 
     @property
     def roles(self) -> list[str]:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -52,10 +53,9 @@ class DemoNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        response = self.client.request(
-            method, self.url + path, headers={"Authorization": f"Bearer {self.token}"}, **kwargs
-        )  # type: ignore[arg-type]
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        response = self.client.request(method, self.url + path, headers=headers, **kwargs)
         if response.status_code >= 400:
             raise ConfigurationError(
                 f"{self.node_id} {method} {path}: {response.status_code} {response.text}"

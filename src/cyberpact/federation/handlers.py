@@ -7,6 +7,7 @@ handler in one transaction (a savepoint of the batch), so a message is applied e
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,11 @@ Handler = Callable[[Session, OpenedEnvelope], str]
 
 _HANDLERS: dict[str, Handler] = {}
 
+ReceiptHook = Callable[[Session, Any, str], None]
+"""Runs in the sender's transaction when a receipt for a message of its type is stored: (session, outbox
+row, receipt status)."""
+_RECEIPT_HOOKS: dict[str, ReceiptHook] = {}
+
 
 def register(message_type: str) -> Callable[[Handler], Handler]:
     def add(fn: Handler) -> Handler:
@@ -29,6 +35,18 @@ def register(message_type: str) -> Callable[[Handler], Handler]:
         return fn
 
     return add
+
+
+def on_receipt(message_type: str) -> Callable[[ReceiptHook], ReceiptHook]:
+    def add(fn: ReceiptHook) -> ReceiptHook:
+        _RECEIPT_HOOKS[message_type] = fn
+        return fn
+
+    return add
+
+
+def receipt_hook(message_type: str) -> ReceiptHook | None:
+    return _RECEIPT_HOOKS.get(message_type)
 
 
 def handler_for(message_type: str) -> Handler | None:

@@ -115,7 +115,12 @@ def retry(session: Session, actor: Actor, message_id: str) -> OutboxMessage:
         raise NotFound(f"No outgoing message {message_id}")
     if row.status == "delivered":
         raise Conflict(f"{message_id} was delivered; nothing to retry")
-    row.status, row.attempts, row.next_attempt_at = "pending", 0, utcnow()
+    now = utcnow()
+    row.status, row.attempts, row.next_attempt_at = "pending", 0, now
+    # Restart the dead-letter clock (_bury counts from created_at): a dead letter is by definition older
+    # than outbox_dead_after_seconds and would otherwise be buried again before its first new attempt.
+    # The original queueing time stays in the conversation's "queued" event and the audit chain.
+    row.created_at = now
     row.lease_owner = row.lease_until = None
     session.flush()
     audit.record(session, actor, "federation.message.retry", "message", message_id)
@@ -346,8 +351,9 @@ class OutboxWorker:
                 )
             )
             return "failed"
+        hook = handlers.receipt_hook(row.message_type)
         if receipt.status == "rejected":
-            session.execute(
+            rejected = session.execute(
                 update(OutboxMessage)
                 .where(mine)
                 .values(
@@ -373,7 +379,12 @@ class OutboxWorker:
                 message_type=row.message_type,
                 summary=f"refused by {recipient}: {receipt.reason}",
             )
+            if hook is not None and rejected.rowcount:  # type: ignore[attr-defined]
+                hook(session, row, "rejected")
             return "rejected"
+        # A duplicate is answered with the receipt first signed for it, which says "accepted"; what the
+        # receiver says of this delivery is the item's status (the receipt itself was verified above).
+        status = "duplicate" if (item or {}).get("status") == "duplicate" else receipt.status
         done = session.execute(
             update(OutboxMessage)
             .where(mine)
@@ -383,13 +394,13 @@ class OutboxWorker:
                 lease_owner=None,
                 lease_until=None,
                 receipt=item["receipt"] if item else None,
-                receipt_status=receipt.status,
+                receipt_status=status,
                 delivered_at=now,
                 last_error=None,
                 # For a duplicate, keep the envelope the receipt names: the one that arrived first.
                 **(
                     {}
-                    if receipt.status == "duplicate" and row.envelope
+                    if status == "duplicate" and row.envelope
                     else {"envelope": sealed.token, "signed": sealed.signed, "digest": sealed.digest}
                 ),
             )
@@ -403,8 +414,10 @@ class OutboxWorker:
                 kind="delivered",
                 message_id=row.message_id,
                 message_type=row.message_type,
-                summary=f"receipt from {recipient} ({receipt.status})",
+                summary=f"receipt from {recipient} ({status})",
             )
+            if hook is not None:
+                hook(session, row, status)
         return "delivered"
 
     def _link(self, session: Session, recipient: str, ok: bool, error: str | None, now: datetime) -> None:

@@ -41,6 +41,13 @@ class CyberpactError(Exception):
 
     def __post_init__(self) -> None:
         super().__init__(self.detail)
+        # (action, object_type, object_id) of a refused access the audit record must keep even though the
+        # request's own transaction rolls back; set by :meth:`denying`.
+        self.denied: tuple[str, str, str] | None = None
+
+    def denying(self, action: str, object_type: str, object_id: object) -> CyberpactError:
+        self.denied = (action, object_type, str(object_id))
+        return self
 
     def __str__(self) -> str:
         if not self.problems:

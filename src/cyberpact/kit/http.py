@@ -76,7 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status >= 500:
             log.error("server-side error %s on %s: %s", exc.code, request.url.path, exc.detail)
         hook = getattr(request.app.state, "on_denied", None)
-        if exc.status in (401, 403) and hook is not None:
+        if (exc.status in (401, 403) or exc.denied is not None) and hook is not None:
             await hook(request, exc)
         return problem(
             exc.status,

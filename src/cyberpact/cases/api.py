@@ -1,0 +1,268 @@
+"""REST for cases and requests, and the catalog itself."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+
+from cyberpact.accounts.api import CurrentActor
+from cyberpact.cases import deadlines, lifecycle, service
+from cyberpact.cases.models import Request as RequestRow
+from cyberpact.cases.models import RequestRevision
+from cyberpact.cases.schemas import (
+    ActionIn,
+    CaseCreate,
+    CaseOut,
+    CheckOut,
+    DraftCheck,
+    DraftIn,
+    DraftOut,
+    DraftUpdate,
+    EventOut,
+    RequestOut,
+    RequestPage,
+    RevisionOut,
+)
+from cyberpact.catalog.service import Catalog, DraftReport
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.http import ReadSession, WriteSession
+from cyberpact.kit.pagination import decode_cursor, encode_cursor
+
+router = APIRouter(prefix="/api/v1", tags=["requests"])
+
+
+def catalog_of(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.catalog
+    return catalog
+
+
+def request_out(catalog: Catalog, row: RequestRow, actor: Actor | None = None) -> RequestOut:
+    return RequestOut(
+        id=row.id,
+        case_id=row.case_id,
+        direction=row.direction,
+        type=row.type,
+        type_label=catalog.type(row.type).label,
+        status=row.status,
+        counterpart=row.counterpart,
+        counterpart_country=row.counterpart_country,
+        header=row.header,
+        fields=row.fields,
+        emergency=row.emergency,
+        confidentiality=row.confidentiality,
+        use_limitation=row.use_limitation,
+        drafted_by=row.drafted_by,
+        approved_by=row.approved_by,
+        approved_at=row.approved_at,
+        remote_reference=row.remote_reference,
+        due_at=row.due_at,
+        overdue=deadlines.is_overdue(row),
+        preserved_until=row.preserved_until,
+        expiry=deadlines.expiry_state(row),
+        sent_at=row.sent_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+        allowed_actions=lifecycle.allowed_actions(catalog, row, actor),
+    )
+
+
+def check_out(report: DraftReport) -> CheckOut:
+    return CheckOut.model_validate(report.as_dict())
+
+
+@router.get("/catalog", tags=["catalog"])
+def read_catalog(request: Request, _: CurrentActor) -> dict[str, Any]:
+    """The convention catalog: request types, their fields with article references, grounds, life cycle."""
+    return catalog_of(request).as_dict()
+
+
+@router.post("/cases", status_code=201, response_model=CaseOut)
+def create_case(body: CaseCreate, actor: CurrentActor, session: WriteSession) -> CaseOut:
+    return CaseOut.model_validate(service.create_case(session, actor, body.title, body.reference))
+
+
+@router.get("/cases", response_model=list[CaseOut])
+def list_cases(
+    actor: CurrentActor, session: WriteSession, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[CaseOut]:
+    return [CaseOut.model_validate(c) for c in service.list_cases(session, actor, limit)]
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut)
+def get_case(case_id: uuid.UUID, actor: CurrentActor, session: WriteSession) -> CaseOut:
+    return CaseOut.model_validate(service.get_case(session, actor, case_id))
+
+
+@router.post("/requests/check", response_model=CheckOut)
+def check_draft(body: DraftCheck, request: Request, _: CurrentActor, session: ReadSession) -> CheckOut:
+    """Check a draft against the catalog without storing anything (the wizard calls this at every step)."""
+    data = service.DraftInput(body.type, body.counterpart, body.header, body.fields)
+    return check_out(service.check(session, catalog_of(request), data))
+
+
+@router.post("/requests", status_code=201, response_model=DraftOut)
+def create_request(body: DraftIn, request: Request, actor: CurrentActor, session: WriteSession) -> DraftOut:
+    catalog = catalog_of(request)
+    if body.case_id is not None:
+        case = service.get_case(session, actor, body.case_id)
+    elif body.case_title:
+        case = service.create_case(session, actor, body.case_title)
+    else:
+        raise InvalidInput(
+            "Say which case", [Problem("case_id", "give case_id, or case_title for a new case")]
+        )
+    row, report = service.create_draft(
+        session,
+        actor,
+        catalog,
+        case,
+        service.DraftInput(body.type, body.counterpart, body.header, body.fields),
+    )
+    return DraftOut(request=request_out(catalog, row, actor), check=check_out(report))
+
+
+@router.get("/requests", response_model=RequestPage)
+def list_requests(
+    request: Request,
+    actor: CurrentActor,
+    session: WriteSession,
+    direction: Literal["outgoing", "incoming"] | None = None,
+    status: Annotated[str | None, Query(max_length=30)] = None,
+    type: Annotated[str | None, Query(max_length=40)] = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+    emergency: bool | None = None,
+    overdue: bool = False,
+    due_before: datetime | None = None,
+    case_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+) -> RequestPage:
+    catalog = catalog_of(request)
+    after = None
+    if cursor:
+        at, rid = decode_cursor(cursor, "requests", 2)
+        try:
+            after = (datetime.fromisoformat(str(at)), uuid.UUID(str(rid)))
+        except ValueError:
+            raise InvalidInput(
+                "Invalid page cursor", [Problem("cursor", "not issued by this listing")]
+            ) from None
+    f = service.RequestFilter(
+        direction=direction,
+        status=status,
+        type=type,
+        country=country,
+        emergency=emergency,
+        due_before=due_before,
+        case_id=case_id,
+        overdue=overdue,
+    )
+    rows = service.list_requests(session, actor, f, limit + 1, after)
+    items = [request_out(catalog, r, actor) for r in rows[:limit]]
+    nxt = (
+        encode_cursor("requests", [rows[limit - 1].created_at.isoformat(), str(rows[limit - 1].id)])
+        if len(rows) > limit
+        else None
+    )
+    return RequestPage(items=items, next=nxt)
+
+
+@router.get("/requests/{request_id}", response_model=RequestOut)
+def get_request(
+    request_id: uuid.UUID, request: Request, actor: CurrentActor, session: WriteSession
+) -> RequestOut:
+    return request_out(catalog_of(request), service.get_request(session, actor, request_id), actor)
+
+
+@router.put("/requests/{request_id}", response_model=DraftOut)
+def update_request(
+    request_id: uuid.UUID, body: DraftUpdate, request: Request, actor: CurrentActor, session: WriteSession
+) -> DraftOut:
+    catalog = catalog_of(request)
+    row = service.get_request(session, actor, request_id, purpose="update")
+    row, report = service.update_draft(
+        session,
+        actor,
+        catalog,
+        row,
+        service.DraftInput(row.type, body.counterpart, body.header, body.fields),
+        body.version,
+    )
+    return DraftOut(request=request_out(catalog, row, actor), check=check_out(report))
+
+
+@router.get("/requests/{request_id}/check", response_model=CheckOut)
+def check_request(
+    request_id: uuid.UUID, request: Request, actor: CurrentActor, session: WriteSession
+) -> CheckOut:
+    row = service.get_request(session, actor, request_id)
+    data = service.DraftInput(row.type, row.counterpart, row.header, row.fields)
+    return check_out(service.check(session, catalog_of(request), data))
+
+
+@router.post("/requests/{request_id}/actions/{action}", response_model=RequestOut)
+def take_action(
+    request_id: uuid.UUID,
+    action: str,
+    body: ActionIn,
+    request: Request,
+    actor: CurrentActor,
+    session: WriteSession,
+) -> RequestOut:
+    """Move the request along its life cycle; 409 lists the actions allowed instead."""
+    catalog = catalog_of(request)
+    row = service.get_request(session, actor, request_id, purpose=action)
+    lifecycle.act(session, actor, catalog, row, action, body.data)
+    worker = getattr(request.app.state, "outbox_worker", None)
+    if worker is not None:
+        worker.wake()
+    return request_out(catalog, row, actor)
+
+
+@router.get("/requests/{request_id}/timeline", response_model=list[EventOut])
+def request_timeline(request_id: uuid.UUID, actor: CurrentActor, session: WriteSession) -> list[EventOut]:
+    row = service.get_request(session, actor, request_id)
+    return [EventOut.model_validate(e) for e in service.timeline(session, row)]
+
+
+@router.get("/requests/{request_id}/revisions", response_model=list[RevisionOut])
+def request_revisions(request_id: uuid.UUID, actor: CurrentActor, session: WriteSession) -> list[RevisionOut]:
+    row = service.get_request(session, actor, request_id)
+    revs = session.scalars(
+        select(RequestRevision).where(RequestRevision.request_id == row.id).order_by(RequestRevision.seq)
+    )
+    return [RevisionOut.model_validate(r) for r in revs]
+
+
+@router.get("/requests/{request_id}/document", response_model=None)
+def request_document(
+    request_id: uuid.UUID,
+    request: Request,
+    actor: CurrentActor,
+    session: WriteSession,
+    lang: Annotated[str, Query(pattern=r"^(en|fr|es|ru|zh|ar|vi)$")] = "en",
+    format: Literal["html", "pdf"] = "html",
+) -> Response:
+    """The formal request document, in any of the seven languages."""
+    from cyberpact.cases import document
+
+    row = service.get_request(session, actor, request_id)
+    html = document.render_html(session, catalog_of(request), row, lang)
+    if format == "html":
+        return HTMLResponse(
+            html, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+        )
+    from cyberpact.kit.documents import render_pdf
+
+    return Response(
+        render_pdf(html),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="request-{row.id}-{lang}.pdf"'},
+    )

@@ -1,0 +1,216 @@
+"""`cyberpact requests new|validate|send|approve|respond|list|show`.
+
+Each command acts as a named user of this node (``--as``), with that user's roles, so four-eyes approval
+and role checks hold on the command line exactly as in the API.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from cyberpact.accounts import service as accounts
+from cyberpact.cases import deadlines, lifecycle, service
+from cyberpact.catalog.service import DraftReport, get_catalog
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.cli import console, err_console, friendly, unit_of_work
+from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
+from cyberpact.kit.time import check_timezone
+
+app = typer.Typer(help="Cooperation requests.", no_args_is_help=True)
+AsUser = Annotated[str, typer.Option("--as", help="the user of this node acting")]
+
+
+def _actor(session: Session, username: str) -> Actor:
+    user = accounts.get_user(session, username)
+    if user.disabled:
+        raise InvalidInput("That user is disabled", [Problem("--as", username)])
+    return Actor(user_id=user.id, username=user.username, roles=user.roles, source="cli")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else json.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise MalformedInput(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedInput(f"{path} must hold an object")
+    return data
+
+
+def _print_report(report: DraftReport) -> None:
+    if report.complete:
+        console.print("[green]complete[/green]: every element the convention requires is there")
+    for p in report.errors:
+        console.print(f"  [red]missing[/red] {p.field}: {p.message}", highlight=False, soft_wrap=True)
+    for p in report.warnings:
+        console.print(f"  [yellow]warning[/yellow] {p.field}: {p.message}", highlight=False, soft_wrap=True)
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput("Not a request id", [Problem("request_id", "a UUID is expected")]) from None
+
+
+@app.command("validate")
+@friendly
+def validate(
+    file: Path,
+    type_: Annotated[str, typer.Option("--type")],
+    to: Annotated[str | None, typer.Option(help="the requested node")] = None,
+) -> None:
+    """Check a draft file (JSON or TOML: `header`, `fields`) against the catalog; exit 1 if incomplete."""
+    data = _load(file)
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        report = service.check(
+            session,
+            get_catalog(),
+            service.DraftInput(type_, to, data.get("header") or {}, data.get("fields") or {}),
+        )
+    _print_report(report)
+    if not report.complete:
+        raise typer.Exit(1)
+
+
+@app.command("new")
+@friendly
+def new(
+    file: Path,
+    type_: Annotated[str, typer.Option("--type")],
+    as_: AsUser,
+    to: Annotated[str | None, typer.Option(help="the requested node")] = None,
+    case: Annotated[str | None, typer.Option(help="existing case id")] = None,
+    title: Annotated[str | None, typer.Option(help="title of a new case")] = None,
+) -> None:
+    """Create a draft from a file; prints what is still missing."""
+    data = _load(file)
+    with unit_of_work() as (session, _s, _db):
+        actor = _actor(session, as_)
+        if case:
+            case_row = service.get_case(session, actor, _uuid(case))
+        else:
+            case_row = service.create_case(session, actor, title or f"{type_} request")
+        row, report = service.create_draft(
+            session,
+            actor,
+            get_catalog(),
+            case_row,
+            service.DraftInput(type_, to, data.get("header") or {}, data.get("fields") or {}),
+        )
+        console.print(f"draft {row.id} in case {case_row.reference}")
+    _print_report(report)
+
+
+def _act(request_id: str, action: str, as_: str, data: dict[str, Any]) -> None:
+    with unit_of_work() as (session, _s, _db):
+        actor = _actor(session, as_)
+        row = service.get_request(session, actor, _uuid(request_id), purpose=action)
+        lifecycle.act(session, actor, get_catalog(), row, action, data)
+        console.print(f"{row.id}: {row.status}")
+
+
+@app.command("send")
+@friendly
+def send(request_id: str, as_: AsUser) -> None:
+    """Submit a complete draft for approval (a supervisor's approval sends it)."""
+    _act(request_id, "submit", as_, {})
+
+
+@app.command("approve")
+@friendly
+def approve(request_id: str, as_: AsUser) -> None:
+    """Approve (four eyes: not the drafter) and send through the outbox."""
+    _act(request_id, "approve", as_, {})
+
+
+@app.command("respond")
+@friendly
+def respond(
+    request_id: str,
+    action: str,
+    as_: AsUser,
+    data: Annotated[list[str] | None, typer.Option("--data", "-d", help="key=value; repeat")] = None,
+    file: Annotated[Path | None, typer.Option(help="JSON or TOML with the action's data")] = None,
+) -> None:
+    """Take a life-cycle ACTION (acknowledge, preserve, refuse, execute, ...) on a request."""
+    values: dict[str, Any] = _load(file) if file else {}
+    for item in data or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput("Bad --data", [Problem("--data", f"{item!r} is not key=value")])
+        if key == "grounds" or key == "evidence_refs":
+            values.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
+        else:
+            values[key] = value
+    _act(request_id, action, as_, values)
+
+
+@app.command("list")
+@friendly
+def list_(
+    as_: AsUser,
+    direction: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option()] = None,
+    overdue: Annotated[bool, typer.Option(help="only overdue requests")] = False,
+) -> None:
+    """List requests this user may see, newest first."""
+    with unit_of_work() as (session, _s, _db):
+        actor = _actor(session, as_)
+        rows = service.list_requests(
+            session, actor, service.RequestFilter(direction=direction, status=status, overdue=overdue), 200
+        )
+        table = Table("id", "dir", "type", "status", "peer", "due", "preserved until")
+        for r in rows:
+            flag = " [red]OVERDUE[/red]" if deadlines.is_overdue(r) else ""
+            table.add_row(
+                str(r.id),
+                r.direction[:3],
+                r.type,
+                r.status + flag,
+                r.counterpart or "",
+                f"{r.due_at:%Y-%m-%d %H:%M}" if r.due_at else "",
+                str(r.preserved_until or ""),
+            )
+        console.print(table)
+
+
+@app.command("show")
+@friendly
+def show(
+    request_id: str,
+    as_: AsUser,
+    tz: Annotated[str | None, typer.Option(help="show times in this IANA zone (default: the user's)")] = None,
+) -> None:
+    """Show a request and its two-sided timeline in the viewer's time zone."""
+    with unit_of_work() as (session, _s, _db):
+        actor = _actor(session, as_)
+        zone = ZoneInfo(check_timezone(tz or accounts.get_user(session, as_).timezone, "--tz"))
+        row = service.get_request(session, actor, _uuid(request_id))
+        catalog = get_catalog()
+        console.print(
+            f"[bold]{catalog.type(row.type).label}[/bold] ({catalog.type(row.type).article}) "
+            f"{row.direction} {'to' if row.direction == 'outgoing' else 'from'} {row.counterpart}"
+        )
+        console.print(
+            f"status {row.status}; allowed now: {', '.join(lifecycle.allowed_actions(catalog, row, actor))}"
+        )
+        if row.use_limitation:
+            console.print(f"[yellow]use limited:[/yellow] {row.use_limitation}")
+        for e in service.timeline(session, row):
+            console.print(
+                f"  {e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}  {e.side:<6} {e.action:<18} "
+                f"{e.from_status or ''} → {e.to_status or ''}  {e.actor}",
+                highlight=False,
+            )
+    err_console.print(f"times in {zone.key}")

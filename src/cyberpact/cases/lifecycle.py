@@ -1,0 +1,437 @@
+"""The two-sided life cycle: every step checked against the catalog's life cycle, taken on this side,
+and carried to the other side as a signed message that the other side checks again before applying."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cyberpact.audit import service as audit
+from cyberpact.cases import deadlines
+from cyberpact.cases.models import Case, Request, RequestRevision
+from cyberpact.cases.service import check, event
+from cyberpact.catalog.schemas import Action
+from cyberpact.catalog.service import Catalog, check_values
+from cyberpact.federation import handlers, outbox
+from cyberpact.federation.envelope import OpenedEnvelope
+from cyberpact.federation.models import OutboxMessage
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.canonical import canonical_json
+from cyberpact.kit.errors import Conflict, CyberpactError, InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.time import rfc3339, utcnow
+
+REQUEST_MESSAGE = "cp.request"
+STEP_MESSAGE = "cp.step"
+# Before the requested side acknowledges, the requester's copy says "sent" or "delivered" where the
+# requested side's says "received": the same state seen from either end.
+_SAME_AS_RECEIVED = {"sent", "delivered"}
+
+
+class TransitionRefused(Conflict):
+    code = "transition_not_allowed"
+    title = "Not allowed in this state"
+
+
+def our_side(request: Request) -> str:
+    return "requesting" if request.direction == "outgoing" else "requested"
+
+
+def _state(request: Request) -> str:
+    return "received" if request.status in _SAME_AS_RECEIVED else request.status
+
+
+def allowed_actions(
+    catalog: Catalog, request: Request, actor: Actor | None = None, side: str | None = None
+) -> list[str]:
+    """Actions open now on ``side`` (default: ours), for ``actor`` when given (roles, four eyes)."""
+    side = side or our_side(request)
+    rt = catalog.type(request.type)
+    out = []
+    for name in rt.actions:
+        action = catalog.lifecycle.actions[name]
+        if _state(request) not in action.from_ or action.side not in (side, "any"):
+            continue
+        if actor is not None and not _may(actor, request, action):
+            continue
+        out.append(name)
+    return out
+
+
+def _may(actor: Actor, request: Request, action: Action) -> bool:
+    if not actor.has_any(*action.roles):
+        return False
+    return not (action.four_eyes and actor.username == request.drafted_by)
+
+
+def _digest(request: Request) -> str:
+    body = {"type": request.type, "header": request.header, "fields": request.fields}
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def act(
+    session: Session, actor: Actor, catalog: Catalog, request: Request, name: str, data: dict[str, Any]
+) -> Request:
+    """Take action ``name`` on this side; refuse with the actions that are allowed instead."""
+    rt = catalog.type(request.type)
+    action = catalog.lifecycle.actions.get(name)
+    if action is None or name not in rt.actions:
+        raise InvalidInput(
+            f"{name!r} is not an action for a {rt.label.lower()} request",
+            [Problem("action", f"one of: {', '.join(rt.actions)}")],
+        )
+    if action.side not in (our_side(request), "any"):
+        raise TransitionRefused(
+            f"{name} is taken by the {action.side} side, and this node is the {our_side(request)} side",
+            extra={"allowed": allowed_actions(catalog, request, actor)},
+        )
+    if _state(request) not in action.from_:
+        raise TransitionRefused(
+            f"Cannot {name} a request that is {request.status}",
+            extra={"allowed": allowed_actions(catalog, request, actor)},
+        )
+    if not actor.has_any(*action.roles):
+        raise PermissionDenied(f"{name} needs one of the roles: {', '.join(action.roles)}")
+    if action.four_eyes and actor.username == request.drafted_by:
+        raise PermissionDenied("Four eyes: a supervisor who did not draft the request must review it")
+    problems = check_values(catalog, action.fields, data, "data", set(rt.grounds))
+    if not problems:  # the extra checks read values the catalog checks have proved well-formed
+        problems = _extra_checks(catalog, request, name, data)
+    if problems:
+        raise InvalidInput(f"{name} is missing what the convention requires", problems)
+    before = request.status
+    if name == "submit":
+        report = check(session, catalog, _draft_input(request))
+        if not report.complete:
+            raise InvalidInput("The request is incomplete", report.errors)
+        _snapshot(session, request, actor, "submitted", None)
+    if name == "return":
+        _snapshot(session, request, actor, "returned", data["comments"])
+    request.status = action.to
+    request.updated_at = utcnow()
+    _effects(request, name, data, catalog)
+    session.flush()
+    message_id = None
+    if action.message:
+        message_id = _send_step(session, actor, request, name, data)
+    event(session, request, actor.username, "local", name, before=before, detail=data, message_id=message_id)
+    audit.record(
+        session,
+        actor,
+        f"cases.request.{name}",
+        "request",
+        request.id,
+        detail={"from": before, "to": request.status},
+    )
+    if name == "approve":
+        _approve_and_send(session, actor, catalog, request)
+    deadlines.after_transition(session, catalog, request, name)
+    return request
+
+
+def _draft_input(request: Request) -> Any:
+    from cyberpact.cases.service import DraftInput
+
+    return DraftInput(request.type, request.counterpart, request.header, request.fields)
+
+
+def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str, Any]) -> list[Problem]:
+    problems = []
+    rt = catalog.type(request.type)
+    if name in ("preserve", "grant_extension") and isinstance(data.get("preserved_until"), str):
+        minimum = rt.deadlines.min_preservation_days or 0
+        until = date.fromisoformat(data["preserved_until"])
+        if name == "preserve" and until < utcnow().date() + timedelta(days=minimum):
+            problems.append(
+                Problem(
+                    "data.preserved_until",
+                    f"art. 42(7) [parallel: Budapest 29(7)]: preservation lasts not less than {minimum} days",
+                    "invalid",
+                    "art. 42(7)",
+                )
+            )
+    until = data.get("until")
+    if (
+        name in ("postpone", "request_extension")
+        and isinstance(until, str)
+        and date.fromisoformat(until) <= utcnow().date()
+    ):
+        problems.append(Problem("data.until", "must be a future date", "invalid"))
+    if name == "refuse" and not data.get("grounds"):
+        problems.append(
+            Problem("data.grounds", "art. 40(21): cite at least one refusal ground", "missing", "art. 40(21)")
+        )
+    return problems
+
+
+def _effects(request: Request, name: str, data: dict[str, Any], catalog: Catalog) -> None:
+    now = utcnow()
+    if name == "acknowledge":
+        request.acknowledged_at = now
+    if name in ("preserve", "grant_extension"):
+        request.preserved_until = date.fromisoformat(data["preserved_until"])
+    if name in ("execute",):
+        request.executed_at = now
+    if name == "release":
+        request.preserved_until = None
+
+
+def _snapshot(session: Session, request: Request, actor: Actor, reason: str, comments: str | None) -> None:
+    session.add(
+        RequestRevision(
+            request_id=request.id,
+            version=request.version,
+            at=utcnow(),
+            by=actor.username,
+            reason=reason,
+            header=dict(request.header),
+            fields=dict(request.fields),
+            comments=comments,
+        )
+    )
+
+
+def _approve_and_send(session: Session, actor: Actor, catalog: Catalog, request: Request) -> None:
+    """Only approved requests reach the outbox; the approval travels inside the signed message."""
+    assert request.counterpart is not None
+    now = utcnow()
+    request.approved_by, request.approved_at = actor.username, now
+    request.approval = {
+        "drafted_by": request.drafted_by,
+        "approved_by": actor.username,
+        "approved_at": rfc3339(now),
+        "digest": _digest(request),
+    }
+    case = session.get_one(Case, request.case_id)
+    row = outbox.enqueue(
+        session,
+        actor,
+        recipient=request.counterpart,
+        message_type=REQUEST_MESSAGE,
+        conversation_id=str(request.id),
+        payload={
+            "request_id": str(request.id),
+            "type": request.type,
+            "catalog_version": request.catalog_version,
+            "case_reference": case.reference,
+            "header": request.header,
+            "fields": request.fields,
+            "approval": request.approval,
+            "conditions": {
+                "confidentiality": request.confidentiality,
+                "use_limitation": request.use_limitation,
+            },
+            "summary": catalog.type(request.type).label,
+        },
+    )
+    before = request.status
+    request.status, request.sent_at, request.request_message_id = "sent", now, row.message_id
+    session.flush()
+    event(
+        session,
+        request,
+        actor.username,
+        "local",
+        "sent",
+        before=before,
+        detail={"to": request.counterpart},
+        message_id=row.message_id,
+    )
+
+
+def _send_step(session: Session, actor: Actor, request: Request, name: str, data: dict[str, Any]) -> str:
+    assert request.counterpart is not None
+    row = outbox.enqueue(
+        session,
+        actor,
+        recipient=request.counterpart,
+        message_type=STEP_MESSAGE,
+        conversation_id=str(request.id),
+        payload={
+            "request_id": str(request.id),
+            "action": name,
+            "data": data,
+            "status": request.status,
+            "by": actor.username,
+            "summary": name.replace("_", " "),
+        },
+    )
+    return row.message_id
+
+
+# --- the other side --------------------------------------------------------------------------------------
+
+
+def _catalog() -> Catalog:
+    from cyberpact.catalog.service import get_catalog
+
+    return get_catalog()
+
+
+def _refuse(reason: str) -> CyberpactError:
+    return InvalidInput(reason)
+
+
+@handlers.register(REQUEST_MESSAGE)
+def receive_request(session: Session, message: OpenedEnvelope) -> str:
+    catalog = _catalog()
+    p = message.payload
+    try:
+        request_id = uuid.UUID(str(p.get("request_id")))
+    except ValueError:
+        raise _refuse("request_id is not a UUID") from None
+    if str(request_id) != message.conversation_id:
+        raise _refuse("the request id and the conversation differ")
+    if session.get(Request, request_id) is not None:
+        raise _refuse("a request with this id exists already")
+    type_id = str(p.get("type"))
+    if type_id not in catalog.types:
+        raise _refuse(f"unknown request type {type_id!r}")
+    header, fields = p.get("header"), p.get("fields")
+    approval = p.get("approval")
+    if not isinstance(header, dict) or not isinstance(fields, dict) or not isinstance(approval, dict):
+        raise _refuse("header, fields and approval must be objects")
+    if approval.get("drafted_by") == approval.get("approved_by"):
+        raise _refuse("the request was not approved by a second person")
+    raw_conditions = p.get("conditions")
+    conditions: dict[str, Any] = raw_conditions if isinstance(raw_conditions, dict) else {}
+    now = utcnow()
+    ref = f"IN-{message.sender}-{str(header.get('our_reference') or request_id)[:60]}"
+    case = session.scalar(select(Case).where(Case.reference == ref))
+    if case is None:
+        case = Case(
+            reference=ref,
+            title=f"{catalog.type(type_id).label} from {message.sender}",
+            created_by=f"peer:{message.sender}",
+            created_at=now,
+        )
+        session.add(case)
+        session.flush()
+    confidentiality = str(conditions.get("confidentiality") or "none")
+    if confidentiality not in ("none", "fact_and_substance", "substance"):
+        raise _refuse("unknown confidentiality condition")
+    from cyberpact.federation.models import Peer
+
+    peer = session.get(Peer, message.sender)
+    request = Request(
+        id=request_id,
+        case_id=case.id,
+        direction="incoming",
+        type=type_id,
+        status="received",
+        catalog_version=str(p.get("catalog_version") or ""),
+        counterpart=message.sender,
+        counterpart_country=peer.country if peer else None,
+        header=header,
+        fields=fields,
+        emergency=header.get("emergency") is True or catalog.type(type_id).emergency,
+        confidentiality=confidentiality,
+        use_limitation=conditions.get("use_limitation") or None,
+        drafted_by=str(approval.get("drafted_by")),
+        approved_by=str(approval.get("approved_by")),
+        approval=approval,
+        remote_reference=str(header.get("our_reference") or "") or None,
+        request_message_id=message.message_id,
+        sent_at=message.created,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(request)
+    session.flush()
+    event(
+        session,
+        request,
+        f"peer:{message.sender}",
+        "remote",
+        "received",
+        before=None,
+        detail={"approved_by": approval.get("approved_by")},
+        message_id=message.message_id,
+    )
+    deadlines.after_transition(session, catalog, request, "received")
+    return f"{catalog.type(type_id).label} ({header.get('our_reference', '')})"
+
+
+@handlers.register(STEP_MESSAGE)
+def receive_step(session: Session, message: OpenedEnvelope) -> str:
+    catalog = _catalog()
+    p = message.payload
+    try:
+        request_id = uuid.UUID(str(p.get("request_id")))
+    except ValueError:
+        raise _refuse("request_id is not a UUID") from None
+    request = session.get(Request, request_id)
+    if request is None:
+        raise NotFound(f"no request {request_id}")
+    if request.counterpart != message.sender:
+        # A third node cannot speak for the other side of someone else's request.
+        raise PermissionDenied(f"request {request_id} is not shared with {message.sender}")
+    name = str(p.get("action"))
+    action = catalog.lifecycle.actions.get(name)
+    their_side = "requested" if request.direction == "outgoing" else "requesting"
+    if action is None or name not in catalog.type(request.type).actions:
+        raise _refuse(f"unknown action {name!r}")
+    if action.side not in (their_side, "any"):
+        raise PermissionDenied(f"{name} is not taken by the {their_side} side")
+    if _state(request) not in action.from_:
+        raise TransitionRefused(f"cannot {name} a request that is {request.status} here")
+    raw_data = p.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    problems = check_values(catalog, action.fields, data, "data", set(catalog.type(request.type).grounds))
+    if problems:
+        raise InvalidInput(f"{name} is incomplete", problems)
+    before = request.status
+    request.status = action.to
+    request.updated_at = utcnow()
+    if name == "acknowledge" and request.direction == "outgoing":
+        request.remote_reference = str(data.get("reference"))
+        request.acknowledged_at = utcnow()
+    elif name in ("preserve", "grant_extension", "release", "execute"):
+        _effects(request, name, data, catalog)
+    session.flush()
+    event(
+        session,
+        request,
+        f"peer:{message.sender}:{p.get('by', '')}",
+        "remote",
+        name,
+        before=before,
+        detail=data,
+        message_id=message.message_id,
+    )
+    deadlines.after_transition(session, catalog, request, name)
+    return f"{name.replace('_', ' ')} ({request.type})"
+
+
+@handlers.on_receipt(REQUEST_MESSAGE)
+def request_delivered(session: Session, row: OutboxMessage, status: str) -> None:
+    request = session.get(Request, uuid.UUID(row.conversation_id))
+    if request is None or request.status != "sent":
+        return
+    request.status = "delivered" if status in ("accepted", "duplicate") else "sent"
+    if status == "rejected":
+        event(
+            session,
+            request,
+            f"peer:{row.recipient}",
+            "remote",
+            "rejected_by_peer",
+            before="sent",
+            detail={"note": "the requested node refused the message; see the outbox for its reason"},
+            message_id=row.message_id,
+        )
+        return
+    event(
+        session,
+        request,
+        f"peer:{row.recipient}",
+        "remote",
+        "delivered",
+        before="sent",
+        detail={"receipt": status},
+        message_id=row.message_id,
+    )

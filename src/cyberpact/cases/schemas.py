@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CaseCreate(Strict):
+    title: str = Field(min_length=1, max_length=300)
+    reference: str | None = Field(
+        None, min_length=1, max_length=120, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+    )
+
+
+class CaseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    reference: str
+    title: str
+    created_by: str
+    created_at: datetime
+
+
+class DraftIn(Strict):
+    type: str = Field(min_length=1, max_length=40)
+    case_id: uuid.UUID | None = None
+    case_title: str | None = Field(
+        None, min_length=1, max_length=300, description="opens a new case when no case_id is given"
+    )
+    counterpart: str | None = Field(None, max_length=120, description="the requested node (a peer)")
+    header: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class DraftUpdate(Strict):
+    counterpart: str | None = Field(None, max_length=120)
+    header: dict[str, Any]
+    fields: dict[str, Any]
+    version: int | None = Field(None, ge=1, description="the version you edited, to catch concurrent edits")
+
+
+class DraftCheck(Strict):
+    type: str = Field(min_length=1, max_length=40)
+    counterpart: str | None = Field(None, max_length=120)
+    header: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProblemOut(BaseModel):
+    field: str
+    code: str
+    message: str
+    cite: str | None = None
+
+
+class CheckOut(BaseModel):
+    complete: bool
+    errors: list[ProblemOut]
+    warnings: list[ProblemOut]
+
+
+class RequestOut(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    direction: str
+    type: str
+    type_label: str
+    status: str
+    counterpart: str | None
+    counterpart_country: str | None
+    header: dict[str, Any]
+    fields: dict[str, Any]
+    emergency: bool
+    confidentiality: str
+    use_limitation: str | None
+    drafted_by: str
+    approved_by: str | None
+    approved_at: datetime | None
+    remote_reference: str | None
+    due_at: datetime | None
+    overdue: bool
+    preserved_until: date | None
+    expiry: str | None
+    sent_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    allowed_actions: list[str]
+
+
+class DraftOut(BaseModel):
+    request: RequestOut
+    check: CheckOut
+
+
+class ActionIn(Strict):
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    at: datetime
+    actor: str
+    side: str
+    action: str
+    from_status: str | None
+    to_status: str | None
+    detail: dict[str, Any]
+    message_id: str | None
+
+
+class RevisionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    at: datetime
+    by: str
+    reason: str
+    header: dict[str, Any]
+    fields: dict[str, Any]
+    comments: str | None
+
+
+class RequestPage(BaseModel):
+    items: list[RequestOut]
+    next: str | None = None

@@ -1,0 +1,376 @@
+"""Cases and drafting: creating, checking and listing requests, and who may see them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from cyberpact.audit import service as audit
+from cyberpact.cases.models import Case, Request, RequestEvent
+from cyberpact.catalog.service import Catalog, DraftReport, RequestedState, check_draft
+from cyberpact.directory.models import Authority, AuthorityLanguage, Party, TreatyStatus
+from cyberpact.federation.models import Peer
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.time import utcnow
+
+CASE_ROLES = ("officer", "supervisor", "central_authority", "contact_point")
+# Who may see a request whose sender asked for confidentiality: the operational channels and their
+# supervisors, not every officer of the node (art. 40 [parallel: UNTOC 18(20)]).
+CONFIDENTIAL_ROLES = ("central_authority", "contact_point", "supervisor")
+OPEN_STATUSES_EXCLUDED = (
+    "draft",
+    "pending_approval",
+    "returned",
+    "approved",
+    "executed",
+    "refused",
+    "released",
+    "closed",
+    "withdrawn",
+)
+
+
+def _next_reference(session: Session, prefix: str) -> str:
+    year = utcnow().year
+    count = session.scalar(
+        select(func.count()).select_from(Case).where(Case.reference.like(f"{prefix}-{year}-%"))
+    )
+    return f"{prefix}-{year}-{(count or 0) + 1:04d}"
+
+
+def create_case(session: Session, actor: Actor, title: str, reference: str | None = None) -> Case:
+    if not actor.has_any(*CASE_ROLES):
+        raise PermissionDenied("Creating a case needs a case role")
+    title = title.strip()
+    if not title or len(title) > 300:
+        raise InvalidInput("Invalid case", [Problem("title", "1 to 300 characters")])
+    reference = reference or _next_reference(session, "CASE")
+    if session.scalar(select(Case.id).where(Case.reference == reference)):
+        raise Conflict("Case reference taken", [Problem("reference", f"{reference} exists", "duplicate")])
+    case = Case(reference=reference, title=title, created_by=actor.username, created_at=utcnow())
+    session.add(case)
+    session.flush()
+    audit.record(session, actor, "cases.case.create", "case", case.id, detail={"reference": reference})
+    return case
+
+
+def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
+    case = session.get(Case, case_id)
+    if case is None or not actor.has_any(*CASE_ROLES):
+        raise NotFound(f"No case {case_id}")
+    audit.record(session, actor, "cases.case.read", "case", case.id)
+    return case
+
+
+def list_cases(session: Session, actor: Actor, limit: int = 100) -> list[Case]:
+    if not actor.has_any(*CASE_ROLES):
+        raise PermissionDenied("Reading cases needs a case role")
+    rows = list(session.scalars(select(Case).order_by(Case.created_at.desc()).limit(limit)))
+    audit.record(session, actor, "cases.case.list", "case", None, detail={"returned": len(rows)})
+    return rows
+
+
+def can_see(actor: Actor, request: Request) -> bool:
+    if not actor.has_any(*CASE_ROLES):
+        return False
+    if request.confidentiality != "none" and request.direction == "incoming":
+        return actor.has_any(*CONFIDENTIAL_ROLES)
+    return True
+
+
+def visible_filter(actor: Actor) -> Any:
+    if actor.has_any(*CONFIDENTIAL_ROLES):
+        return True
+    return or_(Request.confidentiality == "none", Request.direction == "outgoing")
+
+
+def get_request(session: Session, actor: Actor, request_id: uuid.UUID, *, purpose: str = "read") -> Request:
+    """Load a request the actor may see; every read is recorded, and so is every refused look."""
+    request = session.get(Request, request_id)
+    if request is None or not can_see(actor, request):
+        # 404, not 403: a confidential request's existence is itself confidential. The refusal is still
+        # recorded, in its own transaction, by the error handler.
+        error = NotFound(f"No request {request_id}")
+        raise (
+            error.denying(f"cases.request.{purpose}", "request", request_id) if request is not None else error
+        )
+    if purpose == "read":
+        audit.record(
+            session,
+            actor,
+            "cases.request.read",
+            "request",
+            request.id,
+            detail={"use_limitation": request.use_limitation} if request.use_limitation else None,
+        )
+    return request
+
+
+def requested_state(
+    session: Session, country: str | None, channel: str | None = None
+) -> RequestedState | None:
+    if not country:
+        return None
+    party = session.get(Party, country)
+    if party is None:
+        return None
+    treaty = session.get(TreatyStatus, country)
+    query = (
+        select(AuthorityLanguage.language)
+        .join(Authority, Authority.id == AuthorityLanguage.authority_id)
+        .where(Authority.party_code == country)
+    )
+    if channel:
+        query = query.where(Authority.kind == channel)
+    languages = frozenset(session.scalars(query))
+    return RequestedState(
+        code=country,
+        name=party.name,
+        languages=languages,
+        signed=bool(treaty and treaty.signature_date),
+        ratified=bool(treaty and treaty.instrument_date),
+    )
+
+
+@dataclass(frozen=True)
+class DraftInput:
+    type: str
+    counterpart: str | None
+    header: dict[str, Any]
+    fields: dict[str, Any]
+
+
+def _peer_country(session: Session, counterpart: str | None) -> str | None:
+    if counterpart is None:
+        return None
+    peer = session.get(Peer, counterpart)
+    if peer is None or peer.status == "removed":
+        raise InvalidInput(
+            "Unknown requested node", [Problem("counterpart", f"{counterpart!r} is not a peer")]
+        )
+    return peer.country
+
+
+def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
+    if data.type not in catalog.types:
+        raise InvalidInput(
+            "Unknown request type",
+            [
+                Problem(
+                    "type", f"{data.type!r} is not a request type; known: {', '.join(sorted(catalog.types))}"
+                )
+            ],
+        )
+    rt = catalog.type(data.type)
+    country = _peer_country(session, data.counterpart)
+    report = check_draft(
+        catalog, data.type, data.header, data.fields, requested_state(session, country, rt.channel)
+    )
+    if data.counterpart is None:
+        report.errors.insert(
+            0,
+            Problem(
+                "counterpart", "art. 40(13): name the requested authority's node", "missing", "art. 40(13)"
+            ),
+        )
+    return report
+
+
+def _sync(request: Request, data: DraftInput, country: str | None) -> None:
+    request.counterpart, request.counterpart_country = data.counterpart, country
+    request.header, request.fields = dict(data.header), dict(data.fields)
+    request.emergency = data.header.get("emergency") is True
+    request.confidentiality = str(data.header.get("confidentiality") or "none")
+    request.use_limitation = data.header.get("use_limitation") or None
+
+
+def event(
+    session: Session,
+    request: Request,
+    actor: str,
+    side: str,
+    action: str,
+    *,
+    before: str | None,
+    detail: dict[str, Any] | None = None,
+    message_id: str | None = None,
+) -> RequestEvent:
+    row = RequestEvent(
+        request_id=request.id,
+        at=utcnow(),
+        actor=actor,
+        side=side,
+        action=action,
+        from_status=before,
+        to_status=request.status,
+        detail=detail or {},
+        message_id=message_id,
+    )
+    if request.use_limitation:
+        # Use conditions mark every record derived from the request.
+        row.detail = {**row.detail, "use_limitation": request.use_limitation}
+    session.add(row)
+    return row
+
+
+def create_draft(
+    session: Session, actor: Actor, catalog: Catalog, case: Case, data: DraftInput
+) -> tuple[Request, DraftReport]:
+    if not actor.has_any("officer", "contact_point", "central_authority"):
+        raise PermissionDenied("Drafting needs the officer, contact_point or central_authority role")
+    report = check(session, catalog, data)
+    _reject_malformed(report)
+    now = utcnow()
+    request = Request(
+        case_id=case.id,
+        direction="outgoing",
+        type=data.type,
+        status="draft",
+        catalog_version=catalog.version,
+        drafted_by=actor.username,
+        created_at=now,
+        updated_at=now,
+        version=1,
+        header={},
+        fields={},
+    )
+    _sync(request, data, _peer_country(session, data.counterpart))
+    session.add(request)
+    session.flush()
+    event(
+        session,
+        request,
+        actor.username,
+        "local",
+        "drafted",
+        before=None,
+        detail={"complete": report.complete, "missing": len(report.errors)},
+    )
+    audit.record(
+        session,
+        actor,
+        "cases.request.create",
+        "request",
+        request.id,
+        detail={"type": data.type, "case": case.reference},
+    )
+    return request, report
+
+
+def _reject_malformed(report: DraftReport) -> None:
+    """Missing fields are the drafter's work in progress; wrong types and unknown fields are refused."""
+    bad = [p for p in report.errors if p.code in ("invalid", "unknown_field")]
+    if bad:
+        raise InvalidInput("The draft has invalid values", bad)
+
+
+def update_draft(
+    session: Session,
+    actor: Actor,
+    catalog: Catalog,
+    request: Request,
+    data: DraftInput,
+    expected_version: int | None = None,
+) -> tuple[Request, DraftReport]:
+    if request.direction != "outgoing" or request.status not in ("draft", "returned"):
+        raise Conflict(f"Only drafts can be edited; this request is {request.status}")
+    if request.drafted_by != actor.username and not actor.has_any("supervisor"):
+        raise PermissionDenied("Only the drafter (or a supervisor) edits a draft")
+    if data.type != request.type:
+        raise InvalidInput(
+            "The type of a draft cannot change", [Problem("type", "start a new draft instead")]
+        )
+    if expected_version is not None and expected_version != request.version:
+        raise Conflict(f"The draft changed meanwhile (now version {request.version}); reload it")
+    report = check(session, catalog, data)
+    _reject_malformed(report)
+    _sync(request, data, _peer_country(session, data.counterpart))
+    request.version += 1
+    request.updated_at = utcnow()
+    session.flush()
+    event(
+        session,
+        request,
+        actor.username,
+        "local",
+        "edited",
+        before=request.status,
+        detail={"complete": report.complete, "missing": len(report.errors)},
+    )
+    audit.record(
+        session, actor, "cases.request.update", "request", request.id, detail={"version": request.version}
+    )
+    return request, report
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    direction: str | None = None
+    status: str | None = None
+    type: str | None = None
+    country: str | None = None
+    emergency: bool | None = None
+    due_before: datetime | None = None
+    case_id: uuid.UUID | None = None
+    overdue: bool = False
+
+
+def list_query(actor: Actor, f: RequestFilter) -> Select[Request]:
+    query = select(Request).where(visible_filter(actor))
+    if f.direction:
+        query = query.where(Request.direction == f.direction)
+    if f.status:
+        query = query.where(Request.status == f.status)
+    if f.type:
+        query = query.where(Request.type == f.type)
+    if f.country:
+        query = query.where(Request.counterpart_country == f.country)
+    if f.emergency is not None:
+        query = query.where(Request.emergency.is_(f.emergency))
+    if f.due_before:
+        query = query.where(Request.due_at <= f.due_before)
+    if f.case_id:
+        query = query.where(Request.case_id == f.case_id)
+    if f.overdue:
+        query = query.where(Request.due_at < utcnow(), Request.status.not_in(OPEN_STATUSES_EXCLUDED))
+    return query
+
+
+def list_requests(
+    session: Session,
+    actor: Actor,
+    f: RequestFilter,
+    limit: int = 100,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Request]:
+    if not actor.has_any(*CASE_ROLES):
+        raise PermissionDenied("Reading requests needs a case role")
+    query = list_query(actor, f)
+    if after is not None:
+        query = query.where(
+            (Request.created_at < after[0]) | ((Request.created_at == after[0]) & (Request.id < after[1]))
+        )
+    rows = list(session.scalars(query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)))
+    audit.record(
+        session,
+        actor,
+        "cases.request.list",
+        "request",
+        None,
+        detail={"returned": len(rows), "filter": {k: str(v) for k, v in f.__dict__.items() if v}},
+    )
+    return rows
+
+
+def timeline(session: Session, request: Request) -> list[RequestEvent]:
+    return list(
+        session.scalars(
+            select(RequestEvent).where(RequestEvent.request_id == request.id).order_by(RequestEvent.seq)
+        )
+    )

@@ -1,0 +1,114 @@
+"""The shape of the convention catalog (the TOML files under data/) and of what reads it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FieldType = Literal[
+    "text",
+    "longtext",
+    "email",
+    "phone",
+    "timezone",
+    "language",
+    "date",
+    "integer",
+    "boolean",
+    "enum",
+    "list",
+    "grounds",
+]
+Side = Literal["requesting", "requested", "any"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Condition(Strict):
+    field: str
+    equals: str | bool | None = None  # absent: the condition holds when the field has any value
+
+
+class FieldDef(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    label: str = ""
+    type: FieldType
+    required: bool = False
+    required_if: Condition | None = None
+    required_unless: Condition | None = None
+    must_be: bool | None = None
+    options: list[str] = Field(default_factory=list)
+    options_from: str | None = None
+    min: int | None = None
+    max: int | None = None
+    cite: str
+    message: str | None = None
+    help: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        if self.message:
+            return self.message
+        return f"give the {self.label[:1].lower() + self.label[1:]}" if self.label else "required"
+
+
+class Ground(Strict):
+    id: str
+    label: str
+    cite: str
+
+
+class Choice(Strict):
+    id: str
+    label: str
+
+
+class Deadlines(Strict):
+    acknowledge_hours: int | None = Field(None, ge=1)
+    execute_days: int | None = Field(None, ge=1)
+    min_preservation_days: int | None = Field(None, ge=1)
+    default_preservation_days: int | None = Field(None, ge=1)
+    reminder_days: list[int] = Field(default_factory=list)
+
+
+class RequestType(Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    label: str
+    article: str
+    channel: Literal["contact_point_24_7", "central_authority", "competent_authority"]
+    summary: str
+    grounds: list[str]
+    actions: list[str]
+    follow_up: list[str]
+    emergency: bool = False
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+    fields: list[FieldDef]
+
+
+class Action(Strict):
+    label: str
+    from_: list[str] = Field(alias="from")
+    to: str
+    side: Side
+    roles: list[str]
+    message: bool
+    four_eyes: bool = False
+    fields: list[FieldDef] = Field(default_factory=list)
+
+
+class Lifecycle(Strict):
+    terminal: list[str]
+    states: dict[str, str]
+    actions: dict[str, Action]
+
+
+class CatalogHead(Strict):
+    version: str
+    convention: str
+    source: str
+    header: list[FieldDef]
+    grounds: list[Ground]
+    mla_assistance: list[Choice]

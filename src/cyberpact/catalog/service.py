@@ -1,0 +1,359 @@
+"""Loading the convention catalog and checking drafts against it.
+
+The catalog is read once per process and validated as a whole (every cross-reference resolved), so a bad
+edit stops the node at start with the file and the reason, never halfway through a request.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from cyberpact.catalog.schemas import CatalogHead, FieldDef, Lifecycle, RequestType
+from cyberpact.directory.codes import check_language_tag
+from cyberpact.kit.errors import ConfigurationError, CyberpactError, NotFound, Problem
+from cyberpact.kit.time import check_timezone
+
+DATA = Path(__file__).resolve().parent / "data"
+TEXT_MAX, LONGTEXT_MAX, LIST_MAX = 500, 20_000, 50
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{4,30}$")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    head: CatalogHead
+    lifecycle: Lifecycle
+    types: dict[str, RequestType]
+    source_dir: Path
+
+    @property
+    def version(self) -> str:
+        return self.head.version
+
+    def type(self, type_id: str) -> RequestType:
+        try:
+            return self.types[type_id]
+        except KeyError:
+            raise NotFound(f"No request type {type_id!r}; known: {', '.join(sorted(self.types))}") from None
+
+    def grounds_for(self, type_id: str) -> dict[str, Any]:
+        allowed = set(self.type(type_id).grounds)
+        return {g.id: g for g in self.head.grounds if g.id in allowed}
+
+    def options(self, f: FieldDef) -> list[str]:
+        if f.options_from == "mla_assistance":
+            return [c.id for c in self.head.mla_assistance]
+        return list(f.options)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.head.version,
+            "convention": self.head.convention,
+            "source": self.head.source,
+            "header": [f.model_dump(exclude_none=True) for f in self.head.header],
+            "grounds": [g.model_dump() for g in self.head.grounds],
+            "mla_assistance": [c.model_dump() for c in self.head.mla_assistance],
+            "lifecycle": self.lifecycle.model_dump(by_alias=True),
+            "types": [t.model_dump(exclude_none=True) for t in self.types.values()],
+        }
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"catalog file {path.name}: {exc}") from exc
+
+
+def _parse(model: Any, data: dict[str, Any], where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigurationError(f"catalog file {where}: {loc}: {first['msg']}") from exc
+
+
+def load(directory: Path = DATA) -> Catalog:
+    head: CatalogHead = _parse(CatalogHead, _read(directory / "catalog.toml"), "catalog.toml")
+    lifecycle: Lifecycle = _parse(Lifecycle, _read(directory / "lifecycle.toml"), "lifecycle.toml")
+    types: dict[str, RequestType] = {}
+    for path in sorted((directory / "types").glob("*.toml")):
+        rt: RequestType = _parse(RequestType, _read(path), f"types/{path.name}")
+        if rt.id in types:
+            raise ConfigurationError(f"catalog file types/{path.name}: request type {rt.id!r} defined twice")
+        types[rt.id] = rt
+    catalog = Catalog(head, lifecycle, types, directory)
+    _check(catalog)
+    return catalog
+
+
+def _check(c: Catalog) -> None:
+    """Resolve every cross-reference; the first dangling one stops the node with its location."""
+    grounds = {g.id for g in c.head.grounds}
+    states = set(c.lifecycle.states)
+    header_names = {f.name for f in c.head.header}
+
+    def fields_ok(where: str, fields: list[FieldDef], names: set[str]) -> None:
+        seen: set[str] = set()
+        for f in fields:
+            if f.name in seen:
+                raise ConfigurationError(f"catalog {where}: field {f.name!r} defined twice")
+            seen.add(f.name)
+            if f.type == "enum" and not (f.options or f.options_from == "mla_assistance"):
+                raise ConfigurationError(f"catalog {where}: enum field {f.name!r} has no options")
+            for cond in (f.required_if, f.required_unless):
+                if cond is not None and cond.field not in names:
+                    raise ConfigurationError(
+                        f"catalog {where}: {f.name!r} depends on unknown field {cond.field!r}"
+                    )
+
+    fields_ok("header", c.head.header, header_names)
+    for name, action in c.lifecycle.actions.items():
+        for state in [*action.from_, action.to]:
+            if state not in states:
+                raise ConfigurationError(f"catalog lifecycle: action {name!r} names unknown state {state!r}")
+        fields_ok(f"lifecycle action {name}", action.fields, {f.name for f in action.fields})
+    for t in c.types.values():
+        where = f"types/{t.id}"
+        fields_ok(where, t.fields, {f.name for f in t.fields} | header_names)
+        clash = header_names & {f.name for f in t.fields}
+        if clash:
+            raise ConfigurationError(f"catalog {where}: fields {sorted(clash)} repeat header fields")
+        for g in t.grounds:
+            if g not in grounds:
+                raise ConfigurationError(f"catalog {where}: unknown refusal ground {g!r}")
+        for a in t.actions:
+            if a not in c.lifecycle.actions:
+                raise ConfigurationError(f"catalog {where}: unknown action {a!r}")
+        for f in t.follow_up:
+            if f not in c.types:
+                raise ConfigurationError(f"catalog {where}: unknown follow-up type {f!r}")
+        if "refuse" in t.actions and not t.grounds:
+            raise ConfigurationError(f"catalog {where}: refusal allowed but no grounds listed")
+
+
+@lru_cache(maxsize=4)
+def get_catalog(directory: str | None = None) -> Catalog:
+    return load(Path(directory) if directory else DATA)
+
+
+# --- checking values ------------------------------------------------------------------------------------
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, list | dict):
+        return bool(value)
+    return True
+
+
+def _required(f: FieldDef, values: dict[str, Any]) -> bool:
+    if f.required:
+        return True
+    if f.required_if is not None:
+        other = values.get(f.required_if.field)
+        return other == f.required_if.equals if f.required_if.equals is not None else _present(other)
+    if f.required_unless is not None:
+        other = values.get(f.required_unless.field)
+        return _present(other) and other != f.required_unless.equals
+    return False
+
+
+def _type_problem(c: Catalog, f: FieldDef, value: Any) -> str | None:
+    t = f.type
+    if t in ("text", "longtext", "email", "phone", "timezone", "language"):
+        if not isinstance(value, str):
+            return "must be text"
+        limit = LONGTEXT_MAX if t == "longtext" else TEXT_MAX
+        if len(value) > limit:
+            return f"is longer than {limit:,} characters"
+        if t == "email" and not _EMAIL.match(value):
+            return "is not an e-mail address"
+        if t == "phone" and not _PHONE.match(value):
+            return "is not a telephone number (use international format, e.g. +61 2 6131 3000)"
+        if t == "timezone":
+            try:
+                check_timezone(value, f.name)
+            except CyberpactError:
+                return f"{value!r} is not an IANA time zone (e.g. Asia/Ho_Chi_Minh)"
+        if t == "language":
+            try:
+                check_language_tag(value, f.name)
+            except CyberpactError:
+                return f"{value!r} is not a BCP 47 language tag (e.g. en, vi, fr-CA)"
+        return None
+    if t == "date":
+        if not isinstance(value, str):
+            return "must be a date (YYYY-MM-DD)"
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return "must be a date (YYYY-MM-DD)"
+        return None
+    if t == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number"
+        if f.min is not None and value < f.min:
+            return f.message or f"must be at least {f.min}"
+        if f.max is not None and value > f.max:
+            return f"must be at most {f.max}"
+        return None
+    if t == "boolean":
+        return None if isinstance(value, bool) else "must be true or false"
+    if t == "enum":
+        options = c.options(f)
+        return None if value in options else f"must be one of: {', '.join(options)}"
+    if t in ("list", "grounds"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return "must be a list of text"
+        if len(value) > LIST_MAX or any(len(v) > TEXT_MAX for v in value):
+            return f"at most {LIST_MAX} entries of at most {TEXT_MAX} characters"
+        return None
+    return f"unknown field type {t}"  # pragma: no cover - the catalog schema forbids it
+
+
+def check_values(
+    c: Catalog,
+    defs: list[FieldDef],
+    values: dict[str, Any],
+    prefix: str,
+    allowed_grounds: set[str] | None = None,
+) -> list[Problem]:
+    """Every problem with ``values`` against ``defs``, each citing the article that requires the field."""
+    problems: list[Problem] = []
+    known = {f.name for f in defs}
+    for name in values:
+        if name not in known:
+            problems.append(Problem(f"{prefix}.{name}", "is not a field of this form", "unknown_field"))
+    for f in defs:
+        value = values.get(f.name)
+        path = f"{prefix}.{f.name}"
+        if not _present(value):
+            if _required(f, values):
+                problems.append(Problem(path, f"{f.cite}: {f.prompt}", "missing", f.cite))
+            continue
+        issue = _type_problem(c, f, value)
+        if issue:
+            problems.append(Problem(path, f"{f.cite}: {f.label or f.name} {issue}", "invalid", f.cite))
+            continue
+        if f.must_be is not None and value is not f.must_be:
+            problems.append(Problem(path, f"{f.cite}: {f.prompt}", "must_be", f.cite))
+        if f.type == "grounds" and allowed_grounds is not None and isinstance(value, list):
+            bad = [g for g in value if g not in allowed_grounds]
+            if bad:
+                problems.append(
+                    Problem(
+                        path,
+                        f"{f.cite}: {', '.join(bad)} does not apply to this type of "
+                        f"request; applicable: {', '.join(sorted(allowed_grounds))}",
+                        "invalid",
+                        f.cite,
+                    )
+                )
+    return problems
+
+
+@dataclass
+class DraftReport:
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "complete": self.complete,
+            "errors": [p.as_dict() for p in self.errors],
+            "warnings": [p.as_dict() for p in self.warnings],
+        }
+
+
+@dataclass(frozen=True)
+class RequestedState:
+    """What the directory knows of the requested State, for the soft checks."""
+
+    code: str
+    name: str
+    languages: frozenset[str]  # primary language subtags its authorities accept
+    signed: bool
+    ratified: bool
+
+
+def check_draft(
+    c: Catalog, type_id: str, header: dict[str, Any], fields: dict[str, Any], requested: RequestedState | None
+) -> DraftReport:
+    rt = c.type(type_id)
+    report = DraftReport()
+    report.errors += check_values(c, c.head.header, header, "header")
+    report.errors += check_values(c, rt.fields, fields, "fields")
+    warn = report.warnings.append
+    language = str(header.get("language") or "")
+    if requested is not None:
+        primary = language.split("-")[0].lower()
+        if requested.languages and primary not in requested.languages:
+            warn(
+                Problem(
+                    "header.language",
+                    f"art. 40 [parallel: UNTOC 18(14)]: {requested.name} accepts "
+                    f"{', '.join(sorted(requested.languages))}, not {language or 'an unstated language'}",
+                    "language_not_accepted",
+                    "art. 40 [parallel: UNTOC 18(14)]",
+                )
+            )
+        if not requested.signed and not requested.ratified:
+            warn(
+                Problem(
+                    "requested_country",
+                    f"art. 64: {requested.name} has not signed or ratified the "
+                    "convention; it may not be bound to assist under it",
+                    "not_party",
+                    "art. 64",
+                )
+            )
+        elif not requested.ratified:
+            warn(
+                Problem(
+                    "requested_country",
+                    f"art. 65: {requested.name} has signed but not ratified; the "
+                    "convention is not yet in force for it",
+                    "not_ratified",
+                    "art. 65",
+                )
+            )
+    if type_id == "preservation" and not _present(fields.get("follow_up_mla_planned")):
+        warn(
+            Problem(
+                "fields.follow_up_mla_planned",
+                "art. 42(7): no follow-up MLA request is planned yet; "
+                "preservation lasts only until the period ends",
+                "no_follow_up",
+                "art. 42(7)",
+            )
+        )
+    emergency = header.get("emergency") is True or rt.emergency
+    if emergency and not _present(header.get("emergency_justification")) and not _present(fields.get("risk")):
+        warn(
+            Problem(
+                "header.emergency_justification",
+                "art. 2: flagged as an emergency without saying what "
+                "imminent risk to life or safety justifies it",
+                "emergency_unjustified",
+                "art. 2",
+            )
+        )
+    return report

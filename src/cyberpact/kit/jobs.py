@@ -1,0 +1,151 @@
+"""Durable background jobs: rows in the database, written in the transaction of the change that causes
+them, run by a worker thread after their time, retried with backoff, never lost to a restart.
+
+Claims are leases, serialised by an advisory lock on PostgreSQL, so several workers share the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Index, String, Text, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from cyberpact.kit.db import Base, Database, IdMixin
+from cyberpact.kit.time import utcnow
+
+log = logging.getLogger("cyberpact.jobs")
+_PG_CLAIM_LOCK = 0x6379_6265_7252
+Runner = Callable[[Session, dict[str, Any]], None]
+_RUNNERS: dict[str, Runner] = {}
+
+
+class Job(IdMixin, Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "status", "run_at"),)
+
+    kind: Mapped[str] = mapped_column(String(80))
+    key: Mapped[str | None] = mapped_column(
+        String(200), unique=True
+    )  # one job per key: scheduling is idempotent
+    run_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending, done, failed, cancelled
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    locked_by: Mapped[str | None] = mapped_column(String(80))
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+
+
+def runner(kind: str) -> Callable[[Runner], Runner]:
+    def add(fn: Runner) -> Runner:
+        _RUNNERS[kind] = fn
+        return fn
+
+    return add
+
+
+def schedule(
+    session: Session, kind: str, run_at: datetime, payload: dict[str, Any], key: str | None = None
+) -> Job | None:
+    """Add a job in the caller's transaction; with ``key``, a second call for the same key does nothing."""
+    if key is not None:
+        existing = session.scalar(select(Job).where(Job.key == key))
+        if existing is not None:
+            return None
+    job = Job(
+        kind=kind, key=key, run_at=run_at, payload=payload, status="pending", attempts=0, created_at=utcnow()
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        return None  # scheduled concurrently under the same key
+    return job
+
+
+def cancel(session: Session, key_prefix: str) -> int:
+    result = session.execute(
+        update(Job)
+        .where(Job.key.startswith(key_prefix, autoescape=True), Job.status == "pending")
+        .values(status="cancelled")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class JobWorker:
+    def __init__(self, db: Database, poll_seconds: float = 1.0, lease_seconds: int = 120) -> None:
+        self.db, self.poll, self.lease = db, poll_seconds, lease_seconds
+        self.worker_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _claim(self, now: datetime, limit: int = 50) -> list[uuid.UUID]:
+        with self.db.transaction() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
+            rows = session.scalars(
+                select(Job)
+                .where(Job.status == "pending", Job.run_at <= now)
+                .where((Job.locked_until.is_(None)) | (Job.locked_until <= now))
+                .order_by(Job.run_at)
+                .limit(limit)
+            ).all()
+            for job in rows:
+                job.locked_by, job.locked_until = self.worker_id, now + timedelta(seconds=self.lease)
+            return [j.id for j in rows]
+
+    def run_once(self) -> int:
+        done = 0
+        for job_id in self._claim(utcnow()):
+            try:
+                with self.db.transaction() as session:
+                    job = session.get_one(Job, job_id)
+                    fn = _RUNNERS.get(job.kind)
+                    if fn is None:
+                        raise LookupError(f"no runner for job kind {job.kind!r}")
+                    fn(session, job.payload)
+                    job.status, job.done_at, job.locked_by, job.locked_until = "done", utcnow(), None, None
+                    job.attempts += 1
+                done += 1
+            except Exception as exc:  # a failing job is retried later; it must not stop the others
+                log.exception("job %s failed", job_id)
+                with self.db.transaction() as session:
+                    job = session.get_one(Job, job_id)
+                    job.attempts += 1
+                    job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                    job.locked_by = job.locked_until = None
+                    if job.attempts >= 10:
+                        job.status = "failed"
+                    else:
+                        job.run_at = utcnow() + timedelta(seconds=min(2**job.attempts * 5, 3600))
+        return done
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"jobs-{self.worker_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.run_once()
+            except Exception:  # keep the loop alive across a database hiccup
+                log.exception("job round failed")
+                ran = 0
+            if not ran:
+                self._stop.wait(self.poll)

@@ -1,0 +1,123 @@
+"""Two nodes with the people a request passes through on each side."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import DatabaseFactory, LiveNode, federation_node, pin
+from cyberpact.federation.outbox import OutboxWorker
+from cyberpact.kit.keystore import KeyStore
+
+ROLES = {
+    "officer": ("officer", "contact_point"),
+    "supervisor": ("supervisor",),
+    "supervisor2": ("supervisor", "officer"),
+    "ca": ("central_authority", "officer"),
+    "plain": ("officer",),
+    "auditor": ("auditor",),
+}
+
+
+@dataclass
+class Side:
+    node: LiveNode
+    prefix: str
+    people: dict[str, httpx.Client] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> httpx.Client:
+        # People are created on first use: each costs an Argon2id hash, and most tests need two or three.
+        if name not in ROLES:
+            raise AttributeError(name)
+        people = self.__dict__["people"]
+        if name not in people:
+            node = self.__dict__["node"]
+            people[name] = node.client(node.user(f"{self.__dict__['prefix']}-{name}", *ROLES[name]))
+        return people[name]
+
+    def deliver(self) -> int:
+        """Run the outbox until nothing is left to send; returns messages delivered."""
+        s = self.node.settings
+        worker = OutboxWorker(self.node.db, KeyStore(s.key_passphrase_value(), s.key_kdf_iterations), s)
+        delivered = 0
+        try:
+            while True:
+                result = worker.run_once()
+                delivered += result.delivered + result.rejected
+                if not result.claimed:
+                    return delivered
+        finally:
+            worker.client.close()
+
+
+@pytest.fixture
+def two_sides(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[Side, Side]]:
+    a = federation_node(db_factory, tmp_path, "vn-24x7", node_country="VN")
+    b = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU")
+    pin(a, b)
+    pin(b, a)
+    yield Side(a, "vn"), Side(b, "au")
+    a.stop()
+    b.stop()
+
+
+HEADER: dict[str, Any] = {
+    "language": "en",
+    "our_reference": "VN-A05-2026-117",
+    "request_kind": "new",
+    "requesting_authority": "Ministry of Public Security, Department of Cybersecurity (A05)",
+    "contact_name": "Nguyen Van An",
+    "contact_email": "an.nguyen@a05.example.vn",
+    "contact_phone": "+84 24 3826 0000",
+    "contact_timezone": "Asia/Ho_Chi_Minh",
+    "investigating_authority": "A05 Investigation Division",
+}
+PRESERVATION: dict[str, Any] = {
+    "offence": "Illegal access (art. 7) and ransomware extortion",
+    "facts_summary": "Hospital systems in Hanoi were encrypted on 2 Nov 2026; ransom notes name a mailbox.",
+    "data_to_preserve": "All stored content and logs of the account minh.tran.88@cloudmail.example",
+    "relationship_to_offence": "The account received the ransom payments notifications.",
+    "custodian_or_location": "CloudMail Pty Ltd, Sydney",
+    "necessity": "The provider deletes inactive accounts after 30 days.",
+    "mla_intended": True,
+    "follow_up_mla_planned": (date.today() + timedelta(days=30)).isoformat(),
+}
+
+
+def draft(
+    side: Side,
+    *,
+    type_: str = "preservation",
+    header: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+    to: str | None = "au-24x7",
+) -> httpx.Response:
+    body = {
+        "type": type_,
+        "case_title": "Hanoi hospital ransomware",
+        "counterpart": to,
+        "header": HEADER if header is None else header,
+        "fields": PRESERVATION if fields is None else fields,
+    }
+    return side.officer.post("/api/v1/requests", json=body)
+
+
+def act(client: httpx.Client, request_id: str, action: str, **data: Any) -> httpx.Response:
+    return client.post(f"/api/v1/requests/{request_id}/actions/{action}", json={"data": data})
+
+
+def sent_preservation(vn: Side, au: Side) -> str:
+    """A complete preservation request, approved on VN's side and delivered to AU."""
+    r = draft(vn)
+    assert r.status_code == 201, r.text
+    rid = r.json()["request"]["id"]
+    assert act(vn.officer, rid, "submit").status_code == 200
+    assert act(vn.supervisor, rid, "approve").status_code == 200
+    assert vn.deliver() == 1
+    return str(rid)

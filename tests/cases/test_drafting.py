@@ -1,0 +1,157 @@
+"""Guided drafting: every gap named with the article that requires it; soft checks as warnings."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from cyberpact.cases.models import Request
+from cyberpact.catalog.service import get_catalog
+from cyberpact.federation.models import OutboxMessage
+
+from .conftest import HEADER, PRESERVATION, Side, act, draft
+
+REQUIRED = [f.name for f in get_catalog().type("preservation").fields if f.required]
+
+
+def _count(side: Side, model: type) -> int:
+    with side.node.db.transaction(read_only=True) as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_complete_draft_checks_clean(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    r = draft(vn)
+    assert r.status_code == 201, r.text
+    check = r.json()["check"]
+    assert check["complete"] is True and check["errors"] == []
+    # AU's seeded authorities accept English; AU signed in Hanoi but has not ratified.
+    assert [w["code"] for w in check["warnings"]] == ["not_ratified"]
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_each_missing_required_field_is_named_with_its_article(
+    two_sides: tuple[Side, Side], name: str
+) -> None:
+    vn, _ = two_sides
+    fields = {k: v for k, v in PRESERVATION.items() if k != name}
+    r = draft(vn, fields=fields)
+    assert r.status_code == 201
+    errors = r.json()["check"]["errors"]
+    assert [e["field"] for e in errors] == [f"fields.{name}"]
+    f = next(f for f in get_catalog().type("preservation").fields if f.name == name)
+    assert errors[0]["cite"] == f.cite and errors[0]["message"].startswith(f.cite + ":")
+    # An incomplete draft cannot be submitted; the refusal lists the same gap.
+    rid = r.json()["request"]["id"]
+    refused = act(vn.officer, rid, "submit")
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.json()["errors"]] == [f"fields.{name}"]
+
+
+def test_the_issue_example_message(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    fields = {k: v for k, v in PRESERVATION.items() if k != "necessity"}
+    errors = draft(vn, fields=fields).json()["check"]["errors"]
+    assert errors[0]["message"] == "art. 42(2)(e): state why preservation is necessary"
+
+
+@pytest.mark.parametrize(
+    ("header", "fields", "field"),
+    [
+        (HEADER, {**PRESERVATION, "mla_intended": "yes"}, "fields.mla_intended"),
+        (HEADER, {**PRESERVATION, "preservation_days": "ninety"}, "fields.preservation_days"),
+        (HEADER, {**PRESERVATION, "preservation_days": 30}, "fields.preservation_days"),
+        (HEADER, {**PRESERVATION, "offence": "x" * 501}, "fields.offence"),
+        (HEADER, {**PRESERVATION, "colour": "blue"}, "fields.colour"),
+        ({**HEADER, "contact_timezone": "Mars/Base"}, PRESERVATION, "header.contact_timezone"),
+        ({**HEADER, "language": "xx-!!"}, PRESERVATION, "header.language"),
+        ({**HEADER, "contact_email": "nobody"}, PRESERVATION, "header.contact_email"),
+    ],
+)
+def test_wrong_types_are_refused_and_nothing_is_stored(
+    two_sides: tuple[Side, Side], header: dict, fields: dict, field: str
+) -> None:
+    vn, _ = two_sides
+    r = draft(vn, header=header, fields=fields)
+    assert r.status_code == 422, r.text
+    assert field in [e["field"] for e in r.json()["errors"]]
+    assert _count(vn, Request) == 0
+
+
+def test_unknown_type_and_unknown_peer(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    r = draft(vn, type_="teleportation")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "type"
+    r = draft(vn, to="nowhere")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "counterpart"
+    assert _count(vn, Request) == 0
+
+
+def test_soft_checks_are_warnings(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    fields = {k: v for k, v in PRESERVATION.items() if k != "follow_up_mla_planned"}
+    r = draft(vn, header={**HEADER, "language": "vi", "emergency": True}, fields=fields)
+    check = r.json()["check"]
+    assert check["complete"] is True
+    codes = {w["code"] for w in check["warnings"]}
+    assert codes == {"language_not_accepted", "not_ratified", "no_follow_up", "emergency_unjustified"}
+
+
+def test_check_endpoint_stores_nothing(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    r = vn.officer.post(
+        "/api/v1/requests/check",
+        json={"type": "stored_data", "counterpart": "au-24x7", "header": {}, "fields": {}},
+    )
+    assert r.status_code == 200
+    cites = {e["cite"] for e in r.json()["errors"]}
+    assert {"art. 40(15)(b)", "art. 40(15)(c)", "art. 40(15)(d)", "art. 40(15)(f)"} <= cites
+    assert _count(vn, Request) == 0
+
+
+def test_four_eyes(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    rid = draft(vn).json()["request"]["id"]
+    assert act(vn.supervisor, rid, "approve").status_code == 409  # not submitted yet
+    assert act(vn.officer, rid, "submit").status_code == 200
+    r = act(vn.officer, rid, "approve")
+    assert r.status_code == 403
+    assert _count(vn, OutboxMessage) == 0, "nothing reaches the outbox before approval"
+    r = act(vn.supervisor, rid, "return")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "data.comments"
+    r = act(vn.supervisor, rid, "return", comments="Name the provider's legal entity.")
+    assert r.status_code == 200 and r.json()["status"] == "returned"
+    body = {
+        "counterpart": "au-24x7",
+        "header": HEADER,
+        "version": r.json()["version"],
+        "fields": {**PRESERVATION, "custodian_or_location": "CloudMail Pty Ltd (ACN 000 000 000), Sydney"},
+    }
+    assert vn.officer.put(f"/api/v1/requests/{rid}", json=body).status_code == 200
+    assert act(vn.officer, rid, "submit").status_code == 200
+    revisions = vn.supervisor.get(f"/api/v1/requests/{rid}/revisions").json()
+    assert [r["reason"] for r in revisions] == ["submitted", "returned", "submitted"]
+    assert revisions[1]["comments"] == "Name the provider's legal entity."
+    r = act(vn.supervisor, rid, "approve")
+    assert r.status_code == 200 and r.json()["status"] == "sent"
+    with vn.node.db.transaction(read_only=True) as s:
+        msg = s.scalars(select(OutboxMessage)).one()
+    assert msg.payload["approval"]["approved_by"] == "vn-supervisor"
+    assert msg.payload["approval"]["drafted_by"] == "vn-officer"
+    assert len(msg.payload["approval"]["digest"]) == 64
+
+
+def test_a_supervisor_cannot_approve_their_own_draft(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    body = {
+        "type": "preservation",
+        "case_title": "x",
+        "counterpart": "au-24x7",
+        "header": HEADER,
+        "fields": PRESERVATION,
+    }
+    rid = vn.supervisor2.post("/api/v1/requests", json=body).json()["request"]["id"]
+    assert act(vn.supervisor2, rid, "submit").status_code == 200
+    r = act(vn.supervisor2, rid, "approve")
+    assert r.status_code == 403 and "Four eyes" in r.json()["detail"]
+    assert act(vn.supervisor, rid, "approve").status_code == 200

@@ -1,0 +1,242 @@
+"""The two-sided life cycle over two real nodes: every cross-border step on both timelines."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import select
+
+from cyberpact.federation.models import OutboxMessage
+from cyberpact.kit.jobs import Job, JobWorker
+
+from .conftest import HEADER, Side, act, draft, sent_preservation
+
+
+def status(side: Side, rid: str) -> str:
+    return str(side.ca.get(f"/api/v1/requests/{rid}").json()["status"])
+
+
+def actions_on(side: Side, rid: str) -> list[str]:
+    return [e["action"] for e in side.ca.get(f"/api/v1/requests/{rid}/timeline").json()]
+
+
+def test_preservation_on_both_sides(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    assert status(vn, rid) == "delivered"
+    incoming = au.ca.get("/api/v1/requests", params={"direction": "incoming"}).json()["items"]
+    assert [r["id"] for r in incoming] == [rid]
+    assert incoming[0]["status"] == "received" and incoming[0]["counterpart"] == "vn-24x7"
+    assert incoming[0]["due_at"] is not None, "24 hours to acknowledge, from the catalog"
+    assert set(incoming[0]["allowed_actions"]) >= {"acknowledge", "refuse"}
+
+    assert act(au.ca, rid, "acknowledge", reference="AU-PRES-5521").status_code == 200
+    vn.deliver(), au.deliver()
+    vn_view = vn.ca.get(f"/api/v1/requests/{rid}").json()
+    assert vn_view["status"] == "acknowledged" and vn_view["remote_reference"] == "AU-PRES-5521"
+
+    until = (date.today() + timedelta(days=90)).isoformat()
+    too_soon = (date.today() + timedelta(days=30)).isoformat()
+    r = act(au.ca, rid, "preserve", preserved_until=too_soon)
+    assert r.status_code == 422 and "not less than 60 days" in r.json()["errors"][0]["message"]
+    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    au.deliver()
+    vn_view = vn.ca.get(f"/api/v1/requests/{rid}").json()
+    assert vn_view["status"] == "preserved" and vn_view["preserved_until"] == until
+    assert vn_view["expiry"] == "ok"
+
+    later = (date.today() + timedelta(days=150)).isoformat()
+    assert (
+        act(vn.officer, rid, "request_extension", until=later, reason="MLA request submitted").status_code
+        == 200
+    )
+    vn.deliver()
+    assert act(au.ca, rid, "grant_extension", preserved_until=later).status_code == 200
+    au.deliver()
+    assert vn.ca.get(f"/api/v1/requests/{rid}").json()["preserved_until"] == later
+    # Reminders are durable jobs, rescheduled for the new date.
+    with vn.node.db.transaction(read_only=True) as s:
+        pending = s.scalars(select(Job).where(Job.status == "pending")).all()
+    assert sorted(j.payload["days_before"] for j in pending) == [0, 2, 7, 14]
+    assert {j.payload["until"] for j in pending} == {later}
+
+    assert act(au.ca, rid, "release", reason="MLA executed").status_code == 200
+    au.deliver()
+    assert status(vn, rid) == "released"
+    expected = ["received", "acknowledge", "preserve", "request_extension", "grant_extension", "release"]
+    assert actions_on(au, rid) == expected
+    assert actions_on(vn, rid) == ["drafted", "submit", "approve", "sent", "delivered", *expected[1:]]
+
+
+def test_mla_with_rounds_of_information_then_execution(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    fields = {
+        "subject_matter": "Ransomware against hospitals",
+        "facts_summary": "See preservation VN-A05-117",
+        "assistance_sought": "Disclose the preserved mailbox content and logs",
+        "data_sought": "Mailbox minh.tran.88@cloudmail.example, 1 Oct to 15 Nov 2026",
+        "purpose": "Identify and prosecute the operators",
+    }
+    rid = draft(vn, type_="stored_data", fields=fields).json()["request"]["id"]
+    assert act(vn.officer, rid, "submit").status_code == 200
+    assert act(vn.supervisor, rid, "approve").status_code == 200
+    vn.deliver()
+    assert act(au.ca, rid, "acknowledge", reference="AU-MLA-88").status_code == 200
+    for round_ in range(2):
+        assert act(au.ca, rid, "request_info", questions=f"Question round {round_}").status_code == 200
+        au.deliver()
+        assert status(vn, rid) == "info_requested"
+        assert act(vn.officer, rid, "provide_info", answers=f"Answer {round_}").status_code == 200
+        vn.deliver()
+        assert status(au, rid) == "info_provided"
+    assert act(au.ca, rid, "start_execution").status_code == 200
+    assert (
+        act(
+            au.ca, rid, "execute", results="Mailbox content produced", evidence_refs=["PKG-2026-0042"]
+        ).status_code
+        == 200
+    )
+    au.deliver()
+    assert status(vn, rid) == "executed"
+    assert act(vn.officer, rid, "close").status_code == 200
+    vn.deliver()
+    assert status(au, rid) == "closed"
+    timeline = vn.ca.get(f"/api/v1/requests/{rid}/timeline").json()
+    execute = next(e for e in timeline if e["action"] == "execute")
+    assert execute["side"] == "remote" and execute["detail"]["evidence_refs"] == ["PKG-2026-0042"]
+
+
+def test_illegal_transition_is_409_with_allowed_actions(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    r = act(au.ca, rid, "grant_extension", preserved_until="2030-01-01")
+    assert r.status_code == 409
+    assert set(r.json()["allowed"]) == {"acknowledge", "refuse"}
+    r = act(vn.officer, rid, "acknowledge", reference="x")  # the requesting side cannot acknowledge
+    assert r.status_code == 409
+    assert status(au, rid) == "received"
+
+
+def test_refusal_needs_applicable_grounds_and_reasons(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    r = act(au.ca, rid, "refuse", grounds=["political_offence"])
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "data.reasons"
+    r = act(au.ca, rid, "refuse", grounds=["fiscal_matters"], reasons="...")
+    assert r.status_code == 422 and "does not apply" in r.json()["errors"][0]["message"]
+    r = act(au.ca, rid, "refuse", grounds=[], reasons="...")
+    assert r.status_code == 422
+    assert status(au, rid) == "received"
+    r = act(au.ca, rid, "refuse", grounds=["political_offence"], reasons="Considered a political offence.")
+    assert r.status_code == 200
+    au.deliver()
+    refused = [e for e in vn.ca.get(f"/api/v1/requests/{rid}/timeline").json() if e["action"] == "refuse"]
+    assert refused[0]["detail"]["grounds"] == ["political_offence"]
+
+
+def test_withdrawal_at_any_time(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    assert act(vn.officer, rid, "withdraw").status_code == 422  # a reason is required
+    assert (
+        act(vn.officer, rid, "withdraw", reason="Suspect arrested; data no longer needed").status_code == 200
+    )
+    vn.deliver()
+    assert status(au, rid) == "withdrawn"
+    assert au.ca.get(f"/api/v1/requests/{rid}").json()["allowed_actions"] == []
+
+
+def test_steps_from_the_wrong_node_or_for_unknown_requests_are_refused(two_sides: tuple[Side, Side]) -> None:
+    """A peer cannot act for the other side of someone else's request, or for one that does not exist."""
+    import uuid
+
+    from cyberpact.federation import outbox
+    from cyberpact.kit.actor import SYSTEM
+
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    # VN (the requesting side) forges a requested-side step on its own request: AU must refuse it.
+    with vn.node.db.transaction() as s:
+        outbox.enqueue(
+            s,
+            SYSTEM,
+            recipient="au-24x7",
+            message_type="cp.step",
+            conversation_id=rid,
+            payload={
+                "request_id": rid,
+                "action": "preserve",
+                "status": "preserved",
+                "data": {"preserved_until": "2030-01-01"},
+            },
+        )
+        outbox.enqueue(
+            s,
+            SYSTEM,
+            recipient="au-24x7",
+            message_type="cp.step",
+            payload={"request_id": str(uuid.uuid4()), "action": "withdraw", "data": {"reason": "x"}},
+        )
+    assert vn.deliver() == 2
+    with vn.node.db.transaction(read_only=True) as s:
+        rejected = s.scalars(select(OutboxMessage).where(OutboxMessage.status == "rejected")).all()
+    assert len(rejected) == 2 and all("refused" in (m.last_error or "") for m in rejected)
+    assert status(au, rid) == "received"
+
+
+def test_confidential_requests_are_hidden_from_plain_officers(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = draft(
+        vn,
+        header={**HEADER, "confidentiality": "fact_and_substance", "use_limitation": "Only for case VN-117"},
+    ).json()["request"]["id"]
+    act(vn.officer, rid, "submit")
+    act(vn.supervisor, rid, "approve")
+    vn.deliver()
+    assert au.plain.get(f"/api/v1/requests/{rid}").status_code == 404
+    assert au.plain.get("/api/v1/requests").json()["items"] == []
+    seen = au.ca.get(f"/api/v1/requests/{rid}").json()
+    assert seen["use_limitation"] == "Only for case VN-117"
+    act(au.ca, rid, "acknowledge", reference="AU-1")
+    events = au.ca.get(f"/api/v1/requests/{rid}/timeline").json()
+    assert all(e["detail"]["use_limitation"] == "Only for case VN-117" for e in events)
+    audit = (
+        au.node.client(au.node.user("au-aud", "auditor"))
+        .get("/api/v1/audit", params={"object_type": "request", "object_id": rid})
+        .json()["items"]
+    )
+    assert {(a["actor"], a["outcome"]) for a in audit} >= {("au-plain", "denied"), ("au-ca", "allowed")}
+
+
+def test_reminders_are_durable_jobs_that_fire(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    act(au.ca, rid, "acknowledge", reference="AU-2")
+    until = (date.today() + timedelta(days=60)).isoformat()
+    act(au.ca, rid, "preserve", preserved_until=until)
+    au.deliver()
+    # Pretend the days have passed: the jobs are rows, so any worker (after any restart) runs them.
+    with vn.node.db.transaction() as s:
+        for job in s.scalars(select(Job)):
+            job.run_at = job.created_at
+    assert JobWorker(vn.node.db).run_once() == 4
+    reminders = [
+        e
+        for e in vn.ca.get(f"/api/v1/requests/{rid}/timeline").json()
+        if e["action"] in ("reminder", "expires_today")
+    ]
+    assert sorted(e["detail"]["days_left"] for e in reminders) == [0, 2, 7, 14]
+    assert JobWorker(vn.node.db).run_once() == 0, "each reminder fires once"
+
+
+def test_overdue_list(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    from cyberpact.cases.models import Request
+    from cyberpact.kit.time import utcnow
+
+    assert au.ca.get("/api/v1/requests", params={"overdue": True}).json()["items"] == []
+    with au.node.db.transaction() as s:
+        s.get_one(Request, __import__("uuid").UUID(rid)).due_at = utcnow() - timedelta(hours=1)
+    overdue = au.ca.get("/api/v1/requests", params={"overdue": True}).json()["items"]
+    assert [r["id"] for r in overdue] == [rid] and overdue[0]["overdue"] is True
