@@ -5,7 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo serve test test-fast lint format bench clean
+# Debian packages the product or its tests need: Pango is WeasyPrint's layout engine, Noto covers the
+# scripts of the seven languages, Chromium drives the browser tests, poppler reads PDFs back in tests.
+DEB_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-core fonts-noto-cjk fonts-dejavu-core \
+                chromium poppler-utils
+
+.PHONY: help venv system-deps fonts demo serve test test-fast lint format bench clean
 
 help:
 	@echo "make demo   - install, then run the demo nodes on SQLite"
@@ -24,6 +29,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+system-deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+fonts: system-deps
+
 demo: $(STAMP)
 	$(BIN)/cyberpact demo $(DEMO_ARGS)
 
@@ -39,10 +54,10 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-test: lint
+test: lint system-deps
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) system-deps
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -51,3 +51,83 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class NodeProcess:
+    """A real node: `cyberpact serve` in its own process (HTTP server, outbox and job workers)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        url: str,
+        data_dir: Path,
+        country: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        import subprocess
+        import sys
+
+        self.node_id, self.port = node_id, free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "CYBERPACT_ENV": "test",
+            "CYBERPACT_DATABASE_URL": url,
+            "CYBERPACT_DATA_DIR": str(data_dir),
+            "CYBERPACT_SECRET_KEY": "bench-secret-" + "x" * 32,
+            "CYBERPACT_KEY_PASSPHRASE": "bench-passphrase-long-enough",
+            "CYBERPACT_KEY_KDF_ITERATIONS": "1000",
+            "CYBERPACT_NODE_ID": node_id,
+            "CYBERPACT_NODE_NAME": node_id,
+            "CYBERPACT_BASE_URL": self.base_url,
+            "CYBERPACT_PORT": str(self.port),
+            "CYBERPACT_LOG_LEVEL": "warning",
+            **({"CYBERPACT_NODE_COUNTRY": country} if country else {}),
+            **(extra_env or {}),
+        }
+        self.url = url
+        self.proc = subprocess.Popen([sys.executable, "-m", "cyberpact", "serve"], env=self.env)
+        self._wait_ready()
+
+    def _wait_ready(self, seconds: float = 60) -> None:
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.node_id} exited with status {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.node_id} was not ready in {seconds:.0f} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except Exception:
+                self.proc.kill()
+
+    def peak_rss_mb(self) -> float:
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from cyberpact.accounts import service as accounts
 from cyberpact.app import create_app
 from cyberpact.config import Settings
-from cyberpact.federation.models import ConversationEvent
+from cyberpact.cases.models import Request, RequestEvent
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.cli import console
 from cyberpact.kit.db import Database
@@ -43,6 +43,7 @@ class DemoNode:
     port: int = 0
     settings: Settings | None = None
     token: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
     password: str = ""
     server: uvicorn.Server | None = None
     thread: threading.Thread | None = None
@@ -53,8 +54,8 @@ class DemoNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token}"}
+    def api(self, method: str, path: str, *, as_: str = "admin", **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[as_]}"}
         response = self.client.request(method, self.url + path, headers=headers, **kwargs)
         if response.status_code >= 400:
             raise ConfigurationError(
@@ -112,15 +113,13 @@ def _start(node: DemoNode, root: Path) -> None:
     upgrade(node.settings.sqlalchemy_url)
     db = Database(node.settings.sqlalchemy_url)
     node.password = secrets.token_urlsafe(12)
+    people = {"admin": ["admin", "auditor"], "officer": ["officer", "contact_point", "central_authority"],
+              "supervisor": ["supervisor"]}
     with db.transaction() as session:
-        user = accounts.create_user(
-            session,
-            SYSTEM,
-            username="admin",
-            password=node.password,
-            roles=["admin", "officer", "supervisor", "auditor", "contact_point"],
-        )
-        _, node.token = accounts.issue_token(session, SYSTEM, user, "demo", timedelta(days=1))
+        for username, roles in people.items():
+            user = accounts.create_user(session, SYSTEM, username=username, password=node.password, roles=roles)
+            _, node.tokens[username] = accounts.issue_token(session, SYSTEM, user, "demo", timedelta(days=1))
+    node.token = node.tokens["admin"]
     db.dispose()
     node.server = uvicorn.Server(
         uvicorn.Config(
@@ -141,24 +140,27 @@ def _start(node: DemoNode, root: Path) -> None:
 
 
 def _timeline(nodes: list[DemoNode]) -> int:
-    """Print the events each node recorded since the last call; returns how many were printed."""
+    """Print the request events each node recorded since the last call; returns how many were printed."""
     printed = 0
     for node in nodes:
         assert node.settings is not None
         db = Database(node.settings.sqlalchemy_url)
         with db.transaction(read_only=True) as session:
-            rows = session.scalars(
-                select(ConversationEvent)
-                .where(ConversationEvent.seq > node.seen)
-                .order_by(ConversationEvent.seq)
+            rows = session.execute(
+                select(RequestEvent, Request.type, Request.counterpart, Request.direction)
+                .join(Request, Request.id == RequestEvent.request_id)
+                .where(RequestEvent.seq > node.seen)
+                .order_by(RequestEvent.seq)
             ).all()
         db.dispose()
-        for e in rows:
+        for e, type_, peer, direction in rows:
             node.seen = e.seq
-            arrow = "→" if e.direction == "out" else "←"
+            arrow = "→" if direction == "outgoing" else "←"
+            who = "" if e.side == "local" else f" ({e.side})"
+            change = f"{e.from_status or '·'} → {e.to_status}" if e.from_status != e.to_status else e.to_status
             console.print(
-                f"[{node.colour}]{node.node_id:>8}[/] {e.at:%H:%M:%S.%f}"[:-3]
-                + f"  {e.kind:<9} {arrow} {e.peer:<8} {e.message_type:<6} {e.summary[:70]}",
+                f"[{node.colour}]{node.node_id:>8}[/] {e.at:%H:%M:%S} {type_:<12} {arrow} {peer:<8} "
+                f"[bold]{e.action:<17}[/bold]{who} {change}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -166,19 +168,18 @@ def _timeline(nodes: list[DemoNode]) -> int:
     return printed
 
 
-def _wait_delivered(nodes: list[DemoNode], expected: int, timeout: float = 30) -> None:
+def _wait(nodes: list[DemoNode], node: DemoNode, rid: str, statuses: tuple[str, ...], timeout: float = 30) -> None:
+    """Wait until ``node`` sees request ``rid`` in one of ``statuses``, printing timelines meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _timeline(nodes)
-        delivered = sum(
-            len(n.api("GET", "/api/v1/federation/outbox", params={"status": "delivered"}).json())
-            for n in nodes
-        )
-        if delivered >= expected:
+        r = node.client.get(f"{node.url}/api/v1/requests/{rid}",
+                            headers={"Authorization": f"Bearer {node.tokens['officer']}"})
+        if r.status_code == 200 and r.json()["status"] in statuses:
             _timeline(nodes)
             return
-        time.sleep(0.2)
-    raise ConfigurationError(f"only some of {expected} messages were delivered within {timeout:.0f} s")
+        time.sleep(0.1)
+    raise ConfigurationError(f"{node.node_id} did not see {rid} become {' or '.join(statuses)} in {timeout:.0f} s")
 
 
 def run(port: int = 8000, once: bool = False, root: Path | None = None) -> None:
@@ -197,7 +198,7 @@ def run(port: int = 8000, once: bool = False, root: Path | None = None) -> None:
             info = node.api("GET", "/api/v1/federation/node").json()
             console.print(f"[{node.colour}]{node.name}[/] at {node.url}  (API docs {node.url}/api/docs)")
             console.print(f"    fingerprint {info['fingerprint']}")
-            console.print(f"    admin user 'admin', password {node.password}")
+            console.print(f"    users admin, officer, supervisor; password {node.password}")
             console.print(f"    admin API token (shown once): {node.token}", soft_wrap=True)
         parties = nodes[0].api("GET", "/api/v1/directory/parties", params={"limit": 500}).json()["items"]
         console.print(f"directory loaded on each node: {len(parties)} parties")
@@ -211,45 +212,7 @@ def run(port: int = 8000, once: bool = False, root: Path | None = None) -> None:
                 node.api("POST", "/api/v1/federation/peers", json={"url": other.url, "fingerprint": fp})
                 console.print(f"  {node.node_id} trusts {other.node_id} ({fp[:14]}…)")
 
-        console.rule("messages both ways (signed, encrypted, receipted)")
-        script = [
-            (
-                0,
-                "au-24x7",
-                "case-vn-2026-117",
-                "Urgent: please preserve the cloud account data of "
-                "user 'minh.tran.88' (suspected ransomware operator); MLA to follow.",
-            ),
-            (
-                1,
-                "vn-24x7",
-                "case-vn-2026-117",
-                "Received. Preservation order issued; data preserved for 90 days. "
-                "Our reference AU-PRES-5521.",
-            ),
-            (
-                2,
-                "vn-24x7",
-                "case-pl-2026-044",
-                "Consultation before refusal: the request concerns a political "
-                "offence under our law; can assistance be given under conditions?",
-            ),
-            (
-                0,
-                "pl-ca",
-                "case-pl-2026-044",
-                "Understood; we will send additional information on the offence.",
-            ),
-        ]
-        for sender, recipient, conversation, text in script:
-            nodes[sender].api(
-                "POST",
-                "/api/v1/federation/messages",
-                json={"recipient": recipient, "payload": {"text": text}, "conversation_id": conversation},
-            )
-            time.sleep(0.3)
-            _timeline(nodes)
-        _wait_delivered(nodes, len(script))
+        story(nodes)
         console.rule("done" if once else "serving: Ctrl-C to stop")
         while not once:
             time.sleep(0.5)
@@ -264,3 +227,10 @@ def run(port: int = 8000, once: bool = False, root: Path | None = None) -> None:
         for node in nodes:
             if node.thread is not None:
                 node.thread.join(timeout=15)
+
+
+def story(nodes: list[DemoNode]) -> None:
+    """The scenario of issue 4, told through the same API an officer's tools use."""
+    from cyberpact.demo_story import run_story
+
+    run_story(nodes, _wait, _timeline)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cyberpact.cli import app
+
+from .conftest import HEADER, PRESERVATION, Side
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def vn_cli(two_sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch) -> tuple[Side, Side]:
+    vn, au = two_sides
+    s = vn.node.settings
+    for k, v in {"CYBERPACT_ENV": "test", "CYBERPACT_SECRET_KEY": s.secret_key.get_secret_value(),
+                 "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough", "CYBERPACT_KEY_KDF_ITERATIONS": "1000",
+                 "CYBERPACT_DATABASE_URL": s.sqlalchemy_url, "CYBERPACT_NODE_ID": s.node_id}.items():
+        monkeypatch.setenv(k, v)
+    vn.officer, vn.supervisor  # create the users  # noqa: B018
+    from cyberpact.kit.cli import console
+
+    monkeypatch.setattr(console, "width", 250)  # tables must not wrap ids in the test's narrow terminal
+    return vn, au
+
+
+def test_validate_new_send_approve_list_show(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
+    vn, au = vn_cli
+    draft = tmp_path / "draft.json"
+    fields = {k: v for k, v in PRESERVATION.items() if k != "necessity"}
+    draft.write_text(json.dumps({"header": HEADER, "fields": fields}))
+    r = runner.invoke(app, ["requests", "validate", str(draft), "--type", "preservation", "--to", "au-24x7"])
+    assert r.exit_code == 1
+    assert "art. 42(2)(e): state why preservation is necessary" in r.output
+
+    draft.write_text(json.dumps({"header": HEADER, "fields": PRESERVATION}))
+    r = runner.invoke(app, ["requests", "validate", str(draft), "--type", "preservation", "--to", "au-24x7"])
+    assert r.exit_code == 0 and "complete" in r.output
+
+    r = runner.invoke(app, ["requests", "new", str(draft), "--type", "preservation", "--to", "au-24x7",
+                            "--as", "vn-officer", "--title", "CLI case"])
+    assert r.exit_code == 0, r.output
+    rid = r.output.split()[1]
+    assert runner.invoke(app, ["requests", "send", rid, "--as", "vn-officer"]).exit_code == 0
+    r = runner.invoke(app, ["requests", "approve", rid, "--as", "vn-officer"])
+    assert r.exit_code == 1 and "forbidden" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["requests", "approve", rid, "--as", "vn-supervisor"])
+    assert r.exit_code == 0 and f"{rid}: sent" in r.output
+    vn.deliver()
+    r = runner.invoke(app, ["requests", "list", "--as", "vn-officer"])
+    assert rid in r.output and "delivered" in r.output
+    r = runner.invoke(app, ["requests", "show", rid, "--as", "vn-officer", "--tz", "Asia/Ho_Chi_Minh"])
+    assert r.exit_code == 0 and "+07" in r.output and "approve" in r.output
+    r = runner.invoke(app, ["requests", "respond", rid, "acknowledge", "--as", "vn-officer", "-d", "reference=x"])
+    assert r.exit_code == 1 and "requested side" in r.output
+
+
+def test_cli_bad_input(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    r = runner.invoke(app, ["requests", "validate", str(bad), "--type", "preservation"])
+    assert r.exit_code == 1 and "cannot read" in r.output
+    r = runner.invoke(app, ["requests", "show", "not-a-uuid", "--as", "vn-officer"])
+    assert r.exit_code == 1 and "UUID" in r.output
+    r = runner.invoke(app, ["requests", "list", "--as", "nobody"])
+    assert r.exit_code == 1 and "No user nobody" in r.output
