@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cyberpact.kit.db import Base, IdMixin
@@ -59,3 +59,42 @@ class ApiToken(IdMixin, Base):
     last_used_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="raise")
+
+
+class TotpFactor(Base):
+    """A user's TOTP second factor. The shared secret is stored wrapped by the node's key-encryption key,
+    never in clear: a copy of the database does not let anyone mint codes."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    wrapped_secret: Mapped[bytes] = mapped_column(LargeBinary(128))
+    kek_id: Mapped[str] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None]
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)  # refuses a code used once already
+    created_at: Mapped[datetime]
+
+
+class RecoveryCode(IdMixin, Base):
+    __tablename__ = "recovery_codes"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    used_at: Mapped[datetime | None]
+
+
+class WebSession(IdMixin, Base):
+    """A browser session. The cookie holds a random secret; only its SHA-256 is stored."""
+
+    __tablename__ = "web_sessions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    second_factor: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    source: Mapped[str | None] = mapped_column(String(120))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
