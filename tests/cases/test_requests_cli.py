@@ -17,9 +17,14 @@ runner = CliRunner()
 def vn_cli(two_sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch) -> tuple[Side, Side]:
     vn, au = two_sides
     s = vn.node.settings
-    for k, v in {"CYBERPACT_ENV": "test", "CYBERPACT_SECRET_KEY": s.secret_key.get_secret_value(),
-                 "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough", "CYBERPACT_KEY_KDF_ITERATIONS": "1000",
-                 "CYBERPACT_DATABASE_URL": s.sqlalchemy_url, "CYBERPACT_NODE_ID": s.node_id}.items():
+    for k, v in {
+        "CYBERPACT_ENV": "test",
+        "CYBERPACT_SECRET_KEY": s.secret_key.get_secret_value(),
+        "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough",
+        "CYBERPACT_KEY_KDF_ITERATIONS": "1000",
+        "CYBERPACT_DATABASE_URL": s.sqlalchemy_url,
+        "CYBERPACT_NODE_ID": s.node_id,
+    }.items():
         monkeypatch.setenv(k, v)
     vn.officer, vn.supervisor  # create the users  # noqa: B018
     from cyberpact.kit.cli import console
@@ -29,7 +34,7 @@ def vn_cli(two_sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch) -> tup
 
 
 def test_validate_new_send_approve_list_show(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
-    vn, au = vn_cli
+    vn, _ = vn_cli
     draft = tmp_path / "draft.json"
     fields = {k: v for k, v in PRESERVATION.items() if k != "necessity"}
     draft.write_text(json.dumps({"header": HEADER, "fields": fields}))
@@ -41,8 +46,22 @@ def test_validate_new_send_approve_list_show(vn_cli: tuple[Side, Side], tmp_path
     r = runner.invoke(app, ["requests", "validate", str(draft), "--type", "preservation", "--to", "au-24x7"])
     assert r.exit_code == 0 and "complete" in r.output
 
-    r = runner.invoke(app, ["requests", "new", str(draft), "--type", "preservation", "--to", "au-24x7",
-                            "--as", "vn-officer", "--title", "CLI case"])
+    r = runner.invoke(
+        app,
+        [
+            "requests",
+            "new",
+            str(draft),
+            "--type",
+            "preservation",
+            "--to",
+            "au-24x7",
+            "--as",
+            "vn-officer",
+            "--title",
+            "CLI case",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rid = r.output.split()[1]
     assert runner.invoke(app, ["requests", "send", rid, "--as", "vn-officer"]).exit_code == 0
@@ -55,7 +74,9 @@ def test_validate_new_send_approve_list_show(vn_cli: tuple[Side, Side], tmp_path
     assert rid in r.output and "delivered" in r.output
     r = runner.invoke(app, ["requests", "show", rid, "--as", "vn-officer", "--tz", "Asia/Ho_Chi_Minh"])
     assert r.exit_code == 0 and "+07" in r.output and "approve" in r.output
-    r = runner.invoke(app, ["requests", "respond", rid, "acknowledge", "--as", "vn-officer", "-d", "reference=x"])
+    r = runner.invoke(
+        app, ["requests", "respond", rid, "acknowledge", "--as", "vn-officer", "-d", "reference=x"]
+    )
     assert r.exit_code == 1 and "requested side" in r.output
 
 

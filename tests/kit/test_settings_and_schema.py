@@ -24,22 +24,36 @@ def test_models_and_migrations_do_not_drift(db: Database) -> None:
 
 @pytest.mark.parametrize("secret", [None, "dev-insecure-secret-change-me", "short"])
 def test_refuses_to_start_outside_dev_with_weak_secret(tmp_path: Path, secret: str | None) -> None:
-    kwargs = {"env": "prod", "data_dir": tmp_path, "key_passphrase": "a strong passphrase here"}
+    kwargs = {
+        "env": "prod",
+        "data_dir": tmp_path,
+        "key_passphrase": "a strong passphrase here",
+        "base_url": "https://node.example",
+    }
     if secret is not None:
         kwargs["secret_key"] = secret
     with pytest.raises(ConfigurationError, match="CYBERPACT_SECRET_KEY"):
         create_app(Settings(**kwargs))
 
 
-def test_refuses_to_start_outside_dev_without_key_passphrase(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refuses_to_start_outside_dev_without_key_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CYBERPACT_KEY_PASSPHRASE", raising=False)
-    s = Settings(env="prod", data_dir=tmp_path, secret_key="s" * 40)
+    s = Settings(env="prod", data_dir=tmp_path, secret_key="s" * 40, base_url="https://node.example")
     with pytest.raises(ConfigurationError, match="passphrase"):
         create_app(s)
     (tmp_path / "pp").write_text("passphrase from a file\n")
-    assert Settings(env="prod", data_dir=tmp_path, secret_key="s" * 40,
-                    key_passphrase_file=tmp_path / "pp").key_passphrase_value() == "passphrase from a file"
+    assert (
+        Settings(
+            env="prod", data_dir=tmp_path, secret_key="s" * 40, key_passphrase_file=tmp_path / "pp"
+        ).key_passphrase_value()
+        == "passphrase from a file"
+    )
+    with pytest.raises(ConfigurationError, match="https"):
+        create_app(
+            Settings(env="prod", data_dir=tmp_path, secret_key="s" * 40, key_passphrase="long passphrase 1")
+        )
 
 
 def test_database_url_defaults_to_sqlite_in_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,11 +62,17 @@ def test_database_url_defaults_to_sqlite_in_data_dir(tmp_path: Path, monkeypatch
     assert Settings().sqlalchemy_url == f"sqlite:///{tmp_path.resolve() / 'cyberpact.db'}"
 
 
-json_leaf = st.none() | st.booleans() | st.integers(min_value=-(2**53), max_value=2**53) | st.text()
+json_leaf = st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1) | st.text()
 json_value = st.recursive(
     json_leaf,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=["Cs"])), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(max_codepoint=0xFFFF, exclude_categories=["Cs"])),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=20,
 )
 

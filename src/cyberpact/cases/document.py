@@ -199,8 +199,10 @@ def format_value(t: Translator, catalog: Catalog, f: FieldDef, value: Any) -> Va
 
 
 def ground_label(t: Translator, catalog: Catalog, ground_id: str) -> str:
+    # The label alone: the catalog's citations still carry reviewers' marks ("[parallel: ...]",
+    # "(confirm)") that do not belong in a document sent abroad.
     ground = next((g for g in catalog.head.grounds if g.id == ground_id), None)
-    return f"{t.gettext(ground.label)} — {ground.cite}" if ground is not None else ground_id
+    return t.gettext(ground.label) if ground is not None else ground_id
 
 
 def _rows(t: Translator, catalog: Catalog, defs: Iterable[FieldDef], values: dict[str, Any]) -> list[Row]:
@@ -404,11 +406,11 @@ def build_view(
         other=_unknown_rows(t, header_names, row.header) + _unknown_rows(t, field_names, row.fields),
         drafted_by=_str(approval.get("drafted_by")) or row.drafted_by,
         approved_by=_str(approval.get("approved_by")) or row.approved_by,
-        approved_at=t.format_datetime(approved_at, tz_name) if approved_at else None,
+        approved_at=t.format_datetime(approved_at, tz_name, zone=False) if approved_at else None,
         approval_digest=_str(approval.get("digest")),
         provenance=provenance(session, row),
         catalog_version=row.catalog_version,
-        sent_at=t.format_datetime(row.sent_at, tz_name) if row.sent_at else None,
+        sent_at=t.format_datetime(row.sent_at, tz_name, zone=False) if row.sent_at else None,
         preserved_until=t.format_date(row.preserved_until) if row.preserved_until else None,
         refusal=_refusal(session, t, catalog, row),
         tz_name=tz_name,

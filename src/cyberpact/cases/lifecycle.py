@@ -154,11 +154,11 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
                     "art. 42(7)",
                 )
             )
-    until = data.get("until")
+    new_until = data.get("until")
     if (
         name in ("postpone", "request_extension")
-        and isinstance(until, str)
-        and date.fromisoformat(until) <= utcnow().date()
+        and isinstance(new_until, str)
+        and date.fromisoformat(new_until) <= utcnow().date()
     ):
         problems.append(Problem("data.until", "must be a future date", "invalid"))
     if name == "refuse" and not data.get("grounds"):

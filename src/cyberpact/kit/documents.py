@@ -29,7 +29,7 @@ def missing_scripts() -> tuple[str, ...]:
     missing = []
     for lang, ch in SCRIPT_PROBES.items():
         try:
-            out = subprocess.run(
+            out = subprocess.run(  # noqa: S603 - a fixed program and a number, no user input
                 ["fc-list", f":charset={ord(ch):x}", "family"],  # noqa: S607
                 capture_output=True,
                 text=True,
