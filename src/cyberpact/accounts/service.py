@@ -258,7 +258,13 @@ def resolve_token(
     """
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
         raise AuthenticationRequired("Malformed API token")
-    token = session.scalar(select(ApiToken).where(ApiToken.secret_hash == _digest(secret)))
+    # One round trip for token and user (roles follow in one more): this runs on every API request.
+    found = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.secret_hash == _digest(secret))
+    ).first()
+    token, user = (found[0], found[1]) if found else (None, None)
     # The lookup is by digest, so a timing difference reveals nothing about other tokens; compare again
     # in constant time anyway in case a database collates or truncates.
     if token is None or not hmac.compare_digest(token.secret_hash, _digest(secret)):
@@ -268,7 +274,6 @@ def resolve_token(
         raise AuthenticationRequired("API token revoked")
     if token.expires_at <= now:
         raise AuthenticationRequired("API token expired")
-    user = session.get(User, token.user_id)
     if user is None or user.disabled:
         raise AuthenticationRequired("Account disabled")
     # Touch at most once a minute: a write per request would serialise every reader on SQLite.

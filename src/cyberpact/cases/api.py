@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from cyberpact.accounts.api import CurrentActor
+from cyberpact.accounts.models import User
 from cyberpact.cases import deadlines, lifecycle, service
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.cases.models import RequestRevision
@@ -254,7 +255,9 @@ def request_document(
     from cyberpact.cases import document
 
     row = service.get_request(session, actor, request_id)
-    html = document.render_html(session, catalog_of(request), row, lang)
+    # Dates in the viewer's own time zone, as everywhere a person reads them.
+    viewer = session.get(User, actor.user_id) if actor.user_id else None
+    html = document.render_html(session, catalog_of(request), row, lang, viewer.timezone if viewer else "UTC")
     if format == "html":
         return HTMLResponse(
             html, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
