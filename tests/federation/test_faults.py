@@ -7,6 +7,9 @@ delivered is set aside where an administrator can see it and send it again.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -27,7 +30,7 @@ from cyberpact.accounts import service as accounts
 from cyberpact.audit import service as audit
 from cyberpact.audit.models import AuditRecord
 from cyberpact.config import Settings
-from cyberpact.federation import identity, outbox, peers
+from cyberpact.federation import identity, outbox, peers, proof
 from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxMessage, PeerLink
 from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.actor import SYSTEM
@@ -218,16 +221,18 @@ def dormant_peer(
             b_doc = identity.card_document(s)
         with a.db.transaction(read_only=True) as s:
             a_doc = identity.card_document(s)
-        for session_of, (mine, doc, url) in (
-            (a.db, (a.settings, b_doc, settings.base_url)),
-            (db, (settings, a_doc, a.url)),
-        ):
-            with session_of.transaction() as s:
-                fingerprint = identity.read_card(doc["card"]).fingerprint
-                peers.add_peer(s, SYSTEM, mine, doc, url, fingerprint)
+        with a.db.transaction() as s:  # a pins the peer...
+            peers.add_peer(s, SYSTEM, a.settings, b_doc, settings.base_url, fingerprint_of(b_doc))
+        with db.transaction() as s:  # ...and the peer pins a
+            peers.add_peer(s, SYSTEM, settings, a_doc, a.url, fingerprint_of(a_doc))
     finally:
         db.dispose()
     return settings, port
+
+
+def fingerprint_of(doc: dict[str, Any]) -> str:
+    """What the other side's administrator would read out over the phone."""
+    return identity.read_card(doc["card"]).fingerprint
 
 
 # --- reading state ------------------------------------------------------------------------------------
@@ -240,9 +245,8 @@ def count(db: Database, model: type, *where: Any) -> int:
 
 def statuses(db: Database) -> Counter[str]:
     with db.transaction(read_only=True) as s:
-        return Counter(
-            dict(s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
-        )  # type: ignore[arg-type]
+        rows = s.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
+    return Counter({status: int(n) for status, n in rows})
 
 
 def received_in_order(db: Database) -> dict[str, list[str]]:
@@ -279,14 +283,14 @@ def enqueue_notes(db: Database, recipient: str, n: int, conversations: int) -> d
 def assert_applied_exactly_once(receiver: Database, sender: Database, queued: dict[str, list[str]]) -> None:
     ids = {m for conv in queued.values() for m in conv}
     with receiver.transaction(read_only=True) as s:
-        stored = list(s.scalars(select(InboxMessage.message_id)))
+        stored = {m.message_id: m for m in s.scalars(select(InboxMessage))}
         applied = Counter(
             s.scalars(select(ConversationEvent.message_id).where(ConversationEvent.kind == "received"))
         )
         audited = Counter(
             s.scalars(select(AuditRecord.object_id).where(AuditRecord.action == "federation.message.receive"))
         )
-    assert len(stored) == len(ids) and set(stored) == ids
+    assert set(stored) == ids
     assert set(applied) == ids and set(applied.values()) == {1}, "a message was applied twice"
     assert set(audited) == ids and set(audited.values()) == {1}
     assert received_in_order(receiver) == queued, "order within a conversation was not kept"
@@ -297,8 +301,17 @@ def assert_applied_exactly_once(receiver: Database, sender: Database, queued: di
         )
     assert {r.message_id for r in rows} == ids
     assert {r.status for r in rows} == {"delivered"}
-    assert all(r.receipt and r.receipt_status in {"accepted", "duplicate"} for r in rows)
     assert set(delivered) == ids and set(delivered.values()) == {1}
+    for r in rows:
+        # Both sides keep the one receipt the receiver signed, also when it answered a resend.
+        assert r.receipt == stored[r.message_id].receipt
+        if r.receipt_status == "accepted":
+            assert r.envelope is not None
+            assert r.digest == stored[r.message_id].digest == hashlib.sha256(r.envelope.encode()).hexdigest()
+        else:
+            # For a resend answered "duplicate" the sender keeps the envelope it sent last, which is not the
+            # one the receipt names (see test_proof_of_a_resent_message_names_the_envelope_receipted).
+            assert r.receipt_status == "duplicate"
 
 
 def timeline(db: Database, message_id: str) -> list[str]:
@@ -340,24 +353,43 @@ def test_kill_9_of_sender_then_receiver_loses_and_repeats_nothing(
         pin_over_http(receiver, r_token, sender, s_token)
         queued = enqueue_notes(sdb, receiver.node_id, n, conversations=20)
 
-        # The sender dies while a batch is in its hands (leased), with part of the run delivered.
-        wait_for(
-            lambda: (
-                count(rdb, InboxMessage) >= 200
-                and count(sdb, OutboxMessage, OutboxMessage.lease_owner.is_not(None))
-            ),
-            "the sender to be mid-run with a batch in flight",
-            alive=nodes,
-            interval=0.005,
-        )
-        sender.kill()
-        assert count(rdb, InboxMessage) < n, "the run ended before the sender was killed"
-        sender.start()
-        sender.wait_ready()
+        def in_limbo() -> set[str]:
+            """Stored and receipted by the receiver but not yet recorded as delivered by the sender (exact
+            once the sender is dead; a good guess while it runs)."""
+            with sdb.transaction(read_only=True) as s:
+                pending = set(
+                    s.scalars(select(OutboxMessage.message_id).where(OutboxMessage.status == "pending"))
+                )
+            with rdb.transaction(read_only=True) as s:
+                return pending & set(s.scalars(select(InboxMessage.message_id)))
+
+        # The sender dies between the receiver's commit and its own: the worst moment, since the batch
+        # was applied over there but will be sent again from here. The kill may land just after the
+        # sender recorded the receipts; then it is restarted and tried again.
+        limbo: set[str] = set()
+        for _ in range(5):
+            wait_for(
+                lambda: count(rdb, InboxMessage) >= 200 and in_limbo(),
+                "the sender to have a batch applied by the receiver but not yet recorded",
+                alive=nodes,
+                interval=0.002,
+            )
+            sender.kill()
+            limbo = in_limbo()
+            sender.start()
+            sender.wait_ready()
+            if limbo:
+                break
+        assert limbo, "never killed the sender between the receiver's commit and its own"
+        received = count(rdb, InboxMessage)
+        assert received < n, "the run ended before the sender was killed"
 
         # The receiver dies mid-run too, most likely inside a batch's transaction.
         wait_for(
-            lambda: count(rdb, InboxMessage) >= 600, "the receiver to be mid-run", alive=nodes, interval=0.005
+            lambda: count(rdb, InboxMessage) >= min(received + 300, n - 100),
+            "the receiver to be mid-run",
+            alive=nodes,
+            interval=0.005,
         )
         receiver.kill()
         assert count(rdb, InboxMessage) < n, "the run ended before the receiver was killed"
@@ -376,6 +408,10 @@ def test_kill_9_of_sender_then_receiver_loses_and_repeats_nothing(
         sdb.dispose()
         rdb.dispose()
     assert_applied_exactly_once(rdb, sdb, queued)
+    with sdb.transaction(read_only=True) as s:
+        rows = {r.message_id: r for r in s.scalars(select(OutboxMessage))}
+    # What the receiver had applied when the sender died was sent again and answered as a duplicate.
+    assert {rows[m].receipt_status for m in limbo} == {"duplicate"}
     # kill -9 left both audit chains whole.
     for db in (sdb, rdb):
         with db.transaction(read_only=True) as s:
@@ -420,6 +456,83 @@ def test_peer_outage_opens_the_circuit_and_the_backlog_drains_in_order(
         a.stop()
         if b is not None:
             b.stop()
+
+
+class LoseOneAnswer(httpx.BaseTransport):
+    """Delivers the first inbox request, then loses the answer: the receiver applied it, the sender never
+    learns so (a connection reset after the request, a proxy timing out, a sender crash)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.lost = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if self.lost == 0 and request.url.path == outbox.INBOX_PATH:
+            response.read()
+            response.close()
+            self.lost += 1
+            raise httpx.ReadError("connection reset after the request was sent", request=request)
+        return response
+
+
+def deliver_with_a_lost_answer(
+    db_factory: DatabaseFactory, tmp_path: Path
+) -> tuple[LiveNode, LiveNode, dict[str, list[str]]]:
+    a = federation_node(db_factory, tmp_path, "vn-24x7", **QUICK)
+    b = federation_node(db_factory, tmp_path, "au-24x7")
+    pin(a, b)
+    pin(b, a)
+    queued = {
+        "case-1": [send(a, "au-24x7", f"step {i}", conversation="case-1")["message_id"] for i in range(3)]
+    }
+    lossy = OutboxWorker(
+        a.db, KeyStore(PASSPHRASE, 1000), a.settings, client=httpx.Client(transport=LoseOneAnswer())
+    )
+    assert lossy.run_once().failed == 3
+    assert count(b.db, InboxMessage) == 3  # applied over there, unknown here
+    wait_for(lambda: rounds(worker(a), delivered=3), "the resend to be answered")
+    return a, b, queued
+
+
+def test_a_lost_answer_is_resent_and_answered_as_a_duplicate(
+    db_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    a, b, queued = deliver_with_a_lost_answer(db_factory, tmp_path)
+    try:
+        assert_applied_exactly_once(b.db, a.db, queued)
+        with a.db.transaction(read_only=True) as s:
+            rows = s.scalars(select(OutboxMessage)).all()
+            summaries = set(
+                s.scalars(select(ConversationEvent.summary).where(ConversationEvent.kind == "delivered"))
+            )
+        assert {(r.receipt_status, r.attempts) for r in rows} == {("duplicate", 2)}
+        assert summaries == {"receipt from au-24x7 (duplicate)"}
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: a resend is sealed afresh and the sender stores that envelope beside the original "
+    "receipt, which names the first envelope's digest, so the sender's proof fails its own step 1",
+)
+def test_proof_of_a_resent_message_names_the_envelope_receipted(
+    db_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    a, b, queued = deliver_with_a_lost_answer(db_factory, tmp_path)
+    try:
+        message_id = queued["case-1"][0]
+        with a.db.transaction(read_only=True) as s:
+            proof.write_proof(s, message_id, tmp_path / "proof")
+        envelope = (tmp_path / "proof" / "envelope.jwe").read_text().strip()
+        receipt = (tmp_path / "proof" / "receipt.jws").read_text().strip()
+        named = json.loads(base64.urlsafe_b64decode(receipt.split(".")[1] + "=="))["envelope_digest"]
+        assert hashlib.sha256(envelope.encode()).hexdigest() == named
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_several_workers_on_postgresql_never_deliver_one_message_twice(
@@ -489,19 +602,26 @@ def test_several_workers_on_postgresql_never_deliver_one_message_twice(
 
 
 def test_dead_letters_are_listed_and_one_retried_is_delivered(
-    db_factory: DatabaseFactory, tmp_path: Path
+    db_factory: DatabaseFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from typer.testing import CliRunner
+
+    from cyberpact.cli import app
+
     a = federation_node(
         db_factory,
         tmp_path,
         "vn-24x7",
-        outbox_dead_after_seconds=1,
+        outbox_dead_after_seconds=2,
         breaker_threshold=1000,
         **{k: v for k, v in QUICK.items() if k != "outbox_lease_seconds"},
     )
     b_settings, port = dormant_peer(db_factory, tmp_path, a, "au-24x7")
     b: LiveNode | None = None
     cli = NodeProcess("vn-24x7", a.settings.sqlalchemy_url, tmp_path / "cli", base_url=a.url)
+    for k, v in cli.env().items():
+        if k.startswith("CYBERPACT_"):
+            monkeypatch.setenv(k, v)
     try:
         ids = [send(a, "au-24x7", f"urgent {i}", conversation=f"case-{i}")["message_id"] for i in range(3)]
         w = worker(a)
@@ -513,7 +633,6 @@ def test_dead_letters_are_listed_and_one_retried_is_delivered(
         assert {m["message_id"] for m in dead} == set(ids)
         assert all(m["attempts"] >= 1 and "ConnectError" in m["last_error"] for m in dead)
         assert admin.get("/api/v1/federation/outbox", params={"status": "pending"}).json() == []
-
         listed = subprocess.run(
             [str(CYBERPACT), "outbox", "list", "--status", "dead"],
             env=cli.env(),
@@ -526,21 +645,15 @@ def test_dead_letters_are_listed_and_one_retried_is_delivered(
         assert listed.returncode == 0, listed.stderr
         assert all(m in listed.stdout for m in ids), listed.stdout
 
-        revived = ids[0]
-        again = subprocess.run(
-            [str(CYBERPACT), "outbox", "retry", revived],
-            env=cli.env(),
-            cwd=cli.workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert again.returncode == 0, again.stderr
-        assert f"{revived} queued again" in again.stdout
-        assert statuses(a.db) == Counter(dead=2, pending=1)
-
+        # The peer is back, but a dead letter waits for a person: nothing is sent by itself.
         b = start_node(b_settings, port=port)
+        assert w.run_once().claimed == 0 and statuses(a.db) == Counter(dead=3)
+
+        revived = ids[0]
+        again = CliRunner().invoke(app, ["outbox", "retry", revived])
+        assert again.exit_code == 0, again.output
+        assert f"{revived} queued again" in again.output
+        # The next round, well within outbox_dead_after_seconds of the retry, delivers it.
         wait_for(
             lambda: rounds(w, dead=2, delivered=1),
             "the revived message to be delivered",
@@ -549,30 +662,16 @@ def test_dead_letters_are_listed_and_one_retried_is_delivered(
         with b.db.transaction(read_only=True) as s:
             assert list(s.scalars(select(InboxMessage.message_id))) == [revived]
         with a.db.transaction(read_only=True) as s:
-            kinds = list(
-                s.scalars(
-                    select(ConversationEvent.kind)
-                    .where(ConversationEvent.message_id == revived)
-                    .order_by(ConversationEvent.seq)
-                )
-            )
             retries = s.scalar(
                 select(func.count())
                 .select_from(AuditRecord)
                 .where(AuditRecord.action == "federation.message.retry", AuditRecord.object_id == revived)
             )
-        assert kinds == ["queued", "dead", "delivered"] and retries == 1
+        assert timeline(a.db, revived) == ["queued", "dead", "delivered"] and retries == 1
         # A delivered message is not sent twice by a mistaken retry.
-        twice = subprocess.run(
-            [str(CYBERPACT), "outbox", "retry", revived],
-            env=cli.env(),
-            cwd=cli.workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert twice.returncode == 1 and "was delivered" in twice.stderr
+        twice = CliRunner().invoke(app, ["outbox", "retry", revived])
+        assert twice.exit_code == 1 and "was delivered" in twice.output
+        assert statuses(a.db) == Counter(dead=2, delivered=1)
     finally:
         a.stop()
         if b is not None:
