@@ -1,0 +1,220 @@
+"""The intel REST API under ``/api/v1/intel`` (collections, grants, identities, correlations, MISP), and
+the one router the app mounts, which also carries the TAXII 2.1 server."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, status
+
+from cyberpact.accounts import service as accounts
+from cyberpact.accounts.api import AdminActor, CurrentActor
+from cyberpact.intel import correlate, misp, misp_export, service, store, taxii
+from cyberpact.intel.models import IntelCollection
+from cyberpact.intel.schemas import (
+    CollectionCreate,
+    CollectionOut,
+    CorrelationOut,
+    GrantOut,
+    GrantUpdate,
+    IdentityOut,
+    IdentityUpdate,
+    ImportOut,
+    PolicyUpdate,
+    StateSeenOut,
+)
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.errors import InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.http import ReadSession, WriteSession
+from cyberpact.kit.pagination import Page, decode_cursor, encode_cursor
+from cyberpact.kit.time import parse_rfc3339
+
+rest = APIRouter(prefix="/api/v1/intel", tags=["intel"])
+
+
+def _out(row: IntelCollection, acc: service.Access) -> CollectionOut:
+    return CollectionOut(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        alias=row.alias,
+        can_read=acc.can_read,
+        can_write=acc.can_write,
+        federate=row.federate,
+        sharing_group=list(row.sharing_group or []),
+        strict_recipient=row.strict_recipient,
+        default_tlp=row.default_tlp,
+        created_at=row.created_at,
+    )
+
+
+def _visible(session: Any, actor: Actor, ref: str) -> tuple[IntelCollection, service.Access]:
+    row = service.get_collection(session, ref)
+    acc = service.access(session, actor, row.id)
+    if not acc.any:
+        raise NotFound(f"No collection {ref}")
+    return row, acc
+
+
+@rest.get("/collections", response_model=list[CollectionOut])
+def list_collections(actor: CurrentActor, session: ReadSession) -> list[CollectionOut]:
+    return [_out(c, a) for c, a in service.visible_collections(session, actor)]
+
+
+@rest.post("/collections", status_code=status.HTTP_201_CREATED, response_model=CollectionOut)
+def create_collection(body: CollectionCreate, actor: AdminActor, session: WriteSession) -> CollectionOut:
+    row = service.create_collection(session, actor, **body.model_dump())
+    return _out(row, service.FULL)
+
+
+@rest.patch("/collections/{ref}/policy", response_model=CollectionOut)
+def update_policy(ref: str, body: PolicyUpdate, actor: AdminActor, session: WriteSession) -> CollectionOut:
+    row = service.update_policy(session, actor, service.get_collection(session, ref), **body.model_dump())
+    return _out(row, service.FULL)
+
+
+@rest.get("/collections/{ref}/grants", response_model=list[GrantOut])
+def list_grants(ref: str, _: AdminActor, session: ReadSession) -> list[GrantOut]:
+    row = service.get_collection(session, ref)
+    return [
+        GrantOut(username=name, can_read=g.can_read, can_write=g.can_write, granted_at=g.granted_at)
+        for name, g in service.list_grants(session, row)
+    ]
+
+
+@rest.put("/collections/{ref}/grants/{username}", response_model=GrantOut | None)
+def set_grant(
+    ref: str, username: str, body: GrantUpdate, actor: AdminActor, session: WriteSession
+) -> GrantOut | None:
+    row = service.get_collection(session, ref)
+    user = accounts.get_user(session, username)
+    grant = service.grant(session, actor, row, user, read=body.read, write=body.write)
+    if grant is None:
+        return None
+    return GrantOut(
+        username=user.username,
+        can_read=grant.can_read,
+        can_write=grant.can_write,
+        granted_at=grant.granted_at,
+    )
+
+
+@rest.get("/identities", response_model=list[IdentityOut])
+def list_identities(_: AdminActor, session: ReadSession) -> list[IdentityOut]:
+    return [
+        IdentityOut(reporter=i.reporter, state=i.state, name=i.name, updated_at=i.updated_at)
+        for i in service.list_identities(session)
+    ]
+
+
+@rest.put("/identities/{reporter}", response_model=IdentityOut)
+def set_identity(
+    reporter: str, body: IdentityUpdate, actor: AdminActor, session: WriteSession
+) -> IdentityOut:
+    row = service.set_identity(session, actor, reporter, body.state, body.name)
+    return IdentityOut(reporter=row.reporter, state=row.state, name=row.name, updated_at=row.updated_at)
+
+
+_CURSOR_SCOPE = "intel-correlations"
+
+
+@rest.get("/correlations", response_model=Page[CorrelationOut])
+def list_correlations(
+    request: Request,
+    actor: CurrentActor,
+    session: ReadSession,
+    min_states: Annotated[int, Query(ge=2, le=200)] = 2,
+    kind: Annotated[str | None, Query(max_length=300, description="e.g. ipv4-addr:value")] = None,
+    value: Annotated[str | None, Query(max_length=2000)] = None,
+    state: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
+    limit: Annotated[int, Query(ge=1)] = 100,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> Page[CorrelationOut]:
+    """Observables reported by two or more States (counting only collections the caller may read)."""
+    limit = min(limit, request.app.state.settings.page_size_max)
+    after = None
+    if cursor:
+        when, key = decode_cursor(cursor, _CURSOR_SCOPE, 2)
+        try:
+            after = (parse_rfc3339(str(when)), str(key))
+        except ValueError:
+            raise InvalidInput(
+                "Invalid page cursor", [Problem("cursor", "not a cursor of this listing")]
+            ) from None
+    if value and not kind:
+        raise InvalidInput(
+            "A value needs its kind", [Problem("kind", "give kind with value, e.g. ipv4-addr:value")]
+        )
+    found, resume = correlate.correlations(
+        session,
+        readable=service.readable_collection_ids(session, actor),
+        min_states=min_states,
+        kind=kind,
+        value=value,
+        state=state.upper() if state else None,
+        limit=limit,
+        after=after,
+    )
+    items = [
+        CorrelationOut(
+            kind=c.kind,
+            value=c.value,
+            first_seen=c.first_seen,
+            last_seen=c.last_seen,
+            states=[StateSeenOut(**s.__dict__) for s in c.states],
+        )
+        for c in found
+    ]
+    token = encode_cursor(_CURSOR_SCOPE, [_iso(resume[0]), resume[1]]) if resume else None
+    return Page[CorrelationOut](items=items, next=token)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+@rest.post("/collections/{ref}/misp", response_model=ImportOut)
+def import_misp(
+    ref: str, body: Annotated[dict[str, Any], Body()], actor: CurrentActor, session: WriteSession
+) -> ImportOut:
+    """Import MISP events (core JSON format) into a collection as STIX 2.1."""
+    row, acc = _visible(session, actor, ref)
+    if not acc.can_write:
+        raise PermissionDenied("You may not add objects to this collection")
+    converted = misp.misp_to_stix(body)
+    result = store.add_objects(session, actor, row, converted.objects)
+    return _import_out(result, converted.skipped)
+
+
+def _import_out(result: store.AddResult, skipped: list[str]) -> ImportOut:
+    return ImportOut(
+        status_id=result.status.id,
+        stored=result.stored,
+        duplicates=result.duplicates,
+        refused=len(result.failures),
+        failures=[{"id": f[0], "version": f[1], "message": f[2]} for f in result.failures],
+        skipped=skipped,
+    )
+
+
+@rest.get("/collections/{ref}/misp")
+def export_misp(
+    ref: str,
+    actor: CurrentActor,
+    session: ReadSession,
+    ids: Annotated[list[str] | None, Query(alias="id", max_length=1000)] = None,
+) -> dict[str, Any]:
+    """The collection's latest objects (or only ``id``s) as one MISP event."""
+    row, acc = _visible(session, actor, ref)
+    if not acc.can_read:
+        raise PermissionDenied("You may not read this collection")
+    event, skipped = misp_export.stix_to_misp(
+        store.iter_objects(session, row.id, ids=ids or ()), info=row.title
+    )
+    return {**event, "skipped": skipped}
+
+
+router = APIRouter()
+router.include_router(taxii.router)
+router.include_router(rest)

@@ -1,0 +1,211 @@
+"""The ingest hot path, written against the database driver.
+
+Through SQLAlchemy Core an envelope of 1,000 objects spent most of its time in per-row bind processing and
+statement compilation, not in the database. These statements go to the driver's ``executemany`` as plain
+tuples instead, with values converted here exactly as the column types in ``models`` store them (a test
+reads rows written this way back through the ORM and compares them). SQLite stores UUIDs as 32 hex digits
+and times as naive UTC text with six fractional digits; PostgreSQL takes the Python values as they are.
+
+Also here: the lookup of stored versions for a batch of ids. On PostgreSQL it joins ``unnest`` of an
+array, which plans as index probes whatever the table's statistics say; an ``IN`` list of hundreds of ids
+over a freshly grown table plans as a scan of the whole collection until ``ANALYZE`` has run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+
+class Driver:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.pg = session.get_bind().dialect.name == "postgresql"
+        self.p = "%s" if self.pg else "?"
+
+    def uuid(self, value: uuid.UUID) -> Any:
+        return value if self.pg else value.hex
+
+    def ts(self, value: datetime) -> Any:
+        if self.pg:
+            return value
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def read_ts(self, value: Any) -> datetime:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+    def bool(self, value: bool) -> Any:
+        return value if self.pg else int(value)
+
+    def json(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if self.pg:
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(value)
+        return json.dumps(value)
+
+    def many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            self.session.connection().exec_driver_sql(sql.replace("?", self.p), list(rows))
+
+    def rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        result = self.session.connection().exec_driver_sql(sql.replace("?", self.p), params)
+        return list(result) if result.returns_rows else []
+
+
+_OBJECT_COLUMNS = (
+    "collection_id, stix_id, stix_type, version, date_added, is_latest, created_by_ref, tlp, pap, markings, "
+    "source_peer, raw"
+)
+
+
+def _copy(d: Driver, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    raw = d.session.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _stage(d: Driver, name: str, columns: str) -> None:
+    # Per connection, emptied at each commit: COPY into it, then one INSERT ... ON CONFLICT from it.
+    d.session.connection().exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}) ON COMMIT DELETE ROWS"
+    )
+    # Empty already unless an earlier batch of this same transaction used it (a CLI import does).
+    d.session.connection().exec_driver_sql(f"DELETE FROM {name}")
+
+
+def insert_objects(d: Driver, rows: Sequence[dict[str, Any]]) -> None:
+    if d.pg:
+        # COPY: the bulk path PostgreSQL has for this; no per-row round of the protocol.
+        values = [
+            (
+                r["collection_id"],
+                r["stix_id"],
+                r["stix_type"],
+                r["version"],
+                r["date_added"],
+                r["is_latest"],
+                r["created_by_ref"],
+                r["tlp"],
+                r["pap"],
+                d.json(r["markings"]),
+                r["source_peer"],
+                r["raw"],
+            )
+            for r in rows
+        ]
+        _copy(d, f"COPY intel_objects ({_OBJECT_COLUMNS}) FROM STDIN", values)
+        return
+    sql = f"INSERT INTO intel_objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['?'] * 12)})"
+    d.many(
+        sql,
+        [
+            (
+                d.uuid(r["collection_id"]),
+                r["stix_id"],
+                r["stix_type"],
+                d.ts(r["version"]),
+                d.ts(r["date_added"]),
+                d.bool(r["is_latest"]),
+                r["created_by_ref"],
+                r["tlp"],
+                r["pap"],
+                d.json(r["markings"]),
+                r["source_peer"],
+                r["raw"],
+            )
+            for r in rows
+        ],
+    )
+
+
+def stored_versions(
+    d: Driver, collection_id: uuid.UUID, ids: Sequence[str]
+) -> list[tuple[int, str, datetime, bool]]:
+    """(seq, stix_id, version, is_latest) of every stored version of ``ids`` in the collection."""
+    out: list[tuple[int, str, datetime, bool]] = []
+    if not ids:
+        return out
+    if d.pg:
+        found = d.rows(
+            "SELECT o.seq, o.stix_id, o.version, o.is_latest FROM unnest(?::text[]) AS k(id) "
+            "JOIN intel_objects o ON o.collection_id = ? AND o.stix_id = k.id",
+            (list(ids), collection_id),
+        )
+    else:
+        found = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += d.rows(
+                f"SELECT seq, stix_id, version, is_latest FROM intel_objects "
+                f"WHERE collection_id = ? AND stix_id IN ({marks})",
+                (d.uuid(collection_id), *chunk),
+            )
+    for seq, sid, version, latest in found:
+        out.append((int(seq), str(sid), d.read_ts(version), bool(latest)))
+    return out
+
+
+def upsert_observations(
+    d: Driver,
+    collection_id: uuid.UUID,
+    rows: Sequence[tuple[str, str, str, str, str | None, datetime, datetime, int]],
+) -> None:
+    """(key, reporter, kind, value, state, first_seen, last_seen, reports)."""
+    low, high = ("LEAST", "GREATEST") if d.pg else ("MIN", "MAX")
+    conflict = (
+        "ON CONFLICT (key, collection_id, reporter) DO UPDATE SET "
+        f"first_seen = {low}(intel_observations.first_seen, excluded.first_seen), "
+        f"last_seen = {high}(intel_observations.last_seen, excluded.last_seen), "
+        "reports = intel_observations.reports + excluded.reports"
+    )
+    columns = (
+        "INSERT INTO intel_observations "
+        "(key, collection_id, reporter, kind, value, state, first_seen, last_seen, reports)"
+    )
+    cid = d.uuid(collection_id)
+    values = [(k, cid, rep, kind, v, st, d.ts(f), d.ts(la), n) for k, rep, kind, v, st, f, la, n in rows]
+    if d.pg:
+        _stage(
+            d,
+            "intel_stage_obs",
+            "k text, c uuid, r text, kd text, v text, s text, f timestamptz, l timestamptz, n integer",
+        )
+        _copy(d, "COPY intel_stage_obs FROM STDIN", values)
+        d.rows(f"{columns} SELECT * FROM intel_stage_obs ORDER BY k, r {conflict}", ())
+        return
+    d.many(f"{columns} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {conflict}", values)
+
+
+def refresh_correlations(d: Driver, keys: Sequence[str]) -> None:
+    """Recompute the correlation rows of ``keys`` from their observations, in one set-based statement."""
+    if not keys:
+        return
+    select_ = (
+        "SELECT key, min(kind), min(value), count(DISTINCT state), min(first_seen), max(last_seen) "
+        "FROM intel_observations WHERE {where} GROUP BY key"
+    )
+    upsert = (
+        "INSERT INTO intel_correlations (key, kind, value, states, first_seen, last_seen) {select} "
+        "ON CONFLICT (key) DO UPDATE SET states = excluded.states, first_seen = excluded.first_seen, "
+        "last_seen = excluded.last_seen"
+    )
+    if d.pg:
+        d.rows(upsert.format(select=select_.format(where="key = ANY(?::text[])")), (list(keys),))
+        return
+    for start in range(0, len(keys), 500):
+        chunk = list(keys[start : start + 500])
+        where = f"key IN ({','.join('?' * len(chunk))})"
+        d.rows(upsert.format(select=select_.format(where=where)), tuple(chunk))

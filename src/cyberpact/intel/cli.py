@@ -1,0 +1,207 @@
+"""``cyberpact intel``: collections and grants, identities, import and export of STIX and MISP files."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cyberpact.accounts import service as accounts
+from cyberpact.intel import correlate, misp, misp_export, service, store
+from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
+from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
+
+app = typer.Typer(help="Threat intelligence: STIX/TAXII collections, MISP interchange.", no_args_is_help=True)
+collections = typer.Typer(help="TAXII collections and who may use them.", no_args_is_help=True)
+identities = typer.Typer(help="Which State each reporting identity speaks for.", no_args_is_help=True)
+app.add_typer(collections, name="collections")
+app.add_typer(identities, name="identities")
+
+_BATCH = 5000
+
+
+class Format(StrEnum):
+    auto = "auto"
+    stix = "stix"
+    misp = "misp"
+
+
+@collections.command("create")
+@friendly
+def collections_create(
+    title: str,
+    alias: Annotated[str | None, typer.Option(help="a short unique name usable in TAXII URLs")] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    federate: Annotated[bool, typer.Option(help="share with peers as the markings allow")] = False,
+    sharing_group: Annotated[
+        list[str] | None, typer.Option("--peer", help="peer receiving GREEN/AMBER")
+    ] = None,
+    strict_recipient: Annotated[str | None, typer.Option(help="the one peer receiving AMBER+STRICT")] = None,
+    default_tlp: Annotated[str, typer.Option(help="TLP assumed for unmarked objects")] = "amber",
+) -> None:
+    """Create a collection and print its id."""
+    with unit_of_work() as (session, _, _db):
+        row = service.create_collection(
+            session,
+            cli_actor(),
+            title=title,
+            description=description,
+            alias=alias,
+            federate=federate,
+            sharing_group=sharing_group or [],
+            strict_recipient=strict_recipient,
+            default_tlp=default_tlp,
+        )
+        console.print(str(row.id))
+
+
+@collections.command("list")
+@friendly
+def collections_list() -> None:
+    """Every collection with its policy."""
+    with unit_of_work(read_only=True) as (session, _, _db):
+        for row, _acc in service.visible_collections(session, cli_actor()):
+            peers = ",".join(row.sharing_group or []) or "-"
+            console.print(
+                f"{row.id}  {row.alias or '-':<16} {row.title}  "
+                f"(federate={'yes' if row.federate else 'no'} default_tlp={row.default_tlp} peers={peers})",
+                highlight=False,
+            )
+
+
+@collections.command("grant")
+@friendly
+def collections_grant(
+    collection: Annotated[str, typer.Argument(help="collection id or alias")],
+    username: str,
+    read: Annotated[bool, typer.Option("--read/--no-read")] = True,
+    write: Annotated[bool, typer.Option("--write/--no-write")] = False,
+) -> None:
+    """Give (or, with --no-read --no-write, take away) a user's access to a collection."""
+    with unit_of_work() as (session, _, _db):
+        row = service.get_collection(session, collection)
+        user = accounts.get_user(session, username)
+        service.grant(session, cli_actor(), row, user, read=read, write=write)
+        console.print(f"{username} on {row.alias or row.id}: read={read} write={write}", highlight=False)
+
+
+@identities.command("set")
+@friendly
+def identities_set(
+    reporter: Annotated[str, typer.Argument(help="identity--<uuid> or peer:<peer id>")],
+    state: Annotated[str, typer.Argument(help="ISO 3166-1 alpha-2 code")],
+    name: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    with unit_of_work() as (session, _, _db):
+        row = service.set_identity(session, cli_actor(), reporter, state, name)
+        console.print(f"{row.reporter} -> {row.state}", highlight=False)
+
+
+@identities.command("list")
+@friendly
+def identities_list() -> None:
+    with unit_of_work(read_only=True) as (session, _, _db):
+        for row in service.list_identities(session):
+            console.print(f"{row.reporter}  {row.state}  {row.name or ''}", highlight=False)
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"Cannot read {path}", [Problem("file", str(exc))]) from None
+    except ValueError as exc:
+        raise MalformedInput(f"{path} is not JSON: {exc}") from None
+
+
+def _stix_objects(data: Any) -> list[Any] | None:
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("objects"), list):
+        return list(data["objects"])  # a STIX bundle or a TAXII envelope
+    return None
+
+
+@app.command("import")
+@friendly
+def import_file(
+    file: Annotated[Path, typer.Argument(help="a STIX 2.1 bundle or envelope, or MISP event JSON")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="collection id or alias")],
+    fmt: Annotated[Format, typer.Option("--format")] = Format.auto,
+) -> None:
+    """Validate and store the objects of FILE; invalid objects are listed and the valid ones kept."""
+    data = _load(file)
+    skipped: list[str] = []
+    objects = _stix_objects(data) if fmt != Format.misp else None
+    if objects is None:
+        if fmt == Format.stix:
+            raise MalformedInput(f"{file} is not a STIX bundle, envelope or list of objects")
+        converted = misp.misp_to_stix(data)
+        objects, skipped = converted.objects, converted.skipped
+    stored = duplicates = 0
+    failures: list[list[Any]] = []
+    with unit_of_work() as (session, _, _db):
+        row = service.get_collection(session, collection)
+        actor = cli_actor()
+        for start in range(0, len(objects), _BATCH):
+            result = store.add_objects(session, actor, row, objects[start : start + _BATCH])
+            stored += result.stored
+            duplicates += result.duplicates
+            failures.extend(result.failures)
+    for oid, _version, message in failures:
+        console.print(f"refused {oid or '(no id)'}: {message}", highlight=False, soft_wrap=True)
+    for reason in skipped:
+        console.print(f"skipped {reason}", highlight=False, soft_wrap=True)
+    console.print(f"stored {stored}, already present {duplicates}, refused {len(failures)}", highlight=False)
+
+
+@app.command("export")
+@friendly
+def export_file(
+    file: Annotated[Path, typer.Argument(help="where to write")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="collection id or alias")],
+    fmt: Annotated[Format, typer.Option("--format")] = Format.stix,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="export only these STIX ids")] = None,
+) -> None:
+    """Write the latest version of each object (or of the --id ones) as a STIX bundle or a MISP event."""
+    with unit_of_work(read_only=True) as (session, _, _db):
+        row = service.get_collection(session, collection)
+        objects = store.iter_objects(session, row.id, ids=ids or ())
+        count = 0
+        with file.open("w", encoding="utf-8") as out:
+            if fmt == Format.misp:
+                event, skipped = misp_export.stix_to_misp(objects, info=row.title)
+                json.dump(event, out, ensure_ascii=False, indent=1)
+                count = len(event["Event"]["Attribute"]) + len(event["Event"]["Object"])
+                for reason in skipped:
+                    console.print(f"skipped {reason}", highlight=False, soft_wrap=True)
+            else:
+                # Streamed object by object: a collection of millions must not be held in memory.
+                out.write(f'{{"type":"bundle","id":"bundle--{uuid.uuid4()}","objects":[')
+                for obj in objects:
+                    out.write(
+                        ("," if count else "") + json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+                    )
+                    count += 1
+                out.write("]}\n")
+    console.print(
+        f"wrote {count} {'MISP attributes and objects' if fmt == Format.misp else 'objects'} to {file}"
+    )
+
+
+@app.command("correlations")
+@friendly
+def correlations(min_states: Annotated[int, typer.Option(min=2)] = 2, limit: int = 50) -> None:
+    """Observables reported by several States, most recently seen first."""
+    with unit_of_work(read_only=True) as (session, _, _db):
+        found, _ = correlate.correlations(session, readable=None, min_states=min_states, limit=limit)
+        for c in found:
+            states = ", ".join(s.state for s in c.states)
+            console.print(
+                f"{c.kind} {c.value}  ({states})  {c.first_seen:%Y-%m-%d} .. {c.last_seen:%Y-%m-%d}",
+                highlight=False,
+            )

@@ -1,0 +1,520 @@
+"""The TAXII 2.1 server under ``/taxii2/``: discovery, one API root, collections, objects, manifest,
+versions, delete and status (OASIS TAXII Version 2.1, sections 4 and 5).
+
+Errors are answered as TAXII error message resources (section 3.6.1) in the TAXII media type, which is what
+TAXII clients parse; they carry the same stable ``code`` as the node's problem details. Object bodies are
+returned as stored, byte for byte, joined into the envelope without being parsed again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
+from starlette.background import BackgroundTask
+
+from cyberpact.accounts import service as accounts
+from cyberpact.intel import service, stix, store
+from cyberpact.intel.errors import NotAcceptable
+from cyberpact.intel.models import IntelCollection, IntelObject
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.errors import (
+    AuthenticationRequired,
+    CyberpactError,
+    MalformedInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    UnsupportedMediaType,
+)
+from cyberpact.kit.http import ReadSession, WriteSession, client_address, get_database
+
+TAXII = "application/taxii+json;version=2.1"
+STIX = "application/stix+json;version=2.1"
+ROOT = "intel"
+MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+DEFAULT_PAGE = 1000
+MAX_IDS = 1000
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(data, status_code=status, media_type=TAXII, headers=headers)
+
+
+def taxii_error(exc: CyberpactError) -> Response:
+    body: dict[str, Any] = {
+        "title": exc.title,
+        "description": str(exc),
+        "error_code": exc.code,
+        "http_status": str(exc.status),
+    }
+    if exc.problems:
+        body["details"] = {"errors": [p.as_dict() for p in exc.problems]}
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="cyberpact-taxii", Bearer realm="cyberpact-taxii"'
+    return _json(body, exc.status, headers)
+
+
+class TaxiiRoute(APIRoute):
+    """Answers expected failures of TAXII endpoints (and their dependencies) as TAXII error resources."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except CyberpactError as exc:
+                response = taxii_error(exc)
+                hook = getattr(request.app.state, "on_denied", None)
+                if exc.status in (401, 403) and hook is not None:
+                    # After the response: the request's own unit of work (a SQLite write lock, perhaps) is
+                    # still open here, and the hook records the refusal in a unit of work of its own.
+                    response.background = BackgroundTask(hook, request, exc)
+                return response
+
+        return handler
+
+
+router = APIRouter(prefix="/taxii2", tags=["taxii"], route_class=TaxiiRoute)
+
+
+# ------------------------------------------------------------------------------------ request checks
+
+
+def _acceptable(header: str | None) -> bool:
+    if not header:
+        return True  # no Accept header means any representation will do (RFC 9110, 12.5.1)
+    for item in header.split(","):
+        media, *params = (p.strip().lower() for p in item.split(";"))
+        version = next((p.split("=", 1)[1].strip() for p in params if p.startswith("version=")), None)
+        if media in ("*/*", "application/*"):
+            return True
+        if media == "application/taxii+json" and version in (None, "2.1"):
+            return True
+    return False
+
+
+def check_accept(request: Request) -> None:
+    if not _acceptable(request.headers.get("accept")):
+        raise NotAcceptable(f"This endpoint produces {TAXII}; the Accept header does not allow it")
+
+
+def _credentials(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthenticationRequired("Send the API token as Authorization: Bearer, or as the Basic password")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    value = value.strip()
+    if scheme in ("bearer", "token"):
+        return value
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise AuthenticationRequired("Malformed Basic credentials") from None
+        user, sep, password = decoded.partition(":")
+        if not sep:
+            raise AuthenticationRequired("Malformed Basic credentials")
+        request.state.basic_user = user
+        return password
+    raise AuthenticationRequired(f"Unsupported authorization scheme {scheme!r}")
+
+
+def taxii_actor(request: Request) -> Actor:
+    """The node's API tokens, sent as Bearer (or ``Token``) or as the password of HTTP Basic: the OASIS
+    ``taxii2-client`` speaks Basic. With Basic, a user name, if given, must be the token owner's."""
+    check_accept(request)
+    secret = _credentials(request)
+    db = get_database(request)
+    with db.transaction(read_only=True) as session:
+        actor, stale = accounts.resolve_token(session, secret, client_address(request))
+    basic_user = getattr(request.state, "basic_user", "")
+    if basic_user and basic_user != actor.username:
+        raise AuthenticationRequired("The Basic user name is not the owner of this token")
+    if stale and actor.token_id is not None:
+        with db.transaction() as session:
+            accounts.touch_token(session, actor.token_id)
+    request.state.actor = actor
+    return actor
+
+
+TaxiiActor = Annotated[Actor, Depends(taxii_actor)]
+
+
+def _root(api_root: str) -> None:
+    if api_root != ROOT:
+        raise NotFound(f"No API root {api_root!r}")
+
+
+def _collection(session: Any, actor: Actor, api_root: str, collection_id: str) -> tuple[IntelCollection, Any]:
+    _root(api_root)
+    try:
+        row = service.get_collection(session, collection_id)
+    except NotFound:
+        raise NotFound(f"No collection {collection_id}") from None
+    acc = service.access(session, actor, row.id)
+    if not acc.any:
+        # Existence of a collection is not disclosed to someone with no access to it.
+        raise NotFound(f"No collection {collection_id}")
+    return row, acc
+
+
+def _readable(session: Any, actor: Actor, api_root: str, collection_id: str) -> IntelCollection:
+    row, acc = _collection(session, actor, api_root, collection_id)
+    if not acc.can_read:
+        raise PermissionDenied("You may not read this collection")
+    return row
+
+
+def _positive(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise MalformedInput(f"{name} must be a positive integer") from None
+    if n < 1:
+        raise MalformedInput(f"{name} must be a positive integer")
+    return n
+
+
+def _list(request: Request, name: str) -> tuple[str, ...]:
+    values = request.query_params.getlist(name)
+    return tuple(v.strip() for raw in values for v in raw.split(",") if v.strip())
+
+
+def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last",)) -> store.Filters:
+    q = request.query_params
+    added_after = None
+    if "added_after" in q:
+        try:
+            added_after = stix.parse_timestamp(q["added_after"])
+        except ValueError as exc:
+            raise MalformedInput(f"added_after: {exc}") from None
+    ids = _list(request, "match[id]")
+    if len(ids) > MAX_IDS:
+        raise MalformedInput(f"match[id]: at most {MAX_IDS} ids per request")
+    for i in ids:
+        if not stix.is_identifier(i):
+            raise MalformedInput(f"match[id]: {i!r} is not a STIX identifier")
+    types = _list(request, "match[type]")
+    for t in types:
+        if not stix.is_type_name(t):
+            raise MalformedInput(f"match[type]: {t!r} is not a STIX type name")
+    versions = (
+        store.parse_versions(_list(request, "match[version]")) if "match[version]" in q else default_versions
+    )
+    return store.Filters(
+        added_after=added_after,
+        ids=ids,
+        types=types,
+        versions=versions,
+        spec_versions=_list(request, "match[spec_version]"),
+    )
+
+
+def _pager(request: Request) -> store.Pager:
+    return store.Pager(request.app.state.settings.secret_key.get_secret_value())
+
+
+def _page_args(request: Request) -> tuple[int, str | None]:
+    limit = _positive(request.query_params.get("limit"), "limit") or DEFAULT_PAGE
+    return limit, request.query_params.get("next") or None
+
+
+def _added_headers(page: store.Page) -> dict[str, str]:
+    if not page.rows:
+        return {}
+    assert page.first_added is not None and page.last_added is not None
+    return {
+        "X-TAXII-Date-Added-First": stix.format_timestamp(page.first_added),
+        "X-TAXII-Date-Added-Last": stix.format_timestamp(page.last_added),
+    }
+
+
+def _envelope(page: store.Page) -> Response:
+    parts = [b'{"more":', b"true" if page.more else b"false"]
+    if page.next:
+        parts += [b',"next":', json.dumps(page.next).encode()]
+    if page.rows:
+        parts += [b',"objects":[', ",".join(r.raw for r in page.rows).encode(), b"]"]
+    parts.append(b"}")
+    return Response(b"".join(parts), media_type=TAXII, headers=_added_headers(page))
+
+
+# -------------------------------------------------------------------------------------------- routes
+
+
+@router.get("/")
+def discovery(request: Request, actor: TaxiiActor) -> Response:
+    base = str(request.base_url).rstrip("/")
+    settings = request.app.state.settings
+    return _json(
+        {
+            "title": f"cyberpact TAXII server ({settings.node_name})",
+            "description": "STIX 2.1 threat intelligence of this cyberpact node",
+            "default": f"{base}/taxii2/{ROOT}/",
+            "api_roots": [f"{base}/taxii2/{ROOT}/"],
+        }
+    )
+
+
+@router.get("/{api_root}/")
+def api_root(api_root: str, actor: TaxiiActor) -> Response:
+    _root(api_root)
+    return _json(
+        {
+            "title": "Intel",
+            "description": "Collections of STIX 2.1 objects, shared under TLP 2.0",
+            "versions": [TAXII],
+            "max_content_length": MAX_CONTENT_LENGTH,
+        }
+    )
+
+
+def collection_resource(row: IntelCollection, acc: service.Access) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": str(row.id), "title": row.title}
+    if row.description:
+        body["description"] = row.description
+    if row.alias:
+        body["alias"] = row.alias
+    body.update(can_read=acc.can_read, can_write=acc.can_write, media_types=[STIX])
+    return body
+
+
+@router.get("/{api_root}/collections/")
+def collections(api_root: str, actor: TaxiiActor, session: ReadSession) -> Response:
+    _root(api_root)
+    found = [collection_resource(c, a) for c, a in service.visible_collections(session, actor)]
+    return _json({"collections": found} if found else {})
+
+
+@router.get("/{api_root}/collections/{collection_id}/")
+def collection(api_root: str, collection_id: str, actor: TaxiiActor, session: ReadSession) -> Response:
+    row, acc = _collection(session, actor, api_root, collection_id)
+    return _json(collection_resource(row, acc))
+
+
+@router.get("/{api_root}/collections/{collection_id}/objects/")
+def get_objects(
+    api_root: str, collection_id: str, request: Request, actor: TaxiiActor, session: ReadSession
+) -> Response:
+    row = _readable(session, actor, api_root, collection_id)
+    filters = filters_from(request)
+    limit, token = _page_args(request)
+    page = store.page(
+        session, _pager(request), row.id, "objects", filters, limit=limit, next_token=token, columns=[_raw()]
+    )
+    return _envelope(page)
+
+
+def _raw() -> Any:
+    return IntelObject.__table__.c.raw
+
+
+def _writable_collection(api_root: str, collection_id: str, request: Request, actor: TaxiiActor) -> uuid.UUID:
+    # Checked before the body is read, so that a client without write access cannot make the server
+    # read and parse 16 MiB, and in a unit of work of its own, so that no write lock is held meanwhile.
+    with get_database(request).transaction(read_only=True) as session:
+        row, acc = _collection(session, actor, api_root, collection_id)
+        if not acc.can_write:
+            raise PermissionDenied("You may not add objects to this collection")
+        return row.id
+
+
+async def _body(request: Request) -> bytes:
+    media = request.headers.get("content-type", "")
+    kind, *params = (p.strip().lower() for p in media.split(";"))
+    version = next((p.split("=", 1)[1].strip() for p in params if p.startswith("version=")), None)
+    if kind != "application/taxii+json" or version not in (None, "2.1"):
+        raise UnsupportedMediaType(f"Send the envelope as {TAXII}, not {media or 'no Content-Type'}")
+    declared = request.headers.get("content-length")
+    too_large = PayloadTooLarge(f"The envelope exceeds max_content_length ({MAX_CONTENT_LENGTH} bytes)")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_CONTENT_LENGTH:
+        raise too_large
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_CONTENT_LENGTH:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_envelope(body: bytes) -> list[Any]:
+    """The envelope's objects; a body that is not a TAXII envelope is refused whole with a 400."""
+    try:
+        data = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedInput(f"The body is not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(data, dict):
+        raise MalformedInput("An envelope is a JSON object with an 'objects' list")
+    objects = data.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise MalformedInput("An envelope needs a non-empty 'objects' list")
+    return objects
+
+
+async def _prepared(body: Annotated[bytes, Depends(_body)]) -> store.Prepared:
+    return await run_in_threadpool(lambda: store.prepare(parse_envelope(body)))
+
+
+@router.post("/{api_root}/collections/{collection_id}/objects/", status_code=202)
+def add_objects(
+    collection_uuid: Annotated[uuid.UUID, Depends(_writable_collection)],
+    prepared: Annotated[store.Prepared, Depends(_prepared)],
+    actor: TaxiiActor,
+    session: WriteSession,
+) -> Response:
+    row = service.get_collection(session, collection_uuid)
+    result = store.add_objects(session, actor, row, prepared)
+    return _json(store.status_resource(result.status), 202)
+
+
+def _object_id(object_id: str) -> str:
+    if not stix.is_identifier(object_id):
+        raise NotFound(f"No object {object_id!r}")
+    return object_id
+
+
+@router.get("/{api_root}/collections/{collection_id}/objects/{object_id}/")
+def get_object(
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+    request: Request,
+    actor: TaxiiActor,
+    session: ReadSession,
+) -> Response:
+    row = _readable(session, actor, api_root, collection_id)
+    oid = _object_id(object_id)
+    if not store.object_exists(session, row.id, oid):
+        raise NotFound(f"No object {oid} in this collection")
+    base = filters_from(request)
+    filters = store.Filters(base.added_after, (oid,), (), base.versions, base.spec_versions)
+    limit, token = _page_args(request)
+    page = store.page(
+        session,
+        _pager(request),
+        row.id,
+        f"object:{oid}",
+        filters,
+        limit=limit,
+        next_token=token,
+        columns=[_raw()],
+    )
+    return _envelope(page)
+
+
+@router.delete("/{api_root}/collections/{collection_id}/objects/{object_id}/")
+def delete_object(
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+    request: Request,
+    actor: TaxiiActor,
+    session: WriteSession,
+) -> Response:
+    row, acc = _collection(session, actor, api_root, collection_id)
+    if not acc.can_write:
+        raise PermissionDenied("You may not delete objects from this collection")
+    oid = _object_id(object_id)
+    base = filters_from(request, default_versions=("all",))
+    filters = store.Filters(None, (oid,), (), base.versions, base.spec_versions)
+    store.delete_object(session, actor, row, oid, filters)
+    return Response(status_code=200, media_type=TAXII)
+
+
+@router.get("/{api_root}/collections/{collection_id}/objects/{object_id}/versions/")
+def object_versions(
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+    request: Request,
+    actor: TaxiiActor,
+    session: ReadSession,
+) -> Response:
+    row = _readable(session, actor, api_root, collection_id)
+    oid = _object_id(object_id)
+    if not store.object_exists(session, row.id, oid):
+        raise NotFound(f"No object {oid} in this collection")
+    base = filters_from(request)
+    filters = store.Filters(base.added_after, (oid,), (), ("all",), base.spec_versions)
+    limit, token = _page_args(request)
+    version_col = IntelObject.__table__.c.version
+    page = store.page(
+        session,
+        _pager(request),
+        row.id,
+        f"versions:{oid}",
+        filters,
+        limit=limit,
+        next_token=token,
+        columns=[version_col],
+    )
+    body: dict[str, Any] = {"more": page.more}
+    if page.next:
+        body["next"] = page.next
+    if page.rows:
+        body["versions"] = [stix.format_timestamp(r.version) for r in page.rows]
+    return _json(body, headers=_added_headers(page))
+
+
+@router.get("/{api_root}/collections/{collection_id}/manifest/")
+def manifest(
+    api_root: str, collection_id: str, request: Request, actor: TaxiiActor, session: ReadSession
+) -> Response:
+    row = _readable(session, actor, api_root, collection_id)
+    filters = filters_from(request)
+    limit, token = _page_args(request)
+    cols = IntelObject.__table__.c
+    page = store.page(
+        session,
+        _pager(request),
+        row.id,
+        "manifest",
+        filters,
+        limit=limit,
+        next_token=token,
+        columns=[cols.stix_id, cols.version],
+    )
+    body: dict[str, Any] = {"more": page.more}
+    if page.next:
+        body["next"] = page.next
+    if page.rows:
+        body["objects"] = [
+            {
+                "id": r.stix_id,
+                "date_added": stix.format_timestamp(r.date_added),
+                "version": stix.format_timestamp(r.version),
+                "media_type": STIX,
+            }
+            for r in page.rows
+        ]
+    return _json(body, headers=_added_headers(page))
+
+
+@router.get("/{api_root}/status/{status_id}/")
+def status(api_root: str, status_id: str, actor: TaxiiActor, session: ReadSession) -> Response:
+    _root(api_root)
+    try:
+        sid = uuid.UUID(status_id)
+    except ValueError:
+        raise NotFound(f"No status {status_id}") from None
+    return _json(store.status_resource(store.get_status(session, actor, sid)))

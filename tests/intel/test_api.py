@@ -1,0 +1,65 @@
+"""The intel REST API: collections and their policy, grants, MISP import and export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import LiveNode
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_collections_policy_grants_and_misp(node: LiveNode) -> None:
+    admin = node.client(node.user("root", "admin"))
+    officer = node.client(node.user("olga", "officer"))
+    body = {"title": "Ransomware", "alias": "ransom", "federate": True, "sharing_group": ["fr", "de"]}
+    assert officer.post("/api/v1/intel/collections", json=body).status_code == 403
+    r = admin.post("/api/v1/intel/collections", json=body)
+    assert r.status_code == 201 and r.json()["default_tlp"] == "amber"
+    assert admin.post("/api/v1/intel/collections", json=body).status_code == 409
+    assert (
+        admin.post("/api/v1/intel/collections", json={"title": "x", "alias": "Bad Alias"}).status_code == 422
+    )
+    r = admin.patch(
+        "/api/v1/intel/collections/ransom/policy", json={"strict_recipient": "vn", "default_tlp": "red"}
+    )
+    assert r.status_code == 200 and (r.json()["strict_recipient"], r.json()["default_tlp"]) == ("vn", "red")
+    assert (
+        admin.patch("/api/v1/intel/collections/ransom/policy", json={"default_tlp": "pink"}).status_code
+        == 422
+    )
+
+    assert officer.get("/api/v1/intel/collections").json() == []
+    assert officer.get("/api/v1/intel/collections/ransom/misp").status_code == 404
+    admin.put("/api/v1/intel/collections/ransom/grants/olga", json={"read": True, "write": False})
+    assert [g["username"] for g in admin.get("/api/v1/intel/collections/ransom/grants").json()] == ["olga"]
+    event = json.loads((FIXTURES / "misp_event_botnet.json").read_text())
+    assert officer.post("/api/v1/intel/collections/ransom/misp", json=event).status_code == 403
+
+    r = admin.post("/api/v1/intel/collections/ransom/misp", json=event)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert result["refused"] == 0 and result["stored"] > 10 and any("regkey" in s for s in result["skipped"])
+    again = admin.post("/api/v1/intel/collections/ransom/misp", json=event).json()
+    assert (again["stored"], again["duplicates"]) == (0, result["stored"])  # idempotent re-import
+
+    exported = officer.get("/api/v1/intel/collections/ransom/misp").json()
+    assert exported["Event"]["uuid"] == event["Event"]["uuid"]
+    assert {a["value"] for a in exported["Event"]["Attribute"]} >= {"203.0.113.45", "update-cdn.example"}
+    one = officer.get(
+        "/api/v1/intel/collections/ransom/misp",
+        params={"id": "indicator--8a0e3c1b-6d2f-4b7a-9e5c-1f3a5b7c9d0e"},
+    ).json()
+    assert [a["value"] for a in one["Event"]["Attribute"]] == ["203.0.113.45"]
+
+    admin.put("/api/v1/intel/collections/ransom/grants/olga", json={"read": False, "write": False})
+    assert admin.get("/api/v1/intel/collections/ransom/grants").json() == []
+    assert officer.get("/api/v1/intel/collections/ransom/misp").status_code == 404
+    actions = {i["action"] for i in admin.get("/api/v1/audit", params={"action": "intel."}).json()["items"]}
+    assert {
+        "intel.collection.create",
+        "intel.collection.policy",
+        "intel.collection.grant",
+        "intel.objects.add",
+    } <= actions

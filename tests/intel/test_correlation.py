@@ -1,0 +1,81 @@
+"""Correlation: the same observable from two or more States, via the API, within what the reader may read."""
+
+from __future__ import annotations
+
+import uuid
+
+from conftest import LiveNode
+from intel.helpers import TAXII, identity, indicator
+
+H = {"Accept": TAXII, "Content-Type": TAXII}
+VN = "identity--0a0a0a0a-1111-4111-8111-000000000001"
+FR = "identity--0a0a0a0a-1111-4111-8111-000000000002"
+BR = "identity--0a0a0a0a-1111-4111-8111-000000000003"
+
+
+def test_correlations_across_states_and_collections(node: LiveNode) -> None:
+    admin = node.client(node.user("root", "admin"))
+    a = admin.post("/api/v1/intel/collections", json={"title": "A"}).json()["id"]
+    b = admin.post("/api/v1/intel/collections", json={"title": "B"}).json()["id"]
+    for ref, code in ((VN, "vn"), (FR, "FR")):
+        r = admin.put(f"/api/v1/intel/identities/{ref}", json={"state": code, "name": f"CERT {code}"})
+        assert r.status_code == 200 and r.json()["state"] == code.upper()
+
+    shared_ip = "203.0.113.45"
+
+    def post(coll: str, objs: list[dict[str, object]]) -> None:
+        r = admin.post(f"/taxii2/intel/collections/{coll}/objects/", json={"objects": objs}, headers=H)
+        assert r.json()["failure_count"] == 0, r.json()
+
+    post(a, [identity(VN), indicator(shared_ip, by=VN, modified="2024-05-01T12:00:00.000Z")])
+    post(b, [identity(FR), indicator(shared_ip, by=FR, modified="2024-05-03T00:00:00.000Z")])
+    sco = {
+        "type": "domain-name",
+        "spec_version": "2.1",
+        "id": f"domain-name--{uuid.uuid4()}",
+        "value": "Update-CDN.example",
+        "created_by_ref": FR,
+    }
+    post(b, [sco, indicator("192.0.2.1", by=FR)])
+    # BR is not mapped yet: its report counts once the mapping exists.
+    post(a, [identity(BR), dict(indicator("x", by=BR), pattern="[domain-name:value = 'update-cdn.example']")])
+
+    page = admin.get("/api/v1/intel/correlations").json()
+    assert [(c["kind"], c["value"]) for c in page["items"]] == [("ipv4-addr:value", shared_ip)]
+    states = page["items"][0]["states"]
+    assert [(s["state"], s["reports"]) for s in states] == [("FR", 1), ("VN", 1)]
+    assert page["items"][0]["first_seen"].startswith("2024-05-01T12:00")
+    assert page["items"][0]["last_seen"].startswith("2024-05-03")
+
+    assert admin.put(f"/api/v1/intel/identities/{BR}", json={"state": "BR"}).status_code == 200
+    page = admin.get("/api/v1/intel/correlations").json()
+    found = {(c["kind"], c["value"]): [s["state"] for s in c["states"]] for c in page["items"]}
+    assert found == {
+        ("ipv4-addr:value", shared_ip): ["FR", "VN"],
+        ("domain-name:value", "update-cdn.example"): ["BR", "FR"],
+    }
+
+    one = admin.get(
+        "/api/v1/intel/correlations", params={"kind": "ipv4-addr:value", "value": shared_ip}
+    ).json()
+    assert len(one["items"]) == 1
+    assert (
+        admin.get("/api/v1/intel/correlations", params={"state": "BR"}).json()["items"][0]["kind"]
+        == "domain-name:value"
+    )
+    assert admin.get("/api/v1/intel/correlations", params={"min_states": 3}).json()["items"] == []
+    paged = admin.get("/api/v1/intel/correlations", params={"limit": 1}).json()
+    assert len(paged["items"]) == 1 and paged["next"]
+    rest = admin.get("/api/v1/intel/correlations", params={"limit": 1, "cursor": paged["next"]}).json()
+    assert len(rest["items"]) == 1 and rest["items"][0] != paged["items"][0] and rest["next"] is None
+    assert admin.get("/api/v1/intel/correlations", params={"cursor": "forged"}).status_code == 422
+
+    # A reader of A alone sees reports from A only: no observable has two States there.
+    node.user("ana", "officer")
+    assert admin.put(f"/api/v1/intel/collections/{a}/grants/ana", json={"read": True}).status_code == 200
+    ana = node.client(node.user("ana2", "officer"))
+    assert ana.get("/api/v1/intel/correlations").json()["items"] == []
+    admin.put(f"/api/v1/intel/collections/{b}/grants/ana2", json={"read": True})
+    admin.put(f"/api/v1/intel/collections/{a}/grants/ana2", json={"read": True})
+    assert len(ana.get("/api/v1/intel/correlations").json()["items"]) == 2
+    assert ana.put(f"/api/v1/intel/identities/{BR}", json={"state": "AR"}).status_code == 403
