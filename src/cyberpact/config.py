@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     outbox_backoff_max_seconds: float = Field(300, gt=0, description="longest retry delay")
     outbox_dead_after_seconds: int = Field(86_400, ge=1, description="undelivered this long: dead letter")
     outbox_poll_seconds: float = Field(0.2, gt=0, description="worker idle poll interval")
+    outbox_workers: int = Field(2, ge=1, le=16, description="delivery threads in each node process")
     outbox_lease_seconds: int = Field(60, ge=1, description="how long a worker's claim on a message lasts")
     breaker_threshold: int = Field(5, ge=1, description="consecutive failures that open a peer's circuit")
     breaker_cooldown_seconds: float = Field(30, gt=0, description="how long an open circuit stays open")
@@ -99,6 +100,25 @@ class Settings(BaseSettings):
     evidence_max_file_bytes: int = Field(
         16 * 1024**4, ge=1, description="largest evidence file a node accepts (declared size)"
     )
+
+    # Web desk (src/cyberpact/web): browser sessions. The idle timeout signs out a desk left open on a
+    # shared machine; the absolute lifetime bounds what a stolen cookie is worth whatever its use.
+    web_session_idle_minutes: int = Field(
+        30, ge=1, le=24 * 60, description="a desk session unused this long is signed out"
+    )
+    web_session_absolute_hours: int = Field(
+        12, ge=1, le=24 * 7, description="the longest a desk session lasts, used or not"
+    )
+    web_cookie_secure: bool | None = Field(
+        None, description="send the desk's session cookie over HTTPS only; default: when the base URL is https"
+    )
+
+    @property
+    def web_secure_cookies(self) -> bool:
+        # In prod the base URL is https:// (check_secure), so a session cookie never travels in clear there.
+        if self.env is Environment.prod:
+            return True
+        return self.web_cookie_secure if self.web_cookie_secure is not None else self.base_url.startswith("https://")
 
     @property
     def roles(self) -> list[str]:

@@ -513,11 +513,6 @@ def test_a_lost_answer_is_resent_and_answered_as_a_duplicate(
         b.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a resend is sealed afresh and the sender stores that envelope beside the original "
-    "receipt, which names the first envelope's digest, so the sender's proof fails its own step 1",
-)
 def test_proof_of_a_resent_message_names_the_envelope_receipted(
     db_factory: DatabaseFactory, tmp_path: Path
 ) -> None:

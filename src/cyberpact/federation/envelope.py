@@ -45,6 +45,7 @@ __all__ = [
     "seal",
     "sign_receipt",
     "verify_receipt",
+    "verify_signed",
 ]
 
 KEY_AGREEMENT_ALG: Final = "ECDH-ES+A256KW"
@@ -480,6 +481,17 @@ def _verify_jws(text: str, key: OKPKey | None, kid: str) -> bytes:
     except (JoseError, ValueError) as exc:
         raise EnvelopeRejected("bad_signature", f"signature check failed: {exc}") from exc
     return obj.payload
+
+
+def verify_signed(text: str, key_lookup: Callable[[str], OKPKey | None]) -> tuple[dict[str, Any], bytes]:
+    """Check a signed message (the inner JWS of an envelope) on its own; returns (header, payload).
+
+    Used by a sender to recognise its own signature on an envelope a receiver hands back.
+    """
+    header, kid = _split_jws(text, "signed message")
+    _check_header_names(header, _INNER_HEADERS, "signed message")
+    _check_binding(header, "signed message")
+    return header, _verify_jws(text, key_lookup(kid), kid)
 
 
 def open_envelope(

@@ -20,6 +20,8 @@ Handler = Callable[[Session, OpenedEnvelope], str]
 """Applies a message; returns a one-line summary for the timeline. Raise a CyberpactError to refuse it."""
 
 _HANDLERS: dict[str, Handler] = {}
+# Types whose handler never writes and never refuses after writing: they need no savepoint of their own.
+_PURE: set[str] = set()
 
 ReceiptHook = Callable[[Session, Any, str], None]
 """Runs in the sender's transaction when a receipt for a message of its type is stored: (session, outbox
@@ -27,11 +29,13 @@ row, receipt status)."""
 _RECEIPT_HOOKS: dict[str, ReceiptHook] = {}
 
 
-def register(message_type: str) -> Callable[[Handler], Handler]:
+def register(message_type: str, *, pure: bool = False) -> Callable[[Handler], Handler]:
     def add(fn: Handler) -> Handler:
         if message_type in _HANDLERS and _HANDLERS[message_type] is not fn:
             raise RuntimeError(f"two handlers for message type {message_type!r}")
         _HANDLERS[message_type] = fn
+        if pure:
+            _PURE.add(message_type)
         return fn
 
     return add
@@ -51,6 +55,10 @@ def receipt_hook(message_type: str) -> ReceiptHook | None:
 
 def handler_for(message_type: str) -> Handler | None:
     return _HANDLERS.get(message_type)
+
+
+def is_pure(message_type: str) -> bool:
+    return message_type in _PURE
 
 
 def known_types() -> list[str]:
@@ -82,7 +90,7 @@ def event(
     )
 
 
-@register("note")
+@register("note", pure=True)
 def _note(session: Session, message: OpenedEnvelope) -> str:
     """A free-text note between authorities: the plainest message, used by the demo and the tests."""
     text = message.payload.get("text")

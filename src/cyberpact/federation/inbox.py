@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from joserfc.jwk import OKPKey
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -36,18 +36,26 @@ class Outcome:
     status: str  # accepted, duplicate, rejected
     reason: str | None
     receipt: str
+    # For a duplicate: the envelope the receipt names and the signed message inside it, so a sender that
+    # crashed before recording them can still prove what it sent.
+    envelope: str | None = None
+    signed: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "message_id": self.message_id,
             "status": self.status,
             "reason": self.reason,
             "receipt": self.receipt,
         }
+        if self.envelope is not None:
+            out["envelope"], out["signed"] = self.envelope, self.signed
+        return out
 
 
 class Inbox:
-    """One batch's worth of receiving, in the caller's transaction (one savepoint per envelope)."""
+    """One batch's worth of receiving, in the caller's transaction; a handler that may refuse runs in a
+    savepoint of its own so that its refusal undoes only its own changes."""
 
     def __init__(
         self, session: Session, keys: KeyStore, settings: Settings, refresh: RefreshPeer | None = None
@@ -60,6 +68,10 @@ class Inbox:
         }
         self.refresh = refresh
         self._refreshed: set[str] = set()
+        self._public: dict[tuple[str, str], tuple[PeerKey, OKPKey]] = {}
+        # Messages already stored, by id: prefetched for the batch, then every one this batch adds.
+        self._known: dict[str, InboxMessage] = {}
+        self._looked_up: set[str] = set()
 
     def _receipt(
         self,
@@ -85,6 +97,10 @@ class Inbox:
         def lookup(node: str, kid: str) -> OKPKey | None:
             if node != peer.node_id:
                 return None  # the signed sender must be the peer the outer header named
+            cached = self._public.get((node, kid))
+            if cached is not None:
+                used["row"] = cached[0]
+                return cached[1]
             row = peers.sender_key(self.session, node, kid)
             if row is None and self.refresh is not None and node not in self._refreshed:
                 # An unknown key id from a trusted peer is most likely a rotation we have not seen yet.
@@ -97,9 +113,28 @@ class Inbox:
             if row is None or row.use != "sig":
                 return None
             used["row"] = row
-            return peers.public_key(row)
+            key = peers.public_key(row)
+            self._public[(node, kid)] = (row, key)
+            return key
 
         return lookup
+
+    def receive_batch(self, tokens: list[str]) -> list[Outcome]:
+        """Receive a batch in order. Known message ids are looked up once for the whole batch, and the
+        rows it adds are written together when the caller's transaction ends."""
+        ids = []
+        for token in tokens:
+            try:
+                ids.append(envelope.peek(token)["msg_id"])
+            except EnvelopeRejected:
+                continue
+        self._looked_up.update(ids)
+        if ids:
+            for row in self.session.scalars(
+                select(InboxMessage).where(InboxMessage.message_id.in_(set(ids)))
+            ):
+                self._known[row.message_id] = row
+        return [self.receive(token) for token in tokens]
 
     def receive(self, token: str) -> Outcome:
         digest = sha256_hex(token.encode("utf-8", "surrogateescape"))
@@ -131,11 +166,20 @@ class Inbox:
             key = used["row"]
             if key.valid_until is not None and opened.created > key.valid_until:
                 raise EnvelopeRejected("key_expired", f"key {key.kid} was rotated out at {key.valid_until}")
-            previous = self.session.get(InboxMessage, opened.message_id)
+            previous = self._known.get(opened.message_id)
+            if previous is None and opened.message_id not in self._looked_up:
+                previous = self.session.get(InboxMessage, opened.message_id)
             if previous is not None:
                 if previous.sender != opened.sender:
                     raise EnvelopeRejected("refused", "message id already used by another node")
-                return Outcome(opened.message_id, "duplicate", None, previous.receipt)
+                return Outcome(
+                    opened.message_id,
+                    "duplicate",
+                    None,
+                    previous.receipt,
+                    envelope=previous.envelope,
+                    signed=previous.signed,
+                )
             handler = handlers.handler_for(opened.message_type)
             if handler is None:
                 raise EnvelopeRejected("unsupported_type", f"this node does not take {opened.message_type!r}")
@@ -148,59 +192,58 @@ class Inbox:
                 self._receipt(sender, message_id, digest, "rejected", exc.reason),
             )
 
-    def _store(self, token: str, opened: envelope.OpenedEnvelope, handler: handlers.Handler) -> Outcome:
-        receipt = self._receipt(opened.sender, opened.message_id, opened.digest, "accepted", None)
+    def _apply(self, opened: envelope.OpenedEnvelope, handler: handlers.Handler) -> str:
         try:
+            if handlers.is_pure(opened.message_type):
+                return handler(self.session, opened)
+            # The handler's changes are undone alone if it refuses; the rest of the batch stands.
             with self.session.begin_nested():
-                summary = handler(self.session, opened)
-                self.session.add(
-                    InboxMessage(
-                        message_id=opened.message_id,
-                        sender=opened.sender,
-                        message_type=opened.message_type,
-                        conversation_id=opened.conversation_id,
-                        in_reply_to=opened.in_reply_to,
-                        created_at=opened.created,
-                        received_at=utcnow(),
-                        envelope=token,
-                        digest=opened.digest,
-                        signed=opened.signed,
-                        signing_kid=opened.signing_kid,
-                        payload=opened.payload,
-                        receipt=receipt,
-                    )
-                )
-                handlers.event(
-                    self.session,
-                    conversation_id=opened.conversation_id,
-                    peer=opened.sender,
-                    direction="in",
-                    kind="received",
-                    message_id=opened.message_id,
-                    message_type=opened.message_type,
-                    summary=summary,
-                )
-                self.session.flush()
-                audit.record(
-                    self.session,
-                    Actor(user_id=None, username=f"peer:{opened.sender}", source="federation"),
-                    "federation.message.receive",
-                    "message",
-                    opened.message_id,
-                    detail={
-                        "type": opened.message_type,
-                        "conversation": opened.conversation_id,
-                        "digest": opened.digest,
-                    },
-                )
+                return handler(self.session, opened)
         except EnvelopeRejected:
             raise
         except CyberpactError as exc:
             raise EnvelopeRejected("refused", f"{exc.code}: {exc}") from exc
-        except IntegrityError:
-            # A concurrent delivery of the same message won the race; answer as for any duplicate.
-            previous = self.session.get(InboxMessage, opened.message_id)
-            if previous is None:
-                raise
-            return Outcome(opened.message_id, "duplicate", None, previous.receipt)
+
+    def _store(self, token: str, opened: envelope.OpenedEnvelope, handler: handlers.Handler) -> Outcome:
+        summary = self._apply(opened, handler)
+        receipt = self._receipt(opened.sender, opened.message_id, opened.digest, "accepted", None)
+        row = InboxMessage(
+            message_id=opened.message_id,
+            sender=opened.sender,
+            message_type=opened.message_type,
+            conversation_id=opened.conversation_id,
+            in_reply_to=opened.in_reply_to,
+            created_at=opened.created,
+            received_at=utcnow(),
+            envelope=token,
+            digest=opened.digest,
+            signed=opened.signed,
+            signing_kid=opened.signing_kid,
+            payload=opened.payload,
+            receipt=receipt,
+        )
+        self.session.add(row)
+        self._known[opened.message_id] = row
+        handlers.event(
+            self.session,
+            conversation_id=opened.conversation_id,
+            peer=opened.sender,
+            direction="in",
+            kind="received",
+            message_id=opened.message_id,
+            message_type=opened.message_type,
+            summary=summary,
+        )
+        audit.record(
+            self.session,
+            Actor(user_id=None, username=f"peer:{opened.sender}", source="federation"),
+            "federation.message.receive",
+            "message",
+            opened.message_id,
+            detail={
+                "type": opened.message_type,
+                "conversation": opened.conversation_id,
+                "digest": opened.digest,
+            },
+        )
         return Outcome(opened.message_id, "accepted", None, receipt)

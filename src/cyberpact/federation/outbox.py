@@ -13,6 +13,7 @@ import os
 import random
 import secrets
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from cyberpact.config import Settings
 from cyberpact.federation import envelope, handlers, peers
 from cyberpact.federation.errors import EnvelopeRejected
 from cyberpact.federation.models import OutboxMessage, Peer, PeerKey, PeerLink
+from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
+from cyberpact.kit.canonical import sha256_hex
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, Problem
 from cyberpact.kit.keystore import KeyStore
@@ -151,6 +154,8 @@ class OutboxWorker:
         self.db, self.keys, self.settings = db, keys, settings
         self.client = client or peers.http_client(settings)
         self.worker_id = worker_id or f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._next_bury = 0.0
+        self.buried = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -162,7 +167,11 @@ class OutboxWorker:
         with self.db.transaction() as session:
             if session.get_bind().dialect.name == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
-            self._bury(session, now)
+            if time.monotonic() >= self._next_bury:
+                # Dead letters are a matter of hours; looking for them every round would cost a query
+                # per delivery batch for nothing.
+                self.buried += self._bury(session, now)
+                self._next_bury = time.monotonic() + 5
             open_peers = set(session.scalars(select(PeerLink.peer_id).where(PeerLink.open_until > now)))
             inactive = set(session.scalars(select(Peer.node_id).where(Peer.status != "active")))
             # The first pending message of a conversation that is not ready (backing off or held by another
@@ -180,8 +189,10 @@ class OutboxWorker:
                     .group_by(OutboxMessage.recipient, OutboxMessage.conversation_id)
                 )
             }
-            ready = session.scalars(
-                select(OutboxMessage)
+            # Decide on ids alone, lease with one UPDATE, then load only what was leased: loading and
+            # flushing whole rows one by one cost more than sealing them.
+            ready = session.execute(
+                select(OutboxMessage.seq, OutboxMessage.recipient, OutboxMessage.conversation_id)
                 .where(
                     OutboxMessage.status == "pending",
                     OutboxMessage.next_attempt_at <= now,
@@ -190,24 +201,37 @@ class OutboxWorker:
                 .order_by(OutboxMessage.seq)
                 .limit(s.outbox_batch_size * 4)
             ).all()
-            claimed: list[OutboxMessage] = []
+            chosen: list[int] = []
             per_peer: dict[str, int] = defaultdict(int)
-            for row in ready:
-                if row.recipient in open_peers or row.recipient in inactive:
+            for seq, recipient, conversation in ready:
+                if recipient in open_peers or recipient in inactive:
                     continue
-                first_blocked = blocked.get((row.recipient, row.conversation_id))
-                if first_blocked is not None and row.seq > first_blocked:
+                first_blocked = blocked.get((recipient, conversation))
+                if first_blocked is not None and seq > first_blocked:
                     continue
-                if per_peer[row.recipient] >= s.outbox_batch_size:
+                if per_peer[recipient] >= s.outbox_batch_size:
                     # Later messages of this conversation must wait for this one.
-                    blocked.setdefault((row.recipient, row.conversation_id), row.seq)
+                    blocked.setdefault((recipient, conversation), seq)
                     continue
-                per_peer[row.recipient] += 1
-                row.lease_owner = self.worker_id
-                row.lease_until = now + timedelta(seconds=s.outbox_lease_seconds)
-                claimed.append(row)
-            session.flush()
-            return claimed
+                per_peer[recipient] += 1
+                chosen.append(seq)
+            if not chosen:
+                return []
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.seq.in_(chosen))
+                .values(
+                    lease_owner=self.worker_id, lease_until=now + timedelta(seconds=s.outbox_lease_seconds)
+                )
+            )
+            return list(
+                session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.seq.in_(chosen))
+                    .order_by(OutboxMessage.seq)
+                    .execution_options(populate_existing=True)
+                )
+            )
 
     def _bury(self, session: Session, now: datetime) -> int:
         cutoff = now - timedelta(seconds=self.settings.outbox_dead_after_seconds)
@@ -244,8 +268,9 @@ class OutboxWorker:
 
     def run_once(self) -> RoundResult:
         now = utcnow()
+        buried = self.buried
         claimed = self._claim(now)
-        result = RoundResult(claimed=len(claimed))
+        result = RoundResult(claimed=len(claimed), dead=self.buried - buried)
         groups: dict[str, list[OutboxMessage]] = defaultdict(list)
         for row in claimed:
             groups[row.recipient].append(row)
@@ -265,6 +290,9 @@ class OutboxWorker:
                 )
             }
             _, signing_key = self.keys.signing_key(session)
+            own_keys = {
+                k.kid: crypto.import_public(k.public_jwk) for k in self.keys.public_keys(session, "sig")
+            }
         sealed = {}
         for row in rows:
             # Sealed afresh at every attempt: the creation time stays inside the receiver's freshness
@@ -296,14 +324,40 @@ class OutboxWorker:
             error = f"{type(exc).__name__}: {exc}"[:400]
         now = utcnow()
         with self.db.transaction() as session:
+            # Rows whose lease ran out while we were away belong to another worker now: leave them alone.
+            still_mine = select(OutboxMessage.seq).where(
+                OutboxMessage.seq.in_([r.seq for r in rows]), OutboxMessage.lease_owner == self.worker_id
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                still_mine = still_mine.with_for_update()
+            mine = set(session.scalars(still_mine))
+            changes: list[dict[str, Any]] = []
+            hooks: list[tuple[handlers.ReceiptHook, OutboxMessage, str]] = []
             any_ok = False
             for row in rows:
-                item = answers.get(row.message_id)
-                outcome = self._settle(
-                    session, row, sealed[row.message_id], item, sig_keys, recipient, error, now
+                if row.seq not in mine:
+                    continue
+                outcome, values, hook = self._settle(
+                    session,
+                    row,
+                    sealed[row.message_id],
+                    answers.get(row.message_id),
+                    sig_keys,
+                    own_keys,
+                    recipient,
+                    error,
+                    now,
                 )
+                changes.append({"seq": row.seq, **values})
+                if hook is not None:
+                    hooks.append(hook)
                 setattr(result, outcome, getattr(result, outcome) + 1)
                 any_ok = any_ok or outcome != "failed"
+            if changes:
+                # One executemany per shape of change instead of one UPDATE round trip per message.
+                session.execute(update(OutboxMessage), changes)
+            for fn, row, status in hooks:
+                fn(session, row, status)
             self._link(session, recipient, any_ok, error, now)
         result.peers[recipient] = "ok" if error is None else error
 
@@ -314,11 +368,12 @@ class OutboxWorker:
         sealed: envelope.SealedEnvelope,
         item: dict[str, Any] | None,
         sig_keys: dict[str, Any],
+        own_keys: dict[str, Any],
         recipient: str,
         error: str | None,
         now: datetime,
-    ) -> str:
-        mine = (OutboxMessage.message_id == row.message_id) & (OutboxMessage.lease_owner == self.worker_id)
+    ) -> tuple[str, dict[str, Any], tuple[handlers.ReceiptHook, OutboxMessage, str] | None]:
+        """What became of one message: (outcome, column changes, receipt hook to run)."""
         receipt: envelope.Receipt | None = None
         if error is None and item is not None:
             try:
@@ -339,36 +394,20 @@ class OutboxWorker:
                 self.settings.outbox_backoff_seconds * 2**row.attempts,
                 self.settings.outbox_backoff_max_seconds,
             ) * random.uniform(0.5, 1.5)  # noqa: S311
-            session.execute(
-                update(OutboxMessage)
-                .where(mine)
-                .values(
-                    attempts=row.attempts + 1,
-                    next_attempt_at=now + timedelta(seconds=delay),
-                    lease_owner=None,
-                    lease_until=None,
-                    last_error=(error or "no receipt for this message")[:500],
-                )
+            return (
+                "failed",
+                {
+                    "attempts": row.attempts + 1,
+                    "next_attempt_at": now + timedelta(seconds=delay),
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "last_error": (error or "no receipt for this message")[:500],
+                },
+                None,
             )
-            return "failed"
         hook = handlers.receipt_hook(row.message_type)
+        assert item is not None
         if receipt.status == "rejected":
-            rejected = session.execute(
-                update(OutboxMessage)
-                .where(mine)
-                .values(
-                    status="rejected",
-                    attempts=row.attempts + 1,
-                    lease_owner=None,
-                    lease_until=None,
-                    receipt=item["receipt"] if item else None,
-                    receipt_status="rejected",
-                    last_error=f"rejected by {recipient}: {receipt.reason}",
-                    envelope=sealed.token,
-                    signed=sealed.signed,
-                    digest=sealed.digest,
-                )
-            )
             handlers.event(
                 session,
                 conversation_id=row.conversation_id,
@@ -379,46 +418,71 @@ class OutboxWorker:
                 message_type=row.message_type,
                 summary=f"refused by {recipient}: {receipt.reason}",
             )
-            if hook is not None and rejected.rowcount:  # type: ignore[attr-defined]
-                hook(session, row, "rejected")
-            return "rejected"
+            return (
+                "rejected",
+                {
+                    "status": "rejected",
+                    "attempts": row.attempts + 1,
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "receipt": item["receipt"],
+                    "receipt_status": "rejected",
+                    "last_error": f"rejected by {recipient}: {receipt.reason}",
+                    "envelope": sealed.token,
+                    "signed": sealed.signed,
+                    "digest": sealed.digest,
+                },
+                (hook, row, "rejected") if hook else None,
+            )
         # A duplicate is answered with the receipt first signed for it, which says "accepted"; what the
         # receiver says of this delivery is the item's status (the receipt itself was verified above).
-        status = "duplicate" if (item or {}).get("status") == "duplicate" else receipt.status
-        done = session.execute(
-            update(OutboxMessage)
-            .where(mine)
-            .values(
-                status="delivered",
-                attempts=row.attempts + 1,
-                lease_owner=None,
-                lease_until=None,
-                receipt=item["receipt"] if item else None,
-                receipt_status=status,
-                delivered_at=now,
-                last_error=None,
-                # For a duplicate, keep the envelope the receipt names: the one that arrived first.
-                **(
-                    {}
-                    if status == "duplicate" and row.envelope
-                    else {"envelope": sealed.token, "signed": sealed.signed, "digest": sealed.digest}
-                ),
-            )
+        status = "duplicate" if item.get("status") == "duplicate" else receipt.status
+        proof = {"envelope": sealed.token, "signed": sealed.signed, "digest": sealed.digest}
+        if status == "duplicate":
+            # The receipt names the envelope that arrived first, which a crash may have kept us from
+            # recording; the receiver hands it back, and we keep it only if it is provably ours.
+            proof = self._original(item, receipt, row, own_keys) or ({} if row.envelope else proof)
+        handlers.event(
+            session,
+            conversation_id=row.conversation_id,
+            peer=recipient,
+            direction="out",
+            kind="delivered",
+            message_id=row.message_id,
+            message_type=row.message_type,
+            summary=f"receipt from {recipient} ({status})",
         )
-        if done.rowcount:  # type: ignore[attr-defined]
-            handlers.event(
-                session,
-                conversation_id=row.conversation_id,
-                peer=recipient,
-                direction="out",
-                kind="delivered",
-                message_id=row.message_id,
-                message_type=row.message_type,
-                summary=f"receipt from {recipient} ({status})",
-            )
-            if hook is not None:
-                hook(session, row, status)
-        return "delivered"
+        return (
+            "delivered",
+            {
+                "status": "delivered",
+                "attempts": row.attempts + 1,
+                "lease_owner": None,
+                "lease_until": None,
+                "receipt": item["receipt"],
+                "receipt_status": status,
+                "delivered_at": now,
+                "last_error": None,
+                **proof,
+            },
+            (hook, row, status) if hook else None,
+        )
+
+    def _original(
+        self, item: dict[str, Any], receipt: envelope.Receipt, row: OutboxMessage, own_keys: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        token, signed = item.get("envelope"), item.get("signed")
+        if not isinstance(token, str) or not isinstance(signed, str):
+            return None
+        if sha256_hex(token.encode("utf-8", "surrogateescape")) != receipt.envelope_digest:
+            return None
+        try:
+            header, _ = envelope.verify_signed(signed, own_keys.get)
+        except EnvelopeRejected:
+            return None
+        if header.get("msg_id") != row.message_id or header.get("iss") != self.settings.node_id:
+            return None
+        return {"envelope": token, "signed": signed, "digest": receipt.envelope_digest}
 
     def _link(self, session: Session, recipient: str, ok: bool, error: str | None, now: datetime) -> None:
         link = session.get(PeerLink, recipient)
@@ -466,3 +530,23 @@ class OutboxWorker:
             if result.claimed == 0 or result.failed == result.claimed:
                 self._wake.wait(self.settings.outbox_poll_seconds)
                 self._wake.clear()
+
+
+class WorkerPool:
+    """Several delivery threads in one process: while one waits for a peer's answer, another seals and
+    sends the next batch. Claims keep conversations in order whatever the number of workers."""
+
+    def __init__(self, db: Database, keys: KeyStore, settings: Settings, size: int) -> None:
+        self.workers = [OutboxWorker(db, keys, settings) for _ in range(size)]
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def wake(self) -> None:
+        for w in self.workers:
+            w.wake()
+
+    def stop(self, timeout: float = 10) -> None:
+        for w in self.workers:
+            w.stop(timeout)
