@@ -6,6 +6,7 @@ must not be paid per request.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from datetime import datetime
 from typing import Any, Literal
@@ -43,6 +44,7 @@ class KeyStore:
         self._passphrase = passphrase
         self._iterations = kdf_iterations
         self._cache: dict[str, OKPKey] = {}
+        self._secrets: dict[str, bytes] = {}  # unsealed symmetric keys (the KEK), by key id
         self._lock = threading.Lock()
 
     def create(self, session: Session, purpose: Purpose) -> NodeKey:
@@ -91,3 +93,58 @@ class KeyStore:
         if purpose:
             query = query.where(NodeKey.purpose == purpose)
         return list(session.scalars(query))
+
+
+# --- the key-encryption key (purpose "kek") -----------------------------------------------------------
+# Symmetric, so its "public" record carries only the key id. Sealed under the passphrase like the private
+# keys above; a KMS- or HSM-backed node would implement crypto.KeyEncryptionKey instead of using these.
+
+KEK_PURPOSE = "kek"
+
+
+def _kek_row(session: Session, keys: KeyStore) -> NodeKey:
+    row = session.scalars(
+        select(NodeKey)
+        .where(NodeKey.purpose == KEK_PURPOSE, NodeKey.retired_at.is_(None))
+        .order_by(NodeKey.created_at.desc())
+        .limit(1)
+    ).first()
+    if row is not None:
+        return row
+    raw = crypto.new_data_key()
+    kid = "kek-" + secrets.token_hex(12)
+    row = NodeKey(
+        kid=kid,
+        purpose=KEK_PURPOSE,
+        public_jwk={"kty": "oct", "kid": kid, "use": KEK_PURPOSE},
+        sealed_private=crypto.seal_secret_key(raw, keys._passphrase, keys._iterations),
+        created_at=utcnow(),
+    )
+    session.add(row)
+    session.flush()
+    with keys._lock:
+        keys._secrets[kid] = raw
+    return row
+
+
+def _kek_of(keys: KeyStore, row: NodeKey) -> crypto.LocalKek:
+    with keys._lock:
+        raw = keys._secrets.get(row.kid)
+    if raw is None:
+        raw = crypto.open_secret_key(row.sealed_private, keys._passphrase)
+        with keys._lock:
+            keys._secrets[row.kid] = raw
+    return crypto.LocalKek(row.kid, raw)
+
+
+def current_kek(session: Session, keys: KeyStore) -> crypto.LocalKek:
+    """The KEK new data keys are wrapped with, created on first use."""
+    return _kek_of(keys, _kek_row(session, keys))
+
+
+def kek_by_id(session: Session, keys: KeyStore, kek_id: str) -> crypto.LocalKek:
+    """The KEK that wrapped an existing data key, current or retired."""
+    row = session.get(NodeKey, kek_id)
+    if row is None or row.purpose != KEK_PURPOSE:
+        raise ConfigurationError(f"the key-encryption key {kek_id!r} is not in this node's keystore")
+    return _kek_of(keys, row)

@@ -1,0 +1,606 @@
+"""Evidence packages: creating them, streaming files in, sealing the manifest, reading and verifying.
+
+Services take a session and flush; uploads are the exception that proves the rule: a multi-gigabyte
+stream cannot live in one transaction, so :class:`Upload` commits its progress chunk by chunk in short
+units of work of its own, guarded by a lease on the file row.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from cyberpact.audit import service as audit
+from cyberpact.config import Settings
+from cyberpact.evidence import chunks, custody
+from cyberpact.evidence.errors import DigestMismatch, PackageSealed, TamperDetected
+from cyberpact.evidence.models import EvidenceFile, EvidencePackage
+from cyberpact.evidence.schemas import Acquisition, UseConditions
+from cyberpact.federation import peers
+from cyberpact.kit import crypto
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.canonical import canonical_json, sha256_hex
+from cyberpact.kit.db import Database
+from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PayloadTooLarge, Problem
+from cyberpact.kit.keystore import KeyStore, NodeKey, current_kek, kek_by_id
+from cyberpact.kit.storage import ObjectStorage
+from cyberpact.kit.time import rfc3339, utcnow
+
+MANIFEST_TYP = "cyberpact-manifest+jws"
+_LEASE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every evidence operation needs besides the session: this node's settings, keys and storage."""
+
+    settings: Settings
+    keys: KeyStore
+    storage: ObjectStorage
+
+    @property
+    def node_id(self) -> str:
+        return self.settings.node_id
+
+
+def _context_bytes(package_id: uuid.UUID) -> bytes:
+    return b"cyberpact-evidence-package:" + package_id.bytes
+
+
+def data_key(session: Session, ctx: Context, package: EvidencePackage) -> bytes:
+    try:
+        kek = kek_by_id(session, ctx.keys, package.kek_id)
+        return kek.unwrap(package.wrapped_key, _context_bytes(package.id))
+    except IntegrityFailure as exc:
+        raise TamperDetected(f"package {package.id} data key", str(exc)) from None
+
+
+def codec(
+    session: Session, ctx: Context, package: EvidencePackage, f: EvidenceFile, key: bytes | None = None
+) -> chunks.ChunkCodec:
+    return chunks.ChunkCodec(
+        crypto.chunk_cipher(key or data_key(session, ctx, package)), package.id, f.index, f.size, f.chunk_size
+    )
+
+
+def key_of(package: EvidencePackage, f: EvidenceFile) -> Any:
+    return lambda c: chunks.object_key(package.id, f.index, c)
+
+
+# --- packages ---------------------------------------------------------------------------------------------
+
+
+def create_package(
+    session: Session,
+    ctx: Context,
+    actor: Actor,
+    *,
+    case_ref: str,
+    request_ref: str | None,
+    title: str,
+    description: str | None = None,
+    use_conditions: UseConditions | None = None,
+) -> EvidencePackage:
+    kek = current_kek(session, ctx.keys)
+    pid = uuid.uuid4()
+    package = EvidencePackage(
+        id=pid,
+        case_ref=case_ref,
+        request_ref=request_ref,
+        title=title,
+        description=description,
+        use_conditions=(use_conditions or UseConditions()).model_dump(mode="json"),
+        status="open",
+        origin_node=ctx.node_id,
+        created_by=actor.username,
+        created_at=utcnow(),
+        kek_id=kek.kek_id,
+        wrapped_key=kek.wrap(crypto.new_data_key(), _context_bytes(pid)),
+    )
+    session.add(package)
+    session.flush()
+    custody.record(session, ctx.node_id, "created", pid, actor, case=case_ref, request=request_ref)
+    audit.record(
+        session,
+        actor,
+        "evidence.package.create",
+        "evidence_package",
+        pid,
+        detail={"case": case_ref, "request": request_ref},
+    )
+    return package
+
+
+def get_package(session: Session, package_id: uuid.UUID | str) -> EvidencePackage:
+    try:
+        pid = package_id if isinstance(package_id, uuid.UUID) else uuid.UUID(str(package_id))
+    except ValueError:
+        raise NotFound(f"No evidence package {package_id}") from None
+    package = session.get(EvidencePackage, pid)
+    if package is None:
+        raise NotFound(f"No evidence package {package_id}")
+    return package
+
+
+def files_of(session: Session, package: EvidencePackage) -> list[EvidenceFile]:
+    return list(
+        session.scalars(
+            select(EvidenceFile).where(EvidenceFile.package_id == package.id).order_by(EvidenceFile.index)
+        )
+    )
+
+
+def get_file(session: Session, package: EvidencePackage, index: int) -> EvidenceFile:
+    f = session.scalar(
+        select(EvidenceFile).where(EvidenceFile.package_id == package.id, EvidenceFile.index == index)
+    )
+    if f is None:
+        raise NotFound(f"Package {package.id} has no file {index}")
+    return f
+
+
+def list_packages(
+    session: Session,
+    *,
+    case_ref: str | None = None,
+    request_ref: str | None = None,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 100,
+) -> list[EvidencePackage]:
+    """Newest first, keyset-paged on (created_at, id)."""
+    query = select(EvidencePackage)
+    if case_ref:
+        query = query.where(EvidencePackage.case_ref == case_ref)
+    if request_ref:
+        query = query.where(EvidencePackage.request_ref == request_ref)
+    if after is not None:
+        at, pid = after
+        query = query.where(
+            or_(
+                EvidencePackage.created_at < at,
+                and_(EvidencePackage.created_at == at, EvidencePackage.id < pid),
+            )
+        )
+    order = (EvidencePackage.created_at.desc(), EvidencePackage.id.desc())
+    return list(session.scalars(query.order_by(*order).limit(limit)))
+
+
+def view(
+    session: Session, ctx: Context, actor: Actor, package: EvidencePackage, what: str = "package"
+) -> None:
+    """A read of case data: an audit record and a custody event, in the reader's transaction."""
+    custody.record(session, ctx.node_id, "viewed", package.id, actor, what=what)
+    audit.record(
+        session, actor, "evidence.package.view", "evidence_package", package.id, detail={"what": what}
+    )
+
+
+def add_file(
+    session: Session,
+    ctx: Context,
+    actor: Actor,
+    package: EvidencePackage,
+    *,
+    name: str,
+    size: int,
+    media_type: str,
+    acquisition: Acquisition,
+    sha256: str | None = None,
+) -> EvidenceFile:
+    if package.status != "open":
+        raise PackageSealed(f"package {package.id} is {package.status}; files can no longer be added")
+    if size > ctx.settings.evidence_max_file_bytes:
+        raise PayloadTooLarge(
+            f"this node takes files of at most {ctx.settings.evidence_max_file_bytes} bytes"
+        )
+    existing = files_of(session, package)
+    if any(f.name == name for f in existing):
+        raise Conflict(f"package {package.id} already has a file named {name!r}")
+    f = EvidenceFile(
+        package_id=package.id,
+        index=len(existing),
+        name=name,
+        size=size,
+        media_type=media_type,
+        declared_sha256=sha256,
+        acquisition=acquisition.model_dump(mode="json"),
+        chunk_size=ctx.settings.evidence_chunk_bytes,
+        chunks_stored=0,
+        status="uploading",
+        created_at=utcnow(),
+    )
+    session.add(f)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "evidence.file.declare",
+        "evidence_package",
+        package.id,
+        detail={"index": f.index, "name": name, "size": size},
+    )
+    return f
+
+
+# --- uploads --------------------------------------------------------------------------------------------
+
+# Hash states of uploads interrupted at a chunk boundary, so a resumed upload in this process need not
+# re-read what it stored. hashlib states cannot be persisted; another process re-hashes from storage.
+_HASH_CACHE: OrderedDict[uuid.UUID, tuple[int, tuple[Any, Any]]] = OrderedDict()
+_HASH_CACHE_LOCK = threading.Lock()
+
+
+class Upload:
+    """One stream of bytes into one file, from ``offset`` on; see the module docstring."""
+
+    def __init__(
+        self, db: Database, ctx: Context, actor: Actor, package_id: uuid.UUID | str, index: int, offset: int
+    ) -> None:
+        self.db, self.ctx, self.actor = db, ctx, actor
+        self.token = secrets.token_hex(16)
+        with db.transaction() as session:
+            package = get_package(session, package_id)
+            f = get_file(session, package, index)
+            if package.status != "open":
+                raise PackageSealed(f"package {package.id} is {package.status}")
+            if f.status == "complete":
+                raise Conflict(f"file {index} is complete", extra={"expected_offset": f.size})
+            committed = f.chunks_stored * f.chunk_size
+            if offset != committed:
+                raise Conflict(
+                    f"the upload continues at byte {committed}, not {offset}",
+                    extra={"expected_offset": committed},
+                )
+            now = utcnow()
+            taken = session.execute(
+                update(EvidenceFile)
+                .where(
+                    EvidenceFile.id == f.id,
+                    or_(EvidenceFile.upload_token.is_(None), EvidenceFile.upload_until < now),
+                )
+                .values(upload_token=self.token, upload_until=now + _LEASE)
+            )
+            if not taken.rowcount:  # type: ignore[attr-defined]
+                raise Conflict(f"another upload to file {index} is in progress; retry shortly")
+            self.package_id, self.file_id, self.index = package.id, f.id, f.index
+            self.size, self.chunk_size, self.start = f.size, f.chunk_size, f.chunks_stored
+            self.declared = f.declared_sha256
+            key = data_key(session, ctx, package)
+            self.codec = codec(session, ctx, package, f, key)
+            self.key_of = key_of(package, f)
+        self._stored, self._recorded_at = self.start, time.monotonic()
+        self.sealer = chunks.StreamSealer(
+            self.codec,
+            ctx.storage,
+            self.key_of,
+            start_chunk=self.start,
+            hashers=self._hashers(),
+            on_stored=self._progress,
+        )
+
+    def _hashers(self) -> tuple[Any, Any]:
+        with _HASH_CACHE_LOCK:
+            cached = _HASH_CACHE.pop(self.file_id, None)
+        if cached is not None and cached[0] == self.start:
+            return cached[1]
+        hashers = chunks.new_hashers()
+        if self.start:
+            for i, piece in enumerate(chunks.read_chunks(self.codec, self.ctx.storage, self.key_of)):
+                hashers[0].update(piece)
+                hashers[1].update(piece)
+                if i + 1 == self.start:
+                    break
+        return hashers
+
+    def _progress(self, stored: int, force: bool = False) -> None:
+        # Recorded at most every half second: a resumed upload re-sends what was stored but not yet
+        # recorded (re-sealed under fresh nonces), which costs less than a commit per chunk.
+        self._stored = stored
+        now = time.monotonic()
+        if not force and now - self._recorded_at < 0.5:
+            return
+        self._recorded_at = now
+        with self.db.transaction() as session:
+            done = session.execute(
+                update(EvidenceFile)
+                .where(EvidenceFile.id == self.file_id, EvidenceFile.upload_token == self.token)
+                .values(chunks_stored=stored, upload_until=utcnow() + _LEASE)
+            )
+            if not done.rowcount:  # type: ignore[attr-defined]
+                raise Conflict("the upload lease was lost to another upload")
+
+    @property
+    def offset(self) -> int:
+        return self.sealer.offset
+
+    def write(self, data: bytes) -> None:
+        self.sealer.write(data)
+
+    def finish(self) -> EvidenceFile:
+        """All bytes are in: store the final chunk, check the declared digest, mark the file complete."""
+        try:
+            sha, blake = self.sealer.finish()
+        finally:
+            self.sealer.close()
+        with self.db.transaction() as session:
+            f = session.get_one(EvidenceFile, self.file_id)
+            if self.declared is None or sha == self.declared:
+                f.sha256, f.blake2b, f.status = sha, blake, "complete"
+                f.upload_token = f.upload_until = None
+                session.flush()
+                audit.record(
+                    session,
+                    self.actor,
+                    "evidence.file.complete",
+                    "evidence_package",
+                    self.package_id,
+                    detail={"index": self.index, "sha256": sha},
+                )
+                return f
+            # Nothing of a mismatching upload is kept: it is not the content the uploader meant.
+            self.ctx.storage.delete_prefix(chunks.file_prefix(self.package_id, self.index))
+            f.chunks_stored, f.upload_token, f.upload_until = 0, None, None
+            audit.record(
+                session,
+                self.actor,
+                "evidence.file.digest_mismatch",
+                "evidence_package",
+                self.package_id,
+                outcome="denied",
+                detail={"index": self.index, "declared": self.declared, "computed": sha},
+            )
+        raise DigestMismatch(
+            f"file {self.index}: the content hashes to {sha}, not the declared {self.declared}; "
+            "nothing was kept",
+            extra={"object": f"file {self.index}", "field": "sha256"},
+        )
+
+    def pause(self) -> int:
+        """The stream ended early (or was cut): keep what is stored, release the lease; returns the offset
+        a client resumes from. The buffered tail of a partial chunk is dropped and sent again."""
+        try:
+            self.sealer.flush()
+            if self._stored > self.start:
+                self._progress(self._stored, force=True)
+        finally:
+            self.sealer.close()
+            with _HASH_CACHE_LOCK:
+                _HASH_CACHE[self.file_id] = (
+                    self.sealer.next_chunk,
+                    (self.sealer.sha256, self.sealer.blake2b),
+                )
+                while len(_HASH_CACHE) > 64:
+                    _HASH_CACHE.popitem(last=False)
+            with self.db.transaction() as session:
+                session.execute(
+                    update(EvidenceFile)
+                    .where(EvidenceFile.id == self.file_id, EvidenceFile.upload_token == self.token)
+                    .values(upload_token=None, upload_until=None)
+                )
+        return self.sealer.next_chunk * self.chunk_size
+
+    def end(self) -> tuple[int, EvidenceFile | None]:
+        if self.offset == self.size:
+            f = self.finish()
+            return self.size, f
+        return self.pause(), None
+
+
+# --- sealing and the manifest ------------------------------------------------------------------------------
+
+
+def manifest_of(package: EvidencePackage, files: list[EvidenceFile], sealed_at: datetime) -> dict[str, Any]:
+    return {
+        "typ": "cyberpact-evidence-manifest",
+        "v": 1,
+        "package_id": str(package.id),
+        "node": package.origin_node,
+        "case_ref": package.case_ref,
+        "request_ref": package.request_ref,
+        "title": package.title,
+        "description": package.description,
+        "use_conditions": package.use_conditions,
+        "created_at": rfc3339(package.created_at),
+        "sealed_at": rfc3339(sealed_at),
+        "files": [
+            {
+                "index": f.index,
+                "name": f.name,
+                "size": f.size,
+                "media_type": f.media_type,
+                "sha256": f.sha256,
+                "blake2b": f.blake2b,
+                "acquisition": f.acquisition,
+            }
+            for f in files
+        ],
+    }
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    return sha256_hex(canonical_json(manifest))
+
+
+def seal(session: Session, ctx: Context, actor: Actor, package: EvidencePackage) -> EvidencePackage:
+    if package.status != "open":
+        raise PackageSealed(f"package {package.id} is already {package.status}")
+    files = files_of(session, package)
+    if not files:
+        raise InvalidInput("Nothing to seal", [Problem("files", "a package needs at least one file")])
+    pending = [f.index for f in files if f.status != "complete"]
+    if pending:
+        raise Conflict(f"files {pending} are still uploading")
+    now = utcnow()
+    manifest = manifest_of(package, files, now)
+    _, key = ctx.keys.signing_key(session)
+    package.manifest_jws = crypto.sign_json(key, manifest, {"typ": MANIFEST_TYP})
+    package.manifest_digest = manifest_digest(manifest)
+    package.status, package.sealed_at = "sealed", now
+    session.flush()
+    custody.record(session, ctx.node_id, "sealed", package.id, actor, manifest_digest=package.manifest_digest)
+    audit.record(
+        session,
+        actor,
+        "evidence.package.seal",
+        "evidence_package",
+        package.id,
+        detail={"manifest_digest": package.manifest_digest},
+    )
+    return package
+
+
+def origin_key_lookup(session: Session, package: EvidencePackage) -> Any:
+    """kid -> public key of the node that signed this package's manifest (this node, or the peer)."""
+
+    def lookup(kid: str) -> Any:
+        if package.origin_package_id is None:
+            row = session.get(NodeKey, kid)
+            return crypto.import_public(row.public_jwk) if row is not None and row.purpose == "sig" else None
+        peer_key = peers.sender_key(session, package.origin_node, kid)
+        return peers.public_key(peer_key) if peer_key is not None and peer_key.use == "sig" else None
+
+    return lookup
+
+
+def signed_manifest(session: Session, package: EvidencePackage) -> dict[str, Any]:
+    """The manifest as signed, after checking the signature and that the database rows still match it."""
+    if package.manifest_jws is None:
+        raise Conflict(f"package {package.id} is not sealed yet")
+    what = f"package {package.id} manifest"
+    try:
+        header = custody.peek_header(package.manifest_jws)
+        key = origin_key_lookup(session, package)(str(header.get("kid", "")))
+        if key is None:
+            raise IntegrityFailure("signed by a key this node does not know")
+        _, manifest = crypto.verify_json(package.manifest_jws, key)
+    except IntegrityFailure as exc:
+        raise TamperDetected(what, str(exc)) from None
+    if manifest_digest(manifest) != package.manifest_digest:
+        raise TamperDetected(what, "its stored digest differs from the signed manifest")
+    expected_id = package.origin_package_id or str(package.id)
+    for field, row_value in (
+        ("package_id", expected_id),
+        ("case_ref", package.case_ref),
+        ("request_ref", package.request_ref),
+        ("title", package.title),
+    ):
+        if manifest.get(field) != row_value:
+            raise TamperDetected(f"package {package.id} row", f"{field} differs from the signed manifest")
+    entries = manifest.get("files") or []
+    files = files_of(session, package)
+    if len(entries) != len(files):
+        raise TamperDetected(
+            f"package {package.id} row", "the number of files differs from the signed manifest"
+        )
+    for f, entry in zip(files, entries, strict=True):
+        for field in ("name", "size", "media_type", "sha256", "blake2b"):
+            if entry.get(field) != getattr(f, field):
+                raise TamperDetected(f"file {f.index} row", f"{field} differs from the signed manifest")
+    return dict(manifest)
+
+
+# --- reading, verifying, releasing, deleting -------------------------------------------------------------
+
+
+def _readable(package: EvidencePackage) -> None:
+    if package.status == "deleted":
+        raise Conflict(f"package {package.id} was deleted; only its custody record remains")
+
+
+def open_file(
+    session: Session,
+    ctx: Context,
+    actor: Actor,
+    package: EvidencePackage,
+    index: int,
+    kind: custody.Kind = "downloaded",
+) -> tuple[EvidenceFile, Iterator[bytes]]:
+    """Record the read (audit + custody) and return a generator of authenticated plaintext chunks."""
+    _readable(package)
+    f = get_file(session, package, index)
+    if f.status != "complete":
+        raise Conflict(f"file {index} is still uploading")
+    c = codec(session, ctx, package, f)
+    custody.record(session, ctx.node_id, kind, package.id, actor, file=index, name=f.name)
+    audit.record(
+        session,
+        actor,
+        f"evidence.file.{kind}",
+        "evidence_package",
+        package.id,
+        detail={"index": index, "name": f.name},
+    )
+    return f, chunks.read_chunks(c, ctx.storage, key_of(package, f))
+
+
+def verify_package(session: Session, ctx: Context, actor: Actor, package: EvidencePackage) -> dict[str, Any]:
+    """Check the manifest signature, the rows against it, and every stored chunk against its digests.
+
+    Raises naming the first thing that fails; on success records a ``verified`` custody event.
+    """
+    _readable(package)
+    manifest = signed_manifest(session, package)
+    key = data_key(session, ctx, package)
+    for f, entry in zip(files_of(session, package), manifest["files"], strict=True):
+        c = codec(session, ctx, package, f, key)
+        chunks.check_no_extra_chunks(c, ctx.storage, chunks.file_prefix(package.id, f.index))
+        sha, blake, size = chunks.hash_stream(chunks.read_chunks(c, ctx.storage, key_of(package, f)))
+        chunks.check_digests(f"file {f.index} ({f.name})", entry, sha, blake, size)
+    custody.record(
+        session,
+        ctx.node_id,
+        "verified",
+        package.id,
+        actor,
+        manifest_digest=package.manifest_digest,
+        files=len(manifest["files"]),
+    )
+    audit.record(session, actor, "evidence.package.verify", "evidence_package", package.id)
+    return manifest
+
+
+def release(
+    session: Session, ctx: Context, actor: Actor, package: EvidencePackage, to: str, reason: str
+) -> None:
+    _readable(package)
+    if package.status == "open":
+        raise Conflict("seal the package before releasing it")
+    custody.record(session, ctx.node_id, "released", package.id, actor, to=to, reason=reason)
+    audit.record(
+        session,
+        actor,
+        "evidence.package.release",
+        "evidence_package",
+        package.id,
+        detail={"to": to, "reason": reason},
+    )
+
+
+def delete(session: Session, ctx: Context, actor: Actor, package: EvidencePackage, reason: str) -> int:
+    """Destroy the content (every chunk and the data key); the manifest and custody record remain."""
+    _readable(package)
+    removed = ctx.storage.delete_prefix(chunks.package_prefix(package.id))
+    package.status = "deleted"
+    # Crypto-shredding as a second line: even a backup of the chunks can no longer be decrypted.
+    package.wrapped_key = b"\x00"
+    session.flush()
+    custody.record(session, ctx.node_id, "deleted", package.id, actor, reason=reason, objects=removed)
+    audit.record(
+        session,
+        actor,
+        "evidence.package.delete",
+        "evidence_package",
+        package.id,
+        detail={"reason": reason, "objects": removed},
+    )
+    return removed

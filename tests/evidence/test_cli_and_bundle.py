@@ -1,0 +1,254 @@
+"""`cyberpact evidence add/export/verify`, and the bundle verifier against tampered and hostile bundles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cyberpact.cli import app
+from cyberpact.evidence import bundle
+from cyberpact.evidence.errors import BundleRejected
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    r = runner.invoke(app, list(args))
+    return r.exit_code, r.output
+
+
+@pytest.fixture
+def exported(cli_env: dict[str, str], tmp_path: Path) -> tuple[Path, bytes, str]:
+    from cyberpact.kit import migrate
+
+    migrate.upgrade(cli_env["CYBERPACT_DATABASE_URL"])
+    os.environ["CYBERPACT_EVIDENCE_CHUNK_BYTES"] = str(64 * 1024)
+    data = os.urandom(300_000)
+    src = tmp_path / "disk image.dd"
+    src.write_bytes(data)
+    (tmp_path / "notes.txt").write_text("seized at 09:30\n")
+    code, out = run(
+        "evidence",
+        "add",
+        "CASE-7",
+        str(src),
+        str(tmp_path / "notes.txt"),
+        "--request",
+        "REQ-1",
+        "--tool",
+        "dd",
+        "--tool-version",
+        "9.1",
+        "--authority",
+        "Order 5/2026",
+        "--by",
+        "Lt. Tran",
+    )
+    assert code == 0, out
+    pid = out.split("package ")[1].split()[0]
+    assert hashlib.sha256(data).hexdigest() in out
+    target = tmp_path / "bundle.zip"
+    code, out = run("evidence", "export", pid, "--out", str(target))
+    assert code == 0, out
+    os.environ.pop("CYBERPACT_EVIDENCE_CHUNK_BYTES")
+    return target, data, pid
+
+
+def test_export_verifies_offline_and_extracts(
+    exported: tuple[Path, bytes, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, data, pid = exported
+    # No database, no network: the verifier must not need any setting at all.
+    for k in list(os.environ):
+        if k.startswith("CYBERPACT_"):
+            monkeypatch.delenv(k)
+    code, out = run("evidence", "verify", str(path), "--extract", str(tmp_path / "out"))
+    assert code == 0, out
+    assert "all" in out and "checks passed" in out
+    extracted = list((tmp_path / "out" / "files").iterdir())
+    assert sorted(p.name for p in extracted) == ["0000-disk_image.dd", "0001-notes.txt"]
+    assert (tmp_path / "out" / "files" / "0000-disk_image.dd").read_bytes() == data
+    report = bundle.verify_bundle(path)
+    names = [c.name for c in report.checks]
+    assert "manifest.jws" in names and "custody/events.jsonl" in names and report.package_id == pid
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read("report.pdf").startswith(b"%PDF")
+        html = zf.read("report.html").decode()
+        assert "Order 5/2026" in html and "exported" in html and "Lt. Tran" in html
+        kinds = [
+            json.loads(json.loads(x)["entry"])["kind"] for x in zf.read("custody/events.jsonl").splitlines()
+        ]
+        assert kinds == ["created", "sealed", "exported"]
+
+
+def rewrite(
+    src: Path,
+    dst: Path,
+    change: Callable[[str, bytes], bytes | None],
+    extra: list[tuple[zipfile.ZipInfo | str, bytes]] = (),
+) -> Path:  # type: ignore[assignment]
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            new = change(info.filename, zin.read(info))
+            if new is not None:
+                zout.writestr(info, new)
+        for name, body in extra:
+            zout.writestr(name, body)
+    return dst
+
+
+def flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def test_flipped_byte_in_a_file_is_named(exported: tuple[Path, bytes, str], tmp_path: Path) -> None:
+    path, _, _ = exported
+    bad = rewrite(path, tmp_path / "bad.zip", lambda n, b: flip(b, 1000) if n.startswith("files/0000") else b)
+    report = bundle.verify_bundle(bad, tmp_path / "x")
+    assert [c.name for c in report.failures] == ["files/0000-disk_image.dd (disk image.dd)"]
+    assert "SHA-256" in report.failures[0].detail
+    assert not (tmp_path / "x").exists()  # nothing extracted from a bundle that failed
+    code, out = run("evidence", "verify", str(bad))
+    assert code == 1 and "FAIL files/0000-disk_image.dd" in out
+
+
+def test_tampered_manifest_is_named(exported: tuple[Path, bytes, str], tmp_path: Path) -> None:
+    path, _, _ = exported
+
+    def change(name: str, body: bytes) -> bytes:
+        if name != "manifest.jws":
+            return body
+        h, p, s = body.decode().strip().split(".")
+        import base64
+
+        doc = json.loads(base64.urlsafe_b64decode(p + "=="))
+        doc["case_ref"] = "CASE-8"
+        p2 = base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+        return f"{h}.{p2}.{s}".encode()
+
+    report = bundle.verify_bundle(rewrite(path, tmp_path / "bad.zip", change))
+    assert report.failures[0].name == "manifest.jws" and "signature" in report.failures[0].detail
+
+
+def test_tampered_custody_event_is_named(exported: tuple[Path, bytes, str], tmp_path: Path) -> None:
+    path, _, _ = exported
+
+    def change(name: str, body: bytes) -> bytes:
+        if name != "custody/events.jsonl":
+            return body
+        lines = body.decode().splitlines()
+        item = json.loads(lines[1])
+        item["entry"] = item["entry"].replace('"sealed"', '"released"')
+        lines[1] = json.dumps(item)
+        return ("\n".join(lines) + "\n").encode()
+
+    report = bundle.verify_bundle(rewrite(path, tmp_path / "bad.zip", change))
+    (fail,) = [c for c in report.failures if "line" in c.name]
+    assert fail.name.startswith("custody/events.jsonl line 2 (event 1, released)")
+    assert "not in the signed log" in fail.detail
+
+
+def test_tampered_head_and_dropped_proof(exported: tuple[Path, bytes, str], tmp_path: Path) -> None:
+    path, _, _ = exported
+
+    def change(name: str, body: bytes) -> bytes:
+        if name == "custody/head.jws":
+            return flip(body, 30)
+        return body
+
+    report = bundle.verify_bundle(rewrite(path, tmp_path / "bad.zip", change))
+    assert "custody/head.jws" in [c.name for c in report.failures]
+
+    def drop(name: str, body: bytes) -> bytes:
+        if name != "custody/events.jsonl":
+            return body
+        lines = [json.loads(x) for x in body.decode().splitlines()]
+        lines[0]["proof"] = lines[0]["proof"][:-1]
+        return "".join(json.dumps(x) + "\n" for x in lines).encode()
+
+    report = bundle.verify_bundle(rewrite(path, tmp_path / "bad2.zip", drop))
+    assert [c.name.split(" (")[0] for c in report.failures] == ["custody/events.jsonl line 1"]
+
+
+def _hostile(
+    path: Path, tmp_path: Path, name: str, info: zipfile.ZipInfo | None = None, body: bytes = b"x"
+) -> Path:
+    return rewrite(path, tmp_path / "hostile.zip", lambda n, b: b, [(info or name, body)])
+
+
+@pytest.mark.parametrize(
+    ("member", "reason"),
+    [
+        ("../../escape.txt", "path traversal"),
+        ("files/../../escape.txt", "path traversal"),
+        ("/srv/abs.txt", "absolute"),
+        ("C:/evil.txt", "absolute"),
+        ("files\\..\\evil.txt", "absolute"),
+        ("unexpected.txt", "not part of a court bundle"),
+        ("files/deeper/x", "not part of a court bundle"),
+    ],
+)
+def test_hostile_names_are_rejected_and_nothing_is_written(
+    exported: tuple[Path, bytes, str], tmp_path: Path, member: str, reason: str
+) -> None:
+    path, _, _ = exported
+    hostile = _hostile(path, tmp_path, member)
+    target = tmp_path / "deep" / "target"
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(BundleRejected, match=reason):
+        bundle.verify_bundle(hostile, target)
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    code, out = run("evidence", "verify", str(hostile), "--extract", str(target))
+    assert code == 2 and "REJECTED" in out and not target.exists()
+
+
+def test_symlink_member_is_rejected(exported: tuple[Path, bytes, str], tmp_path: Path) -> None:
+    path, _, _ = exported
+    info = zipfile.ZipInfo("files/9999-link")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    with pytest.raises(BundleRejected, match="symbolic link"):
+        bundle.verify_bundle(_hostile(path, tmp_path, "", info, b"/etc/passwd"), tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def test_decompression_bomb_is_rejected(exported: tuple[Path, bytes, str], tmp_path: Path) -> None:
+    path, _, _ = exported
+    with pytest.raises(BundleRejected, match="bomb"):
+        bundle.verify_bundle(_hostile(path, tmp_path, "keys/bomb.jwks.json", body=b"\0" * (64 << 20)))
+    # A bomb whose header lies about its size is stopped while inflating.
+    lying = tmp_path / "lying.zip"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(lying, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        zout.writestr("receipts/x.jws", b"A" * (4 << 20))
+    raw = bytearray(lying.read_bytes())
+    # Make the last member's headers claim 1,000 bytes: its local header keeps the uncompressed size at
+    # offset 22, its central directory entry at offset 24.
+    marker = b"receipts/x.jws"
+    for at in [i for i in range(len(raw)) if raw.startswith(marker, i)]:
+        start = at - 30 if raw[at - 30 : at - 26] == b"PK\x03\x04" else at - 46
+        pos = start + (22 if raw[start : start + 4] == b"PK\x03\x04" else 24)
+        raw[pos : pos + 4] = (1000).to_bytes(4, "little")
+    lying.write_bytes(bytes(raw))
+    with pytest.raises(BundleRejected, match=r"inflates beyond|bomb|damaged"):
+        bundle.verify_bundle(lying)
+
+
+def test_not_a_bundle(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip at all")
+    with pytest.raises(BundleRejected, match="not a readable ZIP"):
+        bundle.verify_bundle(junk)
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w"):
+        pass
+    with pytest.raises(BundleRejected, match=r"bundle\.json"):
+        bundle.verify_bundle(empty)

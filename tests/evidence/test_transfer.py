@@ -1,0 +1,230 @@
+"""Two real nodes: a package travels chunk by chunk, verified on arrival, with signed receipts and heads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from conftest import DatabaseFactory, LiveNode, federation_node, pin
+from cyberpact.evidence import bundle, custody, sending, transfer
+from cyberpact.evidence.models import (
+    CustodyAlert,
+    CustodyEvent,
+    CustodyNode,
+    EvidencePackage,
+    EvidenceTransfer,
+)
+from cyberpact.federation.outbox import OutboxWorker
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.keystore import KeyStore
+from evidence.helpers import context, random_bytes, sealed_package
+
+CHUNK = 64 * 1024
+
+
+@pytest.fixture
+def pair(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
+    a = federation_node(db_factory, tmp_path, "vn-ca", node_country="VN", evidence_chunk_bytes=CHUNK)
+    b = federation_node(db_factory, tmp_path, "pl-ca", node_country="PL", evidence_chunk_bytes=CHUNK)
+    pin(a, b)
+    pin(b, a)
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def deliver(node: LiveNode) -> None:
+    s = node.settings
+    w = OutboxWorker(node.db, KeyStore(s.key_passphrase_value(), s.key_kdf_iterations), s)
+    while w.run_once().claimed:
+        pass
+
+
+def offer(a: LiveNode, files: dict[str, bytes]) -> tuple[dict, str]:
+    client = a.client(a.admin_token)
+    pkg = sealed_package(client, files)
+    r = client.post(f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "pl-ca"})
+    assert r.status_code == 202, r.text
+    deliver(a)
+    return pkg, r.json()["id"]
+
+
+def kinds(node: LiveNode, package_id: str) -> list[str]:
+    with node.db.transaction(read_only=True) as s:
+        return list(
+            s.scalars(
+                select(CustodyEvent.kind)
+                .where(CustodyEvent.package_id == package_id)
+                .order_by(CustodyEvent.seq)
+            )
+        )
+
+
+def received(b: LiveNode) -> EvidencePackage:
+    with b.db.transaction(read_only=True) as s:
+        return s.scalars(select(EvidencePackage)).one()
+
+
+def test_package_travels_with_receipt_heads_and_custody(
+    pair: tuple[LiveNode, LiveNode], tmp_path: Path
+) -> None:
+    a, b = pair
+    data = random_bytes(7 * CHUNK + 11)
+    pkg, tid = offer(a, {"disk.img": data, "log.txt": b"hello"})
+    with httpx.Client(timeout=30) as client:
+        t = sending.push(a.db, context(a), tid, client)
+    assert t.status == "accepted" and t.receipt
+    got = received(b)
+    assert got.status == "received" and got.origin_package_id == pkg["id"]
+    assert got.manifest_digest == pkg["manifest_digest"]
+    bc = b.client(b.admin_token)
+    assert bc.get(f"/api/v1/evidence/packages/{got.id}/files/0/content").content == data
+    assert kinds(a, pkg["id"]) == ["created", "sealed", "transferred"]
+    assert kinds(b, str(got.id))[:2] == ["received", "verified"]
+    # Each side now holds the other's signed head.
+    with a.db.transaction(read_only=True) as s:
+        assert custody.peer_latest(s, "pl-ca") is not None
+    with b.db.transaction(read_only=True) as s:
+        assert custody.peer_latest(s, "vn-ca") is not None
+    # The receipt also arrives as a message; applying it again changes nothing.
+    deliver(b)
+    assert kinds(a, pkg["id"]) == ["created", "sealed", "transferred"]
+    # Pushing again is a no-op too.
+    with httpx.Client(timeout=30) as client:
+        assert sending.push(a.db, context(a), tid, client).status == "accepted"
+    assert kinds(b, str(got.id))[:2] == ["received", "verified"]
+    # The receiver's court bundle carries the origin's custody, proven against the origin's head.
+    with b.db.transaction() as s:
+        out = bundle.export(
+            s,
+            context(b),
+            Actor(None, "clerk"),
+            s.get_one(EvidencePackage, got.id),
+            tmp_path / "b.zip",
+        )
+    report = bundle.verify_bundle(out)
+    assert report.ok, report.failures
+    names = {c.name for c in report.checks}
+    assert "custody/origin-events.jsonl" in names and any(n.startswith("receipts/") for n in names)
+
+    # A second transfer: the heads exchanged now come with consistency proofs from the last ones.
+    _pkg2, tid2 = offer(a, {"second.bin": b"x" * 1000})
+    with httpx.Client(timeout=30) as client:
+        assert sending.push(a.db, context(a), tid2, client).status == "accepted"
+    with b.db.transaction(read_only=True) as s:
+        sizes = sorted(h.size for h in s.scalars(select(custody.PeerTreeHead)))
+        assert len(sizes) == 2 and sizes[0] < sizes[1]
+
+
+def _peer_request(a: LiveNode, tid: str) -> tuple[bytes, dict]:
+    with a.db.transaction(read_only=True) as s:
+        t = transfer.get_transfer(s, tid)
+        return transfer.transfer_key(s, context(a), t), t.offer
+
+
+def test_hostile_chunks_are_refused_and_nothing_is_stored(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, b = pair
+    _, tid = offer(a, {"disk.img": random_bytes(3 * CHUNK)})
+    key, terms = _peer_request(a, tid)
+    codec = transfer.transfer_codec(key, __import__("uuid").UUID(tid), terms["files"][0])
+    c = b.client()
+    url = f"/federation/v1/transfers/{tid}/files/0/chunks"
+    hdr = {"X-Cyberpact-Node": "vn-ca"}
+    good0 = bytes(codec.seal(0, random_bytes(CHUNK)))
+    bad = bytearray(good0)
+    bad[100] ^= 1
+    r = c.put(f"{url}/0", content=bytes(bad), headers=hdr)
+    assert r.status_code == 422 and r.json()["code"] == "tamper_detected" and "altered" in r.json()["detail"]
+    r = c.put(f"{url}/0", content=bytes(codec.seal(1, random_bytes(CHUNK))), headers=hdr)
+    assert r.status_code == 422 and "holds chunk 1" in r.json()["detail"]
+    r = c.put(f"{url}/2", content=bytes(codec.seal(2, random_bytes(CHUNK))), headers=hdr)
+    assert r.status_code == 409 and r.json()["expected_chunk"] == 0
+    r = c.put(f"{url}/0", content=good0, headers={"X-Cyberpact-Node": "au-ca"})
+    assert r.status_code == 404
+    r = c.get(f"/federation/v1/transfers/{tid}", headers=hdr)
+    assert r.status_code == 422 and "Transfer-Auth" in r.json()["detail"]
+    path = f"/federation/v1/transfers/{tid}"
+    forged = transfer.auth_value(b"k" * 32, "GET", path, b"")
+    assert c.get(path, headers={**hdr, transfer.AUTH_HEADER: forged}).status_code == 422
+    with b.db.transaction(read_only=True) as s:
+        from cyberpact.evidence.models import EvidenceFile
+
+        assert s.scalars(select(EvidenceFile.chunks_stored)).all() == [0]
+    assert not list((b.settings.data_dir / "evidence").rglob("*/*/*"))
+
+
+def test_receiver_rejects_content_that_does_not_match_the_manifest(pair: tuple[LiveNode, LiveNode]) -> None:
+    import uuid
+
+    a, b = pair
+    _, tid = offer(a, {"disk.img": random_bytes(2 * CHUNK)})
+    key, terms = _peer_request(a, tid)
+    codec = transfer.transfer_codec(key, uuid.UUID(tid), terms["files"][0])
+    c = b.client()
+    for i in range(2):  # well-formed chunks under the right key, but not the signed content
+        r = c.put(
+            f"/federation/v1/transfers/{tid}/files/0/chunks/{i}",
+            content=bytes(codec.seal(i, random_bytes(CHUNK))),
+            headers={"X-Cyberpact-Node": "vn-ca"},
+        )
+        assert r.status_code == 200, r.text
+    ctx = context(a)
+    with a.db.transaction(read_only=True) as s:
+        t = transfer.get_transfer(s, tid)
+        body = sending._completion(s, ctx, "pl-ca", t.package_id, 0)  # type: ignore[arg-type]
+    with httpx.Client(base_url=b.url) as client:
+        r = sending._post_json(client, "", f"/federation/v1/transfers/{tid}/complete", key, body, "vn-ca")
+    assert r.status_code == 200, r.text
+    t = sending.apply_receipt(a.db, ctx, "pl-ca", r.json())
+    assert t.status == "rejected" and "SHA-256" in (t.error or "")
+    got = received(b)
+    assert got.status == "deleted" and kinds(b, str(got.id)) == []
+    assert not list((b.settings.data_dir / "evidence").rglob("*/*/*"))
+
+
+def test_a_peer_rewriting_its_log_is_refused_and_flagged(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, b = pair
+    _, tid = offer(a, {"one.bin": b"first"})
+    with httpx.Client(timeout=30) as client:
+        assert sending.push(a.db, context(a), tid, client).status == "accepted"
+    # a now rewrites its own history (event 0) and re-signs: heads old and new cannot both be true.
+    from cyberpact.evidence import merkle
+    from cyberpact.evidence.models import CustodyHead
+    from cyberpact.kit.canonical import canonical_json_floatless
+
+    with a.db.transaction() as s:
+        rows = list(s.scalars(select(CustodyEvent).order_by(CustodyEvent.seq)))
+        doc = json.loads(rows[0].entry)
+        doc["actor"] = "nobody"
+        rows[0].entry = canonical_json_floatless(doc).decode()
+        s.execute(CustodyNode.__table__.delete())
+        s.execute(CustodyHead.__table__.delete())
+        tree = merkle.MemoryTree([merkle.leaf_hash(r.entry.encode()) for r in rows])
+        for level, hashes in enumerate(tree.levels):
+            for idx, h in enumerate(hashes):
+                s.add(CustodyNode(level=level, idx=idx, hash=h))
+    _, tid2 = offer(a, {"two.bin": b"second"})
+    with httpx.Client(timeout=30) as client, pytest.raises(sending.TransferPending, match="not consistent"):
+        sending.push(a.db, context(a), tid2, client)
+    with b.db.transaction(read_only=True) as s:
+        alert = s.scalars(select(CustodyAlert)).one()
+        assert alert.peer == "vn-ca"
+        assert s.get_one(EvidenceTransfer, __import__("uuid").UUID(tid2)).status == "refused"
+    r = b.client(b.admin_token).get("/api/v1/evidence/custody/alerts")
+    assert r.status_code == 200 and r.json()[0]["peer"] == "vn-ca"
+
+
+def test_only_sealed_own_packages_travel(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, _ = pair
+    client = a.client(a.admin_token)
+    pkg = client.post("/api/v1/evidence/packages", json={"case_ref": "C", "title": "open"}).json()
+    r = client.post(f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "pl-ca"})
+    assert r.status_code == 409 and r.json()["code"] == "package_sealed"
+    sealed = sealed_package(client, {"a": b"1"})
+    r = client.post(f"/api/v1/evidence/packages/{sealed['id']}/transfers", json={"peer": "nobody"})
+    assert r.status_code == 404
