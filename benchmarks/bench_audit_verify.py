@@ -30,12 +30,30 @@ def build_chain(db: Database, n: int, batch: int = 20_000) -> list[bytes]:
     rows: list[dict[str, object]] = []
     for i in range(1, n + 1):
         at = base + timedelta(milliseconds=i)
-        row = {"at": at, "actor": f"user{i % 50}", "actor_id": None, "action": "cases.request.read",
-               "object_type": "request", "object_id": f"req-{i % 9973}", "source": "10.0.0.1",
-               "outcome": "allowed", "detail": {"fields": i % 7}, "prev_hash": prev}
-        body = {"at": rfc3339(at), "actor": row["actor"], "actor_id": None, "action": row["action"],
-                "object_type": row["object_type"], "object_id": row["object_id"], "source": row["source"],
-                "outcome": row["outcome"], "detail": row["detail"], "prev": prev}
+        row = {
+            "at": at,
+            "actor": f"user{i % 50}",
+            "actor_id": None,
+            "action": "cases.request.read",
+            "object_type": "request",
+            "object_id": f"req-{i % 9973}",
+            "source": "10.0.0.1",
+            "outcome": "allowed",
+            "detail": {"fields": i % 7},
+            "prev_hash": prev,
+        }
+        body = {
+            "at": rfc3339(at),
+            "actor": row["actor"],
+            "actor_id": None,
+            "action": row["action"],
+            "object_type": row["object_type"],
+            "object_id": row["object_id"],
+            "source": row["source"],
+            "outcome": row["outcome"],
+            "detail": row["detail"],
+            "prev": prev,
+        }
         data = canonical_json_floatless(body)
         hashed.append(data)
         prev = hashlib.sha256(data).hexdigest()
@@ -77,10 +95,14 @@ def main() -> None:
             took = time.perf_counter() - t0
             assert result.ok and result.records == args.records, result
             db.dispose()
-        print(f"[{kind}] audit verify: {args.records:,} records in {took:.2f} s = "
-              f"{args.records / took:,.0f} records/s")
-        print(f"[{kind}]   baseline raw SHA-256 of the same {total_bytes / 1e6:.0f} MB: "
-              f"{args.records / raw:,.0f} records/s ({raw:.2f} s); verify/raw = {raw / took:.3f}")
+        print(
+            f"[{kind}] audit verify: {args.records:,} records in {took:.2f} s = "
+            f"{args.records / took:,.0f} records/s"
+        )
+        print(
+            f"[{kind}]   baseline raw SHA-256 of the same {total_bytes / 1e6:.0f} MB: "
+            f"{args.records / raw:,.0f} records/s ({raw:.2f} s); verify/raw = {raw / took:.3f}"
+        )
         print(f"[{kind}]   (chain written in {build:.1f} s)")
 
 

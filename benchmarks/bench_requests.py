@@ -23,8 +23,8 @@ from benchmarks.common import NodeProcess, percentile, scratch_database
 from cyberpact.accounts import service as accounts
 from cyberpact.cases import service as cases
 from cyberpact.catalog.service import check_draft, get_catalog
-from cyberpact.kit.actor import SYSTEM
 from cyberpact.directory.service import load_seed_if_empty
+from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.db import Database
 
 HEADER = {
@@ -65,8 +65,13 @@ def bench_validation(url: str, runs: int) -> None:
             pure.append(time.perf_counter() - t)
             t = time.perf_counter()
             # What the API does besides: look up the requested State's languages and treaty status.
-            check_draft(catalog, "preservation", HEADER, FIELDS,
-                        cases.requested_state(session, "AU", "contact_point_24_7"))
+            check_draft(
+                catalog,
+                "preservation",
+                HEADER,
+                FIELDS,
+                cases.requested_state(session, "AU", "contact_point_24_7"),
+            )
             with_db.append(time.perf_counter() - t)
             t = time.perf_counter()
             baseline.validate_python(merged)
@@ -78,7 +83,8 @@ def bench_validation(url: str, runs: int) -> None:
 
     print(f"  draft validation (catalog only):         p50 {ms(pure, 50)}  p99 {ms(pure, 99)}")
     print(
-        f"  draft validation (+ directory lookups):  p50 {ms(with_db, 50)}  p99 {ms(with_db, 99)}  (target < 5 ms)"
+        f"  draft validation (+ directory lookups):  p50 {ms(with_db, 50)}  p99 {ms(with_db, 99)}"
+        "  (target < 5 ms)"
     )
     print(f"  baseline: pydantic dict[str, str|bool]:  p50 {ms(bare, 50)}  p99 {ms(bare, 99)}")
 

@@ -44,7 +44,8 @@ def main() -> None:
         print(f"\n=== {' '.join(command)}", flush=True)
         started = time.monotonic()
         done = subprocess.run([sys.executable, "-m", *command], check=False)
-        print(f"=== {command[0]}: exit {done.returncode} after {time.monotonic() - started:.0f} s", flush=True)
+        took = time.monotonic() - started
+        print(f"=== {command[0]}: exit {done.returncode} after {took:.0f} s", flush=True)
         if done.returncode:
             failed.append(command[0])
     if failed:

@@ -15,6 +15,9 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    missing = [f"CYBERPACT_{name.upper()}" for name in Settings.model_fields
-               if f"`CYBERPACT_{name.upper()}`" not in README]
+    missing = [
+        f"CYBERPACT_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`CYBERPACT_{name.upper()}`" not in README
+    ]
     assert missing == [], f"document these settings in README.md: {missing}"

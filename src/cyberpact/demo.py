@@ -23,8 +23,8 @@ from sqlalchemy import select
 
 from cyberpact.accounts import service as accounts
 from cyberpact.app import create_app
-from cyberpact.config import Settings
 from cyberpact.cases.models import Request, RequestEvent
+from cyberpact.config import Settings
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.cli import console
 from cyberpact.kit.db import Database
@@ -113,11 +113,16 @@ def _start(node: DemoNode, root: Path) -> None:
     upgrade(node.settings.sqlalchemy_url)
     db = Database(node.settings.sqlalchemy_url)
     node.password = secrets.token_urlsafe(12)
-    people = {"admin": ["admin", "auditor"], "officer": ["officer", "contact_point", "central_authority"],
-              "supervisor": ["supervisor"]}
+    people = {
+        "admin": ["admin", "auditor"],
+        "officer": ["officer", "contact_point", "central_authority"],
+        "supervisor": ["supervisor"],
+    }
     with db.transaction() as session:
         for username, roles in people.items():
-            user = accounts.create_user(session, SYSTEM, username=username, password=node.password, roles=roles)
+            user = accounts.create_user(
+                session, SYSTEM, username=username, password=node.password, roles=roles
+            )
             _, node.tokens[username] = accounts.issue_token(session, SYSTEM, user, "demo", timedelta(days=1))
     node.token = node.tokens["admin"]
     db.dispose()
@@ -157,7 +162,9 @@ def _timeline(nodes: list[DemoNode]) -> int:
             node.seen = e.seq
             arrow = "→" if direction == "outgoing" else "←"
             who = "" if e.side == "local" else f" ({e.side})"
-            change = f"{e.from_status or '·'} → {e.to_status}" if e.from_status != e.to_status else e.to_status
+            change = (
+                f"{e.from_status or '·'} → {e.to_status}" if e.from_status != e.to_status else e.to_status
+            )
             console.print(
                 f"[{node.colour}]{node.node_id:>8}[/] {e.at:%H:%M:%S} {type_:<12} {arrow} {peer:<8} "
                 f"[bold]{e.action:<17}[/bold]{who} {change}",
@@ -168,18 +175,23 @@ def _timeline(nodes: list[DemoNode]) -> int:
     return printed
 
 
-def _wait(nodes: list[DemoNode], node: DemoNode, rid: str, statuses: tuple[str, ...], timeout: float = 30) -> None:
+def _wait(
+    nodes: list[DemoNode], node: DemoNode, rid: str, statuses: tuple[str, ...], timeout: float = 30
+) -> None:
     """Wait until ``node`` sees request ``rid`` in one of ``statuses``, printing timelines meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _timeline(nodes)
-        r = node.client.get(f"{node.url}/api/v1/requests/{rid}",
-                            headers={"Authorization": f"Bearer {node.tokens['officer']}"})
+        r = node.client.get(
+            f"{node.url}/api/v1/requests/{rid}", headers={"Authorization": f"Bearer {node.tokens['officer']}"}
+        )
         if r.status_code == 200 and r.json()["status"] in statuses:
             _timeline(nodes)
             return
         time.sleep(0.1)
-    raise ConfigurationError(f"{node.node_id} did not see {rid} become {' or '.join(statuses)} in {timeout:.0f} s")
+    raise ConfigurationError(
+        f"{node.node_id} did not see {rid} become {' or '.join(statuses)} in {timeout:.0f} s"
+    )
 
 
 def run(port: int = 8000, once: bool = False, root: Path | None = None) -> None:

@@ -34,7 +34,8 @@ PRESERVATION = {
     "offence": "Illegal access (art. 7) and extortion by ransomware",
     "facts_summary": "On 2 November 2026 the systems of two Hanoi hospitals were encrypted; the ransom note "
     "gives the cloud mailbox minh.tran.88@cloudmail.example for contact.",
-    "data_to_preserve": "Stored content, subscriber information and access logs of minh.tran.88@cloudmail.example, "
+    "data_to_preserve": "Stored content, subscriber information and access logs of "
+    "minh.tran.88@cloudmail.example, "
     "1 October 2026 to date",
     "relationship_to_offence": "The mailbox was used to negotiate the ransom and to receive payment notices.",
     "custodian_or_location": "CloudMail Pty Ltd, Sydney, Australia",
@@ -48,8 +49,12 @@ def _step(node: Node, rid: str, action: str, as_: str = "officer", **data: Any) 
 
 
 def _send(node: Node, to: str, type_: str, title: str, header: dict[str, Any], fields: dict[str, Any]) -> str:
-    r = node.api("POST", "/api/v1/requests", as_="officer", json={
-        "type": type_, "case_title": title, "counterpart": to, "header": header, "fields": fields})
+    r = node.api(
+        "POST",
+        "/api/v1/requests",
+        as_="officer",
+        json={"type": type_, "case_title": title, "counterpart": to, "header": header, "fields": fields},
+    )
     body = r.json()
     for problem in body["check"]["errors"]:
         console.print(f"  [yellow]the draft is missing[/yellow] {problem['message']}", highlight=False)
@@ -63,64 +68,124 @@ def run_story(nodes: list[Any], wait: Wait, timeline: Callable[[list[Any]], int]
     today = date.today()
 
     console.rule("1. Viet Nam asks Australia to preserve a cloud account (art. 42)")
-    rid = _send(vn, "au-24x7", "preservation", "Hanoi hospitals ransomware",
-                {**HEADER, "our_reference": "VN-A05-2026-117"}, PRESERVATION)
+    rid = _send(
+        vn,
+        "au-24x7",
+        "preservation",
+        "Hanoi hospitals ransomware",
+        {**HEADER, "our_reference": "VN-A05-2026-117"},
+        PRESERVATION,
+    )
     necessity = "The provider deletes the mailbox of a closed account after 30 days; the suspect closed it."
-    vn.api("PUT", f"/api/v1/requests/{rid}", as_="officer", json={
-        "counterpart": "au-24x7", "header": {**HEADER, "our_reference": "VN-A05-2026-117"},
-        "fields": {**PRESERVATION, "necessity": necessity}})
+    vn.api(
+        "PUT",
+        f"/api/v1/requests/{rid}",
+        as_="officer",
+        json={
+            "counterpart": "au-24x7",
+            "header": {**HEADER, "our_reference": "VN-A05-2026-117"},
+            "fields": {**PRESERVATION, "necessity": necessity},
+        },
+    )
     console.print("  the officer adds why preservation is necessary; the draft is complete")
     _step(vn, rid, "submit")
     _step(vn, rid, "approve", as_="supervisor")
     wait(nodes, au, rid, ("received",))
     _step(au, rid, "acknowledge", reference="AU-PRES-5521")
-    _step(au, rid, "preserve", preserved_until=(today + timedelta(days=90)).isoformat(),
-          note="Preservation notice served on CloudMail Pty Ltd.")
+    _step(
+        au,
+        rid,
+        "preserve",
+        preserved_until=(today + timedelta(days=90)).isoformat(),
+        note="Preservation notice served on CloudMail Pty Ltd.",
+    )
     wait(nodes, vn, rid, ("preserved",))
 
     console.rule("2. Viet Nam's central authority follows with an MLA request for disclosure (art. 44)")
-    mla = _send(vn, "au-24x7", "stored_data", "Hanoi hospitals ransomware: disclosure",
-                {**HEADER, "our_reference": "VN-CA-2026-0442", "request_kind": "follow_up_to_preservation",
-                 "related_ticket": "AU-PRES-5521",
-                 "requesting_authority": "Supreme People's Procuracy of Viet Nam, central authority"},
-                {"subject_matter": "Criminal investigation of a ransomware group attacking hospitals in Hanoi",
-                 "facts_summary": PRESERVATION["facts_summary"],
-                 "assistance_sought": "Produce the preserved data with a certificate of authenticity.",
-                 "data_sought": PRESERVATION["data_to_preserve"], "preservation_reference": "AU-PRES-5521",
-                 "purpose": "Identify the operators and use the data as evidence at trial."})
+    mla = _send(
+        vn,
+        "au-24x7",
+        "stored_data",
+        "Hanoi hospitals ransomware: disclosure",
+        {
+            **HEADER,
+            "our_reference": "VN-CA-2026-0442",
+            "request_kind": "follow_up_to_preservation",
+            "related_ticket": "AU-PRES-5521",
+            "requesting_authority": "Supreme People's Procuracy of Viet Nam, central authority",
+        },
+        {
+            "subject_matter": "Criminal investigation of a ransomware group attacking hospitals in Hanoi",
+            "facts_summary": PRESERVATION["facts_summary"],
+            "assistance_sought": "Produce the preserved data with a certificate of authenticity.",
+            "data_sought": PRESERVATION["data_to_preserve"],
+            "preservation_reference": "AU-PRES-5521",
+            "purpose": "Identify the operators and use the data as evidence at trial.",
+        },
+    )
     _step(vn, mla, "submit")
     _step(vn, mla, "approve", as_="supervisor")
     wait(nodes, au, mla, ("received",))
     _step(au, mla, "acknowledge", reference="AU-MLA-2026-088")
-    _step(au, mla, "request_info", questions="Please give the maximum penalty for the offence (dual criminality "
-          "for the production order).")
+    _step(
+        au,
+        mla,
+        "request_info",
+        questions="Please give the maximum penalty for the offence (dual criminality "
+        "for the production order).",
+    )
     wait(nodes, vn, mla, ("info_requested",))
     _step(vn, mla, "provide_info", answers="Article 289 of the Penal Code: up to 7 years' imprisonment.")
     wait(nodes, au, mla, ("info_provided",))
     _step(au, mla, "start_execution")
-    _step(au, mla, "execute", results="Mailbox content and logs produced under production order 2026/114.",
-          evidence_refs=["AU-EVD-2026-0031"])
+    _step(
+        au,
+        mla,
+        "execute",
+        results="Mailbox content and logs produced under production order 2026/114.",
+        evidence_refs=["AU-EVD-2026-0031"],
+    )
     wait(nodes, vn, mla, ("executed",))
 
     console.rule("3. A separate case: Poland consults, then refuses citing a ground")
-    pl_rid = _send(vn, "pl-ca", "mla_general", "Online fraud network",
-                   {**HEADER, "our_reference": "VN-CA-2026-0510",
-                    "requesting_authority": "Supreme People's Procuracy of Viet Nam, central authority"},
-                   {"assistance_kind": "taking_evidence",
-                    "subject_matter": "Prosecution of the organisers of an investment-fraud website",
-                    "facts_summary": "A Polish company hosted the website until March 2026.",
-                    "assistance_sought": "Take a witness statement from the hosting company's director.",
-                    "purpose": "Evidence of who rented the server."})
+    pl_rid = _send(
+        vn,
+        "pl-ca",
+        "mla_general",
+        "Online fraud network",
+        {
+            **HEADER,
+            "our_reference": "VN-CA-2026-0510",
+            "requesting_authority": "Supreme People's Procuracy of Viet Nam, central authority",
+        },
+        {
+            "assistance_kind": "taking_evidence",
+            "subject_matter": "Prosecution of the organisers of an investment-fraud website",
+            "facts_summary": "A Polish company hosted the website until March 2026.",
+            "assistance_sought": "Take a witness statement from the hosting company's director.",
+            "purpose": "Evidence of who rented the server.",
+        },
+    )
     _step(vn, pl_rid, "submit")
     _step(vn, pl_rid, "approve", as_="supervisor")
     wait(nodes, pl, pl_rid, ("received",))
     _step(pl, pl_rid, "acknowledge", reference="PL-PK-II-2026-311")
-    _step(pl, pl_rid, "consult", subject="Polish law bars compelling this witness for a similar domestic offence; "
-          "could a voluntary statement meet your needs?")
+    _step(
+        pl,
+        pl_rid,
+        "consult",
+        subject="Polish law bars compelling this witness for a similar domestic offence; "
+        "could a voluntary statement meet your needs?",
+    )
     wait(nodes, vn, pl_rid, ("consultation",))
     _step(vn, pl_rid, "provide_info", answers="A voluntary statement would not be admissible in our courts.")
     wait(nodes, pl, pl_rid, ("info_provided",))
-    _step(pl, pl_rid, "refuse", grounds=["domestic_prohibition"],
-          reasons="Domestic law would prohibit compelling the witness for a similar domestic offence.")
+    _step(
+        pl,
+        pl_rid,
+        "refuse",
+        grounds=["domestic_prohibition"],
+        reasons="Domestic law would prohibit compelling the witness for a similar domestic offence.",
+    )
     wait(nodes, vn, pl_rid, ("refused",))
     timeline(nodes)

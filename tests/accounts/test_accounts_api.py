@@ -15,8 +15,13 @@ def _count(node: LiveNode, model: type) -> int:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-NEW_USER = {"username": "nguyen.an", "display_name": "Nguyen An", "password": "a long passphrase 1",
-            "roles": ["officer"], "timezone": "Asia/Ho_Chi_Minh"}
+NEW_USER = {
+    "username": "nguyen.an",
+    "display_name": "Nguyen An",
+    "password": "a long passphrase 1",
+    "roles": ["officer"],
+    "timezone": "Asia/Ho_Chi_Minh",
+}
 
 
 def test_admin_creates_user_with_roles_and_argon2id_hash(node: LiveNode) -> None:
@@ -45,8 +50,9 @@ def test_admin_creates_user_with_roles_and_argon2id_hash(node: LiveNode) -> None
         ({**NEW_USER, "timezone": "Mars/Olympus_Mons"}, 422, "timezone"),
     ],
 )
-def test_bad_user_input_is_rejected_and_nothing_stored(node: LiveNode, body: dict, status: int,
-                                                       field: str) -> None:
+def test_bad_user_input_is_rejected_and_nothing_stored(
+    node: LiveNode, body: dict, status: int, field: str
+) -> None:
     admin = node.client(node.user("root", "admin"))
     before = _count(node, User)
     r = admin.post("/api/v1/users", json=body)
@@ -104,8 +110,12 @@ def test_wrong_role_is_403_recorded_with_actor(node: LiveNode) -> None:
     assert _count(node, User) == before
     with node.db.transaction(read_only=True) as s:
         rec = s.scalars(select(AuditRecord).where(AuditRecord.outcome == "denied")).one()
-    assert (rec.actor, rec.action, rec.object_id, rec.detail["status"]) == ("olga", "http.post",
-                                                                             "/api/v1/users", 403)
+    assert (rec.actor, rec.action, rec.object_id, rec.detail["status"]) == (
+        "olga",
+        "http.post",
+        "/api/v1/users",
+        403,
+    )
 
 
 def test_token_secret_shown_once_and_only_hash_stored(node: LiveNode) -> None:

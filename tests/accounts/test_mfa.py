@@ -37,9 +37,8 @@ def _enrol(db: Database, settings: Settings) -> tuple[str, list[str]]:
         enrolment = mfa.begin_enrolment(s, keys, s.get_one(accounts.User, user.id), "test")
     assert enrolment.uri.startswith("otpauth://totp/") and "<svg" in enrolment.qr_svg
     totp = pyotp.TOTP(enrolment.secret)
-    with db.transaction() as s:
-        with pytest.raises(InvalidInput):
-            mfa.confirm_enrolment(s, keys, SYSTEM, s.get_one(accounts.User, user.id), "000000")
+    with db.transaction() as s, pytest.raises(InvalidInput):
+        mfa.confirm_enrolment(s, keys, SYSTEM, s.get_one(accounts.User, user.id), "000000")
     with db.transaction() as s:
         codes = mfa.confirm_enrolment(s, keys, SYSTEM, s.get_one(accounts.User, user.id), totp.now())
     return enrolment.secret, codes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -41,7 +43,7 @@ def test_intact_chain_verifies(db: Database, settings: Settings) -> None:
     with db.transaction(read_only=True) as s:
         rows = s.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
     assert rows[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(rows))
 
 
 def test_altered_content_is_named(db: Database, settings: Settings) -> None:
@@ -89,9 +91,19 @@ def test_inserted_record_is_named(db: Database, settings: Settings) -> None:
     with db.transaction() as s:
         for seq in (6, 5, 4, 3):
             s.execute(update(AuditRecord).where(AuditRecord.seq == seq).values(seq=seq + 1))
-        forged = AuditRecord(seq=3, at=_row(s, 2).at, actor="mallory", actor_id=None, action="test.write",
-                             object_type="thing", object_id="x", source="evil", outcome="allowed", detail={},
-                             prev_hash=_row(s, 2).hash)
+        forged = AuditRecord(
+            seq=3,
+            at=_row(s, 2).at,
+            actor="mallory",
+            actor_id=None,
+            action="test.write",
+            object_type="thing",
+            object_id="x",
+            source="evil",
+            outcome="allowed",
+            detail={},
+            prev_hash=_row(s, 2).hash,
+        )
         forged.hash = audit._hash_of(forged)
         s.add(forged)
     f = _verify(db, settings).finding
@@ -100,8 +112,19 @@ def test_inserted_record_is_named(db: Database, settings: Settings) -> None:
 
 def test_reordered_records_are_named(db: Database, settings: Settings) -> None:
     _fill(db)
-    cols = ["at", "actor", "actor_id", "action", "object_type", "object_id", "source", "outcome", "detail",
-            "prev_hash", "hash"]
+    cols = [
+        "at",
+        "actor",
+        "actor_id",
+        "action",
+        "object_type",
+        "object_id",
+        "source",
+        "outcome",
+        "detail",
+        "prev_hash",
+        "hash",
+    ]
     with db.transaction() as s:
         a, b = _row(s, 3), _row(s, 4)
         va, vb = {c: getattr(a, c) for c in cols}, {c: getattr(b, c) for c in cols}

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit.models import AuditAnchor, AuditRecord
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json_floatless
+from cyberpact.kit.db import advisory_lock
 from cyberpact.kit.errors import IntegrityFailure
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import rfc3339, utcnow
@@ -33,6 +34,8 @@ def _forget_head(session: Session, previous_transaction: Any) -> None:
 def _forget_head_after_commit(session: Session) -> None:
     # The chain lock ends with the transaction: the next transaction must lock and read again.
     session.info.pop(_HEAD, None)
+
+
 Outcome = Literal["allowed", "denied"]
 # Any constant works; it only has to be the same for every writer of this database.
 _PG_CHAIN_LOCK = 0x6379_6265_7250
@@ -95,8 +98,7 @@ def _hash_of(row: AuditRecord | Any) -> str:
 def _lock_chain(session: Session) -> None:
     # SQLite writers already hold the database write lock (BEGIN IMMEDIATE); PostgreSQL writers queue
     # here so that two transactions never link to the same head.
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHAIN_LOCK})
+    advisory_lock(session, _PG_CHAIN_LOCK)
 
 
 def record(

@@ -16,6 +16,7 @@ from cyberpact.catalog.service import Catalog, DraftReport, RequestedState, chec
 from cyberpact.directory.models import Authority, AuthorityLanguage, Party, TreatyStatus
 from cyberpact.federation.models import Peer
 from cyberpact.kit.actor import Actor
+from cyberpact.kit.db import advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
 from cyberpact.kit.time import utcnow
 
@@ -36,7 +37,12 @@ OPEN_STATUSES_EXCLUDED = (
 )
 
 
+_REFERENCE_LOCK = 0x6379_6265_7253
+
+
 def _next_reference(session: Session, prefix: str) -> str:
+    # Two officers opening cases at the same moment must not both get the next number.
+    advisory_lock(session, _REFERENCE_LOCK)
     year = utcnow().year
     count = session.scalar(
         select(func.count()).select_from(Case).where(Case.reference.like(f"{prefix}-{year}-%"))

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -32,7 +32,7 @@ from cyberpact.federation.models import OutboxMessage, Peer, PeerKey, PeerLink
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import sha256_hex
-from cyberpact.kit.db import Database
+from cyberpact.kit.db import Database, advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, Problem
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
@@ -165,8 +165,7 @@ class OutboxWorker:
     def _claim(self, now: datetime) -> list[OutboxMessage]:
         s = self.settings
         with self.db.transaction() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
+            advisory_lock(session, _PG_CLAIM_LOCK)
             if time.monotonic() >= self._next_bury:
                 # Dead letters are a matter of hours; looking for them every round would cost a query
                 # per delivery batch for nothing.

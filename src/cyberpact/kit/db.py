@@ -102,6 +102,16 @@ def build_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine
     return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
+def advisory_lock(session: Session, key: int) -> None:
+    """Serialise the rest of this transaction with every other holder of ``key``.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite needs nothing: a writing transaction already
+    holds the database's single write lock (BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
 class Database:
     """An engine and its session factory; built by the app factory or the CLI, never at import."""
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, String, Text, select, text, update
+from sqlalchemy import Index, String, Text, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from cyberpact.kit.db import Base, Database, IdMixin
+from cyberpact.kit.db import Base, Database, IdMixin, advisory_lock
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.jobs")
@@ -92,8 +92,7 @@ class JobWorker:
 
     def _claim(self, now: datetime, limit: int = 50) -> list[uuid.UUID]:
         with self.db.transaction() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
+            advisory_lock(session, _PG_CLAIM_LOCK)
             rows = session.scalars(
                 select(Job)
                 .where(Job.status == "pending", Job.run_at <= now)
