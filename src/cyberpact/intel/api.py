@@ -3,6 +3,7 @@ the one router the app mounts, which also carries the TAXII 2.1 server."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Body, Query, Request, status
 
 from cyberpact.accounts import service as accounts
 from cyberpact.accounts.api import AdminActor, CurrentActor
-from cyberpact.intel import correlate, misp, misp_export, service, store, taxii
+from cyberpact.intel import correlate, federation, misp, misp_export, service, store, taxii
 from cyberpact.intel.models import IntelCollection
 from cyberpact.intel.schemas import (
     CollectionCreate,
@@ -22,6 +23,8 @@ from cyberpact.intel.schemas import (
     IdentityUpdate,
     ImportOut,
     PolicyUpdate,
+    PullOut,
+    PullRequest,
     StateSeenOut,
 )
 from cyberpact.kit.actor import Actor
@@ -46,6 +49,7 @@ def _out(row: IntelCollection, acc: service.Access) -> CollectionOut:
         strict_recipient=row.strict_recipient,
         default_tlp=row.default_tlp,
         created_at=row.created_at,
+        source_peer=row.source_peer,
     )
 
 
@@ -72,6 +76,31 @@ def create_collection(body: CollectionCreate, actor: AdminActor, session: WriteS
 def update_policy(ref: str, body: PolicyUpdate, actor: AdminActor, session: WriteSession) -> CollectionOut:
     row = service.update_policy(session, actor, service.get_collection(session, ref), **body.model_dump())
     return _out(row, service.FULL)
+
+
+@rest.post("/collections/{ref}/pull", status_code=status.HTTP_202_ACCEPTED, response_model=PullOut)
+def pull(ref: str, body: PullRequest, actor: AdminActor, session: WriteSession) -> PullOut:
+    """Ask a peer for what it may share of its collection ``ref`` (an id; or the alias of a local one).
+
+    A collection never received yet has no copy here: name it by the peer's id for it, and give the peer.
+    """
+    try:
+        row: IntelCollection | None = service.get_collection(session, ref)
+    except NotFound:
+        row = None
+    if row is not None:
+        collection_id, peer = row.id, body.peer or row.source_peer
+    else:
+        try:
+            collection_id, peer = uuid.UUID(ref), body.peer
+        except ValueError:
+            raise NotFound(f"No collection {ref}") from None
+    if peer is None:
+        raise InvalidInput(
+            "Which peer?", [Problem("peer", "required: this collection is not a mirror of a peer's")]
+        )
+    message = federation.request_pull(session, actor, peer, collection_id, body.since)
+    return PullOut(message_id=message.message_id, peer=peer, collection_id=collection_id, since=body.since)
 
 
 @rest.get("/collections/{ref}/grants", response_model=list[GrantOut])

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from cyberpact.accounts import service as accounts
-from cyberpact.intel import correlate, misp, misp_export, service, store
+from cyberpact.intel import correlate, federation, misp, misp_export, service, store
 from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
+from cyberpact.kit.time import parse_rfc3339
 
 app = typer.Typer(help="Threat intelligence: STIX/TAXII collections, MISP interchange.", no_args_is_help=True)
 collections = typer.Typer(help="TAXII collections and who may use them.", no_args_is_help=True)
@@ -66,9 +67,11 @@ def collections_list() -> None:
     with unit_of_work(read_only=True) as (session, _, _db):
         for row, _acc in service.visible_collections(session, cli_actor()):
             peers = ",".join(row.sharing_group or []) or "-"
+            origin = f" from={row.source_peer}" if row.source_peer else ""
             console.print(
                 f"{row.id}  {row.alias or '-':<16} {row.title}  "
-                f"(federate={'yes' if row.federate else 'no'} default_tlp={row.default_tlp} peers={peers})",
+                f"(federate={'yes' if row.federate else 'no'} default_tlp={row.default_tlp} peers={peers}"
+                f"{origin})",
                 highlight=False,
             )
 
@@ -157,6 +160,31 @@ def import_file(
     for reason in skipped:
         console.print(f"skipped {reason}", highlight=False, soft_wrap=True)
     console.print(f"stored {stored}, already present {duplicates}, refused {len(failures)}", highlight=False)
+
+
+@app.command("pull")
+@friendly
+def pull(
+    peer: Annotated[str, typer.Argument(help="the peer's node id")],
+    collection: Annotated[str, typer.Argument(help="the collection's id (the same here and at the peer)")],
+    since: Annotated[
+        str | None, typer.Option(help="only what was added or deleted after this RFC 3339 time")
+    ] = None,
+) -> None:
+    """Ask PEER for what it may share of COLLECTION; its answer arrives through the federation inbox."""
+    after = None
+    if since is not None:
+        try:
+            after = parse_rfc3339(since)
+        except ValueError as exc:
+            raise InvalidInput("Bad --since", [Problem("since", str(exc))]) from None
+    with unit_of_work() as (session, _, _db):
+        try:
+            collection_id = uuid.UUID(collection)
+        except ValueError:
+            collection_id = service.get_collection(session, collection).id
+        row = federation.request_pull(session, cli_actor(), peer, collection_id, after)
+        console.print(f"asked {peer} for {collection_id} (message {row.message_id})", highlight=False)
 
 
 @app.command("export")

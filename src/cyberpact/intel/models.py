@@ -35,6 +35,8 @@ class IntelCollection(IdMixin, Base):
     default_tlp: Mapped[str] = mapped_column(String(12), default="amber")
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(120))
+    # A mirror of a peer's collection (same id), written only by that peer's messages; None: our own.
+    source_peer: Mapped[str | None] = mapped_column(String(120))
 
 
 class IntelGrant(Base):
@@ -110,6 +112,10 @@ class IntelTombstone(Base):
     version: Mapped[datetime | None]  # None: every version
     deleted_at: Mapped[datetime]
     deleted_by: Mapped[str] = mapped_column(String(120))
+    # What the deleted version was marked and where it came from: a pull replays a deletion only to the
+    # peers the sharing policy would have sent the object to, so a tombstone never discloses a RED id.
+    tlp: Mapped[str | None] = mapped_column(String(12))
+    source_peer: Mapped[str | None] = mapped_column(String(120))
 
 
 class IntelIdentity(Base):

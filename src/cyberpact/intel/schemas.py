@@ -38,6 +38,7 @@ class CollectionOut(BaseModel):
     strict_recipient: str | None
     default_tlp: str
     created_at: datetime
+    source_peer: str | None = Field(None, description="the peer this collection mirrors; null: our own")
 
 
 class GrantUpdate(BaseModel):
@@ -86,3 +87,19 @@ class ImportOut(BaseModel):
     refused: int
     failures: list[dict[str, Any]]
     skipped: list[str]
+
+
+class PullRequest(BaseModel):
+    peer: str | None = Field(
+        None, max_length=120, description="the peer to ask; default: the one the collection mirrors"
+    )
+    since: datetime | None = Field(
+        None, description="only what the peer added or deleted after this time; default: everything"
+    )
+
+
+class PullOut(BaseModel):
+    message_id: str
+    peer: str
+    collection_id: uuid.UUID
+    since: datetime | None

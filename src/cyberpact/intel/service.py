@@ -103,6 +103,47 @@ def create_collection(
     return row
 
 
+def mirror_collection(session: Session, peer: str, collection_id: uuid.UUID, title: str) -> IntelCollection:
+    """The local copy of a peer's collection (same id), created on its first message and marked as
+    received from that peer.
+
+    It starts as it must stay unless an administrator decides otherwise: not federated, and readable by
+    managers only until they grant users on it. Refused when the id names a collection of this node: no
+    peer writes into those. A mirror first received from another peer is returned as it is (a collection
+    reaches a node directly from its origin and forwarded by others); what a peer that is not its source
+    may add there is the caller's to check.
+    """
+    row = session.get(IntelCollection, collection_id)
+    if row is not None:
+        if row.source_peer is None:
+            raise PermissionDenied(f"Collection {collection_id} here is not one received from {peer}")
+        return row
+    row = IntelCollection(
+        id=collection_id,
+        title=title.strip()[:200] or str(collection_id),
+        description=f"Received from peer {peer}",
+        alias=None,
+        federate=False,
+        sharing_group=[],
+        strict_recipient=None,
+        default_tlp="amber",
+        created_at=utcnow(),
+        created_by=f"peer:{peer}",
+        source_peer=peer,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        Actor(user_id=None, username=f"peer:{peer}", source="federation"),
+        "intel.collection.mirror",
+        "intel_collection",
+        row.id,
+        detail={"title": row.title, "source_peer": peer},
+    )
+    return row
+
+
 def update_policy(
     session: Session,
     actor: Actor,

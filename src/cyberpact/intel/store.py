@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from cyberpact.audit import service as audit
 from cyberpact.intel import bulk, correlate, stix
 from cyberpact.intel.errors import BadNextToken
-from cyberpact.intel.markings import Pap, Tlp, definition_levels, effective
+from cyberpact.intel.markings import KNOWN_PAP, KNOWN_TLP, Pap, Tlp, definition_levels, effective
 from cyberpact.intel.models import IntelCollection, IntelObject, IntelStatus, IntelTombstone
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json_floatless
@@ -115,7 +115,7 @@ def add_objects(
     prepared = objects if isinstance(objects, Prepared) else prepare(objects)
     _lock_collection(session, collection.id)
     failures = list(prepared.failures)
-    envelope_defs = prepared.definitions
+    envelope_defs = definitions_for(session, collection.id, prepared)
     accepted = prepared.accepted
 
     # What is stored already for these ids: versions (for de-duplication) and the current latest.
@@ -193,6 +193,21 @@ def add_objects(
         successes = [s for i, s in enumerate(successes) if i not in refused]
 
     _set_latest(session, new_rows, latest)
+    pushed: dict[str, Any] = {}
+    if new_rows and collection.federate:
+        # Imported here: federation stores what peers send through this module.
+        from cyberpact.intel import federation
+
+        sent = federation.push_objects(
+            session,
+            actor,
+            collection,
+            [(r["tlp"], r["source_peer"], r["_checked"].obj, r["raw"]) for r in new_rows],
+        )
+        if sent.per_peer:
+            pushed["pushed"] = sent.per_peer
+        if sent.unsendable:
+            pushed["unsendable"] = sent.unsendable[:100]
     reports = _reports(new_rows, source_peer)
     if new_rows:
         bulk.insert_objects(driver, new_rows)
@@ -225,12 +240,42 @@ def add_objects(
             "duplicates": duplicates,
             "refused": len(failures),
             "source_peer": source_peer,
+            **pushed,
         },
     )
     return AddResult(status=status, stored=len(new_rows), duplicates=duplicates, failures=failures)
 
 
 _CONFLICT = "a different object with this id and version is already stored; STIX versions are immutable"
+
+
+def definitions_for(
+    session: Session, collection_id: uuid.UUID, prepared: Prepared
+) -> dict[str, tuple[Tlp | None, Pap | None]]:
+    """The levels of the marking definitions an envelope's objects refer to: those in the envelope, and
+    those stored in the collection by an earlier envelope.
+
+    Without the stored ones, an object marked with a custom ``TLP:RED`` definition sent the day before
+    would read as unmarked, take the collection's default level, and federate.
+    """
+    defs = dict(prepared.definitions)
+    unknown = sorted(
+        {
+            ref
+            for c, _ in prepared.accepted
+            for ref in c.markings
+            if ref not in defs and ref not in KNOWN_TLP and ref not in KNOWN_PAP
+        }
+    )
+    for start in range(0, len(unknown), _IN_CHUNK):
+        query = select(_OBJ.c.stix_id, _OBJ.c.raw).where(
+            _OBJ.c.collection_id == collection_id,
+            _OBJ.c.stix_id.in_(unknown[start : start + _IN_CHUNK]),
+            _OBJ.c.is_latest == True,  # noqa: E712 - SQL, not Python, comparison
+        )
+        for sid, raw in session.execute(query):
+            defs[sid] = definition_levels(json.loads(raw))
+    return defs
 
 
 def _row(
@@ -500,11 +545,25 @@ def object_exists(session: Session, collection_id: uuid.UUID, stix_id: str) -> b
 
 
 def delete_object(
-    session: Session, actor: Actor, collection: IntelCollection, stix_id: str, filters: Filters
+    session: Session,
+    actor: Actor,
+    collection: IntelCollection,
+    stix_id: str,
+    filters: Filters,
+    *,
+    only_from: str | None = None,
 ) -> int:
-    """Delete versions of one object (all of them unless ``match[version]`` says otherwise)."""
+    """Delete versions of one object (all of them unless ``match[version]`` says otherwise).
+
+    ``only_from`` limits the deletion to versions received from that peer: a peer's deletion never
+    removes what this node or another peer contributed.
+    """
     filters = replace(filters, ids=(stix_id,))
-    query = _select(collection.id, filters, _OBJ.c.seq, _OBJ.c.version, _OBJ.c.is_latest)
+    query = _select(
+        collection.id, filters, _OBJ.c.seq, _OBJ.c.version, _OBJ.c.is_latest, _OBJ.c.tlp, _OBJ.c.source_peer
+    )
+    if query is not None and only_from is not None:
+        query = query.where(_OBJ.c.source_peer == only_from)
     rows = list(session.execute(query)) if query is not None else []
     if not rows:
         raise NotFound(f"No object {stix_id} matching the filters in this collection")
@@ -513,9 +572,16 @@ def delete_object(
     for start in range(0, len(seqs), _IN_CHUNK):
         session.execute(delete(IntelObject).where(IntelObject.seq.in_(seqs[start : start + _IN_CHUNK])))
     now = utcnow()
-    everything = "all" in filters.versions and not filters.spec_versions
+    everything = "all" in filters.versions and not filters.spec_versions and only_from is None
+    # One "every version" tombstone per distinct marking and origin: a later pull tells each peer only of
+    # deletions of what it may have received.
     tombstones: list[dict[str, Any]] = (
-        [{"version": None}] if everything else [{"version": r.version} for r in rows]
+        [
+            {"version": None, "tlp": t, "source_peer": p}
+            for t, p in sorted({(r.tlp, r.source_peer) for r in rows}, key=str)
+        ]
+        if everything
+        else [{"version": r.version, "tlp": r.tlp, "source_peer": r.source_peer} for r in rows]
     )
     for t in tombstones:
         t.update(collection_id=collection.id, stix_id=stix_id, deleted_at=now, deleted_by=actor.username)
@@ -523,6 +589,19 @@ def delete_object(
     if any(r.is_latest for r in rows):
         _promote_latest(session, collection.id, stix_id)
     session.flush()
+    versions = [stix.format_timestamp(r.version) for r in rows]
+    pushed: set[str] = set()
+    if collection.federate:
+        from cyberpact.intel import federation  # see add_objects
+
+        pushed = federation.push_deletion(
+            session,
+            actor,
+            collection,
+            stix_id,
+            None if everything else versions,
+            [(r.tlp, r.source_peer) for r in rows],
+        )
     audit.record(
         session,
         actor,
@@ -531,7 +610,9 @@ def delete_object(
         stix_id,
         detail={
             "collection": str(collection.id),
-            "versions": [stix.format_timestamp(r.version) for r in rows],
+            "versions": versions,
+            **({"only_from": only_from} if only_from else {}),
+            **({"pushed": sorted(pushed)} if pushed else {}),
         },
     )
     return len(rows)
