@@ -20,6 +20,7 @@ FULL = [
     ["benchmarks.bench_documents"],
     ["benchmarks.bench_evidence"],
     ["benchmarks.bench_taxii"],
+    ["benchmarks.bench_web", "--runs", "300"],
 ]
 QUICK = [
     ["benchmarks.bench_audit_verify", "--records", "50000"],
@@ -29,6 +30,7 @@ QUICK = [
     ["benchmarks.bench_documents", "--runs", "5"],
     ["benchmarks.bench_evidence", "--size-mib", "64"],
     ["benchmarks.bench_taxii", "--sizes", "10000", "--skip-medallion"],
+    ["benchmarks.bench_web", "--runs", "50"],
 ]
 
 

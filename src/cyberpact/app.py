@@ -18,7 +18,7 @@ from cyberpact.audit import service as audit
 from cyberpact.audit.api import router as audit_router
 from cyberpact.catalog.service import get_catalog
 from cyberpact.config import Settings
-from cyberpact.federation.outbox import OutboxWorker
+from cyberpact.federation.outbox import WorkerPool
 from cyberpact.kit.actor import ANONYMOUS, SYSTEM, Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import CyberpactError
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             raise RuntimeError("the database is not at the latest migration: run `cyberpact db upgrade`")
         await run_in_threadpool(_startup, db, keys, settings)
         tasks: list[asyncio.Task[Any]] = []
-        worker: OutboxWorker | None = None
+        worker: WorkerPool | None = None
         job_worker: JobWorker | None = None
         if run_background:
             job_worker = JobWorker(db, settings.jobs_poll_seconds)
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             tasks.append(
                 asyncio.create_task(_every(settings.audit_anchor_seconds, _anchor, db, keys, settings))
             )
-            worker = OutboxWorker(db, keys, settings)
+            worker = WorkerPool(db, keys, settings, settings.outbox_workers)
             worker.start()
             app.state.outbox_worker = worker
         try:
@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     from cyberpact.federation.api import public as federation_public
     from cyberpact.federation.api import router as federation_router
     from cyberpact.intel.api import router as intel_router
+    from cyberpact.web import STATIC_PATH, static_files
+    from cyberpact.web import router as web_router
 
     app.include_router(cases_router)
     app.include_router(federation_public)
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     app.include_router(directory_router)
     app.include_router(evidence_router)
     app.include_router(intel_router)
+    app.include_router(web_router)
+    app.mount(STATIC_PATH, static_files(), name="desk-static")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -110,7 +110,8 @@ class Settings(BaseSettings):
         12, ge=1, le=24 * 7, description="the longest a desk session lasts, used or not"
     )
     web_cookie_secure: bool | None = Field(
-        None, description="send the desk's session cookie over HTTPS only; default: when the base URL is https"
+        None,
+        description="send the desk's session cookie over HTTPS only; default: when the base URL is https",
     )
 
     @property
@@ -118,7 +119,11 @@ class Settings(BaseSettings):
         # In prod the base URL is https:// (check_secure), so a session cookie never travels in clear there.
         if self.env is Environment.prod:
             return True
-        return self.web_cookie_secure if self.web_cookie_secure is not None else self.base_url.startswith("https://")
+        return (
+            self.web_cookie_secure
+            if self.web_cookie_secure is not None
+            else self.base_url.startswith("https://")
+        )
 
     @property
     def roles(self) -> list[str]:

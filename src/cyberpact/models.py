@@ -13,4 +13,4 @@ from cyberpact.kit.db import Base
 
 metadata = Base.metadata
 
-__all__ = ["_accounts", "_audit", "_cases", "_jobs", "_directory", "_federation", "_keystore", "metadata"]
+__all__ = ["_accounts", "_audit", "_cases", "_directory", "_federation", "_jobs", "_keystore", "metadata"]

@@ -1,0 +1,1 @@
+"""Statistics over requests and their events: the figures behind the desk's charts."""

@@ -1,0 +1,309 @@
+"""Today (what needs me now) and the inbox and outbox of requests.
+
+Lists start from the cases service's own query (``list_query``), which applies who may see what, and each
+page view leaves one audit record of the listing, as the API's list does.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from cyberpact.audit import service as audit
+from cyberpact.cases import deadlines
+from cyberpact.cases import service as cases
+from cyberpact.cases.models import Request as RequestRow
+from cyberpact.catalog.service import Catalog
+from cyberpact.federation.models import OutboxMessage
+from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.http import get_database
+from cyberpact.kit.time import utcnow
+from cyberpact.web.render import CASE_ROLES, catalog_of, page
+from cyberpact.web.security import CurrentViewer, DeskRoute, Viewer
+from cyberpact.web.views import RequestSummary, summary
+
+router = APIRouter(route_class=DeskRoute, include_in_schema=False)
+
+TOP = 10
+PAGE_SIZE = 25
+EXPIRING_DAYS = 14
+SORTS: dict[str, Any] = {
+    "created": RequestRow.created_at,
+    "updated": RequestRow.updated_at,
+    "due": RequestRow.due_at,
+    "status": RequestRow.status,
+    "type": RequestRow.type,
+    "state": RequestRow.counterpart_country,
+}
+
+
+@router.get("/")
+def root() -> Response:
+    return RedirectResponse("/desk", status_code=303)
+
+
+# --- today -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    key: str
+    count: int = 0
+    items: list[RequestSummary] = field(default_factory=list)
+    link: str = ""
+
+
+@dataclass
+class Today:
+    sections: list[Section]
+    outbox_pending: int = 0
+    outbox_dead: int = 0
+
+
+def _count(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0)
+
+
+def _section(
+    session: Session, catalog: Catalog, key: str, query: Select[Any], order: Any, link: str
+) -> Section:
+    rows = list(session.scalars(query.order_by(order, RequestRow.id).limit(TOP)))
+    return Section(key, _count(session, query), [summary(catalog, r) for r in rows], link)
+
+
+def _undelivered(session: Session, viewer: Viewer) -> Select[Any]:
+    """Requests with a message that did not reach the other side: retried, refused or given up."""
+    stuck = session.scalars(
+        select(OutboxMessage.conversation_id)
+        .where(
+            OutboxMessage.message_type.in_(("cp.request", "cp.step")),
+            (OutboxMessage.status == "dead")
+            | (OutboxMessage.status == "rejected")
+            | ((OutboxMessage.status == "pending") & (OutboxMessage.attempts > 0)),
+        )
+        .distinct()
+        .limit(500)
+    )
+    ids = []
+    for conv in stuck:
+        try:
+            ids.append(uuid.UUID(conv))
+        except ValueError:
+            continue
+    return cases.list_query(viewer.actor, cases.RequestFilter()).where(RequestRow.id.in_(ids))
+
+
+def today_view(session: Session, catalog: Catalog, viewer: Viewer) -> Today:
+    out = Today([])
+    if viewer.has_any(*CASE_ROLES):
+        base = cases.list_query(viewer.actor, cases.RequestFilter())
+        live = RequestRow.status.not_in((*deadlines.CLOSED, "draft"))
+        soon = utcnow().date() + timedelta(days=EXPIRING_DAYS)
+        sections = [
+            _section(
+                session,
+                catalog,
+                "emergency",
+                base.where(RequestRow.emergency.is_(True), live),
+                RequestRow.created_at.desc(),
+                "/desk/inbox?emergency=1",
+            ),
+            _section(
+                session,
+                catalog,
+                "expiring",
+                base.where(
+                    RequestRow.status.in_(("preserved", "extension_requested")),
+                    RequestRow.preserved_until <= soon,
+                ),
+                RequestRow.preserved_until,
+                "/desk/inbox?status=preserved&sort=due&order=asc",
+            ),
+            _section(
+                session,
+                catalog,
+                "overdue",
+                cases.list_query(viewer.actor, cases.RequestFilter(overdue=True)),
+                RequestRow.due_at,
+                "/desk/inbox?deadline=overdue",
+            ),
+        ]
+        if viewer.has_any("supervisor"):
+            waiting = base.where(
+                RequestRow.status == "pending_approval", RequestRow.drafted_by != viewer.username
+            )
+            sections.append(
+                _section(session, catalog, "approvals", waiting, RequestRow.updated_at, "/desk/approvals")
+            )
+        returned = base.where(RequestRow.status == "returned", RequestRow.drafted_by == viewer.username)
+        sections.append(
+            _section(
+                session, catalog, "returned", returned, RequestRow.updated_at, "/desk/outbox?status=returned"
+            )
+        )
+        sections.append(
+            _section(
+                session, catalog, "undelivered", _undelivered(session, viewer), RequestRow.updated_at, ""
+            )
+        )
+        out.sections = sections
+        audit.record(
+            session,
+            viewer.actor,
+            "cases.request.list",
+            "request",
+            None,
+            detail={"view": "desk.today", "returned": sum(len(s.items) for s in sections)},
+        )
+    if viewer.has_any("admin"):
+        out.outbox_pending = int(
+            session.scalar(
+                select(func.count()).where(OutboxMessage.status == "pending", OutboxMessage.attempts > 0)
+            )
+            or 0
+        )
+        out.outbox_dead = int(session.scalar(select(func.count()).where(OutboxMessage.status == "dead")) or 0)
+    return out
+
+
+@router.get("/desk")
+def today(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    with get_database(request).transaction() as session:
+        view = today_view(session, catalog_of(request), viewer)
+    return page(request, viewer, "today.html", {"today": view})
+
+
+# --- inbox and outbox ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    country: str = ""
+    type: str = ""
+    status: str = ""
+    deadline: str = ""  # overdue, week, none
+    emergency: bool = False
+    sort: str = "created"
+    order: str = "desc"
+    page: int = 1
+
+    def query(self, **changes: Any) -> str:
+        from urllib.parse import urlencode
+
+        values = {**self.__dict__, **changes}
+        values["emergency"] = "1" if values["emergency"] else ""
+        return urlencode({k: v for k, v in values.items() if v not in ("", None, False)})
+
+
+def parse_filter(catalog: Catalog, params: Any) -> ListFilter:
+    """Filters from the query string; a value the lists cannot mean is a 422, never silently dropped."""
+    problems = []
+    country = str(params.get("country", "")).strip().upper()
+    if country and (len(country) != 2 or not country.isalpha()):
+        problems.append(Problem("country", "an ISO 3166-1 alpha-2 code"))
+    type_ = str(params.get("type", ""))
+    if type_ and type_ not in catalog.types:
+        problems.append(Problem("type", "not a request type"))
+    status = str(params.get("status", ""))
+    if status and status not in catalog.lifecycle.states:
+        problems.append(Problem("status", "not a state of the life cycle"))
+    deadline = str(params.get("deadline", ""))
+    if deadline not in ("", "overdue", "week", "none"):
+        problems.append(Problem("deadline", "overdue, week or none"))
+    sort = str(params.get("sort", "created"))
+    if sort not in SORTS:
+        problems.append(Problem("sort", f"one of {', '.join(SORTS)}"))
+    order = str(params.get("order", "desc"))
+    if order not in ("asc", "desc"):
+        problems.append(Problem("order", "asc or desc"))
+    raw_page = str(params.get("page", "1"))
+    page_no = int(raw_page) if raw_page.isdigit() and 0 < len(raw_page) < 7 else 0
+    if page_no < 1:
+        problems.append(Problem("page", "a page number"))
+    if problems:
+        raise InvalidInput("Invalid filter", problems)
+    return ListFilter(
+        country, type_, status, deadline, params.get("emergency") in ("1", "on", "true"), sort, order, page_no
+    )
+
+
+@dataclass
+class Listing:
+    direction: str
+    filter: ListFilter
+    items: list[RequestSummary]
+    total: int
+    pages: int
+
+
+def listing(session: Session, catalog: Catalog, viewer: Viewer, direction: str, f: ListFilter) -> Listing:
+    query = cases.list_query(
+        viewer.actor,
+        cases.RequestFilter(
+            direction=direction,
+            status=f.status or None,
+            type=f.type or None,
+            country=f.country or None,
+            emergency=True if f.emergency else None,
+            overdue=f.deadline == "overdue",
+        ),
+    )
+    if f.deadline == "week":
+        query = query.where(
+            RequestRow.due_at <= utcnow() + timedelta(days=7), RequestRow.status.not_in(deadlines.CLOSED)
+        )
+    elif f.deadline == "none":
+        query = query.where(RequestRow.due_at.is_(None))
+    total = _count(session, query)
+    column = SORTS[f.sort]
+    ordered = column.asc().nulls_last() if f.order == "asc" else column.desc().nulls_last()
+    rows = list(
+        session.scalars(
+            query.order_by(ordered, RequestRow.id).offset((f.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+        )
+    )
+    audit.record(
+        session,
+        viewer.actor,
+        "cases.request.list",
+        "request",
+        None,
+        detail={
+            "view": f"desk.{direction}",
+            "returned": len(rows),
+            "filter": {k: str(v) for k, v in f.__dict__.items() if v},
+        },
+    )
+    today_ = date.today()
+    return Listing(
+        direction, f, [summary(catalog, r, today_) for r in rows], total, max(1, math.ceil(total / PAGE_SIZE))
+    )
+
+
+def _list_page(request: Request, viewer: Viewer, direction: str) -> HTMLResponse:
+    from cyberpact.web.security import require
+
+    require(viewer, *CASE_ROLES)
+    catalog = catalog_of(request)
+    f = parse_filter(catalog, request.query_params)
+    with get_database(request).transaction() as session:
+        result = listing(session, catalog, viewer, direction, f)
+    return page(request, viewer, "requests.html", {"listing": result, "sorts": list(SORTS)})
+
+
+@router.get("/desk/inbox")
+def inbox(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    return _list_page(request, viewer, "incoming")
+
+
+@router.get("/desk/outbox")
+def outbox(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    return _list_page(request, viewer, "outgoing")

@@ -1,0 +1,325 @@
+"""Evidence on the desk: packages with their digests, custody timeline and verification status; a resumable
+upload (static/upload.js) and the court bundle.
+
+The upload, its state and verification are the evidence API's own handlers, called with the desk's
+signed-in actor after the desk's CSRF check: one implementation of the chunked, resumable stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.background import BackgroundTask
+
+from cyberpact.audit import service as audit
+from cyberpact.cases import service as cases
+from cyberpact.cases.models import Case
+from cyberpact.evidence import api as evidence_api
+from cyberpact.evidence import bundle, custody, service
+from cyberpact.evidence.models import EvidencePackage
+from cyberpact.evidence.schemas import Acquisition, FileDeclare
+from cyberpact.kit.errors import IntegrityFailure, InvalidInput, Problem
+from cyberpact.kit.http import get_database
+from cyberpact.web.render import EVIDENCE_ROLES, page
+from cyberpact.web.requests import parse_id
+from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, HeaderChecked, Viewer, require
+
+router = APIRouter(route_class=DeskRoute, include_in_schema=False)
+ACQUISITION_FIELDS = ("by", "at", "where", "method", "tool", "tool_version", "authority", "notes")
+
+
+def _ctx(request: Request) -> service.Context:
+    ctx: service.Context = request.app.state.evidence
+    return ctx
+
+
+def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    return [
+        Problem(prefix + ".".join(str(p) for p in e["loc"]), str(e["msg"]), "invalid") for e in exc.errors()
+    ]
+
+
+# --- list and create -------------------------------------------------------------------------------------
+
+
+@router.get("/desk/evidence")
+def packages(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    require(viewer, *EVIDENCE_ROLES)
+    with get_database(request).transaction() as session:
+        rows = service.list_packages(session, limit=200)
+        audit.record(
+            session,
+            viewer.actor,
+            "evidence.package.list",
+            "evidence_package",
+            None,
+            detail={"view": "desk.evidence", "count": len(rows)},
+        )
+    return page(request, viewer, "evidence_list.html", {"packages": rows})
+
+
+def _new_context(request: Request, viewer: Viewer) -> dict[str, Any]:
+    chosen: dict[str, str] = {}
+    ref = request.query_params.get("request")
+    if ref:
+        with get_database(request).transaction() as session:
+            row = cases.get_request(session, viewer.actor, parse_id(ref))
+            case = session.get_one(Case, row.case_id)
+            chosen = {"case_ref": case.reference, "request_ref": str(row.id)}
+    return {"chosen": chosen, "problems": []}
+
+
+@router.get("/desk/evidence/new")
+def new_package(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    require(viewer, *EVIDENCE_ROLES)
+    return page(request, viewer, "evidence_new.html", _new_context(request, viewer))
+
+
+@router.post("/desk/evidence/new")
+def create_package(request: Request, viewer: CurrentViewer, form: CheckedForm) -> Response:
+    require(viewer, *EVIDENCE_ROLES)
+    values = {k: form.get(k).strip() for k in ("case_ref", "request_ref", "title", "description")}
+    problems = []
+    for name, limit, needed in (("case_ref", 120, True), ("request_ref", 120, False), ("title", 300, True)):
+        if needed and not values[name]:
+            problems.append(Problem(name, "required", "missing"))
+        if len(values[name]) > limit:
+            problems.append(Problem(name, f"at most {limit} characters", "invalid"))
+    if len(values["description"]) > 10_000:
+        problems.append(Problem("description", "at most 10000 characters", "invalid"))
+    if problems:
+        return page(
+            request, viewer, "evidence_new.html", {"chosen": values, "problems": problems}, status=422
+        )
+    ctx = _ctx(request)
+    with get_database(request).transaction() as session:
+        package = service.create_package(
+            session,
+            ctx,
+            viewer.actor,
+            case_ref=values["case_ref"],
+            request_ref=values["request_ref"] or None,
+            title=values["title"],
+            description=values["description"] or None,
+        )
+        custody.sign_head(session, ctx.keys, ctx.node_id)
+        pid = package.id
+    return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
+
+
+# --- one package -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustodyLine:
+    seq: int
+    at: datetime
+    kind: str
+    actor: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Verification:
+    state: str  # never, ok, failed
+    at: datetime | None = None
+    by: str | None = None
+    failure: str | None = None
+
+
+def _verification(lines: list[CustodyLine]) -> Verification:
+    last = next((line for line in reversed(lines) if line.kind == "verified"), None)
+    if last is None:
+        return Verification("never")
+    ok = last.detail.get("ok", True) is not False
+    return Verification(
+        "ok" if ok else "failed", last.at, last.actor, None if ok else str(last.detail.get("failure"))
+    )
+
+
+def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[str, Any]:
+    ctx = _ctx(request)
+    with get_database(request).transaction() as session:
+        package = service.get_package(session, package_id)
+        service.view(session, ctx, viewer.actor, package)
+        head = custody.sign_head(session, ctx.keys, ctx.node_id)
+        files = service.files_of(session, package)
+        lines = [
+            CustodyLine(e.seq, e.at, e.kind, e.actor, json.loads(e.entry).get("detail") or {})
+            for e in custody.events_of(session, str(package.id))
+        ]
+    return {
+        "package": package,
+        "files": files,
+        "custody": lines,
+        "verification": _verification(lines),
+        "head_size": head.size,
+        "acquisition_fields": ACQUISITION_FIELDS,
+        "problems": [],
+    }
+
+
+@router.get("/desk/evidence/{package_id}")
+def show_package(request: Request, package_id: str, viewer: CurrentViewer) -> HTMLResponse:
+    require(viewer, *EVIDENCE_ROLES)
+    return page(
+        request,
+        viewer,
+        "evidence_package.html",
+        package_context(request, viewer, package_id),
+        scripts=("upload.js",),
+    )
+
+
+def _acquisition(form: Any, tz: str) -> dict[str, Any]:
+    values: dict[str, Any] = {k: form.get(f"acq.{k}").strip() for k in ACQUISITION_FIELDS}
+    if not values["notes"]:
+        values["notes"] = None
+    at = values["at"]
+    if at:
+        # A datetime-local control has no zone: it is the viewer's own clock.
+        try:
+            parsed = datetime.fromisoformat(at)
+            values["at"] = parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))
+        except ValueError:
+            pass
+    return values
+
+
+@router.post("/desk/evidence/{package_id}/files")
+def declare_file(request: Request, package_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
+    require(viewer, *EVIDENCE_ROLES)
+    wants_json = "application/json" in request.headers.get("accept", "")
+    size_text = form.get("size")
+    try:
+        acquisition = Acquisition.model_validate(_acquisition(form, viewer.timezone))
+        body = FileDeclare(
+            name=form.get("name"),
+            size=int(size_text) if size_text.isdigit() else -1,
+            media_type=form.get("media_type") or "application/octet-stream",
+            acquisition=acquisition,
+        )
+    except ValidationError as exc:
+        problems = _problems(exc)
+        if wants_json:
+            return JSONResponse({"errors": [p.as_dict() for p in problems]}, status_code=422)
+        context = package_context(request, viewer, package_id)
+        context["problems"] = problems
+        return page(request, viewer, "evidence_package.html", context, status=422, scripts=("upload.js",))
+    with get_database(request).transaction() as session:
+        package = service.get_package(session, package_id)
+        f = service.add_file(
+            session,
+            _ctx(request),
+            viewer.actor,
+            package,
+            name=body.name,
+            size=body.size,
+            media_type=body.media_type,
+            acquisition=body.acquisition,
+        )
+        index, pid, chunk = f.index, package.id, f.chunk_size
+    if wants_json:
+        return JSONResponse(
+            {
+                "index": index,
+                "size": body.size,
+                "chunk_size": chunk,
+                "content": f"/desk/evidence/{pid}/files/{index}/content",
+                "state": f"/desk/evidence/{pid}/files/{index}/upload",
+            },
+            status_code=201,
+        )
+    return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
+
+
+@router.get("/desk/evidence/{package_id}/files/{index}/upload")
+def upload_state(request: Request, package_id: str, index: int, viewer: CurrentViewer) -> JSONResponse:
+    require(viewer, *EVIDENCE_ROLES)
+    with get_database(request).transaction() as session:
+        state = evidence_api.upload_state(package_id, index, viewer.actor, session)
+    return JSONResponse(state.model_dump())
+
+
+@router.put("/desk/evidence/{package_id}/files/{index}/content")
+async def upload(
+    request: Request,
+    package_id: str,
+    index: int,
+    viewer: HeaderChecked,
+    upload_offset: Annotated[int, Header(alias="Upload-Offset", ge=0)] = 0,
+) -> JSONResponse:
+    require(viewer, *EVIDENCE_ROLES)
+    state = await evidence_api.upload(package_id, index, request, viewer.actor, upload_offset)
+    return JSONResponse(state.model_dump())
+
+
+@router.post("/desk/evidence/{package_id}/seal")
+def seal(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedForm) -> Response:
+    require(viewer, *EVIDENCE_ROLES)
+    ctx = _ctx(request)
+    with get_database(request).transaction() as session:
+        package = service.seal(session, ctx, viewer.actor, service.get_package(session, package_id))
+        custody.sign_head(session, ctx.keys, ctx.node_id)
+        pid = package.id
+    return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
+
+
+@router.post("/desk/evidence/{package_id}/verify")
+def verify(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedForm) -> Response:
+    require(viewer, *EVIDENCE_ROLES)
+    # A failure is recorded by the handler as a failed verification, which the package page then shows.
+    with contextlib.suppress(IntegrityFailure):
+        evidence_api.verify(package_id, viewer.actor, request)
+    return RedirectResponse(f"/desk/evidence/{parse_id(package_id, 'package')}", status_code=303)
+
+
+# Downloads and bundles are POSTs with the CSRF token: each is a custody event, which another site must not
+# be able to cause by sending someone's browser to a link.
+@router.post("/desk/evidence/{package_id}/files/{index}")
+def download(
+    request: Request, package_id: str, index: int, viewer: CurrentViewer, _: CheckedForm
+) -> Response:
+    require(viewer, *EVIDENCE_ROLES)
+    with get_database(request).transaction() as session:
+        return evidence_api.download(package_id, index, viewer.actor, session, request)
+
+
+@router.post("/desk/evidence/{package_id}/bundle")
+async def court_bundle(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedForm) -> Response:
+    require(viewer, *EVIDENCE_ROLES)
+    ctx = _ctx(request)
+    folder = Path(tempfile.mkdtemp(prefix="cyberpact-bundle-"))
+
+    def build() -> tuple[Path, str]:
+        with get_database(request).transaction() as session:
+            package: EvidencePackage = service.get_package(session, package_id)
+            out = folder / f"bundle-{package.id}.zip"
+            bundle.export(session, ctx, viewer.actor, package, out)
+            return out, out.name
+
+    try:
+        path, name = await run_in_threadpool(build)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if not isinstance(path, Path) or not path.exists():  # pragma: no cover - export raises instead
+        raise InvalidInput("The bundle could not be written")
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=name,
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )

@@ -1,0 +1,90 @@
+"""Intel on the desk: the collections a person may read, their objects with TLP badges, and the
+observables that several States reported (correlations). Reads go through the intel service's access
+rules and the TAXII store's pager, as the TAXII endpoints do."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from cyberpact.intel import correlate, service, store
+from cyberpact.intel.models import IntelObject
+from cyberpact.kit.errors import NotFound
+from cyberpact.kit.http import get_database
+from cyberpact.web.render import page
+from cyberpact.web.security import CurrentViewer, DeskRoute
+
+router = APIRouter(route_class=DeskRoute, include_in_schema=False)
+PAGE = 100
+_OBJ = IntelObject.__table__.c
+
+
+@router.get("/desk/intel")
+def collections(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    with get_database(request).transaction(read_only=True) as session:
+        rows = service.visible_collections(session, viewer.actor)
+    return page(request, viewer, "intel.html", {"collections": rows})
+
+
+@dataclass(frozen=True)
+class ObjectLine:
+    stix_id: str
+    type: str
+    name: str
+    tlp: str | None
+    source_peer: str | None
+    added: datetime
+
+
+def _name(raw: str) -> str:
+    """What a person recognises an object by: its name, else its value, pattern or id."""
+    try:
+        obj: dict[str, Any] = json.loads(raw)
+    except ValueError:
+        return ""
+    for key in ("name", "value", "pattern", "path", "hashes", "id"):
+        value = obj.get(key)
+        if value:
+            return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return ""
+
+
+@router.get("/desk/intel/correlations")
+def correlations(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    with get_database(request).transaction(read_only=True) as session:
+        found, _ = correlate.correlations(
+            session, readable=service.readable_collection_ids(session, viewer.actor), limit=PAGE
+        )
+    return page(request, viewer, "intel_correlations.html", {"correlations": found})
+
+
+@router.get("/desk/intel/{ref}")
+def collection(request: Request, ref: str, viewer: CurrentViewer) -> HTMLResponse:
+    token = request.query_params.get("next") or None
+    with get_database(request).transaction(read_only=True) as session:
+        row = service.get_collection(session, ref[:120])
+        if not service.access(session, viewer.actor, row.id).can_read:
+            raise NotFound(f"No collection {ref[:120]}")
+        pager = store.Pager(request.app.state.settings.secret_key.get_secret_value())
+        result = store.page(
+            session,
+            pager,
+            row.id,
+            "desk",
+            store.Filters(),
+            limit=PAGE,
+            next_token=token,
+            columns=[_OBJ.stix_id, _OBJ.stix_type, _OBJ.tlp, _OBJ.source_peer, _OBJ.raw],
+        )
+        objects = [
+            ObjectLine(r.stix_id, r.stix_type, _name(r.raw)[:300], r.tlp, r.source_peer, r.date_added)
+            for r in result.rows
+        ]
+    return page(
+        request, viewer, "intel_collection.html", {"collection": row, "objects": objects, "next": result.next}
+    )

@@ -1,0 +1,372 @@
+"""What each desk page shows, on two real nodes: Today's counts, the filtered and sorted lists, the case
+page's single timeline in the viewer's zone, the wizard, the approval queue's diff, charts, directory,
+peers and intel."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, timedelta
+
+from sqlalchemy import select, update
+
+from cases.conftest import HEADER, PRESERVATION, Side, act, draft, sent_preservation
+from conftest import LiveNode
+from cyberpact.cases.models import Request as RequestRow
+from cyberpact.federation.models import OutboxMessage
+from cyberpact.kit.time import utcnow
+
+from .helpers import person, text_of
+
+
+def _rid(row: dict[str, object]) -> str:
+    return str(row["id"])
+
+
+def test_today_shows_what_needs_me_with_counts_and_links(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    emergency = draft(vn, header={**HEADER, "emergency": True, "emergency_justification": "Life at risk"})
+    eid = emergency.json()["request"]["id"]
+    assert act(vn.officer, eid, "submit").status_code == 200
+    vn.deliver()
+    kate = person(au.node, "kate", "central_authority", "officer", "supervisor")
+    with au.node.db.transaction() as session:
+        session.execute(update(RequestRow).values(due_at=utcnow() - timedelta(hours=1)))
+    page = kate.get("/desk").text
+    text = text_of(page)
+    assert re.search(r"Overdue requests 1\b", text), text
+    assert f'href="/desk/requests/{rid}"' in page
+
+    sup = person(vn.node, "binh", "supervisor")
+    page = sup.get("/desk").text
+    assert re.search(r"Waiting for your approval 1\b", text_of(page))
+    assert f'href="/desk/requests/{eid}"' in page
+    assert re.search(r"Emergency requests 1\b", text_of(page))
+
+    with vn.node.db.transaction() as session:
+        session.execute(update(OutboxMessage).values(status="dead"))
+    admin = person(vn.node, "root", "admin", "officer")
+    text = text_of(admin.get("/desk").text)
+    assert re.search(r"Requests with undelivered messages 1\b", text)
+    assert "0 being retried, 1 given up." in text
+
+
+def test_inbox_and_outbox_filter_sort_and_page(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    ids = [sent_preservation(vn, au) for _ in range(3)]
+    kate = person(au.node, "kate", "central_authority", "officer")
+    page = kate.get("/desk/inbox").text
+    assert all(f"/desk/requests/{i}" in page for i in ids)
+    assert "3 requests" in text_of(page)
+    assert "0 requests" in text_of(kate.get("/desk/outbox").text)
+    assert "0 requests" in text_of(kate.get("/desk/inbox?country=PL").text)
+    assert "3 requests" in text_of(kate.get("/desk/inbox?country=VN&type=preservation&status=received").text)
+    assert "0 requests" in text_of(kate.get("/desk/inbox?deadline=none").text)
+    assert "3 requests" in text_of(kate.get("/desk/inbox?deadline=week").text)
+    newest_first = re.findall(r'href="/desk/requests/([0-9a-f-]+)"', kate.get("/desk/inbox").text)
+    oldest_first = re.findall(r'href="/desk/requests/([0-9a-f-]+)"', kate.get("/desk/inbox?order=asc").text)
+    assert newest_first == oldest_first[::-1] == ids[::-1]
+
+    from cyberpact.web import desk
+
+    desk_size, desk.PAGE_SIZE = desk.PAGE_SIZE, 2
+    try:
+        first = kate.get("/desk/inbox?sort=created&order=asc").text
+        assert "Page 1 of 2" in text_of(first) and 'rel="next"' in first
+        second = kate.get("/desk/inbox?sort=created&order=asc&page=2").text
+        assert re.findall(r'href="/desk/requests/([0-9a-f-]+)"', second) == [ids[2]]
+    finally:
+        desk.PAGE_SIZE = desk_size
+
+
+def test_request_page_offers_exactly_the_allowed_actions_and_takes_them(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    kate = person(au.node, "kate", "central_authority", "officer", timezone="Australia/Sydney")
+    plain = person(au.node, "ollie", "officer")
+    page = kate.get(f"/desk/requests/{rid}").text
+    offered = set(re.findall(r'id="action-([a-z_]+)"', page))
+    assert offered == {"acknowledge", "refuse"}
+    assert set(re.findall(r'id="action-([a-z_]+)"', plain.get(f"/desk/requests/{rid}").text)) == {
+        "acknowledge"
+    }
+
+    r = kate.post(f"/desk/requests/{rid}/actions/acknowledge", {"data.reference": "AU-PRES-5521"})
+    assert r.status_code == 303 and r.headers["location"].endswith("?done=acknowledge")
+    page = kate.get(r.headers["location"]).text
+    assert "Done: Acknowledge." in text_of(page)
+    assert set(re.findall(r'id="action-([a-z_]+)"', page)) == {
+        "request_info", "consult", "preserve", "refuse",
+    }  # fmt: skip
+    until = (date.today() + timedelta(days=10)).isoformat()
+    r = kate.post(f"/desk/requests/{rid}/actions/preserve", {"data.preserved_until": until})
+    assert r.status_code == 422
+    assert "Not valid under art. 42(7)." in text_of(r.text) and "not less than 60 days" in r.text
+    # The times on the page are on the viewer's clock (Sydney), named in the footer.
+    assert "Times are shown in your time zone, Australia/Sydney." in text_of(page)
+    vn.deliver()
+    au.deliver()
+    officer = person(vn.node, "an", "officer")
+    text = text_of(officer.get(f"/desk/requests/{rid}").text)
+    assert "Acknowledge" in text and "AU-PRES-5521" in text and "Delivered (signed receipt)" in text
+    # The requested side sees the receipt for its own step message too.
+    assert "Message delivered (signed receipt)" in text_of(kate.get(f"/desk/requests/{rid}").text)
+
+
+def test_case_page_merges_every_request_and_custody_event(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    officer = person(vn.node, "an", "officer", "contact_point")
+    page = officer.get(f"/desk/requests/{rid}").text
+    case_link = re.search(r'href="/desk/cases/([0-9a-f-]+)"', page)
+    assert case_link
+    r = officer.get("/desk/evidence/new?request=" + rid)
+    assert r.status_code == 200
+    created = officer.post(
+        "/desk/evidence/new",
+        {"case_ref": re.search(r'name="case_ref" value="([^"]+)"', r.text).group(1),  # type: ignore[union-attr]
+         "request_ref": rid, "title": "Mailbox export", "description": ""},
+    )  # fmt: skip
+    assert created.status_code == 303
+    text = text_of(officer.get(f"/desk/cases/{case_link.group(1)}").text)
+    for entry in ("Drafted", "Submit for approval", "Approve and send", "Sent to the requested State",
+                  "Delivered (signed receipt)", "Evidence package created"):  # fmt: skip
+        assert entry in text, entry
+    assert text.index("Drafted") < text.index("Approve and send") < text.index("Evidence package created")
+
+
+def test_document_preview_is_sandboxed(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    rid = draft(vn).json()["request"]["id"]
+    officer = person(vn.node, "an", "officer")
+    r = officer.get(f"/desk/requests/{rid}/document?lang=fr")
+    assert r.status_code == 200 and "<style" in r.text
+    assert (
+        "sandbox" in r.headers["content-security-policy"]
+        and "script" not in r.headers["content-security-policy"]
+    )
+    assert r.headers["x-frame-options"] == "SAMEORIGIN"
+    assert officer.get(f"/desk/requests/{rid}/document?lang=xx").status_code == 422
+
+
+def test_wizard_saves_each_step_and_names_the_article_for_what_is_missing(
+    two_sides: tuple[Side, Side],
+) -> None:
+    vn, _ = two_sides
+    an = person(vn.node, "an", "officer", "contact_point", email="an@a05.example.vn")
+    an.get("/desk/new")
+    r = an.post("/desk/new", {"type": "nonsense", "case_title": ""})
+    assert r.status_code == 422 and "choose the type of request" in r.text
+    r = an.post("/desk/new", {"type": "preservation", "counterpart": "au-24x7", "case_title": "Ransomware"})
+    assert r.status_code == 303
+    base = r.headers["location"].rsplit("/", 1)[0]
+    rid = base.split("/")[3]
+    page = an.get(r.headers["location"]).text
+    assert 'value="an@a05.example.vn"' not in page  # e-mail is on the contact step
+    assert re.search(r'name="header.our_reference" value="CASE-\d{4}-\d{4}"', page), "prefilled from the case"
+    assert "English" in text_of(page), "the requested State's accepted languages are shown"
+    first = {"counterpart": "au-24x7", "header.language": "en", "header.our_reference": "REF-1"}
+    r = an.post(f"{base}/authority", {**first, "version": "1", "header.request_kind": "new"})
+    assert r.status_code == 422
+    text = text_of(r.text)
+    assert "Missing: required by art. 40(15)(a)." in text and "Missing: required by art. 40(15)(b)." in text
+    with vn.node.db.transaction(read_only=True) as session:
+        row = session.get_one(RequestRow, uuid.UUID(rid))
+        assert row.header["our_reference"] == "REF-1" and row.version == 2, "what was typed is kept"
+    r = an.post(f"{base}/authority", {"version": "1", "header.language": "en"})
+    assert r.status_code == 409, "an edit based on an old version is refused"
+    r = an.post(
+        f"{base}/authority", {"version": "2", "header.contact_email": "x", "header.language": "no such"}
+    )
+    assert r.status_code == 422 and "BCP 47" in r.text
+    r = an.post(
+        f"{base}/authority",
+        {
+            **first,
+            "version": "2",
+            "header.request_kind": "new",
+            "header.requesting_authority": "A05",
+            "header.investigating_authority": "A05",
+        },
+    )
+    assert r.status_code == 303 and r.headers["location"].endswith("/edit/contact")
+    review = an.get(f"{base}/review").text
+    assert "The draft cannot be submitted yet. Still missing:" in text_of(review)
+    assert "Submit for approval" not in review
+
+
+def test_approval_queue_shows_the_changes_since_the_last_return(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    rid = draft(vn).json()["request"]["id"]
+    assert act(vn.officer, rid, "submit").status_code == 200
+    binh = person(vn.node, "binh", "supervisor")
+    page = binh.get("/desk/approvals").text
+    assert "First submission: never returned." in text_of(page)
+    r = binh.post(
+        f"/desk/requests/{rid}/actions/return",
+        {"data.comments": "Say which account.", "back": "/desk/approvals"},
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/desk/approvals"
+    current = vn.officer.get(f"/api/v1/requests/{rid}").json()
+    fields = {**PRESERVATION, "data_to_preserve": "Account minh.tran.88 only"}
+    assert (
+        vn.officer.put(
+            f"/api/v1/requests/{rid}",
+            json={
+                "counterpart": "au-24x7",
+                "header": current["header"],
+                "fields": fields,
+                "version": current["version"],
+            },
+        ).status_code
+        == 200
+    )
+    assert act(vn.officer, rid, "submit").status_code == 200
+    page = binh.get("/desk/approvals").text
+    text = text_of(page)
+    assert "binh asked: Say which account." in text
+    assert "Stored electronic data to be preserved" in text and "Account minh.tran.88 only" in text
+    assert "<del>All stored content and logs of the account" in page
+    r = binh.post(f"/desk/requests/{rid}/actions/approve", {"back": "/desk/approvals"})
+    assert r.status_code == 303
+    assert "Nothing is waiting for approval." in binh.get("/desk/approvals").text
+
+
+def test_charts_draw_server_side_svg_with_a_table(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    assert act(au.ca, rid, "acknowledge", reference="AU-1").status_code == 200
+    until = (date.today() + timedelta(days=90)).isoformat()
+    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    au.deliver()
+    an = person(vn.node, "an", "officer")
+    page = an.get("/desk/charts").text
+    assert page.count("<svg") >= 3 and "<script" not in page
+    assert 'class="s0"' in page and "<title>" in page
+    text = text_of(page)
+    assert "Requests sent per month, by type" in text and "Median hours to acknowledge, by State" in text
+    assert "Australia" in text
+    from cyberpact.reports import service as reports
+
+    with vn.node.db.transaction() as session:
+        figures = reports.figures(session, an_actor(vn.node))
+    assert sum(c.count for c in figures.per_month) == 1
+    assert [m.country for m in figures.acknowledge] == ["AU"] and figures.acknowledge[0].median_hours < 1
+    assert sum(p.running for p in figures.preservations) == 1
+
+
+def an_actor(node: LiveNode):  # type: ignore[no-untyped-def]
+    from cyberpact.kit.actor import Actor
+
+    return Actor(user_id=None, username="stats", roles=frozenset({"officer"}))
+
+
+def test_preservation_outcomes_are_counted_from_events() -> None:
+    from cyberpact.reports.service import months_back
+
+    assert months_back(3, date(2026, 1, 15)) == ["2025-11", "2025-12", "2026-01"]
+
+
+def test_directory_and_peers(two_sides: tuple[Side, Side]) -> None:
+    vn, _ = two_sides
+    an = person(vn.node, "an", "officer")
+    text = text_of(an.get("/desk/directory").text)
+    assert "Entry into force art. 65" in text and "instruments needed have been deposited" in text
+    assert "Viet Nam" in text or "Vietnam" in text
+    assert an.get("/desk/directory?country=<x>").status_code == 422
+    root = person(vn.node, "root", "admin")
+    page = root.get("/desk/admin/peers").text
+    fp = vn.node.client(vn.node.admin_token).get("/api/v1/federation/peers").json()[0]["pinned_fingerprint"]
+    assert fp in page and 'id="own-fingerprint"' in page
+    rid = draft(vn).json()["request"]["id"]
+    assert act(vn.officer, rid, "submit").status_code == 200
+    assert act(vn.supervisor, rid, "approve").status_code == 200  # queued, not delivered
+    with vn.node.db.transaction() as session:
+        session.execute(update(OutboxMessage).values(status="dead", attempts=9, last_error="<b>refused</b>"))
+        message_id = session.scalars(select(OutboxMessage.message_id)).one()
+    page = root.get("/desk/admin/peers").text
+    assert message_id in page and "Given up" in page and "&lt;b&gt;refused&lt;/b&gt;" in page
+    assert root.post(f"/desk/admin/outbox/{message_id}/retry").status_code == 303
+    with vn.node.db.transaction(read_only=True) as session:
+        assert session.scalars(select(OutboxMessage.status)).one() == "pending"
+    assert an.get("/desk/admin/peers").status_code == 403
+
+
+def test_intel_collections_show_tlp_badges(node: LiveNode) -> None:
+    from cyberpact.intel import service as intel
+    from cyberpact.intel import store
+    from cyberpact.kit.actor import SYSTEM
+
+    with node.db.transaction() as session:
+        col = intel.create_collection(session, SYSTEM, title="Ransomware infrastructure", alias="ransom")
+        indicator = {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "created": "2026-11-01T00:00:00.000Z",
+            "modified": "2026-11-01T00:00:00.000Z",
+            "name": "C2 <b>server</b>",
+            "pattern": "[ipv4-addr:value = '198.51.100.7']",
+            "pattern_type": "stix",
+            "valid_from": "2026-11-01T00:00:00Z",
+            "object_marking_refs": ["marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"],
+        }
+        store.add_objects(session, SYSTEM, col, store.prepare([indicator]))
+    root = person(node, "root", "admin")
+    assert "Ransomware infrastructure" in root.get("/desk/intel").text
+    page = root.get("/desk/intel/ransom").text
+    assert "TLP:RED" in page and "tlp-red" in page and "C2 &lt;b&gt;server&lt;/b&gt;" in page
+    nobody = person(node, "eve", "officer")
+    assert nobody.get("/desk/intel/ransom").status_code == 404
+    assert "No collection is open to you." in nobody.get("/desk/intel").text
+    assert root.get("/desk/intel/correlations").status_code == 200
+
+
+def test_language_switch_and_arabic_right_to_left(node: LiveNode) -> None:
+    lan = person(node, "lan", "officer")
+    lan.get("/desk")
+    r = lan.post("/desk/language", {"lang": "ar", "back": "/desk/inbox"})
+    assert r.status_code == 303 and r.headers["location"] == "/desk/inbox"
+    page = lan.get("/desk/inbox").text
+    assert '<html lang="ar" dir="rtl">' in page
+    lan.post("/desk/language", {"lang": "zh", "back": "https://evil.example"})
+    page = lan.get("/desk").text
+    assert '<html lang="zh-Hans" dir="ltr">' in page
+    assert lan.post("/desk/language", {"lang": "xx"}).status_code == 422
+    r = lan.post("/desk/preferences", {"lang": "fr", "timezone": "Mars/Olympus"})
+    assert r.status_code == 422
+    assert lan.post("/desk/preferences", {"lang": "vi", "timezone": "Asia/Ho_Chi_Minh"}).status_code == 303
+    page = lan.get("/desk/preferences").text
+    assert '<html lang="vi"' in page and "Asia/Ho_Chi_Minh" in page
+
+
+def test_sign_in_page_speaks_the_browsers_language(node: LiveNode) -> None:
+    import httpx
+
+    r = httpx.get(f"{node.url}/desk/sign-in", headers={"Accept-Language": "ar-EG,ar;q=0.9"})
+    assert '<html lang="ar" dir="rtl">' in r.text
+    r = httpx.get(f"{node.url}/desk/sign-in?lang=ru")
+    assert '<html lang="ru" dir="ltr">' in r.text
+
+
+def test_undelivered_selection_ignores_foreign_conversations(node: LiveNode) -> None:
+    # A conversation id that is not a request id (intel, evidence) must not break Today.
+    with node.db.transaction() as session:
+        session.add(
+            OutboxMessage(
+                message_id=str(uuid.uuid4()),
+                recipient="nobody",
+                message_type="cp.step",
+                conversation_id="not-a-request",
+                payload={},
+                created_at=utcnow(),
+                status="pending",
+                attempts=3,
+                next_attempt_at=utcnow(),
+            )
+        )
+    lan = person(node, "lan", "officer", "admin")
+    assert lan.get("/desk").status_code == 200
+    with node.db.transaction(read_only=True) as session:
+        assert session.scalars(select(OutboxMessage)).first() is not None
