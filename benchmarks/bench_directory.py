@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import median, percentile, scratch_database
+from benchmarks.common import free_port, median, percentile, scratch_database
 from cyberpact.accounts import service as accounts
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.db import Database
@@ -52,13 +51,6 @@ def serve(port: int) -> None:
 
     app.add_api_route(CONST_PATH, const, methods=["GET"])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

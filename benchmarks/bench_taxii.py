@@ -36,7 +36,7 @@ from typing import Any
 import psutil
 from taxii2client.v21 import Collection, as_pages
 
-from benchmarks.common import median, scratch_database
+from benchmarks.common import free_port, median, scratch_database
 
 ENVELOPE = 1000
 IDENTITY = "identity--6c1f0e1e-3b0a-4f5c-9a63-2f8d1e0b7c42"
@@ -62,12 +62,6 @@ def indicators(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
             "created_by_ref": IDENTITY,
             "object_marking_refs": [GREEN],
         }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(port: int, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
@@ -162,7 +156,7 @@ def cyberpact_server(kind: str) -> Iterator[Server]:
             CYBERPACT_DATA_DIR=tmp,
             CYBERPACT_DATABASE_URL=url,
         )
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([sys.executable, "-c", _CYBERPACT, str(port)], env=env)
         server = Server(
             f"cyberpact/{kind}",
@@ -191,7 +185,7 @@ waitress.serve(application_instance, host="127.0.0.1", port=int(sys.argv[2]), th
 
 @contextmanager
 def medallion_server() -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     cid = str(uuid.uuid4())
     with tempfile.TemporaryDirectory(prefix="medallion-bench-") as tmp:
         data = {

@@ -38,8 +38,8 @@ from cyberpact.evidence.schemas import (
     UploadState,
 )
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.errors import IntegrityFailure, MalformedInput, NotFound, PayloadTooLarge
-from cyberpact.kit.http import WriteSession, get_database
+from cyberpact.kit.errors import IntegrityFailure, MalformedInput, NotFound
+from cyberpact.kit.http import WriteSession, get_database, read_limited
 from cyberpact.kit.pagination import Page, decode_cursor, encode_cursor
 from cyberpact.kit.storage import build_storage
 from cyberpact.kit.time import parse_rfc3339, rfc3339
@@ -387,18 +387,6 @@ def show_transfer(transfer_id: str, _: Officer, session: WriteSession) -> Transf
 # --- transfers: peers (authenticated by the per-transfer key, never by a user token) ----------------------
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"at most {limit} bytes")
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise PayloadTooLarge(f"at most {limit} bytes")
-    return bytes(body)
-
-
 def _peer_key(request: Request, transfer_id: str, method: str, body: bytes) -> tuple[str, bytes]:
     sender = request.headers.get("x-cyberpact-node", "")
     with get_database(request).transaction(read_only=True) as session:
@@ -422,7 +410,7 @@ async def peer_status(transfer_id: str, request: Request) -> dict[str, Any]:
 
 @router.put(f"{transfer.BASE}/{{transfer_id}}/files/{{index}}/chunks/{{chunk}}")
 async def peer_chunk(transfer_id: str, index: int, chunk: int, request: Request) -> dict[str, Any]:
-    body = await _body(request, 16 * 1024 * 1024 + 64)
+    body = await read_limited(request, 16 * 1024 * 1024 + 64)
     sender = request.headers.get("x-cyberpact-node", "")
     return await run_in_threadpool(
         transfer.receive_chunk, get_database(request), _ctx(request), sender, transfer_id, index, chunk, body
@@ -431,7 +419,7 @@ async def peer_chunk(transfer_id: str, index: int, chunk: int, request: Request)
 
 @router.post(f"{transfer.BASE}/{{transfer_id}}/complete")
 async def peer_complete(transfer_id: str, request: Request) -> dict[str, Any]:
-    body = await _body(request, _MAX_COMPLETE)
+    body = await read_limited(request, _MAX_COMPLETE)
 
     def run() -> dict[str, Any]:
         sender, _ = _peer_key(request, transfer_id, "POST", body)

@@ -20,7 +20,7 @@ from cyberpact.federation.models import ConversationEvent, Peer
 from cyberpact.federation.schemas import EventOut, MessageSend, NodeOut, OutboxOut, PeerAdd, PeerOut
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import MalformedInput, PayloadTooLarge, UnsupportedMediaType
-from cyberpact.kit.http import ReadSession, WriteSession, get_database
+from cyberpact.kit.http import ReadSession, WriteSession, get_database, read_limited
 from cyberpact.kit.keystore import KeyStore
 
 public = APIRouter(tags=["federation"])
@@ -45,18 +45,6 @@ def node_card(session: ReadSession) -> JSONResponse:
     return JSONResponse(identity.card_document(session), headers={"Cache-Control": "max-age=60"})
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the batch exceeds {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the batch exceeds {limit} bytes")
-    return bytes(body)
-
-
 def _parse_batch(body: bytes) -> list[str]:
     try:
         doc = json.loads(body)
@@ -79,7 +67,7 @@ async def inbox(request: Request) -> JSONResponse:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != outbox.BATCH_MEDIA_TYPE:
         raise UnsupportedMediaType(f"send {outbox.BATCH_MEDIA_TYPE}, not {media or 'nothing'}")
-    tokens = _parse_batch(await _read_limited(request, settings.max_batch_bytes))
+    tokens = _parse_batch(await read_limited(request, settings.max_batch_bytes))
     db, keys = get_database(request), _keys(request)
 
     def refresh(session: Session, peer: Peer) -> bool:

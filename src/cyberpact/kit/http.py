@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cyberpact.kit.db import Database
-from cyberpact.kit.errors import CyberpactError
+from cyberpact.kit.errors import CyberpactError, PayloadTooLarge
 
 log = logging.getLogger("cyberpact.http")
 PROBLEM = "application/problem+json"
@@ -38,6 +38,20 @@ def _read_session(request: Request) -> Iterator[Session]:
 # so a client never sees success for a change that then fails to commit.
 WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes (declared or actual), so a
+    peer or client cannot make the node buffer more than it allows."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+    return bytes(body)
 
 
 def client_address(request: Request) -> str | None:
