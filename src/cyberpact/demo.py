@@ -208,7 +208,8 @@ def run(port: int = 8000, once: bool = False, root: Path | None = None) -> None:
         console.rule("three nodes")
         for node in nodes:
             info = node.api("GET", "/api/v1/federation/node").json()
-            console.print(f"[{node.colour}]{node.name}[/] at {node.url}  (API docs {node.url}/api/docs)")
+            console.print(f"[{node.colour}]{node.name}[/] at {node.url}")
+            console.print(f"    web desk {node.url}/desk   API docs {node.url}/api/docs")
             console.print(f"    fingerprint {info['fingerprint']}")
             console.print(f"    users admin, officer, supervisor; password {node.password}")
             console.print(f"    admin API token (shown once): {node.token}", soft_wrap=True)
