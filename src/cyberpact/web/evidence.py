@@ -194,7 +194,8 @@ def _acquisition(form: Any, tz: str) -> dict[str, Any]:
             parsed = datetime.fromisoformat(at)
             values["at"] = parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(tz))
         except ValueError:
-            pass
+            # Left as typed: the Acquisition schema refuses it and the form says which field is wrong.
+            values["at"] = at
     return values
 
 
