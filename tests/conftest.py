@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import threading
 import time
 import uuid
@@ -148,7 +149,10 @@ class LiveNode:
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        c = httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=self.verify)
+        verify = (
+            ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
+        )
+        c = httpx.Client(base_url=self.url, headers=headers, timeout=30, verify=verify)
         self.clients.append(c)
         return c
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -25,7 +26,9 @@ STATUSES = ("active", "suspended", "removed")
 def http_client(settings: Settings, timeout: float = 30.0) -> httpx.Client:
     """The one way this node makes outbound HTTP calls to peers: TLS verified against the configured CA
     bundle (or the system's), no redirects followed (a redirect could move a pinned peer elsewhere)."""
-    verify: Any = str(settings.tls_ca_bundle) if settings.tls_ca_bundle else True
+    verify: Any = (
+        ssl.create_default_context(cafile=str(settings.tls_ca_bundle)) if settings.tls_ca_bundle else True
+    )
     return httpx.Client(
         timeout=timeout,
         verify=verify,
