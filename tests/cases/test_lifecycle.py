@@ -240,3 +240,21 @@ def test_overdue_list(two_sides: tuple[Side, Side]) -> None:
         s.get_one(Request, __import__("uuid").UUID(rid)).due_at = utcnow() - timedelta(hours=1)
     overdue = au.ca.get("/api/v1/requests", params={"overdue": True}).json()["items"]
     assert [r["id"] for r in overdue] == [rid] and overdue[0]["overdue"] is True
+
+
+def test_conditions_on_spontaneous_information_bind_the_receiver(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    fields = {
+        "information": "Wallet bc1q… received ransom payments from Australian victims.",
+        "relevance": "Victims in Sydney; the same group.",
+        "conditions": "Intelligence only: not to be used as evidence without consent.",
+    }
+    rid = draft(vn, type_="spontaneous_information", fields=fields).json()["request"]["id"]
+    act(vn.officer, rid, "submit")
+    act(vn.supervisor, rid, "approve")
+    vn.deliver()
+    seen = au.ca.get(f"/api/v1/requests/{rid}").json()
+    assert seen["use_limitation"] == fields["conditions"]
+    act(au.ca, rid, "acknowledge", reference="AU-INFO-1")
+    events = au.ca.get(f"/api/v1/requests/{rid}/timeline").json()
+    assert all(e["detail"]["use_limitation"] == fields["conditions"] for e in events)

@@ -330,7 +330,7 @@ def receive_request(session: Session, message: OpenedEnvelope) -> str:
         fields=fields,
         emergency=header.get("emergency") is True or catalog.type(type_id).emergency,
         confidentiality=confidentiality,
-        use_limitation=conditions.get("use_limitation") or None,
+        use_limitation=_use_conditions(conditions, type_id, fields),
         drafted_by=str(approval.get("drafted_by")),
         approved_by=str(approval.get("approved_by")),
         approval=approval,
@@ -354,6 +354,16 @@ def receive_request(session: Session, message: OpenedEnvelope) -> str:
     )
     deadlines.after_transition(session, catalog, request, "received")
     return f"{catalog.type(type_id).label} ({header.get('our_reference', '')})"
+
+
+def _use_conditions(conditions: dict[str, Any], type_id: str, fields: dict[str, Any]) -> str | None:
+    """The conditions the receiver must honour: the header's use limitation and, for spontaneous
+    information, the conditions the sender attached to it (art. 40 [parallel: UNTOC 18(5)])."""
+    parts = [str(conditions.get("use_limitation") or "").strip()]
+    if type_id == "spontaneous_information":
+        parts.append(str(fields.get("conditions") or "").strip())
+    text = "\n".join(p for p in parts if p)
+    return text[:20_000] or None
 
 
 @handlers.register(STEP_MESSAGE)
