@@ -188,7 +188,7 @@ class Receipt:
 
 
 class _NeedsFullJcs(Exception):
-    pass
+    """The value holds something only rfc8785 can spell canonically (a float, a huge integer)."""
 
 
 def _float_seen(_: str) -> NoReturn:

@@ -180,6 +180,37 @@ def _batches(items: Sequence[tuple[Any, int]], limit_count: int) -> list[list[An
     return out
 
 
+def _send(
+    session: Session,
+    actor: Actor,
+    collection: IntelCollection,
+    peer: str,
+    message_type: str,
+    key: str,
+    items: Sequence[tuple[Any, int]],
+    limit_count: int,
+    noun: str,
+    in_reply_to: str | None,
+) -> int:
+    """Queue ``items`` (each with its size) to ``peer`` in as many messages as the limits require."""
+    batches = _batches(items, limit_count)
+    for batch in batches:
+        outbox.enqueue(
+            session,
+            actor,
+            recipient=peer,
+            message_type=message_type,
+            conversation_id=conversation(collection.id),
+            in_reply_to=in_reply_to,
+            payload={
+                "collection": _collection_ref(collection),
+                key: batch,
+                "summary": f"{len(batch)} {noun} {collection.title}",
+            },
+        )
+    return len(batches)
+
+
 def _send_objects(
     session: Session,
     actor: Actor,
@@ -189,23 +220,18 @@ def _send_objects(
     *,
     in_reply_to: str | None = None,
 ) -> int:
-    sent = 0
-    for batch in _batches(objects, MAX_OBJECTS):
-        outbox.enqueue(
-            session,
-            actor,
-            recipient=peer,
-            message_type=OBJECTS,
-            conversation_id=conversation(collection.id),
-            in_reply_to=in_reply_to,
-            payload={
-                "collection": _collection_ref(collection),
-                "objects": batch,
-                "summary": f"{len(batch)} STIX object(s) of {collection.title}",
-            },
-        )
-        sent += 1
-    return sent
+    return _send(
+        session,
+        actor,
+        collection,
+        peer,
+        OBJECTS,
+        "objects",
+        objects,
+        MAX_OBJECTS,
+        "STIX object(s) of",
+        in_reply_to,
+    )
 
 
 def _send_deletions(
@@ -218,23 +244,18 @@ def _send_deletions(
     in_reply_to: str | None = None,
 ) -> int:
     sized = [(d, len(json.dumps(d)) + _ROW_OVERHEAD) for d in deletions]
-    sent = 0
-    for batch in _batches(sized, MAX_DELETIONS):
-        outbox.enqueue(
-            session,
-            actor,
-            recipient=peer,
-            message_type=DELETE,
-            conversation_id=conversation(collection.id),
-            in_reply_to=in_reply_to,
-            payload={
-                "collection": _collection_ref(collection),
-                "deletions": batch,
-                "summary": f"{len(batch)} deletion(s) in {collection.title}",
-            },
-        )
-        sent += 1
-    return sent
+    return _send(
+        session,
+        actor,
+        collection,
+        peer,
+        DELETE,
+        "deletions",
+        sized,
+        MAX_DELETIONS,
+        "deletion(s) in",
+        in_reply_to,
+    )
 
 
 def push_deletion(
