@@ -24,10 +24,7 @@ import argparse
 import base64
 import os
 import random
-import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -43,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
 
-from benchmarks.common import NodeProcess, percentile, scratch_database
+from benchmarks.common import NodeProcess, percentile, report_profiles, scratch_database, start_profilers
 from cyberpact.accounts import service as accounts
 from cyberpact.federation import envelope, outbox, peers
 from cyberpact.federation.models import InboxMessage, OutboxMessage
@@ -308,64 +305,6 @@ def bench_throughput(pair: Pair, n: int, size: int, budget: float, profile: Path
     )
     if profile:
         report_profiles(profile, pair.kind)
-
-
-def start_profilers(
-    pids: dict[str, int], out: Path, kind: str, budget: float
-) -> list[subprocess.Popen[bytes]]:
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(spy).exists():
-        print("--profile: py-spy is not installed (pip install py-spy); profiling skipped", flush=True)
-        return []
-    out.mkdir(parents=True, exist_ok=True)
-    return [
-        subprocess.Popen(
-            [
-                spy,
-                "record",
-                "--pid",
-                str(pid),
-                "--format",
-                "raw",
-                "--rate",
-                "200",
-                "--duration",
-                str(int(budget)),
-                "--nonblocking",
-                *os.environ.get("BENCH_PYSPY_FLAGS", "").split(),
-                "--output",
-                str(out / f"{kind}-{role}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for role, pid in pids.items()
-    ]
-
-
-def report_profiles(out: Path, kind: str, top: int = 12) -> None:
-    """Per process, the product functions its CPU samples fall in: each sample goes to the deepest
-    cyberpact function on its stack, so library time (SQLAlchemy, joserfc) counts for its caller."""
-    for path in sorted(out.glob(f"{kind}-*.txt")):
-        owner: Counter[str] = Counter()
-        total = 0
-        for line in path.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            if not stack or not count.isdigit():
-                continue
-            total += int(count)
-            ours = [f for f in stack.split(";") if "cyberpact/" in f]
-            if not ours:
-                owner["(outside the product)"] += int(count)
-                continue
-            name, _, where = ours[-1].partition(" (")
-            module = where.rsplit("cyberpact/", 1)[-1].split(":")[0]
-            owner["(HTTP server: uvicorn, starlette)" if name == "serve" else f"{name} ({module})"] += int(
-                count
-            )
-        print(f"[{kind}]   where {path.stem}'s CPU went ({total:,} samples, by deepest product function):")
-        for frame, samples in owner.most_common(top):
-            print(f"[{kind}]     {samples / max(total, 1):5.1%}  {frame}", flush=True)
 
 
 # --- latency ------------------------------------------------------------------------------------------

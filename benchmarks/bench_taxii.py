@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from typing import Any
 import psutil
 from taxii2client.v21 import Collection, as_pages
 
-from benchmarks.common import free_port, median, scratch_database
+from benchmarks.common import free_port, median, report_profiles, scratch_database, start_profilers
 
 ENVELOPE = 1000
 IDENTITY = "identity--6c1f0e1e-3b0a-4f5c-9a63-2f8d1e0b7c42"
@@ -260,8 +261,10 @@ class Figures:
         return n / s if s > 0 else float("nan")
 
 
-def run(server: Server, size: int, budget: float) -> Figures:
+def run(server: Server, size: int, budget: float, profile: Path | None = None) -> Figures:
     fig = Figures(server.name, size)
+    label = server.name.replace("/", "-") + f"-{size}"
+    spies = start_profilers({"server": server.proc.pid}, profile, label, budget) if profile else []
     memory = PeakMemory(server.proc.pid)
     coll = Collection(server.collection_url, user=server.user, password=server.password)
     source = indicators(size)
@@ -287,6 +290,11 @@ def run(server: Server, size: int, budget: float) -> Figures:
         if fig.ingest_s > budget and fig.ingested < size:
             fig.partial.append("ingest")
             break
+    for spy in spies:  # the ingest phase only
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+    if profile:
+        report_profiles(profile, label)
 
     started = time.perf_counter()
     for envelope in as_pages(coll.get_objects, per_request=ENVELOPE):
@@ -356,6 +364,7 @@ def main() -> None:
     parser.add_argument("--medallion-size", type=int, default=10_000)
     parser.add_argument("--budget", type=float, default=900, help="seconds allowed per phase per server")
     parser.add_argument("--medallion-budget", type=float, default=300, help="the same, for medallion")
+    parser.add_argument("--profile", type=Path, help="py-spy samples of the ingest, here")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
@@ -369,7 +378,7 @@ def main() -> None:
     for size in sizes:
         for kind in kinds:
             with cyberpact_server(kind) as server:
-                rows.append(run(server, size, args.budget))
+                rows.append(run(server, size, args.budget, args.profile))
                 print(f"done: {rows[-1].server} at {size:,}", flush=True)
     print()
     report(rows, baseline)

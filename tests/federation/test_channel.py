@@ -6,15 +6,17 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from jwcrypto import jwk, jws
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from conftest import DatabaseFactory, LiveNode, federation_node, pin
 from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxMessage, Peer
 from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.time import utcnow
 
 
 @pytest.fixture
@@ -116,6 +118,51 @@ def test_order_is_kept_within_a_conversation(pair: tuple[LiveNode, LiveNode]) ->
         got = [m.message_id for m in s.scalars(select(InboxMessage).order_by(InboxMessage.received_at))]
         events = [e.message_id for e in s.scalars(select(ConversationEvent).order_by(ConversationEvent.seq))]
     assert got == ids and events == ids
+
+
+class _CutSecondPost(httpx.HTTPTransport):
+    """Loses the second inbox post of a claim (as a dropped connection would), passes everything else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posts: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/federation/v1/inbox":
+            self.posts.append(len(json.loads(request.read())["envelopes"]))
+            if len(self.posts) == 2:
+                raise httpx.ReadError("connection reset by the test")
+        return super().handle_request(request)
+
+
+def test_a_pipelined_claim_stops_at_the_first_lost_batch_and_keeps_order(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    a, b = pair
+    a.settings.outbox_batch_size = 4  # 10 messages: batches of 4, 4 and 2 in one claim
+    ids = [send(a, "au-24x7", f"step {i}", conversation="ordered")["message_id"] for i in range(10)]
+    s = a.settings
+    cut = _CutSecondPost()
+    w = OutboxWorker(
+        a.db, KeyStore(s.key_passphrase_value(), s.key_kdf_iterations), s, client=httpx.Client(transport=cut)
+    )
+    first = w.run_once()
+    # The first batch arrived; the second was lost, so the third was never sent (it would overtake it).
+    assert cut.posts == [4, 4]
+    assert (first.delivered, first.failed) == (4, 6)
+    assert count(b, InboxMessage) == 4
+    with a.db.transaction(read_only=True) as session:
+        held = session.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")).all()
+        assert {m.last_error for m in held if m.message_id in ids[8:]} == {
+            "held back: an earlier batch to this peer was not delivered"
+        }
+        session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+    w = worker(a)
+    while w.run_once().claimed:
+        pass
+    with b.db.transaction(read_only=True) as session:
+        got = [m.message_id for m in session.scalars(select(InboxMessage).order_by(InboxMessage.received_at))]
+    assert got == ids
 
 
 def test_proof_verifies_offline_with_another_jose_library(

@@ -234,3 +234,36 @@ def test_a_card_not_vouched_for_by_the_pinned_key_is_not_followed(
     with b.db.transaction(read_only=True) as s:
         peer = peers.get_peer(s, "vn-24x7")
         assert peer.card_seq == genuine["seq"] and peer.base_url == a.url
+
+
+def test_what_was_opened_before_the_write_is_checked_again_when_stored(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    """The inbox decrypts and verifies a batch before its write transaction; a sender suspended in
+    between must still be refused, and an envelope opened then must be stored exactly as if it had been
+    opened inside."""
+    from cyberpact.federation.inbox import Inbox
+    from cyberpact.federation.models import Peer
+
+    a, b, _ = trio
+    before = stored(b)
+    tokens = [seal_from(a, b, text=f"m{i}").token for i in range(3)]
+    ks = keys_of(b)
+    with b.db.transaction(read_only=True) as s:
+        opened = Inbox(s, ks, b.settings).open_batch([*tokens, "junk"])
+    assert sorted(opened) == [0, 1, 2]  # the junk is left for the write transaction to refuse
+    with b.db.transaction() as s:
+        s.get_one(Peer, "vn-24x7").status = "suspended"
+    with b.db.transaction() as s:
+        outcomes = Inbox(s, ks, b.settings).receive_batch([*tokens, "junk"], opened)
+    assert [o.reason for o in outcomes] == ["sender_suspended"] * 3 + ["malformed"]
+    assert stored(b)[0] == before[0]
+
+    with b.db.transaction() as s:
+        s.get_one(Peer, "vn-24x7").status = "active"
+    with b.db.transaction() as s:
+        outcomes = Inbox(s, ks, b.settings).receive_batch(tokens, opened)
+    assert [o.status for o in outcomes] == ["accepted"] * 3
+    with b.db.transaction(read_only=True) as s:
+        texts = sorted(m.payload["text"] for m in s.scalars(select(InboxMessage)))
+    assert texts[-3:] == ["m0", "m1", "m2"]

@@ -58,7 +58,8 @@ class Wire:
 
     def hook(self, request: httpx.Request) -> None:
         if request.url.path == "/federation/v1/inbox":
-            self.tokens += json.loads(request.content)["envelopes"]
+            # The outbox streams its body (see peers.body_once); reading it here buffers it for sending.
+            self.tokens += json.loads(request.read())["envelopes"]
 
 
 def _keys(node: LiveNode) -> KeyStore:

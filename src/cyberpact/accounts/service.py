@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -32,8 +33,14 @@ TOKEN_PREFIX = "cpt_"  # noqa: S105 - a public marker, not a secret
 # Argon2id with the library's RFC 9106 "low memory" profile; parameters live in each hash, so raising
 # them later re-hashes on the next successful login.
 _hasher = PasswordHasher()
-# Verifying against this keeps a login for an unknown user as slow as one for a known user.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verifying against this keeps a login for an unknown user as slow as one for a known user. Made on
+    # first use, not at import: hashing takes 64 MiB for a moment, which every process importing this
+    # module (the node, each CLI command) would otherwise carry in its peak memory.
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -165,7 +172,7 @@ def authenticate(
         )
     ok = False
     try:
-        ok = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        ok = _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     if user is None or not ok or user.disabled:

@@ -159,10 +159,16 @@ def _send_chunks(
                 assert nxt is not None
                 body = nxt.result()
                 nxt = pool.submit(prepare, c + 1) if c + 1 < tcodec.count else None
+                content, length = peers.body_once(body)
+                del body  # the generator holds the only reference, dropped once the chunk is sent
                 r = client.put(
                     f"{url}{path}/files/{f.index}/chunks/{c}",
-                    content=bytes(body),
-                    headers={"Content-Type": "application/octet-stream", "X-Cyberpact-Node": ctx.node_id},
+                    content=content,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "X-Cyberpact-Node": ctx.node_id,
+                        **length,
+                    },
                 )
                 _check(r, f"file {f.index} chunk {c}")
                 if progress is not None:

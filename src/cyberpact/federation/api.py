@@ -78,12 +78,13 @@ async def inbox(request: Request) -> JSONResponse:
         )
 
     def receive() -> list[dict[str, Any]]:
+        with db.transaction(read_only=True) as session:
+            opened = Inbox(session, keys, settings).open_batch(tokens)
         for attempt in range(2):
             try:
                 with db.transaction() as session:
-                    return [
-                        o.as_dict() for o in Inbox(session, keys, settings, refresh).receive_batch(tokens)
-                    ]
+                    inbox = Inbox(session, keys, settings, refresh)
+                    return [o.as_dict() for o in inbox.receive_batch(tokens, opened)]
             except IntegrityError:
                 # Another request stored one of these messages meanwhile (a sender retrying after a
                 # timeout); the second pass finds it and answers it as a duplicate.

@@ -4,7 +4,7 @@ reason, and answered by a receipt this node signs."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -53,6 +53,14 @@ class Outcome:
         return out
 
 
+@dataclass(frozen=True)
+class Opened:
+    """An envelope decrypted and its signature verified, with the id of the key that signed it."""
+
+    envelope: envelope.OpenedEnvelope
+    kid: str
+
+
 class Inbox:
     """One batch's worth of receiving, in the caller's transaction; a handler that may refuse runs in a
     savepoint of its own so that its refusal undoes only its own changes."""
@@ -72,6 +80,9 @@ class Inbox:
         # Messages already stored, by id: prefetched for the batch, then every one this batch adds.
         self._known: dict[str, InboxMessage] = {}
         self._looked_up: set[str] = set()
+        # Held here because the session's identity map only keeps weak references: without it every
+        # envelope would load its sender's row again, and that load first flushes the rows pending.
+        self._peers: dict[str, Peer | None] = {}
 
     def _receipt(
         self,
@@ -119,9 +130,29 @@ class Inbox:
 
         return lookup
 
-    def receive_batch(self, tokens: list[str]) -> list[Outcome]:
+    def open_batch(self, tokens: list[str]) -> dict[int, Opened]:
+        """Decrypt and verify, by position, every envelope of a batch that passes, storing nothing.
+
+        Meant for a read-only transaction before :meth:`receive_batch`: the public-key work, most of a
+        batch's cost, then runs without the database's write lock, so on SQLite a second batch arriving
+        meanwhile is not left waiting behind it. An envelope that fails here is simply checked again,
+        with the whole reasoning (and a card refresh), in the write transaction.
+        """
+        out: dict[int, Opened] = {}
+        for i, token in enumerate(tokens):
+            try:
+                if len(token) > self.settings.max_envelope_bytes:
+                    continue
+                peer = self._peer(envelope.peek(token)["iss"])
+                out[i] = self._open(token, peer)
+            except EnvelopeRejected:
+                continue
+        return out
+
+    def receive_batch(self, tokens: list[str], opened: Mapping[int, Opened] | None = None) -> list[Outcome]:
         """Receive a batch in order. Known message ids are looked up once for the whole batch, and the
-        rows it adds are written together when the caller's transaction ends."""
+        rows it adds are written together when the caller's transaction ends. ``opened`` is what
+        :meth:`open_batch` could already open, by position."""
         ids = []
         for token in tokens:
             try:
@@ -134,9 +165,37 @@ class Inbox:
                 select(InboxMessage).where(InboxMessage.message_id.in_(set(ids)))
             ):
                 self._known[row.message_id] = row
-        return [self.receive(token) for token in tokens]
+        before = opened or {}
+        return [self.receive(token, before.get(i)) for i, token in enumerate(tokens)]
 
-    def receive(self, token: str) -> Outcome:
+    def _peer(self, sender: str) -> Peer:
+        if sender not in self._peers:
+            self._peers[sender] = self.session.get(Peer, sender)
+        peer = self._peers[sender]
+        if peer is None:
+            raise EnvelopeRejected("unknown_sender", f"{sender!r} is not a trusted peer")
+        if peer.status != "active":
+            raise EnvelopeRejected(
+                "sender_suspended" if peer.status == "suspended" else "sender_removed",
+                f"{sender!r} is {peer.status}",
+            )
+        return peer
+
+    def _open(self, token: str, peer: Peer) -> Opened:
+        used: dict[str, PeerKey] = {}
+        opened = envelope.open_envelope(
+            token,
+            recipient_node=self.settings.node_id,
+            recipient_keys=self.recipient_keys,
+            sender_keys=self._sender_key(peer, used),
+            now=utcnow(),
+            max_age=timedelta(seconds=self.settings.max_message_age_seconds),
+            max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
+            max_bytes=self.settings.max_envelope_bytes,
+        )
+        return Opened(opened, used["row"].kid)
+
+    def receive(self, token: str, before: Opened | None = None) -> Outcome:
         digest = sha256_hex(token.encode("utf-8", "surrogateescape"))
         sender, message_id = "unknown", None
         try:
@@ -144,26 +203,14 @@ class Inbox:
                 raise EnvelopeRejected("too_large", f"over {self.settings.max_envelope_bytes} bytes")
             header = envelope.peek(token)
             sender, message_id = header["iss"], header["msg_id"]
-            peer = self.session.get(Peer, sender)
-            if peer is None:
-                raise EnvelopeRejected("unknown_sender", f"{sender!r} is not a trusted peer")
-            if peer.status != "active":
-                raise EnvelopeRejected(
-                    "sender_suspended" if peer.status == "suspended" else "sender_removed",
-                    f"{sender!r} is {peer.status}",
-                )
+            peer = self._peer(sender)
+            # Opened before the write transaction: the peer's standing was checked again just above, and
+            # the key it was signed with is looked up again here, as it stands now.
             used: dict[str, PeerKey] = {}
-            opened = envelope.open_envelope(
-                token,
-                recipient_node=self.settings.node_id,
-                recipient_keys=self.recipient_keys,
-                sender_keys=self._sender_key(peer, used),
-                now=utcnow(),
-                max_age=timedelta(seconds=self.settings.max_message_age_seconds),
-                max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
-                max_bytes=self.settings.max_envelope_bytes,
-            )
-            key = used["row"]
+            if before is None or self._sender_key(peer, used)(before.envelope.sender, before.kid) is None:
+                before = self._open(token, peer)
+                self._sender_key(peer, used)(before.envelope.sender, before.kid)
+            opened, key = before.envelope, used["row"]
             if key.valid_until is not None and opened.created > key.valid_until:
                 raise EnvelopeRejected("key_expired", f"key {key.kid} was rotated out at {key.valid_until}")
             previous = self._known.get(opened.message_id)

@@ -8,6 +8,7 @@ an advisory lock and recorded as leases, so no message is ever in two workers' h
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -16,6 +17,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +43,8 @@ log = logging.getLogger("cyberpact.federation.outbox")
 INBOX_PATH = "/federation/v1/inbox"
 BATCH_MEDIA_TYPE = "application/json"
 _PG_CLAIM_LOCK = 0x6379_6265_7251
+# A worker claims up to this many batches for one peer at a time and pipelines them (see _deliver).
+PIPELINE_BATCHES = 4
 
 
 def enqueue(
@@ -140,6 +144,18 @@ class RoundResult:
     peers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class _PeerContext:
+    """What delivering to one peer needs, read once per claim."""
+
+    node_id: str
+    base_url: str
+    enc_jwk: dict[str, Any]
+    sig_keys: dict[str, Any]
+    signing_key: Any
+    own_keys: dict[str, Any]
+
+
 class OutboxWorker:
     """Delivers due messages. ``run_once`` is one round; ``start`` runs rounds on a thread until stopped."""
 
@@ -159,6 +175,8 @@ class OutboxWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        # Posts a batch while this thread seals the next one and records the last one's receipts.
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix=f"outbox-post-{self.worker_id}")
 
     # --- claiming -----------------------------------------------------------------------------------
 
@@ -198,7 +216,7 @@ class OutboxWorker:
                     or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
                 )
                 .order_by(OutboxMessage.seq)
-                .limit(s.outbox_batch_size * 4)
+                .limit(s.outbox_batch_size * PIPELINE_BATCHES * 2)
             ).all()
             chosen: list[int] = []
             per_peer: dict[str, int] = defaultdict(int)
@@ -208,7 +226,7 @@ class OutboxWorker:
                 first_blocked = blocked.get((recipient, conversation))
                 if first_blocked is not None and seq > first_blocked:
                     continue
-                if per_peer[recipient] >= s.outbox_batch_size:
+                if per_peer[recipient] >= s.outbox_batch_size * PIPELINE_BATCHES:
                     # Later messages of this conversation must wait for this one.
                     blocked.setdefault((recipient, conversation), seq)
                     continue
@@ -278,50 +296,110 @@ class OutboxWorker:
         return result
 
     def _deliver(self, recipient: str, rows: list[OutboxMessage], result: RoundResult) -> None:
+        """Deliver a claim to one peer as consecutive batches, pipelined: the next batch is sealed, and
+        the last one's receipts recorded, while the peer works on the current one, so neither node waits
+        for the other. A batch goes out only once the one before it is answered, and a batch that fails
+        holds back all after it, so order within a conversation is kept."""
+        to = self._peer_context(recipient)
+        size = self.settings.outbox_batch_size
+        parts = [rows[i : i + size] for i in range(0, len(rows), size)]
+        sealed = self._seal(to, parts[0])
+        sending = self._sender.submit(self._post, to, parts[0], sealed)
+        for k, part in enumerate(parts):
+            following = parts[k + 1] if k + 1 < len(parts) else []
+            sealed_next = self._seal(to, following) if following else {}
+            answers, error = sending.result()
+            if following and error is None:
+                sending = self._sender.submit(self._post, to, following, sealed_next)
+            all_ok = self._record(to, part, sealed, answers, error, result)
+            if not all_ok and following:
+                if error is None:
+                    # Already on its way: let it land and record what the peer says of it.
+                    answers, error = sending.result()
+                    self._record(to, following, sealed_next, answers, error, result)
+                    following = []
+                held = "held back: an earlier batch to this peer was not delivered"
+                for rest in parts[k + 1 + (0 if following else 1) :]:
+                    self._record(to, rest, {}, {}, held, result, peer_answered=False)
+                return
+            sealed = sealed_next
+
+    def _peer_context(self, recipient: str) -> _PeerContext:
         with self.db.transaction(read_only=True) as session:
             peer = session.get_one(Peer, recipient)
-            base_url = peer.base_url
-            enc_jwk = peers.encryption_jwk(session, recipient)
-            sig_keys = {
-                k.kid: peers.public_key(k)
-                for k in session.scalars(
-                    select(PeerKey).where(PeerKey.peer_id == recipient, PeerKey.use == "sig")
-                )
-            }
             _, signing_key = self.keys.signing_key(session)
-            own_keys = {
-                k.kid: crypto.import_public(k.public_jwk) for k in self.keys.public_keys(session, "sig")
-            }
-        sealed = {}
-        for row in rows:
-            # Sealed afresh at every attempt: the creation time stays inside the receiver's freshness
-            # window however long a peer was away, and the message id keeps retries idempotent.
-            sealed[row.message_id] = envelope.seal(
+            return _PeerContext(
+                node_id=recipient,
+                base_url=peer.base_url,
+                enc_jwk=peers.encryption_jwk(session, recipient),
+                sig_keys={
+                    k.kid: peers.public_key(k)
+                    for k in session.scalars(
+                        select(PeerKey).where(PeerKey.peer_id == recipient, PeerKey.use == "sig")
+                    )
+                },
+                signing_key=signing_key,
+                own_keys={
+                    k.kid: crypto.import_public(k.public_jwk) for k in self.keys.public_keys(session, "sig")
+                },
+            )
+
+    def _seal(self, to: _PeerContext, rows: list[OutboxMessage]) -> dict[str, envelope.SealedEnvelope]:
+        # Sealed afresh at every attempt: the creation time stays inside the receiver's freshness window
+        # however long a peer was away, and the message id keeps retries idempotent.
+        return {
+            row.message_id: envelope.seal(
                 payload=row.payload,
                 sender_node=self.settings.node_id,
-                recipient_node=recipient,
+                recipient_node=to.node_id,
                 message_type=row.message_type,
                 conversation_id=row.conversation_id,
                 in_reply_to=row.in_reply_to,
-                signing_key=signing_key,
-                recipient_enc_jwk=enc_jwk,
+                signing_key=to.signing_key,
+                recipient_enc_jwk=to.enc_jwk,
                 message_id=row.message_id,
             )
-        error: str | None = None
+            for row in rows
+        }
+
+    def _post(
+        self, to: _PeerContext, rows: list[OutboxMessage], sealed: dict[str, envelope.SealedEnvelope]
+    ) -> tuple[dict[str, dict[str, Any]], str | None]:
+        """One batch to the peer's inbox: its receipts by message id, or why there are none."""
         answers: dict[str, dict[str, Any]] = {}
         try:
+            body = json.dumps({"envelopes": [sealed[r.message_id].token for r in rows]}).encode()
+            content, length = peers.body_once(body)
+            del body
             response = self.client.post(
-                base_url + INBOX_PATH, json={"envelopes": [sealed[r.message_id].token for r in rows]}
+                to.base_url + INBOX_PATH,
+                content=content,
+                headers={"Content-Type": "application/json", **length},
             )
             if response.status_code != 200:
-                error = f"HTTP {response.status_code}: {response.text[:200]}"
-            else:
-                for item in response.json().get("receipts", []):
-                    if isinstance(item, dict) and isinstance(item.get("message_id"), str):
-                        answers[item["message_id"]] = item
+                return answers, f"HTTP {response.status_code}: {response.text[:200]}"
+            for item in response.json().get("receipts", []):
+                if isinstance(item, dict) and isinstance(item.get("message_id"), str):
+                    answers[item["message_id"]] = item
         except (httpx.HTTPError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:400]
+            return answers, f"{type(exc).__name__}: {exc}"[:400]
+        return answers, None
+
+    def _record(
+        self,
+        to: _PeerContext,
+        rows: list[OutboxMessage],
+        sealed: dict[str, envelope.SealedEnvelope],
+        answers: dict[str, dict[str, Any]],
+        error: str | None,
+        result: RoundResult,
+        *,
+        peer_answered: bool = True,
+    ) -> bool:
+        """Settle one batch in one transaction; whether every message of it got a valid receipt.
+        ``peer_answered=False`` for a batch never sent, which says nothing of the peer's health."""
         now = utcnow()
+        all_ok = True
         with self.db.transaction() as session:
             # Rows whose lease ran out while we were away belong to another worker now: leave them alone.
             still_mine = select(OutboxMessage.seq).where(
@@ -335,15 +413,16 @@ class OutboxWorker:
             any_ok = False
             for row in rows:
                 if row.seq not in mine:
+                    all_ok = False
                     continue
                 outcome, values, hook = self._settle(
                     session,
                     row,
-                    sealed[row.message_id],
+                    sealed.get(row.message_id),
                     answers.get(row.message_id),
-                    sig_keys,
-                    own_keys,
-                    recipient,
+                    to.sig_keys,
+                    to.own_keys,
+                    to.node_id,
                     error,
                     now,
                 )
@@ -352,19 +431,23 @@ class OutboxWorker:
                     hooks.append(hook)
                 setattr(result, outcome, getattr(result, outcome) + 1)
                 any_ok = any_ok or outcome != "failed"
+                all_ok = all_ok and outcome != "failed"
             if changes:
                 # One executemany per shape of change instead of one UPDATE round trip per message.
                 session.execute(update(OutboxMessage), changes)
             for fn, row, status in hooks:
                 fn(session, row, status)
-            self._link(session, recipient, any_ok, error, now)
-        result.peers[recipient] = "ok" if error is None else error
+            if peer_answered:
+                self._link(session, to.node_id, any_ok, error, now)
+        if peer_answered:
+            result.peers[to.node_id] = "ok" if error is None else error
+        return all_ok
 
     def _settle(
         self,
         session: Session,
         row: OutboxMessage,
-        sealed: envelope.SealedEnvelope,
+        sealed: envelope.SealedEnvelope | None,
         item: dict[str, Any] | None,
         sig_keys: dict[str, Any],
         own_keys: dict[str, Any],
@@ -374,7 +457,7 @@ class OutboxWorker:
     ) -> tuple[str, dict[str, Any], tuple[handlers.ReceiptHook, OutboxMessage, str] | None]:
         """What became of one message: (outcome, column changes, receipt hook to run)."""
         receipt: envelope.Receipt | None = None
-        if error is None and item is not None:
+        if error is None and item is not None and sealed is not None:
             try:
                 receipt = envelope.verify_receipt(
                     item.get("receipt", ""),
@@ -405,7 +488,7 @@ class OutboxWorker:
                 None,
             )
         hook = handlers.receipt_hook(row.message_type)
-        assert item is not None
+        assert item is not None and sealed is not None
         if receipt.status == "rejected":
             handlers.event(
                 session,
@@ -517,6 +600,7 @@ class OutboxWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._sender.shutdown(wait=True)
         self.client.close()
 
     def _loop(self) -> None:

@@ -34,7 +34,8 @@ class Driver:
     def ts(self, value: datetime) -> Any:
         if self.pg:
             return value
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # isoformat less its "+00:00" is strftime's text at half the cost, paid twice per stored object.
+        return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
 
     def read_ts(self, value: Any) -> datetime:
         if isinstance(value, datetime):

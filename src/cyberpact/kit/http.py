@@ -11,9 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from cyberpact.kit.db import Database
-from cyberpact.kit.errors import CyberpactError, PayloadTooLarge
+from cyberpact.kit.errors import CyberpactError, MalformedInput, PayloadTooLarge
 
 log = logging.getLogger("cyberpact.http")
 PROBLEM = "application/problem+json"
@@ -47,10 +48,15 @@ async def read_limited(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body exceeds {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+    except ClientDisconnect:
+        # A sender killed or cut off mid-body (it resumes later): an ordinary event, answered like any
+        # bad request, not an unhandled exception with a traceback in the log.
+        raise MalformedInput(f"the client went away after {len(body)} bytes of the body") from None
     return bytes(body)
 
 

@@ -71,9 +71,12 @@ def po_path(lang: str, locale_dir: Path = LOCALE_DIR) -> Path:
     return locale_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-@cache
 def message_catalog(lang: str, locale_dir: Path = LOCALE_DIR) -> MessageCatalog:
-    """The parsed ``.po`` catalog of ``lang`` (an empty one for English, the source language)."""
+    """The parsed ``.po`` catalog of ``lang`` (an empty one for English, the source language).
+
+    Not cached: a :class:`Translator` keeps only the compiled messages, and the parsed catalog (several
+    megabytes across the seven languages) would otherwise stay in every node for its whole life.
+    """
     check_language(lang)
     if lang == SOURCE_LANGUAGE:
         return MessageCatalog(locale=BABEL_LOCALES[lang], domain=DOMAIN)
