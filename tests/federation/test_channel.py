@@ -202,3 +202,21 @@ def test_proof_verifies_offline_with_another_jose_library(
         message.verify(sender_keys.get_key(message.jose_header["kid"]), alg="Ed25519")
         assert json.loads(message.payload) == {"text": "proof please"}
         assert message.jose_header["msg_id"] == message_id and message.jose_header["aud"] == "au-24x7"
+
+
+def test_a_recipient_suspended_mid_transaction_takes_no_more_messages(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    # enqueue remembers recipients for the transaction; what it remembers must not go stale.
+    from cyberpact.federation import outbox
+    from cyberpact.kit.actor import SYSTEM
+    from cyberpact.kit.errors import Conflict
+
+    a, _ = pair
+    with a.db.transaction() as s:
+        outbox.enqueue(s, SYSTEM, recipient="au-24x7", message_type="note", payload={"text": "first"})
+        s.get_one(Peer, "au-24x7").status = "suspended"
+        with pytest.raises(Conflict, match="suspended"):
+            outbox.enqueue(s, SYSTEM, recipient="au-24x7", message_type="note", payload={"text": "second"})
+        s.rollback()
+    assert count(a, OutboxMessage) == 0

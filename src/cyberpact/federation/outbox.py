@@ -58,7 +58,12 @@ def enqueue(
     in_reply_to: str | None = None,
 ) -> OutboxMessage:
     """Queue a message in the caller's transaction: it is sent if and only if the caller commits."""
-    peer = session.get(Peer, recipient)
+    # The session's identity map holds rows weakly; kept here, a recipient is loaded once per transaction
+    # instead of once per message (each load flushing everything queued before it).
+    known: dict[str, Peer | None] = session.info.setdefault("cyberpact.outbox.peers", {})
+    if recipient not in known:
+        known[recipient] = session.get(Peer, recipient)
+    peer = known[recipient]
     if peer is None or peer.status == "removed":
         raise InvalidInput("Unknown recipient", [Problem("recipient", f"{recipient!r} is not a peer")])
     if peer.status != "active":
