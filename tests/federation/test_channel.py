@@ -220,3 +220,42 @@ def test_a_recipient_suspended_mid_transaction_takes_no_more_messages(
             outbox.enqueue(s, SYSTEM, recipient="au-24x7", message_type="note", payload={"text": "second"})
         s.rollback()
     assert count(a, OutboxMessage) == 0
+
+
+def test_a_message_settled_while_another_worker_claims_it_is_not_taken(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    """A lease ran out; worker B sees the message as claimable, but worker A settles it before B's lease
+    is written. B must not take (and later send and settle again) a message already delivered."""
+    from sqlalchemy import event
+
+    from cyberpact.kit.db import Database
+
+    a, _ = pair
+    if a.db.engine.dialect.name != "postgresql":
+        pytest.skip("needs two concurrent writers; SQLite serialises a claim against every other write")
+    mid = send(a, "au-24x7", "raced")["message_id"]
+    other = Database(a.settings.sqlalchemy_url)
+    fired: list[str] = []
+
+    def settle_first(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE OUTBOX_MESSAGES SET LEASE_OWNER") and not fired:
+            fired.append(statement)
+            with other.transaction() as s:  # worker A settles it meanwhile
+                s.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.message_id == mid)
+                    .values(status="delivered", lease_owner=None, lease_until=None)
+                )
+
+    event.listen(a.db.engine, "before_cursor_execute", settle_first)
+    try:
+        claimed = worker(a)._claim(utcnow())
+    finally:
+        event.remove(a.db.engine, "before_cursor_execute", settle_first)
+        other.dispose()
+    assert fired, "the claim did not write a lease"
+    assert claimed == []
+    with a.db.transaction(read_only=True) as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id == mid)).one()
+    assert (row.status, row.lease_owner) == ("delivered", None)

@@ -239,9 +239,16 @@ class OutboxWorker:
                 chosen.append(seq)
             if not chosen:
                 return []
+            # The conditions are checked again as the lease is taken: between the look above and this
+            # statement another worker may have settled a message whose lease had run out (its row locks
+            # make PostgreSQL re-read the row), and a settled message must not be sent and settled twice.
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.seq.in_(chosen))
+                .where(
+                    OutboxMessage.seq.in_(chosen),
+                    OutboxMessage.status == "pending",
+                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+                )
                 .values(
                     lease_owner=self.worker_id, lease_until=now + timedelta(seconds=s.outbox_lease_seconds)
                 )
@@ -249,7 +256,11 @@ class OutboxWorker:
             return list(
                 session.scalars(
                     select(OutboxMessage)
-                    .where(OutboxMessage.seq.in_(chosen))
+                    .where(
+                        OutboxMessage.seq.in_(chosen),
+                        OutboxMessage.lease_owner == self.worker_id,
+                        OutboxMessage.status == "pending",
+                    )
                     .order_by(OutboxMessage.seq)
                     .execution_options(populate_existing=True)
                 )
@@ -316,7 +327,8 @@ class OutboxWorker:
             answers, error = sending.result()
             if following and error is None:
                 sending = self._sender.submit(self._post, to, following, sealed_next)
-            all_ok = self._record(to, part, sealed, answers, error, result)
+            later = [r.seq for rest in parts[k + 1 :] for r in rest]
+            all_ok = self._record(to, part, sealed, answers, error, result, extend=later)
             if not all_ok and following:
                 if error is None:
                     # Already on its way: let it land and record what the peer says of it.
@@ -400,9 +412,12 @@ class OutboxWorker:
         result: RoundResult,
         *,
         peer_answered: bool = True,
+        extend: list[int] | None = None,
     ) -> bool:
         """Settle one batch in one transaction; whether every message of it got a valid receipt.
-        ``peer_answered=False`` for a batch never sent, which says nothing of the peer's health."""
+        ``peer_answered=False`` for a batch never sent, which says nothing of the peer's health;
+        ``extend``: the claim's later messages, whose lease is renewed so that no other worker takes
+        them while this one is still working through the claim."""
         now = utcnow()
         all_ok = True
         with self.db.transaction() as session:
@@ -440,6 +455,12 @@ class OutboxWorker:
             if changes:
                 # One executemany per shape of change instead of one UPDATE round trip per message.
                 session.execute(update(OutboxMessage), changes)
+            if extend:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.seq.in_(extend), OutboxMessage.lease_owner == self.worker_id)
+                    .values(lease_until=now + timedelta(seconds=self.settings.outbox_lease_seconds))
+                )
             for fn, row, status in hooks:
                 fn(session, row, status)
             if peer_answered:
