@@ -80,9 +80,6 @@ class Inbox:
         # Messages already stored, by id: prefetched for the batch, then every one this batch adds.
         self._known: dict[str, InboxMessage] = {}
         self._looked_up: set[str] = set()
-        # Held here because the session's identity map only keeps weak references: without it every
-        # envelope would load its sender's row again, and that load first flushes the rows pending.
-        self._peers: dict[str, Peer | None] = {}
 
     def _receipt(
         self,
@@ -141,10 +138,8 @@ class Inbox:
         out: dict[int, Opened] = {}
         for i, token in enumerate(tokens):
             try:
-                if len(token) > self.settings.max_envelope_bytes:
-                    continue
                 peer = self._peer(envelope.peek(token)["iss"])
-                out[i] = self._open(token, peer)
+                out[i] = self._open(token, peer, {})
             except EnvelopeRejected:
                 continue
         return out
@@ -169,9 +164,7 @@ class Inbox:
         return [self.receive(token, before.get(i)) for i, token in enumerate(tokens)]
 
     def _peer(self, sender: str) -> Peer:
-        if sender not in self._peers:
-            self._peers[sender] = self.session.get(Peer, sender)
-        peer = self._peers[sender]
+        peer = peers.find_peer(self.session, sender)
         if peer is None:
             raise EnvelopeRejected("unknown_sender", f"{sender!r} is not a trusted peer")
         if peer.status != "active":
@@ -181,8 +174,8 @@ class Inbox:
             )
         return peer
 
-    def _open(self, token: str, peer: Peer) -> Opened:
-        used: dict[str, PeerKey] = {}
+    def _open(self, token: str, peer: Peer, used: dict[str, PeerKey]) -> Opened:
+        """Decrypt and verify; ``used["row"]`` is then the key it was signed with."""
         opened = envelope.open_envelope(
             token,
             recipient_node=self.settings.node_id,
@@ -208,8 +201,7 @@ class Inbox:
             # the key it was signed with is looked up again here, as it stands now.
             used: dict[str, PeerKey] = {}
             if before is None or self._sender_key(peer, used)(before.envelope.sender, before.kid) is None:
-                before = self._open(token, peer)
-                self._sender_key(peer, used)(before.envelope.sender, before.kid)
+                before = self._open(token, peer, used)
             opened, key = before.envelope, used["row"]
             if key.valid_until is not None and opened.created > key.valid_until:
                 raise EnvelopeRejected("key_expired", f"key {key.kid} was rotated out at {key.valid_until}")

@@ -58,12 +58,7 @@ def enqueue(
     in_reply_to: str | None = None,
 ) -> OutboxMessage:
     """Queue a message in the caller's transaction: it is sent if and only if the caller commits."""
-    # The session's identity map holds rows weakly; kept here, a recipient is loaded once per transaction
-    # instead of once per message (each load flushing everything queued before it).
-    known: dict[str, Peer | None] = session.info.setdefault("cyberpact.outbox.peers", {})
-    if recipient not in known:
-        known[recipient] = session.get(Peer, recipient)
-    peer = known[recipient]
+    peer = peers.find_peer(session, recipient)
     if peer is None or peer.status == "removed":
         raise InvalidInput("Unknown recipient", [Problem("recipient", f"{recipient!r} is not a peer")])
     if peer.status != "active":
@@ -330,13 +325,14 @@ class OutboxWorker:
             later = [r.seq for rest in parts[k + 1 :] for r in rest]
             all_ok = self._record(to, part, sealed, answers, error, result, extend=later)
             if not all_ok and following:
+                unsent = k + 1
                 if error is None:
                     # Already on its way: let it land and record what the peer says of it.
                     answers, error = sending.result()
                     self._record(to, following, sealed_next, answers, error, result)
-                    following = []
+                    unsent += 1
                 held = "held back: an earlier batch to this peer was not delivered"
-                for rest in parts[k + 1 + (0 if following else 1) :]:
+                for rest in parts[unsent:]:
                     self._record(to, rest, {}, {}, held, result, peer_answered=False)
                 return
             sealed = sealed_next

@@ -199,6 +199,20 @@ def get_peer(session: Session, node_id: str) -> Peer:
     return peer
 
 
+def find_peer(session: Session, node_id: str) -> Peer | None:
+    """The peer's row, loaded once per transaction however often it is asked for.
+
+    The session's identity map holds rows only weakly, so a row nobody keeps is dropped and loaded again
+    at the next ``session.get`` (which first flushes everything pending): once per message when queueing
+    or receiving a batch. Kept here, in ``session.info``, for the session's life; status changes made in
+    the same session are seen, since it is the same object.
+    """
+    known: dict[str, Peer | None] = session.info.setdefault("cyberpact.peers", {})
+    if node_id not in known:
+        known[node_id] = session.get(Peer, node_id)
+    return known[node_id]
+
+
 def list_peers(session: Session, include_removed: bool = False) -> list[Peer]:
     query = select(Peer).order_by(Peer.node_id)
     if not include_removed:
