@@ -152,6 +152,8 @@ def transfer(size_mib: int, tmp: Path, kill_at: float = 0.4) -> dict[str, Any]:
                     timeout=30,
                 ).raise_for_status()
             c = httpx.Client(base_url=a.base_url, headers={"Authorization": f"Bearer {ta}"}, timeout=600)
+            out["sender_idle_rss_MB"] = round(a.rss_mb())
+            out["receiver_idle_rss_MB"] = round(b.rss_mb())
 
             def send() -> float:
                 pkg = c.post("/api/v1/evidence/packages", json={"case_ref": "B", "title": "b"}).json()
@@ -171,6 +173,9 @@ def transfer(size_mib: int, tmp: Path, kill_at: float = 0.4) -> dict[str, Any]:
                         headers={"Upload-Offset": "0"},
                     ).raise_for_status()
                 c.post(f"/api/v1/evidence/packages/{pkg['id']}/seal").raise_for_status()
+                out.setdefault("sender_upload_peak_rss_MB", round(a.peak_rss_mb()))
+                # From here the peaks are the transfer's own (where the kernel lets us reset them).
+                out.setdefault("peaks_reset_after_upload", a.reset_peak() and b.reset_peak())
                 c.post(
                     f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "pl-ca"}
                 ).raise_for_status()
@@ -181,8 +186,8 @@ def transfer(size_mib: int, tmp: Path, kill_at: float = 0.4) -> dict[str, Any]:
                 time.sleep(0.02)
             elapsed = time.perf_counter() - t0
             out["transfer_MBps"] = round(size_mib * MIB / elapsed / 1e6)
-            out["sender_peak_rss_MB"] = round(a.peak_rss_mb())
-            out["receiver_peak_rss_MB"] = round(b.peak_rss_mb())
+            out["sender_transfer_peak_rss_MB"] = round(a.peak_rss_mb())
+            out["receiver_transfer_peak_rss_MB"] = round(b.peak_rss_mb())
             # Resume: the same again, the sender killed part-way; time from restart to the next chunk.
             base = _stored(bdb)
             send()

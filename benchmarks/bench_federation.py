@@ -40,7 +40,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
 
-from benchmarks.common import NodeProcess, percentile, report_profiles, scratch_database, start_profilers
+from benchmarks.common import (
+    NodeProcess,
+    percentile,
+    report_profiles,
+    reset_peak,
+    scratch_database,
+    start_profilers,
+)
 from cyberpact.accounts import service as accounts
 from cyberpact.federation import envelope, outbox, peers
 from cyberpact.federation.models import InboxMessage, OutboxMessage
@@ -98,15 +105,6 @@ def memory_kib(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0])
     return values
-
-
-def reset_peak(pid: int) -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel does not let us."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def until(condition: Callable[[], bool], budget: float, interval: float = 0.1) -> bool:

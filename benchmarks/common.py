@@ -127,14 +127,32 @@ class NodeProcess:
             except Exception:
                 self.proc.kill()
 
-    def peak_rss_mb(self) -> float:
+    def _status_mb(self, field: str) -> float:
         try:
             for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
         except OSError:
             pass
         return float("nan")
+
+    def peak_rss_mb(self) -> float:
+        return self._status_mb("VmHWM")
+
+    def rss_mb(self) -> float:
+        return self._status_mb("VmRSS")
+
+    def reset_peak(self) -> bool:
+        return reset_peak(self.proc.pid)
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel does not let us."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 # --- profiling -------------------------------------------------------------------------------------

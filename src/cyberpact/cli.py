@@ -67,7 +67,9 @@ def serve(
     import uvicorn
 
     from cyberpact.app import create_app
+    from cyberpact.kit.memory import tune_allocator
 
+    tune_allocator()
     s = settings()
     cert, key = cert or s.tls_cert_file, key or s.tls_key_file
     if (cert is None) != (key is None):
@@ -84,6 +86,7 @@ def serve(
         port=port or s.port,
         log_level=s.log_level,
         proxy_headers=False,
+        ws="none",  # no WebSocket routes; their protocol code need not be loaded
         ssl_certfile=str(cert) if cert else None,
         ssl_keyfile=str(key) if key else None,
     )

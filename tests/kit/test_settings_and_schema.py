@@ -12,6 +12,7 @@ from cyberpact.app import create_app
 from cyberpact.config import Settings
 from cyberpact.kit.canonical import canonical_json, canonical_json_floatless
 from cyberpact.kit.db import Database
+from cyberpact.kit import migrate
 from cyberpact.kit.errors import ConfigurationError
 from cyberpact.models import metadata
 
@@ -20,6 +21,26 @@ def test_models_and_migrations_do_not_drift(db: Database) -> None:
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
+
+
+def test_serving_head_is_the_head_of_the_migration_scripts(db: Database) -> None:
+    # A new migration without a new HEAD would make every node refuse to start after upgrading.
+    assert migrate.HEAD == migrate.head_revision()
+    assert migrate.current_revision(db.engine) == migrate.HEAD
+    assert migrate.at_head(db.engine)
+
+
+def test_an_unmigrated_or_older_database_is_not_at_head(tmp_path: Path) -> None:
+    empty = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    assert migrate.current_revision(empty.engine) is None
+    assert not migrate.at_head(empty.engine)
+    empty.dispose()
+    older_url = f"sqlite:///{tmp_path / 'older.db'}"
+    migrate.upgrade(older_url, "0007")
+    older = Database(older_url)
+    assert migrate.current_revision(older.engine) == "0007"
+    assert not migrate.at_head(older.engine)
+    older.dispose()
 
 
 @pytest.mark.parametrize("secret", [None, "dev-insecure-secret-change-me", "short"])

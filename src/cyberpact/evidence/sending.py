@@ -149,10 +149,11 @@ def _send_chunks(
             if progress is not None:
                 progress(f.index, start * f.chunk_size)
             tcodec = transfer_codec(key, tid, {"index": f.index, "size": f.size, "chunk_size": f.chunk_size})
-            plain_chunks = chunks.read_chunks(store_codec, ctx.storage, key_of, start)
+            # prepare() below already reads on a thread of its own, one chunk ahead of the wire.
+            plain_chunks = chunks.read_chunks(store_codec, ctx.storage, key_of, start, read_ahead=False)
 
-            def prepare(c: int, it: Any = plain_chunks, tc: chunks.ChunkCodec = tcodec) -> bytes:
-                return bytes(tc.seal(c, next(it)))
+            def prepare(c: int, it: Any = plain_chunks, tc: chunks.ChunkCodec = tcodec) -> bytes | bytearray:
+                return tc.seal(c, next(it))
 
             nxt = pool.submit(prepare, start) if start < tcodec.count else None
             for c in range(start, tcodec.count):

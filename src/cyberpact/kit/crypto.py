@@ -178,8 +178,9 @@ def open_chunk(cipher: AESGCM, sealed: bytes, aad: bytes) -> bytes:
     """The plaintext of :func:`seal_chunk`'s output; ``IntegrityFailure`` when any byte or the AAD differs."""
     if len(sealed) < AEAD_NONCE_BYTES + AEAD_TAG_BYTES:
         raise IntegrityFailure("chunk too short to hold a nonce and a tag")
+    view = memoryview(sealed)  # slicing bytes would copy the whole chunk once more
     try:
-        return cipher.decrypt(sealed[:AEAD_NONCE_BYTES], sealed[AEAD_NONCE_BYTES:], aad)
+        return cipher.decrypt(view[:AEAD_NONCE_BYTES], view[AEAD_NONCE_BYTES:], aad)
     except InvalidTag as exc:
         raise IntegrityFailure("chunk failed authentication") from exc
 

@@ -11,35 +11,24 @@ import gc
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI
-from fastapi.concurrency import run_in_threadpool
 
-from cyberpact.kit.i18n import LANGUAGES, translator
 from cyberpact.web import admin, auth, charts, desk, evidence, intel, requests, wizard
-from cyberpact.web.render import STATIC, TEMPLATES, clock, environment
+from cyberpact.web.render import STATIC
 from cyberpact.web.security import DeskStatic
 
 STATIC_PATH = "/desk/static"
 
 
-def warm_up() -> None:
-    """Load now what every page would otherwise load on first use: each language's catalog and CLDR
-    data, and every template compiled."""
-    for lang in LANGUAGES:
-        t = translator(lang)
-        t.country_name("VN"), t.language_name("en"), t.format_number(1)
-        clock(lang, "UTC")
-    env = environment()
-    for path in TEMPLATES.glob("*.html"):
-        env.get_template(path.name)
-
-
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    await run_in_threadpool(warm_up)
-    # Everything alive now (catalog, CLDR data, compiled templates, the ORM's registries) lives as long
-    # as the process. Freezing it keeps the collector from walking it again at every full collection,
-    # which a page with a long timeline triggers every few requests: without this, one request in six
-    # on such a page waits about 130 ms for the collector (benchmarks/bench_web.py, p99).
+    # Nothing of the desk is loaded here: each language's catalog and CLDR data (about 2 MB each, 12 MB
+    # for the seven) and each template load on the first page that needs them, tens of milliseconds once
+    # per process, so that a node whose desk is used in one language, or not at all, does not carry them.
+    #
+    # Everything alive now (the ORM's registries, the routes, the catalog) lives as long as the process.
+    # Freezing it keeps the collector from walking it again at every full collection, which a page with
+    # a long timeline triggers every few requests: without this, one request in six on such a page waits
+    # about 130 ms for the collector (benchmarks/bench_web.py, p99).
     gc.collect()
     gc.freeze()
     try:
