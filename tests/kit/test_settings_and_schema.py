@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from cyberpact.app import create_app
 from cyberpact.config import Settings
+from cyberpact.kit import migrate
 from cyberpact.kit.canonical import canonical_json, canonical_json_floatless
 from cyberpact.kit.db import Database
-from cyberpact.kit import migrate
 from cyberpact.kit.errors import ConfigurationError
 from cyberpact.models import metadata
 
@@ -25,7 +25,7 @@ def test_models_and_migrations_do_not_drift(db: Database) -> None:
 
 def test_serving_head_is_the_head_of_the_migration_scripts(db: Database) -> None:
     # A new migration without a new HEAD would make every node refuse to start after upgrading.
-    assert migrate.HEAD == migrate.head_revision()
+    assert migrate.head_revision() == migrate.HEAD
     assert migrate.current_revision(db.engine) == migrate.HEAD
     assert migrate.at_head(db.engine)
 
