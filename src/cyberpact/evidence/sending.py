@@ -152,8 +152,9 @@ def _send_chunks(
             # prepare() below already reads on a thread of its own, one chunk ahead of the wire.
             plain_chunks = chunks.read_chunks(store_codec, ctx.storage, key_of, start, read_ahead=False)
 
-            def prepare(c: int, it: Any = plain_chunks, tc: chunks.ChunkCodec = tcodec) -> bytes | bytearray:
-                return tc.seal(c, next(it))
+            def prepare(c: int, it: Any = plain_chunks, tc: chunks.ChunkCodec = tcodec) -> bytes:
+                # bytes, not the sealer's bytearray: the HTTP layer would copy a bytearray as it sends.
+                return bytes(tc.seal(c, next(it)))
 
             nxt = pool.submit(prepare, start) if start < tcodec.count else None
             for c in range(start, tcodec.count):

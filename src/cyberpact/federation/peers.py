@@ -38,7 +38,7 @@ def http_client(settings: Settings, timeout: float = 30.0) -> httpx.Client:
     )
 
 
-def body_once(body: bytes | bytearray) -> tuple[Iterator[bytes | bytearray], dict[str, str]]:
+def body_once(body: bytes) -> tuple[Iterator[bytes], dict[str, str]]:
     """A request body for :func:`http_client` calls that is let go as soon as it is sent.
 
     httpx keeps each request and its response in a reference cycle, so a plain ``content=`` body lives
@@ -50,7 +50,7 @@ def body_once(body: bytes | bytearray) -> tuple[Iterator[bytes | bytearray], dic
     return _once(body), {"Content-Length": str(len(body))}
 
 
-def _once(data: bytes | bytearray) -> Iterator[bytes | bytearray]:
+def _once(data: bytes) -> Iterator[bytes]:
     yield data
 
 
