@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
         if not at_head(db.engine):
             raise RuntimeError("the database is not at the latest migration: run `cyberpact db upgrade`")
         await run_in_threadpool(_startup, db, keys, settings)
+        collector = _tune_collector()
         tasks: list[asyncio.Task[Any]] = []
         worker: WorkerPool | None = None
         job_worker: JobWorker | None = None
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
                 await asyncio.gather(*tasks)
             await run_in_threadpool(_anchor, db, keys, settings)
             db.dispose()
+            _restore_collector(collector)
 
     app = FastAPI(
         title="cyberpact",
@@ -138,6 +141,30 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
         return {"status": "ready", "database": db.dialect}
 
     return app
+
+
+def _tune_collector() -> tuple[int, int, int]:
+    """Freeze what startup built and collect the young generation less often; returns what to restore.
+
+    Everything alive now (the ORM's registries, the routes, the catalog) lives as long as the process.
+    Frozen, the collector no longer walks it at every full collection, which a desk page with a long
+    timeline triggers every few requests: without it, one request in six on such a page waited about
+    130 ms for the collector (benchmarks/bench_web.py, p99). The young threshold goes from 700 to 10,000
+    allocations: a TAXII envelope or an inbox batch builds tens of thousands of short-lived objects, and
+    at 700 the collector walked them dozens of times per request and promoted them only to find them
+    dead a full collection later (about a tenth of the ingest's CPU; benchmarks/bench_taxii.py).
+    """
+    gc.collect()
+    gc.freeze()
+    previous = gc.get_threshold()
+    gc.set_threshold(10_000, previous[1], previous[2])
+    return previous
+
+
+def _restore_collector(previous: tuple[int, int, int]) -> None:
+    # A process that builds and stops several apps (the test suite) gets its collector back as it was.
+    gc.set_threshold(*previous)
+    gc.unfreeze()
 
 
 async def _every(seconds: int, fn: Any, *args: Any) -> None:

@@ -17,6 +17,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -32,10 +33,7 @@ class Driver:
         return value if self.pg else value.hex
 
     def ts(self, value: datetime) -> Any:
-        if self.pg:
-            return value
-        # isoformat less its "+00:00" is strftime's text at half the cost, paid twice per stored object.
-        return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+        return value if self.pg else _sqlite_ts(value)
 
     def read_ts(self, value: Any) -> datetime:
         if isinstance(value, datetime):
@@ -54,6 +52,18 @@ class Driver:
             return Jsonb(value)
         return json.dumps(value)
 
+    def markings(self, value: tuple[str, ...] | None) -> Any:
+        """A row's marking ids as the JSON column holds them; an envelope's objects mostly share them."""
+        if not value:
+            return None
+        text = _markings_json(value)
+        if self.pg:
+            from psycopg.types.json import Jsonb
+
+            # Dumped by identity: the text is JSON already, so psycopg need not encode the list again.
+            return Jsonb(text, dumps=_as_is)
+        return text
+
     def many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         if rows:
             self.session.connection().exec_driver_sql(sql.replace("?", self.p), list(rows))
@@ -61,6 +71,22 @@ class Driver:
     def rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         result = self.session.connection().exec_driver_sql(sql.replace("?", self.p), params)
         return list(result) if result.returns_rows else []
+
+
+@lru_cache(maxsize=8192)
+def _sqlite_ts(value: datetime) -> str:
+    # isoformat less its "+00:00" is strftime's text at half the cost; cached because a batch's objects
+    # and observations mostly share their versions.
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+
+
+@lru_cache(maxsize=1024)
+def _markings_json(value: tuple[str, ...]) -> str:
+    return json.dumps(list(value))
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 _OBJECT_COLUMNS = (
@@ -100,7 +126,7 @@ def insert_objects(d: Driver, rows: Sequence[dict[str, Any]]) -> None:
                 r["created_by_ref"],
                 r["tlp"],
                 r["pap"],
-                d.json(r["markings"]),
+                d.markings(r["markings"]),
                 r["source_peer"],
                 r["raw"],
             )
@@ -122,7 +148,7 @@ def insert_objects(d: Driver, rows: Sequence[dict[str, Any]]) -> None:
                 r["created_by_ref"],
                 r["tlp"],
                 r["pap"],
-                d.json(r["markings"]),
+                d.markings(r["markings"]),
                 r["source_peer"],
                 r["raw"],
             )

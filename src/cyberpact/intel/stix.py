@@ -236,8 +236,10 @@ def _parse_timestamp(value: str) -> datetime:
     return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=UTC)
 
 
+@lru_cache(maxsize=8192)
 def format_timestamp(value: datetime) -> str:
     """STIX form: milliseconds, or microseconds when the value has them."""
+    # Cached: an envelope's objects mostly share their versions.
     value = value.astimezone(UTC)
     # isoformat less its "+00:00": strftime's text at half the cost, once per object of every envelope.
     spec = "microseconds" if value.microsecond % 1000 else "milliseconds"

@@ -300,7 +300,7 @@ def _row(
         "created_by_ref": c.created_by_ref,
         "tlp": tlp,
         "pap": pap,
-        "markings": list(c.markings) or None,
+        "markings": c.markings or None,
         "source_peer": source_peer,
         "raw": raw,
         "_checked": c,
