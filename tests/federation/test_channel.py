@@ -165,6 +165,47 @@ def test_a_pipelined_claim_stops_at_the_first_lost_batch_and_keeps_order(
     assert got == ids
 
 
+class _Recording(httpx.HTTPTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bodies: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/federation/v1/inbox":
+            self.bodies.append(len(request.read()))
+        return super().handle_request(request)
+
+
+def test_batches_stay_under_the_inbox_body_limit(pair: tuple[LiveNode, LiveNode]) -> None:
+    # Thirty envelopes of about 110 KB would make a 3 MB batch, which an inbox taking 1 MiB refuses whole
+    # (and would keep refusing at every retry); the worker cuts the claim into batches that fit.
+    a, b = pair
+    a.settings.max_batch_bytes = b.settings.max_batch_bytes = 1024 * 1024
+    client = a.client(a.admin_token)
+    ids = []
+    for i in range(30):
+        body = {
+            "recipient": "au-24x7",
+            "payload": {"text": f"{i}", "annex": "x" * 60_000},
+            "conversation_id": "big",
+        }
+        r = client.post("/api/v1/federation/messages", json=body)
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["message_id"])
+    s = a.settings
+    rec = _Recording()
+    w = OutboxWorker(
+        a.db, KeyStore(s.key_passphrase_value(), s.key_kdf_iterations), s, client=httpx.Client(transport=rec)
+    )
+    while w.run_once().claimed:
+        pass
+    assert len(rec.bodies) > 3 and max(rec.bodies) <= 1024 * 1024
+    assert count(a, OutboxMessage, OutboxMessage.status == "delivered") == 30
+    with b.db.transaction(read_only=True) as session:
+        got = [m.message_id for m in session.scalars(select(InboxMessage).order_by(InboxMessage.received_at))]
+    assert got == ids
+
+
 def test_proof_verifies_offline_with_another_jose_library(
     pair: tuple[LiveNode, LiveNode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

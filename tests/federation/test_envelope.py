@@ -462,6 +462,40 @@ def test_non_canonical_base64_in_the_tag(nodes: Nodes) -> None:
     assert _reason(lambda: _open(nodes, replace_part(token, 4, twin))) == "malformed"
 
 
+_B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.parametrize("part", [1, 2, 3, 4])
+def test_non_canonical_base64_in_any_binary_part(nodes: Nodes, part: int) -> None:
+    # Every length of segment an envelope has: the key (40 bytes), IV (12), ciphertext (any) and tag (16).
+    token = _seal(nodes).token
+    segment = token.split(".")[part]
+    if len(segment) % 4 == 0:
+        twin = segment + "A"  # no unused bits to set: a sixth bit-group alone is never valid
+    else:
+        twin = segment[:-1] + _B64_ALPHABET[_B64_ALPHABET.index(segment[-1]) ^ 1]
+    assert _reason(lambda: peek(replace_part(token, part, twin))) == "malformed"
+
+
+@settings(max_examples=400)
+@given(st.text(alphabet=_B64_ALPHABET + "=+/ ", max_size=12))
+def test_base64_check_accepts_exactly_the_canonical_spelling(segment: str) -> None:
+    # The reference: decode, encode again, and compare; the product checks without decoding.
+    from cyberpact.federation.envelope import _b64length
+
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        canonical = base64.urlsafe_b64encode(raw).rstrip(b"=").decode() == segment
+    except ValueError:
+        canonical = False
+    try:
+        length = _b64length(segment, "test")
+    except EnvelopeRejected:
+        assert not canonical, segment
+    else:
+        assert canonical and length == len(raw), segment
+
+
 def test_duplicate_header_member(nodes: Nodes) -> None:
     header = json.dumps(peek(_seal(nodes).token))
     duplicated = header[:-1] + ', "aud": "node-b"}'

@@ -51,6 +51,9 @@ QUICK = {
     "outbox_backoff_max_seconds": 0.5,
     "outbox_poll_seconds": 0.05,
     "breaker_cooldown_seconds": 0.5,
+    # Many batches per run, so that a kill lands between batches and inside one; at the default of 500 a
+    # run of 1,000 messages is two batches and may be over before the first kill.
+    "outbox_batch_size": 50,
 }
 
 

@@ -80,6 +80,8 @@ _MAX_RECEIPT_BYTES = 8192
 _EK_BYTES, _IV_BYTES, _TAG_BYTES, _X25519_BYTES = 40, 12, 16, 32
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+# base64url digits whose low 4 (after 2 data characters) or 2 (after 3) bits are zero.
+_CANONICAL_LAST: Final = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 # In valid UTF-8 these bytes only lead the 4-byte sequences of characters beyond the BMP.
 _NON_BMP = re.compile(rb"[\xf0-\xf4]")
@@ -318,15 +320,25 @@ def _text_token(token: str | bytes) -> str:
     return token
 
 
-def _b64decode(segment: str, what: str) -> bytes:
-    # Only the canonical spelling is accepted (no padding, no stray bits in the last character): otherwise
-    # one envelope would have several byte forms and several digests, and de-duplication by digest breaks.
-    if len(segment) % 4 == 1 or not _B64URL.fullmatch(segment):
+def _b64length(segment: str, what: str) -> int:
+    """The number of bytes ``segment`` encodes, after checking it is canonical unpadded base64url.
+
+    Only the canonical spelling is accepted (no padding, no stray bits in the last character): otherwise
+    one envelope would have several byte forms and several digests, and de-duplication by digest breaks.
+    Checked without decoding, so that segments the JOSE library decodes anyway are not decoded twice.
+    """
+    tail = len(segment) % 4
+    if tail == 1 or not _B64URL.fullmatch(segment):
         _reject("malformed", f"the {what} is not base64url")
-    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+    # The last character of a 2- or 3-character tail carries 4 or 2 bits beyond the data, which must be 0.
+    if tail and segment[-1] not in _CANONICAL_LAST[tail]:
         _reject("malformed", f"the {what} is not canonical base64url")
-    return raw
+    return len(segment) // 4 * 3 + max(tail - 1, 0)
+
+
+def _b64decode(segment: str, what: str) -> bytes:
+    _b64length(segment, what)
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -379,7 +391,7 @@ def _check_epk(epk: Any) -> None:
         _reject("unsupported_algorithm", "the ephemeral key is not on X25519")
     if epk.keys() != {"kty", "crv", "x"}:
         _reject("malformed", "the ephemeral key is not a bare OKP public JWK")
-    if not isinstance(epk["x"], str) or len(_b64decode(epk["x"], "ephemeral key")) != _X25519_BYTES:
+    if not isinstance(epk["x"], str) or _b64length(epk["x"], "ephemeral key") != _X25519_BYTES:
         _reject("malformed", "the ephemeral key has the wrong length")
 
 
@@ -411,9 +423,9 @@ def peek(token: str | bytes) -> dict[str, Any]:
         (parts[2], "initialization vector", _IV_BYTES),
         (parts[4], "authentication tag", _TAG_BYTES),
     ):
-        if len(_b64decode(segment, what)) != size:
+        if _b64length(segment, what) != size:
             _reject("malformed", f"the {what} has the wrong length")
-    if not _b64decode(parts[3], "ciphertext"):
+    if not _b64length(parts[3], "ciphertext"):
         _reject("malformed", "the ciphertext is empty")
     return header
 
@@ -463,8 +475,8 @@ def _split_jws(text: str, what: str) -> tuple[dict[str, Any], str]:
     if alg != SIG_ALG:
         _reject("unsupported_algorithm", f"only {SIG_ALG} signatures are accepted, not {alg!r}")
     # Checked by joserfc too, but the canonical form matters here for the same reason as in _b64decode.
-    _b64decode(parts[1], f"{what} payload")
-    _b64decode(parts[2], f"{what} signature")
+    _b64length(parts[1], f"{what} payload")
+    _b64length(parts[2], f"{what} signature")
     if not _is_text(header.get("kid")):
         _reject("malformed", f"the {what} kid has the wrong form")
     return header, header["kid"]
