@@ -207,11 +207,11 @@ async def upload(
         async for piece in request.stream():
             buf += piece
             if len(buf) >= _HOP:
-                data = bytes(buf)
-                buf.clear()
+                # Handed over whole (and a new one started) rather than copied out.
+                data, buf = buf, bytearray()
                 await run_in_threadpool(up.write, data)
         if buf:
-            await run_in_threadpool(up.write, bytes(buf))
+            await run_in_threadpool(up.write, buf)
         offset, f = await run_in_threadpool(up.end)
     except ClientDisconnect:
         await run_in_threadpool(up.pause)

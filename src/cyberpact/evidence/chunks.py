@@ -81,7 +81,7 @@ class ChunkCodec:
     def aad(self, chunk: int, final: bool) -> bytes:
         return _AAD_PREFIX + self.scope.bytes + struct.pack(">IQ?", self.file_index, chunk, final)
 
-    def seal(self, chunk: int, plaintext: bytes) -> bytes | bytearray:
+    def seal(self, chunk: int, plaintext: bytes | bytearray) -> bytes | bytearray:
         if not 0 <= chunk < self.count or len(plaintext) != self.plain_length(chunk):
             raise ValueError(f"chunk {chunk} of {self.count} cannot hold {len(plaintext)} bytes")
         return crypto.seal_chunk(self.cipher, plaintext, self.aad(chunk, chunk == self.count - 1))
@@ -166,7 +166,7 @@ class StreamSealer:
         """Plaintext bytes accepted so far, stored or in flight, including the buffered tail."""
         return self.next_chunk * self.codec.chunk_size + self._fill
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self.offset + len(data) > self.codec.size:
             raise InvalidInput(
                 "More bytes than declared",
@@ -186,10 +186,12 @@ class StreamSealer:
                 self._fill += take
                 pos += take
                 if self._fill == size and self.next_chunk < self.codec.count:
-                    self._fill = 0
-                    self._emit(bytes(self._buf))
+                    # The full buffer itself goes out (it is never written again) and the next chunk
+                    # gets a fresh one: no 4 MiB copy per chunk.
+                    full, self._buf, self._fill = self._buf, bytearray(size), 0
+                    self._emit(full)
 
-    def _emit(self, plain: bytes) -> None:
+    def _emit(self, plain: bytes | bytearray) -> None:
         chunk = self.next_chunk
         hashed = self._hash_pool.submit(self.blake2b.update, plain)
         self.sha256.update(plain)

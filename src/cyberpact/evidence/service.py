@@ -323,7 +323,7 @@ class Upload:
     def offset(self) -> int:
         return self.sealer.offset
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         self.sealer.write(data)
 
     def finish(self) -> EvidenceFile:

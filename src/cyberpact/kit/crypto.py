@@ -162,7 +162,7 @@ def chunk_cipher(key: bytes) -> AESGCM:
     return AESGCM(key)
 
 
-def seal_chunk(cipher: AESGCM, plaintext: bytes, aad: bytes) -> bytearray:
+def seal_chunk(cipher: AESGCM, plaintext: bytes | bytearray, aad: bytes) -> bytearray:
     """nonce || ciphertext || tag. The 96-bit nonce is random, never derived from the chunk's position:
     a chunk re-written after a crash (same position, maybe other bytes) must never reuse a nonce, which
     for GCM would leak both plaintexts and the authentication key. Position is bound through ``aad``."""
