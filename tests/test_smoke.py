@@ -1,6 +1,12 @@
 from __future__ import annotations
 
-from conftest import LiveNode
+import gc
+import sys
+
+import pytest
+
+from conftest import LiveNode, start_node
+from cyberpact.config import Settings
 
 
 def test_health_and_ready(node: LiveNode) -> None:
@@ -11,3 +17,30 @@ def test_health_and_ready(node: LiveNode) -> None:
     assert r.json()["status"] == "ready"
     spec = c.get("/api/openapi.json").json()
     assert "/api/v1/me" in spec["paths"]
+
+
+def test_a_running_node_tunes_the_interpreter_and_gives_it_back(settings: Settings) -> None:
+    # Several apps start and stop in one test process, so each must leave the collector, its frozen
+    # objects and the thread switch interval as it found them.
+    from cyberpact.app import SWITCH_INTERVAL
+
+    before = (gc.get_threshold(), sys.getswitchinterval(), gc.get_freeze_count())
+    live = start_node(settings)
+    try:
+        assert gc.get_threshold()[0] == 10_000
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        assert gc.get_freeze_count() > 0
+        assert live.client().get("/healthz").status_code == 200
+    finally:
+        live.stop()
+    assert (gc.get_threshold(), sys.getswitchinterval(), gc.get_freeze_count()) == before
+
+
+def test_the_allocator_takes_the_memory_settings_on_glibc() -> None:
+    import platform
+
+    from cyberpact.kit.memory import tune_allocator
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the settings are glibc's")
+    assert tune_allocator() is True
