@@ -30,11 +30,12 @@ from cyberpact.kit.storage import ObjectStorage
 
 _AAD_PREFIX = b"cyberpact-evidence-chunk/v1\x00"
 _MAX_DIAGNOSE = 4096  # positions tried when looking for where a misplaced chunk belongs
-# Chunks being hashed or written while the next is sealed: one keeps both writer threads busy (the
-# next chunk is sealed while the last is written) at the least memory, which a node pays on top of
-# its idle footprint for every upload (benchmarks/bench_evidence.py: with 4 the ingest ran about 20 %
-# faster and peaked 10 MB higher).
-_IN_FLIGHT = 1
+# Chunks being hashed or written while the next is sealed. A node's API upload keeps one (the next chunk
+# is sealed while the last is written), the least memory on top of the node's footprint; the CLI, a
+# process of its own, keeps four, so that several chunks' fsyncs overlap (benchmarks/bench_evidence.py:
+# 8-20 % faster ingest for 20 MB more).
+IN_FLIGHT_NODE = 1
+IN_FLIGHT_BULK = 4
 
 
 def chunk_count(size: int, chunk_size: int) -> int:
@@ -146,8 +147,10 @@ class StreamSealer:
         start_chunk: int = 0,
         hashers: tuple[Any, Any] | None = None,
         on_stored: Callable[[int], None] | None = None,
+        in_flight: int = IN_FLIGHT_NODE,
     ) -> None:
         self.codec, self.storage, self.key_of = codec, storage, key_of
+        self.in_flight = in_flight
         self.next_chunk = start_chunk
         self.sha256, self.blake2b = hashers or new_hashers()
         self.on_stored = on_stored
@@ -199,7 +202,7 @@ class StreamSealer:
         written = self._write_pool.submit(self.storage.put, self.key_of(chunk), sealed)
         self.next_chunk += 1
         self._pending.append((chunk, hashed, written))
-        while len(self._pending) > _IN_FLIGHT:
+        while len(self._pending) > self.in_flight:
             self._settle_one()
 
     def _settle_one(self) -> None:

@@ -244,7 +244,15 @@ class Upload:
     """One stream of bytes into one file, from ``offset`` on; see the module docstring."""
 
     def __init__(
-        self, db: Database, ctx: Context, actor: Actor, package_id: uuid.UUID | str, index: int, offset: int
+        self,
+        db: Database,
+        ctx: Context,
+        actor: Actor,
+        package_id: uuid.UUID | str,
+        index: int,
+        offset: int,
+        *,
+        in_flight: int = chunks.IN_FLIGHT_NODE,
     ) -> None:
         self.db, self.ctx, self.actor = db, ctx, actor
         self.token = secrets.token_hex(16)
@@ -286,6 +294,7 @@ class Upload:
             start_chunk=self.start,
             hashers=self._hashers(),
             on_stored=self._progress,
+            in_flight=in_flight,
         )
 
     def _hashers(self) -> tuple[Any, Any]:
