@@ -170,6 +170,7 @@ def transfer(size_mib: int, tmp: Path, kill_at: float = 0.4) -> dict[str, Any]:
                         "acquisition": ACQ.model_dump(mode="json"),
                     },
                 ).raise_for_status()
+                put_started = time.perf_counter()
                 with src.open("rb") as f:
                     c.put(
                         f"/api/v1/evidence/packages/{pkg['id']}/files/0/content",
@@ -177,6 +178,9 @@ def transfer(size_mib: int, tmp: Path, kill_at: float = 0.4) -> dict[str, Any]:
                         headers={"Upload-Offset": "0"},
                     ).raise_for_status()
                 c.post(f"/api/v1/evidence/packages/{pkg['id']}/seal").raise_for_status()
+                out.setdefault(
+                    "upload_MBps", round(size_mib * MIB / (time.perf_counter() - put_started) / 1e6)
+                )
                 out.setdefault("sender_upload_peak_rss_MB", round(a.peak_rss_mb()))
                 # From here the peaks are the transfer's own (where the kernel lets us reset them).
                 out.setdefault("peaks_reset_after_upload", a.reset_peak() and b.reset_peak())
