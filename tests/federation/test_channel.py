@@ -300,3 +300,27 @@ def test_a_message_settled_while_another_worker_claims_it_is_not_taken(
     with a.db.transaction(read_only=True) as s:
         row = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id == mid)).one()
     assert (row.status, row.lease_owner) == ("delivered", None)
+
+
+def test_an_idle_worker_polls_without_taking_the_write_lock(pair: tuple[LiveNode, LiveNode]) -> None:
+    from sqlalchemy import event
+
+    a, _ = pair
+    w = worker(a)
+    w.run_once()  # the first round also looks for dead letters, which needs the claim transaction
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(a.db.engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(5):
+            assert w.run_once().claimed == 0
+        assert statements, "the idle rounds looked at the outbox"
+        assert not [x for x in statements if "IMMEDIATE" in x or "advisory" in x or x.startswith("UPDATE")]
+        # As soon as there is something to send, the next round claims and delivers it.
+        send(a, "au-24x7", "after the quiet")
+        assert w.run_once().delivered == 1
+    finally:
+        event.remove(a.db.engine, "before_cursor_execute", seen)
