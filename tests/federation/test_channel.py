@@ -120,19 +120,34 @@ def test_order_is_kept_within_a_conversation(pair: tuple[LiveNode, LiveNode]) ->
     assert got == ids and events == ids
 
 
-class _CutSecondPost(httpx.HTTPTransport):
-    """Loses the second inbox post of a claim (as a dropped connection would), passes everything else."""
+class _InboxTap(httpx.HTTPTransport):
+    """Notes each inbox post (envelopes and body bytes) on its way; with ``lose_post=n`` the n-th post is
+    lost, as a dropped connection would lose it. Everything else passes."""
 
-    def __init__(self) -> None:
+    def __init__(self, lose_post: int | None = None) -> None:
         super().__init__()
+        self.lose_post = lose_post
         self.posts: list[int] = []
+        self.bodies: list[int] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/federation/v1/inbox":
-            self.posts.append(len(json.loads(request.read())["envelopes"]))
-            if len(self.posts) == 2:
+            body = request.read()
+            self.posts.append(len(json.loads(body)["envelopes"]))
+            self.bodies.append(len(body))
+            if len(self.posts) == self.lose_post:
                 raise httpx.ReadError("connection reset by the test")
         return super().handle_request(request)
+
+
+def tapped_worker(node: LiveNode, tap: _InboxTap) -> OutboxWorker:
+    s = node.settings
+    return OutboxWorker(
+        node.db,
+        KeyStore(s.key_passphrase_value(), s.key_kdf_iterations),
+        s,
+        client=httpx.Client(transport=tap),
+    )
 
 
 def test_a_pipelined_claim_stops_at_the_first_lost_batch_and_keeps_order(
@@ -141,12 +156,8 @@ def test_a_pipelined_claim_stops_at_the_first_lost_batch_and_keeps_order(
     a, b = pair
     a.settings.outbox_batch_size = 4  # 10 messages: batches of 4, 4 and 2 in one claim
     ids = [send(a, "au-24x7", f"step {i}", conversation="ordered")["message_id"] for i in range(10)]
-    s = a.settings
-    cut = _CutSecondPost()
-    w = OutboxWorker(
-        a.db, KeyStore(s.key_passphrase_value(), s.key_kdf_iterations), s, client=httpx.Client(transport=cut)
-    )
-    first = w.run_once()
+    cut = _InboxTap(lose_post=2)
+    first = tapped_worker(a, cut).run_once()
     # The first batch arrived; the second was lost, so the third was never sent (it would overtake it).
     assert cut.posts == [4, 4]
     assert (first.delivered, first.failed) == (4, 6)
@@ -165,17 +176,6 @@ def test_a_pipelined_claim_stops_at_the_first_lost_batch_and_keeps_order(
     assert got == ids
 
 
-class _Recording(httpx.HTTPTransport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.bodies: list[int] = []
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/federation/v1/inbox":
-            self.bodies.append(len(request.read()))
-        return super().handle_request(request)
-
-
 def test_batches_stay_under_the_inbox_body_limit(pair: tuple[LiveNode, LiveNode]) -> None:
     # Thirty envelopes of about 110 KB would make a 3 MB batch, which an inbox taking 1 MiB refuses whole
     # (and would keep refusing at every retry); the worker cuts the claim into batches that fit.
@@ -192,11 +192,8 @@ def test_batches_stay_under_the_inbox_body_limit(pair: tuple[LiveNode, LiveNode]
         r = client.post("/api/v1/federation/messages", json=body)
         assert r.status_code == 202, r.text
         ids.append(r.json()["message_id"])
-    s = a.settings
-    rec = _Recording()
-    w = OutboxWorker(
-        a.db, KeyStore(s.key_passphrase_value(), s.key_kdf_iterations), s, client=httpx.Client(transport=rec)
-    )
+    rec = _InboxTap()
+    w = tapped_worker(a, rec)
     while w.run_once().claimed:
         pass
     assert len(rec.bodies) > 3 and max(rec.bodies) <= 1024 * 1024

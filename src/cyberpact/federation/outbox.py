@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -51,6 +51,16 @@ PIPELINE_BATCHES = 8
 # the headers, key, IV and tag of both layers.
 _SEALED_PER_PAYLOAD_BYTE = 16 / 9
 _SEALED_OVERHEAD = 2048
+
+
+def _unleased(now: datetime) -> ColumnElement[bool]:
+    """No worker holds the message: never leased, or its lease has run out."""
+    return or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
+
+
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Waiting to be sent, its retry time reached, and free to claim."""
+    return OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now, _unleased(now)
 
 
 def enqueue(
@@ -188,15 +198,7 @@ class OutboxWorker:
 
     def _anything_due(self, now: datetime) -> bool:
         with self.db.transaction(read_only=True) as session:
-            due = session.scalar(
-                select(OutboxMessage.seq)
-                .where(
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.next_attempt_at <= now,
-                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
-                )
-                .limit(1)
-            )
+            due = session.scalar(select(OutboxMessage.seq).where(*_due(now)).limit(1))
         return due is not None
 
     def _claim(self, now: datetime) -> list[OutboxMessage]:
@@ -233,11 +235,7 @@ class OutboxWorker:
             # flushing whole rows one by one cost more than sealing them.
             ready = session.execute(
                 select(OutboxMessage.seq, OutboxMessage.recipient, OutboxMessage.conversation_id)
-                .where(
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.next_attempt_at <= now,
-                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
-                )
+                .where(*_due(now))
                 .order_by(OutboxMessage.seq)
                 .limit(s.outbox_batch_size * PIPELINE_BATCHES * 2)
             ).all()
@@ -262,11 +260,7 @@ class OutboxWorker:
             # make PostgreSQL re-read the row), and a settled message must not be sent and settled twice.
             session.execute(
                 update(OutboxMessage)
-                .where(
-                    OutboxMessage.seq.in_(chosen),
-                    OutboxMessage.status == "pending",
-                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
-                )
+                .where(OutboxMessage.seq.in_(chosen), OutboxMessage.status == "pending", _unleased(now))
                 .values(
                     lease_owner=self.worker_id, lease_until=now + timedelta(seconds=s.outbox_lease_seconds)
                 )
@@ -290,7 +284,7 @@ class OutboxWorker:
             select(OutboxMessage).where(
                 OutboxMessage.status == "pending",
                 OutboxMessage.created_at < cutoff,
-                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+                _unleased(now),
             )
         ).all()
         for row in rows:

@@ -43,15 +43,6 @@ class Driver:
     def bool(self, value: bool) -> Any:
         return value if self.pg else int(value)
 
-    def json(self, value: Any) -> Any:
-        if value is None:
-            return None
-        if self.pg:
-            from psycopg.types.json import Jsonb
-
-            return Jsonb(value)
-        return json.dumps(value)
-
     def markings(self, value: tuple[str, ...] | None) -> Any:
         """A row's marking ids as the JSON column holds them; an envelope's objects mostly share them."""
         if not value:
