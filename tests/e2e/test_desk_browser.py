@@ -319,10 +319,15 @@ def test_resumable_upload_survives_a_cut_connection(browser: Any, nodes: Nodes, 
             return f is not None and f.status == "complete"
 
     wait_until(complete)
-    page.goto(f"{a.url}/desk/evidence/{pid}")
     import hashlib
 
-    assert hashlib.sha256(payload).hexdigest() in page.content()
+    digest = hashlib.sha256(payload).hexdigest()
+    # The upload script reloads the page itself once the last chunk is in; a goto of ours could race that
+    # reload ("navigation interrupted by another navigation"), so wait for the reloaded page instead.
+    page.wait_for_function(f"() => document.body.innerText.includes('{digest}')", timeout=30000)
+    page.wait_for_load_state()
+    assert digest in page.content()
+    assert page.url.endswith(f"/desk/evidence/{pid}")
     page.get_by_role("button", name="Seal the package").click()
     page.wait_for_load_state()
     page.get_by_role("button", name="Verify now").click()
