@@ -166,6 +166,24 @@ def test_replayed_envelope_is_a_duplicate(trio: tuple[LiveNode, LiveNode, LiveNo
     assert stored(b) == after
 
 
+def test_a_message_twice_in_one_batch_is_stored_once(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
+    """The batch's rows are written together at its end; a repeat inside the batch must still be known."""
+    from cyberpact.federation.models import ConversationEvent
+
+    a, b, _ = trio
+    token = seal_from(a, b, text="once").token
+    before = stored(b)
+    first, again = post(b, token, token)
+    assert (first["status"], again["status"]) == ("accepted", "duplicate")
+    assert again["receipt"] == first["receipt"]
+    assert stored(b) == (before[0] + 1, before[1] + 1)
+    with b.db.transaction(read_only=True) as s:
+        kinds = s.scalars(
+            select(ConversationEvent.kind).where(ConversationEvent.message_id == first["message_id"])
+        ).all()
+    assert kinds == ["received"]
+
+
 def test_transport_level_bad_input(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
     _, b, _ = trio
     before = stored(b)

@@ -516,18 +516,22 @@ def open_envelope(
     max_age: timedelta,
     max_skew: timedelta,
     max_bytes: int,
+    outer: dict[str, Any] | None = None,
 ) -> OpenedEnvelope:
     """Check, decrypt and verify an envelope; raise :class:`EnvelopeRejected` on the first failure.
 
     The cheap checks (size, structure, recipient, time, key id) run before any public-key operation so a
     flood of junk costs little. ``sender_keys(sender_node, kid)`` is asked with the signed sender id.
+    ``outer``: what :func:`peek` already returned for this very token (a receiver peeks first to route),
+    so that its checks are not paid twice.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if len(token) > max_bytes:
         _reject("too_large", f"the envelope exceeds {max_bytes} bytes")
     text = _text_token(token)
-    outer = peek(text)
+    if outer is None:
+        outer = peek(text)
     if outer["aud"] != recipient_node:
         _reject("wrong_recipient", f"the envelope is for {outer['aud']!r}")
     created = parse_rfc3339(outer["created"])

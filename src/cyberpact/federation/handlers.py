@@ -65,8 +65,7 @@ def known_types() -> list[str]:
     return sorted(_HANDLERS)
 
 
-def event(
-    session: Session,
+def event_values(
     *,
     conversation_id: str,
     peer: str,
@@ -75,19 +74,23 @@ def event(
     message_id: str,
     message_type: str,
     summary: str,
-) -> None:
-    session.add(
-        ConversationEvent(
-            at=utcnow(),
-            conversation_id=conversation_id,
-            peer=peer,
-            direction=direction,
-            kind=kind,
-            message_id=message_id,
-            message_type=message_type,
-            summary=summary[:500],
-        )
-    )
+) -> dict[str, Any]:
+    """The columns of one timeline event, for a caller that writes many at once."""
+    return {
+        "at": utcnow(),
+        "conversation_id": conversation_id,
+        "peer": peer,
+        "direction": direction,
+        "kind": kind,
+        "message_id": message_id,
+        "message_type": message_type,
+        "summary": summary[:500],
+    }
+
+
+def event(session: Session, **fields: str) -> None:
+    """Add one timeline event to the caller's transaction (fields: those of :func:`event_values`)."""
+    session.add(ConversationEvent(**event_values(**fields)))
 
 
 @register("note", pure=True)

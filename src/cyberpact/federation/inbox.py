@@ -10,14 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 from joserfc.jwk import OKPKey
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
 from cyberpact.config import Settings
 from cyberpact.federation import envelope, handlers, peers
 from cyberpact.federation.errors import EnvelopeRejected
-from cyberpact.federation.models import InboxMessage, Peer, PeerKey
+from cyberpact.federation.models import ConversationEvent, InboxMessage, Peer, PeerKey
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import sha256_hex
 from cyberpact.kit.errors import CyberpactError
@@ -55,10 +55,22 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Opened:
-    """An envelope decrypted and its signature verified, with the id of the key that signed it."""
+    """An envelope decrypted and its signature verified, with the id of the key that signed it and the
+    outer header it was routed by."""
 
     envelope: envelope.OpenedEnvelope
     kid: str
+    outer: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What answering a duplicate needs of a message already stored."""
+
+    sender: str
+    receipt: str
+    envelope: str
+    signed: str
 
 
 class Inbox:
@@ -78,8 +90,11 @@ class Inbox:
         self._refreshed: set[str] = set()
         self._public: dict[tuple[str, str], tuple[PeerKey, OKPKey]] = {}
         # Messages already stored, by id: prefetched for the batch, then every one this batch adds.
-        self._known: dict[str, InboxMessage] = {}
+        self._known: dict[str, _Known] = {}
         self._looked_up: set[str] = set()
+        # Rows of accepted messages and their timeline events, written together (see _write).
+        self._inbox_rows: list[dict[str, Any]] = []
+        self._event_rows: list[dict[str, Any]] = []
 
     def _receipt(
         self,
@@ -138,8 +153,8 @@ class Inbox:
         out: dict[int, Opened] = {}
         for i, token in enumerate(tokens):
             try:
-                peer = self._peer(envelope.peek(token)["iss"])
-                out[i] = self._open(token, peer, {})
+                header = envelope.peek(token)
+                out[i] = self._open(token, header, self._peer(header["iss"]), {})
             except EnvelopeRejected:
                 continue
         return out
@@ -148,20 +163,48 @@ class Inbox:
         """Receive a batch in order. Known message ids are looked up once for the whole batch, and the
         rows it adds are written together when the caller's transaction ends. ``opened`` is what
         :meth:`open_batch` could already open, by position."""
+        before = opened or {}
         ids = []
-        for token in tokens:
+        for i, token in enumerate(tokens):
+            if i in before:
+                ids.append(before[i].envelope.message_id)
+                continue
             try:
                 ids.append(envelope.peek(token)["msg_id"])
             except EnvelopeRejected:
                 continue
         self._looked_up.update(ids)
         if ids:
-            for row in self.session.scalars(
-                select(InboxMessage).where(InboxMessage.message_id.in_(set(ids)))
-            ):
-                self._known[row.message_id] = row
-        before = opened or {}
-        return [self.receive(token, before.get(i)) for i, token in enumerate(tokens)]
+            self._known.update(self._lookup(InboxMessage.message_id.in_(set(ids))))
+        outcomes = [self._receive(token, before.get(i)) for i, token in enumerate(tokens)]
+        self._write()
+        return outcomes
+
+    def _lookup(self, where: Any) -> dict[str, _Known]:
+        rows = self.session.execute(
+            select(
+                InboxMessage.message_id,
+                InboxMessage.sender,
+                InboxMessage.receipt,
+                InboxMessage.envelope,
+                InboxMessage.signed,
+            ).where(where)
+        )
+        return {row[0]: _Known(*row[1:]) for row in rows}
+
+    def _write(self) -> None:
+        """Insert the accepted messages and their events held so far, one statement for each table.
+
+        The unit of work cost more per row than the signature checks; the rows wait here until the batch
+        ends or a handler that writes is about to run (it may read them, and its own events must not
+        overtake those of earlier messages in the timeline, hence the flush first).
+        """
+        if not self._inbox_rows:
+            return
+        self.session.flush()
+        self.session.execute(insert(InboxMessage), self._inbox_rows)
+        self.session.execute(insert(ConversationEvent), self._event_rows)
+        self._inbox_rows, self._event_rows = [], []
 
     def _peer(self, sender: str) -> Peer:
         peer = peers.find_peer(self.session, sender)
@@ -174,10 +217,11 @@ class Inbox:
             )
         return peer
 
-    def _open(self, token: str, peer: Peer, used: dict[str, PeerKey]) -> Opened:
-        """Decrypt and verify; ``used["row"]`` is then the key it was signed with."""
+    def _open(self, token: str, header: dict[str, Any], peer: Peer, used: dict[str, PeerKey]) -> Opened:
+        """Decrypt and verify (``header``: what peek found); ``used["row"]`` is then the signing key."""
         opened = envelope.open_envelope(
             token,
+            outer=header,
             recipient_node=self.settings.node_id,
             recipient_keys=self.recipient_keys,
             sender_keys=self._sender_key(peer, used),
@@ -186,28 +230,28 @@ class Inbox:
             max_skew=timedelta(seconds=self.settings.max_clock_skew_seconds),
             max_bytes=self.settings.max_envelope_bytes,
         )
-        return Opened(opened, used["row"].kid)
+        return Opened(opened, used["row"].kid, header)
 
-    def receive(self, token: str, before: Opened | None = None) -> Outcome:
+    def _receive(self, token: str, before: Opened | None = None) -> Outcome:
         digest = sha256_hex(token.encode("utf-8", "surrogateescape"))
         sender, message_id = "unknown", None
         try:
             if len(token) > self.settings.max_envelope_bytes:
                 raise EnvelopeRejected("too_large", f"over {self.settings.max_envelope_bytes} bytes")
-            header = envelope.peek(token)
+            header = before.outer if before is not None else envelope.peek(token)
             sender, message_id = header["iss"], header["msg_id"]
             peer = self._peer(sender)
             # Opened before the write transaction: the peer's standing was checked again just above, and
             # the key it was signed with is looked up again here, as it stands now.
             used: dict[str, PeerKey] = {}
             if before is None or self._sender_key(peer, used)(before.envelope.sender, before.kid) is None:
-                before = self._open(token, peer, used)
+                before = self._open(token, header, peer, used)
             opened, key = before.envelope, used["row"]
             if key.valid_until is not None and opened.created > key.valid_until:
                 raise EnvelopeRejected("key_expired", f"key {key.kid} was rotated out at {key.valid_until}")
             previous = self._known.get(opened.message_id)
             if previous is None and opened.message_id not in self._looked_up:
-                previous = self.session.get(InboxMessage, opened.message_id)
+                previous = self._lookup(InboxMessage.message_id == opened.message_id).get(opened.message_id)
             if previous is not None:
                 if previous.sender != opened.sender:
                     raise EnvelopeRejected("refused", "message id already used by another node")
@@ -235,6 +279,7 @@ class Inbox:
         try:
             if handlers.is_pure(opened.message_type):
                 return handler(self.session, opened)
+            self._write()
             # The handler's changes are undone alone if it refuses; the rest of the batch stands.
             with self.session.begin_nested():
                 return handler(self.session, opened)
@@ -246,32 +291,34 @@ class Inbox:
     def _store(self, token: str, opened: envelope.OpenedEnvelope, handler: handlers.Handler) -> Outcome:
         summary = self._apply(opened, handler)
         receipt = self._receipt(opened.sender, opened.message_id, opened.digest, "accepted", None)
-        row = InboxMessage(
-            message_id=opened.message_id,
-            sender=opened.sender,
-            message_type=opened.message_type,
-            conversation_id=opened.conversation_id,
-            in_reply_to=opened.in_reply_to,
-            created_at=opened.created,
-            received_at=utcnow(),
-            envelope=token,
-            digest=opened.digest,
-            signed=opened.signed,
-            signing_kid=opened.signing_kid,
-            payload=opened.payload,
-            receipt=receipt,
+        self._inbox_rows.append(
+            {
+                "message_id": opened.message_id,
+                "sender": opened.sender,
+                "message_type": opened.message_type,
+                "conversation_id": opened.conversation_id,
+                "in_reply_to": opened.in_reply_to,
+                "created_at": opened.created,
+                "received_at": utcnow(),
+                "envelope": token,
+                "digest": opened.digest,
+                "signed": opened.signed,
+                "signing_kid": opened.signing_kid,
+                "payload": opened.payload,
+                "receipt": receipt,
+            }
         )
-        self.session.add(row)
-        self._known[opened.message_id] = row
-        handlers.event(
-            self.session,
-            conversation_id=opened.conversation_id,
-            peer=opened.sender,
-            direction="in",
-            kind="received",
-            message_id=opened.message_id,
-            message_type=opened.message_type,
-            summary=summary,
+        self._known[opened.message_id] = _Known(opened.sender, receipt, token, opened.signed)
+        self._event_rows.append(
+            handlers.event_values(
+                conversation_id=opened.conversation_id,
+                peer=opened.sender,
+                direction="in",
+                kind="received",
+                message_id=opened.message_id,
+                message_type=opened.message_type,
+                summary=summary,
+            )
         )
         audit.record(
             self.session,

@@ -23,14 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
 from cyberpact.config import Settings
 from cyberpact.federation import envelope, handlers, peers
 from cyberpact.federation.errors import EnvelopeRejected
-from cyberpact.federation.models import OutboxMessage, Peer, PeerKey, PeerLink
+from cyberpact.federation.models import ConversationEvent, OutboxMessage, Peer, PeerKey, PeerLink
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import sha256_hex
@@ -457,6 +457,7 @@ class OutboxWorker:
                 still_mine = still_mine.with_for_update()
             mine = set(session.scalars(still_mine))
             changes: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
             hooks: list[tuple[handlers.ReceiptHook, OutboxMessage, str]] = []
             any_ok = False
             for row in rows:
@@ -464,7 +465,7 @@ class OutboxWorker:
                     all_ok = False
                     continue
                 outcome, values, hook = self._settle(
-                    session,
+                    events,
                     row,
                     sealed.get(row.message_id),
                     answers.get(row.message_id),
@@ -483,6 +484,8 @@ class OutboxWorker:
             if changes:
                 # One executemany per shape of change instead of one UPDATE round trip per message.
                 session.execute(update(OutboxMessage), changes)
+            if events:
+                session.execute(insert(ConversationEvent), events)
             if extend:
                 session.execute(
                     update(OutboxMessage)
@@ -499,7 +502,7 @@ class OutboxWorker:
 
     def _settle(
         self,
-        session: Session,
+        events: list[dict[str, Any]],
         row: OutboxMessage,
         sealed: envelope.SealedEnvelope | None,
         item: dict[str, Any] | None,
@@ -509,7 +512,8 @@ class OutboxWorker:
         error: str | None,
         now: datetime,
     ) -> tuple[str, dict[str, Any], tuple[handlers.ReceiptHook, OutboxMessage, str] | None]:
-        """What became of one message: (outcome, column changes, receipt hook to run)."""
+        """What became of one message: (outcome, column changes, receipt hook to run); its timeline event
+        goes to ``events``."""
         receipt: envelope.Receipt | None = None
         if error is None and item is not None and sealed is not None:
             try:
@@ -544,15 +548,16 @@ class OutboxWorker:
         hook = handlers.receipt_hook(row.message_type)
         assert item is not None and sealed is not None
         if receipt.status == "rejected":
-            handlers.event(
-                session,
-                conversation_id=row.conversation_id,
-                peer=recipient,
-                direction="out",
-                kind="rejected",
-                message_id=row.message_id,
-                message_type=row.message_type,
-                summary=f"refused by {recipient}: {receipt.reason}",
+            events.append(
+                handlers.event_values(
+                    conversation_id=row.conversation_id,
+                    peer=recipient,
+                    direction="out",
+                    kind="rejected",
+                    message_id=row.message_id,
+                    message_type=row.message_type,
+                    summary=f"refused by {recipient}: {receipt.reason}",
+                )
             )
             return (
                 "rejected",
@@ -578,15 +583,16 @@ class OutboxWorker:
             # The receipt names the envelope that arrived first, which a crash may have kept us from
             # recording; the receiver hands it back, and we keep it only if it is provably ours.
             proof = self._original(item, receipt, row, own_keys) or ({} if row.envelope else proof)
-        handlers.event(
-            session,
-            conversation_id=row.conversation_id,
-            peer=recipient,
-            direction="out",
-            kind="delivered",
-            message_id=row.message_id,
-            message_type=row.message_type,
-            summary=f"receipt from {recipient} ({status})",
+        events.append(
+            handlers.event_values(
+                conversation_id=row.conversation_id,
+                peer=recipient,
+                direction="out",
+                kind="delivered",
+                message_id=row.message_id,
+                message_type=row.message_type,
+                summary=f"receipt from {recipient} ({status})",
+            )
         )
         return (
             "delivered",
