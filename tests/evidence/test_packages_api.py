@@ -200,3 +200,45 @@ def test_release_and_delete(enode: LiveNode, officer: httpx.Client) -> None:
     assert not list((enode.settings.data_dir / "evidence").rglob(f"{pkg['id']}/*/*"))
     first = officer.get("/api/v1/evidence/custody/events/0").json()
     assert first["entry"]["kind"] == "created" and first["tree_size"] == 4
+
+
+def test_custody_proofs_over_the_api_verify_and_nothing_is_proved_beyond_the_log(
+    enode: LiveNode, officer: httpx.Client
+) -> None:
+    """Each proof is fetched with the log's size in one statement; a proof for a tree, an event or a
+    second head beyond what the log holds is a 404, never a proof over hashes that do not exist yet."""
+    from cyberpact.evidence import custody, merkle
+
+    sealed_package(officer, {"a": b"one"})
+    first = officer.get("/api/v1/evidence/custody/head").json()
+    sealed_package(officer, {"b": b"two", "c": b"three"})
+    second = officer.get("/api/v1/evidence/custody/head").json()
+    assert 0 < first["size"] < second["size"]
+    root1, root2 = custody.unb64(first["root"], "root"), custody.unb64(second["root"], "root")
+
+    r = officer.get(
+        "/api/v1/evidence/custody/consistency", params={"first": first["size"], "second": second["size"]}
+    )
+    assert r.status_code == 200
+    proof = [custody.unb64(p, "proof") for p in r.json()["proof"]]
+    merkle.verify_consistency(first["size"], second["size"], root1, root2, proof)
+
+    with enode.db.transaction(read_only=True) as s:
+        entries = {e.seq: e.entry for e in s.scalars(select(CustodyEvent))}
+    for seq in (0, first["size"] - 1, second["size"] - 1):
+        r = officer.get(f"/api/v1/evidence/custody/events/{seq}", params={"tree_size": second["size"]})
+        assert r.status_code == 200
+        proof = [custody.unb64(p, "proof") for p in r.json()["proof"]]
+        leaf = merkle.leaf_hash(entries[seq].encode())
+        merkle.verify_inclusion(seq, second["size"], leaf, proof, root2)
+
+    size = second["size"]
+    beyond = [
+        ("/api/v1/evidence/custody/consistency", {"first": 1, "second": size + 1}),
+        ("/api/v1/evidence/custody/events/0", {"tree_size": size + 1}),
+        (f"/api/v1/evidence/custody/events/{size}", {"tree_size": size + 1}),
+        (f"/api/v1/evidence/custody/events/{size}", {}),
+        ("/api/v1/evidence/custody/events/5", {"tree_size": 5}),
+    ]
+    for path, params in beyond:
+        assert officer.get(path, params=params).status_code == 404, (path, params)
