@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -148,6 +150,49 @@ def tapped_worker(node: LiveNode, tap: _InboxTap) -> OutboxWorker:
         s,
         client=httpx.Client(transport=tap),
     )
+
+
+class _SlowTap(_InboxTap):
+    """Holds each inbox post for ``delay`` seconds, noting first the lease of every message still leased."""
+
+    def __init__(self, node: LiveNode, delay: float) -> None:
+        super().__init__()
+        self.node, self.delay = node, delay
+        self.leases: list[dict[str, datetime]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/federation/v1/inbox":
+            with self.node.db.transaction(read_only=True) as s:
+                rows = s.execute(
+                    select(OutboxMessage.message_id, OutboxMessage.lease_until).where(
+                        OutboxMessage.lease_owner.is_not(None)
+                    )
+                )
+                self.leases.append(dict(rows.all()))
+            time.sleep(self.delay)
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize(("lease", "delay", "renewed"), [(60, 0.0, False), (2, 1.1, True)])
+def test_a_claim_renews_its_later_leases_once_half_the_lease_is_gone(
+    pair: tuple[LiveNode, LiveNode], lease: int, delay: float, renewed: bool
+) -> None:
+    """A quick claim leaves its later messages' leases alone (renewing rewrote every later row after every
+    batch); a slow one renews them before they run out, so no other worker may take them meanwhile."""
+    a, b = pair
+    a.settings.outbox_batch_size = 2  # 6 messages: three batches in one claim
+    a.settings.outbox_lease_seconds = lease
+    ids = [send(a, "au-24x7", f"step {i}", conversation="slow")["message_id"] for i in range(6)]
+    tap = _SlowTap(a, delay)
+    result = tapped_worker(a, tap).run_once()
+    assert (result.delivered, tap.posts) == (6, [2, 2, 2])
+    last = ids[4:]
+    at_first, at_last = tap.leases[0], tap.leases[2]
+    assert all(at_last[m] > at_first[m] for m in last) is renewed
+    assert all(at_last[m] == at_first[m] for m in last) is not renewed
+    if renewed:  # three posts of 1.1 s outlast the 2 s the claim took, yet nobody else could take them
+        assert all(at_last[m] > utcnow() - timedelta(seconds=lease) for m in last)
+    assert count(b, InboxMessage) == 6
 
 
 def test_a_pipelined_claim_stops_at_the_first_lost_batch_and_keeps_order(

@@ -330,6 +330,8 @@ class OutboxWorker:
         holds back all after it, so order within a conversation is kept."""
         to = self._peer_context(recipient)
         parts = self._batches(rows)
+        lease = timedelta(seconds=self.settings.outbox_lease_seconds)
+        lease_end = min((r.lease_until for r in rows if r.lease_until is not None), default=None)
         sealed = self._seal(to, parts[0])
         sending = self._sender.submit(self._post, to, parts[0], sealed)
         for k, part in enumerate(parts):
@@ -339,7 +341,12 @@ class OutboxWorker:
             if following and error is None:
                 sending = self._sender.submit(self._post, to, following, sealed_next)
             later = [r.seq for rest in parts[k + 1 :] for r in rest]
-            all_ok = self._record(to, part, sealed, answers, error, result, extend=later)
+            # Renewed only once half the lease is gone: a claim normally settles well inside it, and a
+            # renewal rewrites every later row of the claim (on PostgreSQL, a new version of each).
+            renew = bool(later) and (lease_end is None or utcnow() >= lease_end - lease / 2)
+            if renew:
+                lease_end = utcnow() + lease
+            all_ok = self._record(to, part, sealed, answers, error, result, extend=later if renew else None)
             if not all_ok and following:
                 unsent = k + 1
                 if error is None:
