@@ -7,7 +7,7 @@ handler in one transaction (a savepoint of the batch), so a message is applied e
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy.orm import Session
 
@@ -65,31 +65,25 @@ def known_types() -> list[str]:
     return sorted(_HANDLERS)
 
 
-def event_values(
-    *,
-    conversation_id: str,
-    peer: str,
-    direction: str,
-    kind: str,
-    message_id: str,
-    message_type: str,
-    summary: str,
-) -> dict[str, Any]:
+class EventFields(TypedDict):
+    """What a feature says of one step of a conversation; :func:`event_values` adds the time."""
+
+    conversation_id: str
+    peer: str
+    direction: str  # in, out
+    kind: str
+    message_id: str
+    message_type: str
+    summary: str
+
+
+def event_values(**fields: Unpack[EventFields]) -> dict[str, Any]:
     """The columns of one timeline event, for a caller that writes many at once."""
-    return {
-        "at": utcnow(),
-        "conversation_id": conversation_id,
-        "peer": peer,
-        "direction": direction,
-        "kind": kind,
-        "message_id": message_id,
-        "message_type": message_type,
-        "summary": summary[:500],
-    }
+    return {**fields, "at": utcnow(), "summary": fields["summary"][:500]}
 
 
-def event(session: Session, **fields: str) -> None:
-    """Add one timeline event to the caller's transaction (fields: those of :func:`event_values`)."""
+def event(session: Session, **fields: Unpack[EventFields]) -> None:
+    """Add one timeline event to the caller's transaction."""
     session.add(ConversationEvent(**event_values(**fields)))
 
 

@@ -160,9 +160,9 @@ class Inbox:
         return out
 
     def receive_batch(self, tokens: list[str], opened: Mapping[int, Opened] | None = None) -> list[Outcome]:
-        """Receive a batch in order. Known message ids are looked up once for the whole batch, and the
-        rows it adds are written together when the caller's transaction ends. ``opened`` is what
-        :meth:`open_batch` could already open, by position."""
+        """Receive a batch in order, in the caller's transaction. Known message ids are looked up once for
+        the whole batch, and the rows it adds are written together at its end (see :meth:`_write`).
+        ``opened`` is what :meth:`open_batch` could already open, by position."""
         before = opened or {}
         ids = []
         for i, token in enumerate(tokens):

@@ -554,18 +554,22 @@ class OutboxWorker:
             )
         hook = handlers.receipt_hook(row.message_type)
         assert item is not None and sealed is not None
-        if receipt.status == "rejected":
+
+        def note(kind: str, summary: str) -> None:
             events.append(
                 handlers.event_values(
                     conversation_id=row.conversation_id,
                     peer=recipient,
                     direction="out",
-                    kind="rejected",
+                    kind=kind,
                     message_id=row.message_id,
                     message_type=row.message_type,
-                    summary=f"refused by {recipient}: {receipt.reason}",
+                    summary=summary,
                 )
             )
+
+        if receipt.status == "rejected":
+            note("rejected", f"refused by {recipient}: {receipt.reason}")
             return (
                 "rejected",
                 {
@@ -590,17 +594,7 @@ class OutboxWorker:
             # The receipt names the envelope that arrived first, which a crash may have kept us from
             # recording; the receiver hands it back, and we keep it only if it is provably ours.
             proof = self._original(item, receipt, row, own_keys) or ({} if row.envelope else proof)
-        events.append(
-            handlers.event_values(
-                conversation_id=row.conversation_id,
-                peer=recipient,
-                direction="out",
-                kind="delivered",
-                message_id=row.message_id,
-                message_type=row.message_type,
-                summary=f"receipt from {recipient} ({status})",
-            )
-        )
+        note("delivered", f"receipt from {recipient} ({status})")
         return (
             "delivered",
             {
