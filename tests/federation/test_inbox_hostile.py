@@ -44,6 +44,8 @@ def seal_from(
     to: LiveNode,
     *,
     text: str = "hello",
+    message_type: str = "note",
+    payload: dict | None = None,
     recipient_node: str | None = None,
     created_delta: timedelta = timedelta(0),
     signing_kid: str | None = None,
@@ -56,10 +58,10 @@ def seal_from(
     with to.db.transaction(read_only=True) as s:
         card = identity.read_card(json.loads(identity.current_card(s).card))  # type: ignore[union-attr]
     return envelope.seal(
-        payload={"text": text},
+        payload=payload or {"text": text},
         sender_node=a.settings.node_id,
         recipient_node=recipient_node or to.settings.node_id,
-        message_type="note",
+        message_type=message_type,
         conversation_id="c1",
         in_reply_to=None,
         signing_key=signing,
@@ -182,6 +184,41 @@ def test_a_message_twice_in_one_batch_is_stored_once(trio: tuple[LiveNode, LiveN
             select(ConversationEvent.kind).where(ConversationEvent.message_id == first["message_id"])
         ).all()
     assert kinds == ["received"]
+
+
+def test_a_handler_that_refuses_mid_batch_undoes_only_its_own_message(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    """Rows of the messages before a handler that writes are written before it runs; its refusal rolls
+    back its own savepoint only, and the messages on either side stay stored with their timeline events."""
+    import uuid
+
+    from cyberpact.federation.models import ConversationEvent
+
+    a, b, _ = trio
+    before = stored(b)
+    step = {"request_id": str(uuid.uuid4()), "action": "withdraw", "data": {"reason": "x"}}
+    tokens = [
+        seal_from(a, b, text="first").token,
+        seal_from(a, b, message_type="cp.step", payload=step).token,
+        seal_from(a, b, text="last").token,
+    ]
+    receipts = post(b, *tokens)
+    assert [r["status"] for r in receipts] == ["accepted", "rejected", "accepted"]
+    assert receipts[1]["reason"] == "refused"  # by the request handler: no such request here
+    assert stored(b)[0] == before[0] + 2
+    with b.db.transaction(read_only=True) as s:
+        texts = s.scalars(
+            select(InboxMessage.payload).where(
+                InboxMessage.message_id.in_([receipts[0]["message_id"], receipts[2]["message_id"]])
+            )
+        ).all()
+        received = set(
+            s.scalars(select(ConversationEvent.message_id).where(ConversationEvent.kind == "received"))
+        )
+    assert sorted(t["text"] for t in texts) == ["first", "last"]
+    assert {receipts[0]["message_id"], receipts[2]["message_id"]} <= received
+    assert receipts[1]["message_id"] not in received
 
 
 def test_transport_level_bad_input(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
