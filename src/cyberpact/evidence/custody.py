@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
-from sqlalchemy import bindparam, func, insert, select, text, tuple_
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -79,58 +79,60 @@ def size(session: Session) -> int:
     return 0 if last is None else int(last) + 1
 
 
-# At a million events a proof's query must cost well under a millisecond. On PostgreSQL one statement
-# shape whatever the number of nodes (a row-value IN the planner serves from the primary key, compiled
-# once by SQLAlchemy and cached); SQLite cannot use an index for row values, so there a per-level OR of
-# index lookups, sent as plain SQL because compiling a differently shaped statement every time would
-# cost more than running it.
-_NODES = select(CustodyNode.level, CustodyNode.idx, CustodyNode.hash).where(
-    tuple_(CustodyNode.level, CustodyNode.idx).in_(bindparam("keys", expanding=True))
+# At a million events a proof's query must cost well under a millisecond. On PostgreSQL one fixed
+# statement whatever the number of nodes (an unnest join the planner serves from the primary key, prepared
+# by psycopg after a few uses), which for a single proof also brings the log's size in the same round trip;
+# SQLite cannot use an index for row values, so there a per-level OR of index lookups, sent as plain SQL
+# because compiling a differently shaped statement every time would cost more than running it.
+_PG_NODES = (
+    "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) "
+    "JOIN custody_nodes n ON n.level = k.level AND n.idx = k.idx"
 )
+_PG_AND_SIZE = " UNION ALL SELECT -1, max(seq), NULL FROM custody_events"
 
 
 def fetch_nodes(session: Session, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-    keys = sorted(set(wanted))
-    if not keys:
-        return {}
-    if session.get_bind().dialect.name != "sqlite":
-        return {(lv, ix): bytes(h) for lv, ix, h in session.execute(_NODES, {"keys": keys})}
-    by_level: dict[int, list[int]] = {}
-    for level, idx in keys:
-        by_level.setdefault(level, []).append(idx)
-    terms, params = [], []
-    for level, idxs in by_level.items():
-        terms.append(f"(level = ? AND idx IN ({','.join('?' * len(idxs))}))")
-        params += [level, *idxs]
-    sql = "SELECT level, idx, hash FROM custody_nodes WHERE " + " OR ".join(terms)
-    rows = session.connection().exec_driver_sql(sql, tuple(params))
-    return {(lv, ix): bytes(h) for lv, ix, h in rows}
-
-
-# A single proof on PostgreSQL: its nodes and the log's size in one round trip, as one fixed statement
-# that psycopg prepares after a few uses (a proof at a million events is two dozen index probes, cheaper
-# than the two statements' trips through the driver).
-_PG_PROOF = (
-    "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) "
-    "JOIN custody_nodes n ON n.level = k.level AND n.idx = k.idx "
-    "UNION ALL SELECT -1, max(seq), NULL FROM custody_events"
-)
+    return _fetch(session, wanted, with_size=False)[0]
 
 
 def _nodes_and_size(
-    session: Session, wanted: set[tuple[int, int]]
+    session: Session, wanted: Iterable[tuple[int, int]]
 ) -> tuple[dict[tuple[int, int], bytes], int]:
-    if session.get_bind().dialect.name != "postgresql":
-        return fetch_nodes(session, wanted), size(session)
-    keys = sorted(wanted)
-    nodes, last = {}, None
-    rows = session.connection().exec_driver_sql(_PG_PROOF, ([lv for lv, _ in keys], [ix for _, ix in keys]))
-    for lv, ix, h in rows:
-        if lv == -1:
-            last = ix
-        else:
-            nodes[(lv, ix)] = bytes(h)
-    return nodes, 0 if last is None else int(last) + 1
+    nodes, stored = _fetch(session, wanted, with_size=True)
+    assert stored is not None
+    return nodes, stored
+
+
+def _fetch(
+    session: Session, wanted: Iterable[tuple[int, int]], *, with_size: bool
+) -> tuple[dict[tuple[int, int], bytes], int | None]:
+    """The stored hashes of ``wanted`` nodes and, if asked, the log's size."""
+    keys = sorted(set(wanted))
+    nodes: dict[tuple[int, int], bytes] = {}
+    if not keys and not with_size:
+        return nodes, None
+    if session.get_bind().dialect.name == "postgresql":
+        last = None
+        sql = _PG_NODES + (_PG_AND_SIZE if with_size else "")
+        for lv, ix, h in session.connection().exec_driver_sql(
+            sql, ([lv for lv, _ in keys], [ix for _, ix in keys])
+        ):
+            if lv == -1:
+                last = ix
+            else:
+                nodes[(lv, ix)] = bytes(h)
+        return nodes, (0 if last is None else int(last) + 1) if with_size else None
+    if keys:
+        by_level: dict[int, list[int]] = {}
+        for level, idx in keys:
+            by_level.setdefault(level, []).append(idx)
+        terms, params = [], []
+        for level, idxs in by_level.items():
+            terms.append(f"(level = ? AND idx IN ({','.join('?' * len(idxs))}))")
+            params += [level, *idxs]
+        sql = "SELECT level, idx, hash FROM custody_nodes WHERE " + " OR ".join(terms)
+        nodes = {(lv, ix): bytes(h) for lv, ix, h in session.connection().exec_driver_sql(sql, tuple(params))}
+    return nodes, size(session) if with_size else None
 
 
 def _getter(nodes: dict[tuple[int, int], bytes]) -> merkle.NodeGetter:
