@@ -44,7 +44,6 @@ from benchmarks.common import (
     NodeProcess,
     percentile,
     report_profiles,
-    reset_peak,
     scratch_database,
     start_profilers,
 )
@@ -96,15 +95,6 @@ def postgres_cpu() -> dict[int, float]:
             except OSError:
                 continue
     return out
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0])
-    return values
 
 
 def until(condition: Callable[[], bool], budget: float, interval: float = 0.1) -> bool:
@@ -396,9 +386,9 @@ def bench_memory(pair: Pair, mib: float) -> None:
     count = 1000  # the most one batch may carry
     tokens = seal_batch(pair, int(mib * MIB), count)
     body = ('{"envelopes":[' + ",".join(f'"{t}"' for t in tokens) + "]}").encode()
-    pid = pair.receiver.proc.pid
-    exact = reset_peak(pid)
-    before = memory_kib(pid)
+    receiver = pair.receiver
+    exact = receiver.reset_peak()
+    before = receiver.rss_mb()
     t0 = time.perf_counter()
     r = httpx.post(
         f"{pair.receiver.base_url}{outbox.INBOX_PATH}",
@@ -407,16 +397,15 @@ def bench_memory(pair: Pair, mib: float) -> None:
         timeout=600,
     )
     took = time.perf_counter() - t0
-    after = memory_kib(pid)
+    peak, after = receiver.peak_rss_mb(), receiver.rss_mb()
     r.raise_for_status()
     statuses = Counter(item["status"] for item in r.json()["receipts"])
-    peak = after["VmHWM"]
     print(
         f"[{pair.kind}] receiving one batch of {len(tokens):,} envelopes, {len(body) / MIB:.1f} MiB, in "
-        f"{took:.1f} s ({dict(statuses)}): receiver RSS before {before['VmRSS'] / 1024:.0f} MiB, peak "
-        f"{peak / 1024:.0f} MiB (+{(peak - before['VmRSS']) / 1024:.0f} MiB = "
-        f"{(peak - before['VmRSS']) * 1024 / len(body):.1f}x the batch), "
-        f"after {after['VmRSS'] / 1024:.0f} MiB"
+        f"{took:.1f} s ({dict(statuses)}): receiver RSS before {before:.0f} MiB, peak "
+        f"{peak:.0f} MiB (+{peak - before:.0f} MiB = "
+        f"{(peak - before) * MIB / len(body):.1f}x the batch), "
+        f"after {after:.0f} MiB"
         f"{'' if exact else ' (peak since the process started: VmHWM could not be reset)'}",
         flush=True,
     )

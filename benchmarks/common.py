@@ -143,16 +143,12 @@ class NodeProcess:
         return self._status_mb("VmRSS")
 
     def reset_peak(self) -> bool:
-        return reset_peak(self.proc.pid)
-
-
-def reset_peak(pid: int) -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel does not let us."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
+        """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel does not let us."""
+        try:
+            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return True
 
 
 # --- profiling -------------------------------------------------------------------------------------
