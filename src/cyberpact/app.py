@@ -30,6 +30,7 @@ from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.migrate import at_head
 
 log = logging.getLogger("cyberpact")
+CARD_RENEWAL_SECONDS = 6 * 3600
 
 
 def _startup(db: Database, keys: KeyStore, settings: Settings) -> None:
@@ -39,6 +40,15 @@ def _startup(db: Database, keys: KeyStore, settings: Settings) -> None:
     with db.transaction() as session:
         identity.ensure_card(session, keys, settings, SYSTEM)
         directory.load_seed_if_empty(session)
+
+
+def _renew_card(db: Database, keys: KeyStore, settings: Settings) -> None:
+    from cyberpact.federation import identity
+
+    # Peers refuse a card out of force; a node that runs for longer than a card lives re-issues its own
+    # (same keys) in the last week, as at startup.
+    with db.transaction() as session:
+        identity.ensure_card(session, keys, settings, SYSTEM)
 
 
 def _anchor(db: Database, keys: KeyStore, settings: Settings) -> None:
@@ -71,6 +81,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
             tasks.append(
                 asyncio.create_task(_every(settings.audit_anchor_seconds, _anchor, db, keys, settings))
             )
+            tasks.append(asyncio.create_task(_every(CARD_RENEWAL_SECONDS, _renew_card, db, keys, settings)))
             worker = WorkerPool(db, keys, settings, settings.outbox_workers)
             worker.start()
             app.state.outbox_worker = worker

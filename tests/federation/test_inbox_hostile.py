@@ -7,17 +7,19 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from conftest import DatabaseFactory, LiveNode, federation_node, pin
 from cyberpact.audit.models import AuditRecord
 from cyberpact.federation import envelope, identity
-from cyberpact.federation.models import InboxMessage, PeerKey
+from cyberpact.federation.models import InboxMessage, OutboxMessage, PeerKey
+from cyberpact.kit import crypto
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.keystore import KeyStore
-from cyberpact.kit.time import utcnow
+from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
 
 from .test_channel import send, worker
 
@@ -247,6 +249,8 @@ def test_transport_level_bad_input(trio: tuple[LiveNode, LiveNode, LiveNode]) ->
 def test_rotation_is_followed_and_retired_key_expires(trio: tuple[LiveNode, LiveNode, LiveNode]) -> None:
     a, b, _ = trio
     ks = keys_of(a)
+    send(a, "au-24x7", "before rotation")
+    assert worker(a).run_once().delivered == 1
     with a.db.transaction() as s:
         old_kid = ks.current(s, "sig").kid  # type: ignore[union-attr]
         identity.rotate(s, ks, a.settings, SYSTEM)
@@ -255,12 +259,78 @@ def test_rotation_is_followed_and_retired_key_expires(trio: tuple[LiveNode, Live
     assert worker(a).run_once().delivered == 1
     with b.db.transaction(read_only=True) as s:
         keys = {k.kid: k for k in s.scalars(select(PeerKey).where(PeerKey.peer_id == "vn-24x7"))}
+        signed = {m.signing_kid: m.signed for m in s.scalars(select(InboxMessage))}
     assert keys[old_kid].valid_until is not None and len(keys) == 4
     # A message signed with the retired key after its retirement is refused...
+    before = stored(b)
     late = seal_from(a, b, signing_kid=old_kid)
     assert post(b, late.token)[0]["reason"] == "key_expired"
-    # ...but the history it signed before still verifies (the key is kept).
-    assert keys[old_kid].jwk["kid"] == old_kid
+    assert stored(b)[0] == before[0]
+    # ...but what it signed before still verifies, with the key b kept.
+    assert set(signed) == {old_kid, *(set(keys) - {old_kid}) & set(signed)} and len(signed) == 2
+    header, payload = envelope.verify_signed(signed[old_kid], lambda kid: crypto.import_public(keys[kid].jwk))
+    assert header["kid"] == old_kid and json.loads(payload) == {"text": "before rotation"}
+
+
+def test_a_receiver_that_rotates_is_followed_through_its_receipts(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    """b rotates and never writes to a: a learns b's new key from b's card when b's receipts name it,
+    instead of retrying a delivered message until it dies."""
+    a, b, _ = trio
+    ks = keys_of(b)
+    with b.db.transaction() as s:
+        identity.rotate(s, ks, b.settings, SYSTEM)
+        new_kid = ks.current(s, "sig").kid  # type: ignore[union-attr]
+    message_id = send(a, "au-24x7", "to a rotated receiver")["message_id"]
+    result = worker(a).run_once()
+    assert (result.delivered, result.failed) == (1, 0)
+    with a.db.transaction(read_only=True) as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).one()
+        kids = set(s.scalars(select(PeerKey.kid).where(PeerKey.peer_id == "au-24x7")))
+    assert row.status == "delivered" and row.receipt_status == "accepted" and new_kid in kids
+    receipt = envelope.verify_receipt(row.receipt, lambda kid: crypto.import_public(_peer_key(a, kid)))
+    assert receipt.signing_kid == new_kid and receipt.message_id == message_id
+
+
+def _peer_key(node: LiveNode, kid: str) -> dict:
+    with node.db.transaction(read_only=True) as s:
+        return s.scalars(select(PeerKey.jwk).where(PeerKey.kid == kid)).one()
+
+
+def test_a_receipt_naming_a_key_its_card_does_not_vouch_for_is_not_trusted(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    """A receipt signed by a key the peer's card does not name fails verification; the message stays
+    pending for a retry, and the peer's card is looked at once, not once per batch."""
+    from cyberpact.federation.outbox import OutboxWorker
+
+    a, _, _ = trio
+    message_id = send(a, "au-24x7", "receipt by a stranger key")["message_id"]
+    stranger = crypto.generate_key("Ed25519")
+    w = worker(a)
+    real_post = w._post
+
+    def forged(to, rows, sealed):  # type: ignore[no-untyped-def]
+        answers, error = real_post(to, rows, sealed)
+        for item in answers.values():
+            body = json.loads(base64.urlsafe_b64decode(item["receipt"].split(".")[1] + "=="))
+            item["receipt"] = envelope.sign_receipt(
+                signing_key=stranger, **{**body, "at": parse_rfc3339(body["at"])}
+            )
+        return answers, error
+
+    w._post = forged  # type: ignore[method-assign]
+    assert isinstance(w, OutboxWorker)
+    assert w.run_once().failed == 1
+    looked = dict(w._card_looked)
+    with a.db.transaction() as s:
+        s.execute(update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    assert w.run_once().failed == 1
+    assert w._card_looked == looked and set(looked) == {"au-24x7"}
+    with a.db.transaction(read_only=True) as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).one()
+    assert row.status == "pending" and "unknown_sender_key" in (row.last_error or "")
 
 
 def test_a_card_not_vouched_for_by_the_pinned_key_is_not_followed(
@@ -285,10 +355,129 @@ def test_a_card_not_vouched_for_by_the_pinned_key_is_not_followed(
     }
     doc = {"card": crypto.sign_json_multi(forged, [evil_sig], "cyberpact-node-card+jws"), "history": []}
     with b.db.transaction() as s, pytest.raises(IntegrityFailure, match="vouched"):
-        peers.follow_rotation(s, SYSTEM, peers.get_peer(s, "vn-24x7"), doc)
+        peers.follow_rotation(s, SYSTEM, b.settings, peers.get_peer(s, "vn-24x7"), doc)
     with b.db.transaction(read_only=True) as s:
         peer = peers.get_peer(s, "vn-24x7")
         assert peer.card_seq == genuine["seq"] and peer.base_url == a.url
+
+
+def test_a_card_near_its_end_is_renewed_while_the_node_runs_and_peers_follow(
+    db_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    from cyberpact.app import _renew_card
+    from cyberpact.federation import peers
+
+    a = federation_node(db_factory, tmp_path, "vn-24x7", card_validity_days=3)
+    b = federation_node(db_factory, tmp_path, "au-24x7")
+    try:
+        pin(b, a)
+        with a.db.transaction(read_only=True) as s:
+            first = identity.current_card(s)
+            assert first is not None
+        _renew_card(a.db, keys_of(a), a.settings)  # what the running node does every few hours
+        with a.db.transaction(read_only=True) as s:
+            renewed = identity.current_card(s)
+            assert renewed is not None
+        assert renewed.seq == first.seq + 1 and renewed.sig_kid == first.sig_kid
+        with b.db.transaction() as s, peers.http_client(b.settings) as client:
+            assert peers.refresh_card(s, b.settings, client, peers.get_peer(s, "vn-24x7"))
+        with b.db.transaction(read_only=True) as s:
+            peer = peers.get_peer(s, "vn-24x7")
+            valid_until = identity.read_card(json.loads(peer.card)).valid_until
+        assert peer.card_seq == renewed.seq and valid_until > utcnow() + timedelta(days=2)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _card(
+    node_id: str, base_url: str, valid: tuple[timedelta, timedelta], *, seq: int = 1, sig: Any = None
+) -> tuple[dict, Any]:
+    """A node card document as a node serves it, valid from ``now + valid[0]`` to ``now + valid[1]``."""
+    sig = sig or crypto.generate_key("Ed25519")
+    enc = crypto.generate_key("X25519")
+    now = utcnow()
+    payload = {
+        "typ": "cyberpact-node-card",
+        "v": identity.CARD_VERSION,
+        "node_id": node_id,
+        "name": node_id.upper(),
+        "country": None,
+        "authority": None,
+        "roles": [],
+        "base_url": base_url,
+        "seq": seq,
+        "keys": [
+            {**crypto.public_jwk(sig), "use": "sig", "alg": "Ed25519"},
+            {**crypto.public_jwk(enc), "use": "enc", "alg": "ECDH-ES+A256KW"},
+        ],
+        "prev_sig_kid": None,
+        "valid_from": rfc3339(now + valid[0]),
+        "valid_until": rfc3339(now + valid[1]),
+    }
+    return {"card": crypto.sign_json_multi(payload, [sig], identity.CARD_TYP), "history": []}, sig
+
+
+def test_a_card_out_of_force_or_naming_plain_http_in_prod_is_not_pinned(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    from cyberpact.config import Environment
+    from cyberpact.federation import peers
+    from cyberpact.federation.models import Peer
+    from cyberpact.kit.errors import IntegrityFailure
+
+    _, b, _ = trio
+    prod = b.settings.model_copy(update={"env": Environment.prod})
+    year = timedelta(days=365)
+    cases = {
+        "expired": (b.settings, "http://127.0.0.1:9", (-2 * year, -timedelta(days=1)), "expired"),
+        "not yet valid": (b.settings, "http://127.0.0.1:9", (timedelta(days=2), year), "not valid before"),
+        "plain http in prod": (prod, "http://cert.example.org", (-timedelta(hours=1), year), "HTTPS"),
+    }
+    with b.db.transaction(read_only=True) as s:
+        before = s.scalar(select(func.count()).select_from(Peer))
+    for name, (settings, url, valid, why) in cases.items():
+        doc, sig = _card("zz-newcomer", url, valid)
+        fingerprint = identity.fingerprint(crypto.public_jwk(sig))
+        with b.db.transaction() as s, pytest.raises(IntegrityFailure, match=why):
+            peers.add_peer(s, SYSTEM, settings, doc, url, fingerprint)
+        with b.db.transaction(read_only=True) as s:
+            assert s.scalar(select(func.count()).select_from(Peer)) == before, name
+    # The same card, in force and over HTTPS, is pinned in prod.
+    doc, sig = _card("zz-newcomer", "https://cert.example.org", (-timedelta(hours=1), year))
+    with b.db.transaction() as s:
+        peer = peers.add_peer(
+            s, SYSTEM, prod, doc, "https://cert.example.org", identity.fingerprint(crypto.public_jwk(sig))
+        )
+        assert peer.base_url == "https://cert.example.org"
+
+
+def test_a_rotation_to_a_card_out_of_force_or_to_plain_http_in_prod_is_not_followed(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    """The pinned key vouches for the newer card, but the card itself is unusable: b keeps what it had."""
+    from cyberpact.config import Environment
+    from cyberpact.federation import peers
+    from cyberpact.kit.errors import IntegrityFailure
+
+    a, b, _ = trio
+    ks = keys_of(a)
+    with a.db.transaction(read_only=True) as s:
+        signing = ks.private(ks.current(s, "sig"))  # type: ignore[arg-type]
+    with b.db.transaction(read_only=True) as s:
+        seq = peers.get_peer(s, "vn-24x7").card_seq
+    prod = b.settings.model_copy(update={"env": Environment.prod})
+    year = timedelta(days=365)
+    for settings, url, valid, why in (
+        (b.settings, a.url, (-2 * year, -timedelta(days=1)), "expired"),
+        (prod, "http://127.0.0.1:9", (-timedelta(hours=1), year), "HTTPS"),
+    ):
+        doc, _ = _card("vn-24x7", url, valid, seq=seq + 1, sig=signing)
+        with b.db.transaction() as s, pytest.raises(IntegrityFailure, match=why):
+            peers.follow_rotation(s, SYSTEM, settings, peers.get_peer(s, "vn-24x7"), doc)
+        with b.db.transaction(read_only=True) as s:
+            peer = peers.get_peer(s, "vn-24x7")
+            assert (peer.card_seq, peer.base_url) == (seq, a.url)
 
 
 def test_what_was_opened_before_the_write_is_checked_again_when_stored(

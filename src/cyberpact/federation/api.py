@@ -72,10 +72,7 @@ async def inbox(request: Request) -> JSONResponse:
 
     def refresh(session: Session, peer: Peer) -> bool:
         with peers.http_client(settings, timeout=5) as client:
-            doc = peers.fetch_card_document(client, peer.base_url)
-        return peers.follow_rotation(
-            session, Actor(user_id=None, username="system", source="federation"), peer, doc
-        )
+            return peers.refresh_card(session, settings, client, peer)
 
     def receive() -> list[dict[str, Any]]:
         with db.transaction(read_only=True) as session:

@@ -42,6 +42,7 @@ __all__ = [
     "SealedEnvelope",
     "open_envelope",
     "peek",
+    "receipt_kid",
     "seal",
     "sign_receipt",
     "verify_receipt",
@@ -634,6 +635,19 @@ def sign_receipt(
         raise ValueError("signing_key must be a private Ed25519 key")
     header = {"alg": SIG_ALG, "typ": RECEIPT_TYP, "kid": thumbprint(signing_key.as_dict(private=False))}
     return jws.serialize_compact(header, _canonical_bytes(fields), signing_key, registry=_JWS_REGISTRY)
+
+
+def receipt_kid(token: Any) -> str | None:
+    """The key id a receipt claims to be signed with, unverified; None when it is not a receipt's form.
+
+    Lets a sender notice that a peer signs with a key it has not learnt yet (the peer rotated) before it
+    verifies, so that it can follow the peer's card first."""
+    if not isinstance(token, str) or len(token) > _MAX_RECEIPT_BYTES:
+        return None
+    try:
+        return _split_jws(token, "receipt")[1]
+    except EnvelopeRejected:
+        return None
 
 
 def verify_receipt(

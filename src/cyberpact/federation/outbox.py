@@ -35,7 +35,7 @@ from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import sha256_hex
 from cyberpact.kit.db import Database, advisory_lock
-from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, Problem
+from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
 
@@ -47,6 +47,7 @@ _PG_CLAIM_LOCK = 0x6379_6265_7251
 # claim drains the pipeline at its end (the next one starts with a claim and a first seal while the peer
 # waits), so claims are long: 8 batches of 500 moved 10-20 % more than 4 of 100 (bench_federation.py).
 PIPELINE_BATCHES = 8
+CARD_LOOK_SECONDS = 60.0
 # What a sealed envelope weighs against its payload's JSON: base64 twice (the JWS, then the JWE), plus
 # the headers, key, IV and tag of both layers.
 _SEALED_PER_PAYLOAD_BYTE = 16 / 9
@@ -193,6 +194,7 @@ class OutboxWorker:
         self._thread: threading.Thread | None = None
         # Posts a batch while this thread seals the next one and records the last one's receipts.
         self._sender = ThreadPoolExecutor(1, thread_name_prefix=f"outbox-post-{self.worker_id}")
+        self._card_looked: dict[str, float] = {}  # peer -> monotonic time its card was last fetched
 
     # --- claiming -----------------------------------------------------------------------------------
 
@@ -338,6 +340,7 @@ class OutboxWorker:
             following = parts[k + 1] if k + 1 < len(parts) else []
             sealed_next = self._seal(to, following) if following else {}
             answers, error = sending.result()
+            to = self._follow_rotation(to, answers)
             if following and error is None:
                 sending = self._sender.submit(self._post, to, following, sealed_next)
             later = [r.seq for rest in parts[k + 1 :] for r in rest]
@@ -375,6 +378,33 @@ class OutboxWorker:
             parts[-1].append(row)
             weight += sealed
         return parts
+
+    def _follow_rotation(self, to: _PeerContext, answers: dict[str, dict[str, Any]]) -> _PeerContext:
+        """The peer's keys again, after following its card, when it signed receipts with a key we do not
+        know: it rotated, and only its inbox traffic would otherwise teach us the new key, so receipts
+        from a peer that never writes back would fail until the messages died. Verification itself stays
+        in :meth:`_settle`; a card that does not vouch for the key changes nothing there."""
+        unknown = {
+            kid
+            for item in answers.values()
+            if (kid := envelope.receipt_kid(item.get("receipt"))) is not None and kid not in to.sig_keys
+        }
+        # At most one look per peer a minute: receipts naming made-up keys must not make us fetch a card
+        # per batch.
+        if not unknown or time.monotonic() < self._card_looked.get(to.node_id, 0.0) + CARD_LOOK_SECONDS:
+            return to
+        self._card_looked[to.node_id] = time.monotonic()
+        try:
+            with self.db.transaction() as session:
+                moved = peers.refresh_card(
+                    session, self.settings, self.client, peers.get_peer(session, to.node_id)
+                )
+        except (IntegrityFailure, NotFound) as exc:
+            log.warning(
+                "receipts from %s name unknown keys %s; its card did not help: %s", to.node_id, unknown, exc
+            )
+            return to
+        return self._peer_context(to.node_id) if moved else to
 
     def _peer_context(self, recipient: str) -> _PeerContext:
         with self.db.transaction(read_only=True) as session:

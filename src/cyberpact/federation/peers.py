@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,9 +19,12 @@ from cyberpact.federation.models import Peer, PeerKey
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem
-from cyberpact.kit.time import utcnow
+from cyberpact.kit.time import rfc3339, utcnow
 
 CARD_PATH = "/.well-known/cyberpact/node-card"
+# Clocks of two authorities disagree a little; a card issued a moment ago elsewhere is not "from the future".
+CARD_CLOCK_SKEW = timedelta(minutes=5)
+FEDERATION_ACTOR = Actor(user_id=None, username="system", source="federation")
 STATUSES = ("active", "suspended", "removed")
 
 
@@ -81,6 +85,31 @@ def fetch_card_document(client: httpx.Client, base_url: str) -> dict[str, Any]:
     return doc
 
 
+def refresh_card(session: Session, settings: Settings, client: httpx.Client, peer: Peer) -> bool:
+    """Fetch the peer's card from where it lives and follow any rotation it announces; whether it moved.
+
+    Both directions need this: the inbox when an envelope is signed by a key it does not know yet, the
+    outbox when a receipt is."""
+    doc = fetch_card_document(client, peer.base_url)
+    return follow_rotation(session, FEDERATION_ACTOR, settings, peer, doc)
+
+
+def _check_current(settings: Settings, info: CardInfo) -> None:
+    """A card is trusted only while in force, and only for a URL the transport policy allows: the card,
+    not the URL an administrator typed, decides where messages go from then on."""
+    now = utcnow()
+    if info.valid_until <= now:
+        raise IntegrityFailure(f"{info.node_id}'s node card expired at {rfc3339(info.valid_until)}")
+    if info.valid_from > now + CARD_CLOCK_SKEW:
+        raise IntegrityFailure(f"{info.node_id}'s node card is not valid before {rfc3339(info.valid_from)}")
+    try:
+        check_peer_url(settings, info.base_url)
+    except InvalidInput as exc:
+        raise IntegrityFailure(
+            f"{info.node_id}'s node card names an unusable URL: {exc.problems[0].message}"
+        ) from None
+
+
 def _store_keys(session: Session, peer: Peer, info: CardInfo) -> None:
     for use, jwk in (("sig", info.sig_jwk), ("enc", info.enc_jwk)):
         if session.get(PeerKey, (peer.node_id, jwk["kid"])) is None:
@@ -112,6 +141,7 @@ def add_peer(
             f"fingerprint mismatch: the card at {url} has {info.fingerprint}, not "
             f"{normalize_fingerprint(expected_fingerprint)}; do not trust it until you know why"
         )
+    _check_current(settings, info)
     if info.node_id == settings.node_id:
         raise InvalidInput("Cannot add this node as its own peer", [Problem("url", "that is this node")])
     existing = session.get(Peer, info.node_id)
@@ -145,11 +175,14 @@ def _dump(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def follow_rotation(session: Session, actor: Actor, peer: Peer, doc: dict[str, Any]) -> bool:
+def follow_rotation(
+    session: Session, actor: Actor, settings: Settings, peer: Peer, doc: dict[str, Any]
+) -> bool:
     """Walk the peer's newer cards, each vouched for by the signing key of the one before.
 
     Old keys stay, with the end of their validity, so that history still verifies. Returns whether the
-    peer's card moved forward.
+    peer's card moved forward. The newest card must be in force and state a URL this node may use; the
+    cards before it are links of the chain and may have expired since.
     """
     import json
 
@@ -157,6 +190,7 @@ def follow_rotation(session: Session, actor: Actor, peer: Peer, doc: dict[str, A
     newer = sorted((c for c in cards if c.seq > peer.card_seq), key=lambda c: c.seq)
     if not newer:
         return False
+    _check_current(settings, newer[-1])
     trusted = [
         k.jwk
         for k in session.scalars(
