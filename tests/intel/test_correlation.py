@@ -79,3 +79,44 @@ def test_correlations_across_states_and_collections(node: LiveNode) -> None:
     admin.put(f"/api/v1/intel/collections/{a}/grants/ana2", json={"read": True})
     assert len(ana.get("/api/v1/intel/correlations").json()["items"]) == 2
     assert ana.put(f"/api/v1/intel/identities/{BR}", json={"state": "AR"}).status_code == 403
+
+
+def test_deleted_and_revoked_reports_are_taken_back(node: LiveNode) -> None:
+    """A correlation stands only on reports that still stand: deleting one State's indicator, or its
+    creator revoking it, takes that State out of the correlation, and the correlation goes with the last
+    State but one."""
+    admin = node.client(node.user("root", "admin"))
+    coll = admin.post("/api/v1/intel/collections", json={"title": "A"}).json()["id"]
+    for ref, code in ((VN, "VN"), (FR, "FR"), (BR, "BR")):
+        assert admin.put(f"/api/v1/intel/identities/{ref}", json={"state": code}).status_code == 200
+    objects = f"/taxii2/intel/collections/{coll}/objects/"
+    ip = "198.51.100.7"
+    vn = indicator(ip, by=VN)
+    fr_v1 = indicator(ip, by=FR)
+    fr_v2 = dict(fr_v1, modified="2024-06-01T00:00:00.000Z", name="still active")
+    br = indicator(ip, by=BR)
+    r = admin.post(objects, json={"objects": [vn, fr_v1, fr_v2, br]}, headers=H)
+    assert r.json()["success_count"] == 4
+
+    def states() -> dict[str, int]:
+        query = {"kind": "ipv4-addr:value", "value": ip}
+        items = admin.get("/api/v1/intel/correlations", params=query).json()["items"]
+        assert len(items) <= 1
+        return {s["state"]: s["reports"] for s in items[0]["states"]} if items else {}
+
+    assert states() == {"BR": 1, "FR": 2, "VN": 1}
+    # One version of FR's indicator deleted: FR still reports it through the other.
+    r = admin.delete(f"{objects}{fr_v1['id']}/", params={"match[version]": fr_v1["modified"]}, headers=H)
+    assert r.status_code == 200
+    assert states() == {"BR": 1, "FR": 1, "VN": 1}
+    # VN deletes its indicator altogether.
+    assert admin.delete(f"{objects}{vn['id']}/", headers=H).status_code == 200
+    assert states() == {"BR": 1, "FR": 1}
+    # FR revokes its own: a new version that says so. The revoking version reports nothing either.
+    revoked = dict(fr_v2, modified="2024-07-01T00:00:00.000Z", revoked=True)
+    assert admin.post(objects, json={"objects": [revoked]}, headers=H).json()["success_count"] == 1
+    assert states() == {}
+    # Deleting what was revoked takes nothing back twice.
+    assert admin.delete(f"{objects}{fr_v1['id']}/", headers=H).status_code == 200
+    assert admin.post(objects, json={"objects": [indicator(ip, by=VN)]}, headers=H).status_code == 202
+    assert states() == {"BR": 1, "VN": 1}

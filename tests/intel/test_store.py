@@ -40,9 +40,18 @@ def test_versions_dedup_and_latest(db: Database) -> None:
             "id": f"ipv4-addr--{uuid.uuid4()}",
             "value": "192.0.2.9",
         }
-        assert store.add_objects(s, SYSTEM, coll, [sco]).stored == 1
-        assert store.add_objects(s, SYSTEM, coll, [sco]).duplicates == 1  # no timestamps: same content = same
-        assert store.add_objects(s, SYSTEM, coll, [dict(sco, x_note="changed")]).stored == 1
+        stored = store.add_objects(s, SYSTEM, coll, [sco])
+        assert stored.stored == 1
+        again = store.add_objects(s, SYSTEM, coll, [sco, sco])  # no timestamps: same content = same
+        assert again.duplicates == 2
+        # A duplicate's status entry names the version it duplicates: the stored copy's date added.
+        first_version = stored.status.successes[0][1]
+        assert first_version and [v for _, v in again.status.successes] == [first_version] * 2
+        changed = store.add_objects(
+            s, SYSTEM, coll, [dict(sco, x_note="changed"), dict(sco, x_note="changed")]
+        )
+        assert (changed.stored, changed.duplicates) == (1, 1)
+        assert changed.status.successes[0][1] == changed.status.successes[1][1] > first_version
 
 
 def test_driver_rows_read_back_through_the_orm(db: Database) -> None:

@@ -84,6 +84,11 @@ def test_invalid_objects_are_refused_one_by_one(node: LiveNode) -> None:
     assert "modified" in reasons[bad_time["id"]]
     assert "pattern" in reasons[bad_pattern["id"]]
     assert any("not a JSON object" in f["message"] for f in status["failures"])
+    # Every entry names the version the object claimed (TAXII 2.1 section 4.3.1), even an unreadable one.
+    versions = {f.get("id"): f.get("version") for f in status["failures"]}
+    assert versions[bad_time["id"]] == "2024-02-30T00:00:00Z"
+    assert versions["indicator--not-a-uuid"] == versions[bad_pattern["id"]] == good["modified"]
+    assert versions[None] == status["request_timestamp"]
     stored = admin.get(f"/taxii2/intel/collections/{a}/objects/", headers=H).json()["objects"]
     assert [o["id"] for o in stored] == [good["id"]]
     # The same id and version with different content: refused, the stored object unchanged.
@@ -127,6 +132,14 @@ def test_bad_filters(node: LiveNode) -> None:
         {"match[type]": "Bad Type"},
     ):
         _error(admin.get(url, params=params, headers=H), 400)
+    too_many = (
+        {"match[type]": ",".join(f"x-type-{i}" for i in range(65))},
+        {"match[version]": ",".join(f"2024-01-01T00:{i // 60:02d}:{i % 60:02d}Z" for i in range(65))},
+    )
+    for params in too_many:
+        r = admin.get(url, params=params, headers=H)
+        _error(r, 400)
+        assert "at most 64" in r.text
     _error(admin.get("/taxii2/elsewhere/", headers=H), 404)
     _error(admin.get(f"/taxii2/intel/collections/{uuid.uuid4()}/objects/", headers=H), 404)
     _error(admin.get(f"/taxii2/intel/status/{uuid.uuid4()}/", headers=H), 404)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, text, tuple_
+from sqlalchemy import Table, bindparam, delete, exists, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from cyberpact.intel import bulk, patterns
@@ -122,6 +123,39 @@ def record(session: Session, collection_id: uuid.UUID, reports: Sequence[Report]
     # mapping arrives, service.set_identity refreshes that reporter's observables.
     known = sorted({key for (key, rep) in merged if states.get(rep)})
     bulk.refresh_correlations(d, known)
+
+
+def withdraw(session: Session, collection_id: uuid.UUID, reports: Sequence[Report]) -> None:
+    """Take back the reports of deleted or revoked objects: each observation loses what they added, one
+    that no report holds any more goes, and the correlations they fed are recomputed.
+
+    First and last seen of an observation that other reports still hold stay as they were: they bound
+    what is left, and recomputing them would mean re-reading every object that reported it.
+    """
+    if not reports:
+        return
+    counts = Counter((r.key, r.reporter) for r in reports)
+    _lock(session)
+    obs = cast(Table, IntelObservation.__table__)  # Core, for an executemany keyed by (key, reporter)
+    where = (
+        obs.c.key == bindparam("k"),
+        obs.c.collection_id == collection_id,
+        obs.c.reporter == bindparam("r"),
+    )
+    params = [{"k": k, "r": rep, "n": n} for (k, rep), n in sorted(counts.items())]
+    session.execute(update(obs).where(*where).values(reports=obs.c.reports - bindparam("n")), params)
+    session.execute(delete(obs).where(*where, obs.c.reports <= 0), [{"k": k, "r": r} for k, r in counts])
+    keys = sorted({k for k, _ in counts})
+    bulk.refresh_correlations(bulk.Driver(session), keys)
+    # Recomputing only rewrites the observables some report still holds; the others' rows go.
+    corr = cast(Table, IntelCorrelation.__table__)
+    for start in range(0, len(keys), 500):
+        session.execute(
+            delete(corr).where(
+                corr.c.key.in_(keys[start : start + 500]),
+                ~exists().where(obs.c.key == corr.c.key),
+            )
+        )
 
 
 def refresh_reporter(session: Session, reporter: str) -> None:

@@ -62,6 +62,8 @@ class IntelObject(Base):
         Index("ix_intel_objects_added", "collection_id", "date_added", "seq"),
         Index("ix_intel_objects_latest", "collection_id", "is_latest", "date_added", "seq"),
         Index("ix_intel_objects_type", "collection_id", "stix_type", "is_latest", "date_added", "seq"),
+        # match[version]=<timestamp> without match[id]: one range of this index per timestamp.
+        Index("ix_intel_objects_version", "collection_id", "version", "date_added", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)

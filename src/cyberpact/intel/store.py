@@ -20,7 +20,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    union,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from cyberpact.audit import service as audit
@@ -88,13 +100,24 @@ def prepare(objects: Sequence[Any]) -> Prepared:
         try:
             checked = stix.check(obj)
         except stix.InvalidObject as exc:
-            oid = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
-            failures.append([oid[:300] if oid else None, None, str(exc)[:500]])
+            failures.append([*_claimed(obj), str(exc)[:500]])
             continue
         accepted.append((checked, canonical_json_floatless(checked.obj).decode()))
         if checked.stix_type == "marking-definition":
             defs[checked.stix_id] = definition_levels(checked.obj)
     return Prepared(len(objects), accepted, failures, defs)
+
+
+def _claimed(obj: Any) -> list[str | None]:
+    """The id and version a refused object claims, as sent, for its status entry (TAXII 2.1 section 4.3.1
+    names both in every entry); a version it does not state is filled in with the request's time, the
+    version TAXII would have given it."""
+    if not isinstance(obj, dict):
+        return [None, None]
+    found = [obj.get(name) for name in ("id", "modified", "created")]
+    oid = found[0][:300] if isinstance(found[0], str) else None
+    version = next((v[:64] for v in found[1:] if isinstance(v, str)), None)
+    return [oid, version]
 
 
 def add_objects(
@@ -114,7 +137,8 @@ def add_objects(
     request_ts = now or utcnow()
     prepared = objects if isinstance(objects, Prepared) else prepare(objects)
     _lock_collection(session, collection.id)
-    failures = list(prepared.failures)
+    request_version = stix.format_timestamp(request_ts)
+    failures = [[f[0], f[1] or request_version, *f[2:]] for f in prepared.failures]
     envelope_defs = definitions_for(session, collection.id, prepared)
     accepted = prepared.accepted
 
@@ -167,16 +191,20 @@ def add_objects(
         latest_raw = _raw_of(
             session, [latest[c.stix_id][1] for c, _ in pending_versionless if c.stix_id in latest]
         )
-        seen_raw: dict[str, str] = {}
+        # id -> (raw, version) of the copy an equal one would duplicate: the one stored, or an earlier
+        # one of this envelope. The duplicate's status entry names that copy's version.
+        seen: dict[str, tuple[str | None, datetime]] = {
+            c.stix_id: (latest_raw.get(latest[c.stix_id][1]), latest[c.stix_id][0])
+            for c, _ in pending_versionless
+            if c.stix_id in latest
+        }
         for c, raw in pending_versionless:
-            current = seen_raw.get(c.stix_id)
-            if current is None and c.stix_id in latest:
-                current = latest_raw.get(latest[c.stix_id][1])
-            if current == raw:
+            current = seen.get(c.stix_id)
+            if current is not None and current[0] == raw:
                 duplicates += 1
-                successes.append([c.stix_id, None])
+                successes.append([c.stix_id, stix.format_timestamp(current[1])])
                 continue
-            seen_raw[c.stix_id] = raw
+            seen[c.stix_id] = (raw, tick)
             new_rows.append(_row(collection.id, c, tick, tick, raw, source_peer, envelope_defs))
             successes.append([c.stix_id, stix.format_timestamp(tick)])
             tick += _TICK
@@ -208,9 +236,14 @@ def add_objects(
             pushed["pushed"] = sent.per_peer
         if sent.unsendable:
             pushed["unsendable"] = sent.unsendable[:100]
-    reports = _reports(new_rows, source_peer)
+    # A revocation takes back what the object reported, in every version: a revoked indicator is no
+    # longer a State's report. (Looked up before the revoking version is stored, which would hide them.)
+    revoked = sorted({r["stix_id"] for r in new_rows if r["_checked"].obj.get("revoked") is True})
+    withdrawn = _standing_reports(session, collection.id, revoked) if revoked else []
+    reports = _reports(new_rows, source_peer, skip=set(revoked))
     if new_rows:
         bulk.insert_objects(driver, new_rows)
+        correlate.withdraw(session, collection.id, withdrawn)
         correlate.record(session, collection.id, reports)
 
     status = IntelStatus(
@@ -327,16 +360,50 @@ def _set_latest(
         session.execute(update(IntelObject).where(IntelObject.seq.in_(chunk)).values(is_latest=False))
 
 
-def _reports(rows: list[dict[str, Any]], source_peer: str | None) -> list[correlate.Report]:
-    """What the new rows report, for correlation; also strips the rows down to their columns."""
+def _reports(rows: list[dict[str, Any]], source_peer: str | None, skip: set[str]) -> list[correlate.Report]:
+    """What the new rows report, for correlation, but for the objects in ``skip``; also strips the rows
+    down to their columns."""
     reports: list[correlate.Report] = []
     for row in rows:
         c: stix.Checked = row.pop("_checked")
-        reporter = c.created_by_ref or (f"peer:{source_peer}" if source_peer else None)
-        if reporter is None:
+        if c.stix_id not in skip:
+            reports.extend(_reports_of(c, source_peer, row["version"]))
+    return reports
+
+
+def _reports_of(c: stix.Checked, source_peer: str | None, version: datetime) -> list[correlate.Report]:
+    reporter = c.created_by_ref or (f"peer:{source_peer}" if source_peer else None)
+    if reporter is None:
+        return []
+    return [correlate.Report(kind, value, reporter, version) for kind, value in correlate.observables(c)]
+
+
+def _standing_reports(
+    session: Session, collection_id: uuid.UUID, stix_ids: Sequence[str], only: set[int] | None = None
+) -> list[correlate.Report]:
+    """The reports the stored versions of these objects count for (``only``: of those versions, by seq).
+
+    None for an object one of whose versions is revoked: its reports were taken back with the revocation.
+    """
+    found: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
+    for start in range(0, len(stix_ids), _IN_CHUNK):
+        query = select(_OBJ.c.seq, _OBJ.c.stix_id, _OBJ.c.version, _OBJ.c.source_peer, _OBJ.c.raw).where(
+            _OBJ.c.collection_id == collection_id, _OBJ.c.stix_id.in_(stix_ids[start : start + _IN_CHUNK])
+        )
+        for row in session.execute(query):
+            found.setdefault(row.stix_id, []).append((row, json.loads(row.raw)))
+    reports: list[correlate.Report] = []
+    for versions in found.values():
+        if any(obj.get("revoked") is True for _, obj in versions):
             continue
-        for kind, value in correlate.observables(c):
-            reports.append(correlate.Report(kind, value, reporter, row["version"]))
+        for row, obj in versions:
+            if only is not None and row.seq not in only:
+                continue
+            try:
+                checked = stix.check(obj)
+            except stix.InvalidObject:  # stored under older rules; it reported nothing we can name now
+                continue
+            reports.extend(_reports_of(checked, row.source_peer, row.version))
     return reports
 
 
@@ -385,21 +452,27 @@ def _version_clause(filters: Filters) -> ColumnElement[bool] | None:
     if "last" in filters.versions:
         clauses.append(_OBJ.c.is_latest == True)  # noqa: E712 - SQL, not Python, comparison
     if "first" in filters.versions:
+        # No earlier version. PostgreSQL plans this as an anti-join that probes the unique index for each row
+        # in the walk's order; a correlated min() made it read a whole range and sort it.
         other = aliased(IntelObject)
-        earliest = (
-            select(func.min(other.version))
-            .where(other.collection_id == _OBJ.c.collection_id, other.stix_id == _OBJ.c.stix_id)
-            .scalar_subquery()
+        earlier = select(other.seq).where(
+            other.collection_id == _OBJ.c.collection_id,
+            other.stix_id == _OBJ.c.stix_id,
+            other.version < _OBJ.c.version,
         )
-        clauses.append(_OBJ.c.version == earliest)
+        clauses.append(~earlier.exists())
     if stamps:
         clauses.append(_OBJ.c.version.in_(stamps))
     return or_(*clauses) if len(clauses) > 1 else clauses[0]
 
 
+def _none_stored(filters: Filters) -> bool:
+    return bool(filters.spec_versions) and "2.1" not in filters.spec_versions  # only STIX 2.1 is stored
+
+
 def _select(collection_id: uuid.UUID, filters: Filters, *columns: Any) -> Select[Any] | None:
-    if filters.spec_versions and "2.1" not in filters.spec_versions:
-        return None  # only STIX 2.1 is stored
+    if _none_stored(filters):
+        return None
     query = select(*columns).where(_OBJ.c.collection_id == collection_id)
     if filters.ids:
         query = query.where(_OBJ.c.stix_id.in_(filters.ids))
@@ -475,22 +548,90 @@ def page(
 ) -> Page:
     """One page in (date_added, seq) order; ``more`` is known without counting, by reading one row extra."""
     after = pager.check(next_token, collection_id, endpoint, filters) if next_token else None
-    query = _select(collection_id, filters, _OBJ.c.date_added, _OBJ.c.seq, *columns)
-    if query is None:
+    if _none_stored(filters):
         return Page([], False, None)
-    if after is not None:
-        # Typed binds: SQLite compares the stored text form, so the key must be rendered the same way.
-        key = tuple_(bindparam(None, after[0], type_=_OBJ.c.date_added.type), bindparam(None, after[1]))
-        query = query.where(tuple_(_OBJ.c.date_added, _OBJ.c.seq) > key)
     limit = max(1, min(limit, MAX_PAGE))
     if filters.ids:
         rows = _by_ids(session, collection_id, filters, after, columns)[: limit + 1]
     else:
-        rows = list(session.execute(query.order_by(_OBJ.c.date_added, _OBJ.c.seq).limit(limit + 1)))
+        rows = _walk(session, collection_id, filters, after, limit + 1, columns)
     more = len(rows) > limit
     rows = rows[:limit]
     token = pager.issue(collection_id, endpoint, filters, rows[-1]) if more else None
     return Page(rows, more, token)
+
+
+_RANGES_PER_QUERY = 100  # arms of one UNION: well under SQLite's 500 terms of a compound SELECT
+
+
+def _ranges(filters: Filters) -> list[list[ColumnElement[bool]]]:
+    """The rows ``filters`` match as a few index ranges, each readable in (date_added, seq) order.
+
+    A condition on several types or versions at once leaves no index in the page's order: the planner walks
+    the collection in that order and filters, or reads every match and sorts. One range per value, each read
+    no further than the page, bounds a page by its length times the ranges, whatever the collection's size.
+    Ranges may overlap (a latest version also named by its timestamp); their union is distinct.
+    """
+    c = _OBJ.c
+    types = sorted(set(filters.types))
+    versions = set(filters.versions)
+    if "all" in versions or "first" in versions:
+        # Every row may match. A first version is known only by the absence of an earlier one, so "first"
+        # walks these ranges and looks each row it passes up in the unique index; not bounded by the page.
+        clause = _version_clause(filters)
+        rest = [] if clause is None else [clause]
+        if not types:
+            return [rest]
+        return [[c.stix_type == t, c.is_latest == latest, *rest] for t in types for latest in (True, False)]
+    ranges: list[list[ColumnElement[bool]]] = []
+    if "last" in versions:
+        latest = c.is_latest == True  # noqa: E712 - SQL, not Python, comparison
+        ranges += [[c.stix_type == t, latest] for t in types] or [[latest]]
+    of_types = [c.stix_type.in_(types)] if types else []
+    # With types, a range of one version is read by the version index and filtered on the type: bounded by
+    # the objects sharing that exact timestamp, not by the page.
+    stamps = sorted({stix.parse_timestamp(v) for v in versions - {"last"}})
+    ranges += [[c.version == stamp, *of_types] for stamp in stamps]
+    return ranges
+
+
+def _walk(
+    session: Session,
+    collection_id: uuid.UUID,
+    filters: Filters,
+    after: tuple[datetime, int] | None,
+    n: int,
+    columns: Sequence[Any],
+) -> list[Any]:
+    """The first ``n`` rows ``filters`` match after the key ``after``, in (date_added, seq) order.
+
+    One range is one ordered index scan. Several are a UNION of each one's first ``n`` keys, cut to ``n``,
+    joined back to the table by primary key: only the page's rows are read beyond the indexes.
+    """
+    c = _OBJ.c
+    where = [c.collection_id == collection_id]
+    if filters.added_after is not None:
+        where.append(c.date_added > filters.added_after)
+    if after is not None:
+        # Typed binds: SQLite compares the stored text form, so the key must be rendered the same way.
+        key = tuple_(bindparam(None, after[0], type_=c.date_added.type), bindparam(None, after[1]))
+        where.append(tuple_(c.date_added, c.seq) > key)
+    ranges = _ranges(filters)
+    if len(ranges) == 1:
+        query = select(c.date_added, c.seq, *columns).where(*where, *ranges[0])
+        return list(session.execute(query.order_by(c.date_added, c.seq).limit(n)))
+    key_of = (c.date_added, c.seq)
+    found: dict[int, Any] = {}
+    for start in range(0, len(ranges), _RANGES_PER_QUERY):
+        arms = [
+            select(select(*key_of).where(*where, *r).order_by(*key_of).limit(n).subquery())
+            for r in ranges[start : start + _RANGES_PER_QUERY]
+        ]
+        keys = union(*arms).subquery()
+        top = select(keys).order_by(keys.c.date_added, keys.c.seq).limit(n).subquery()
+        query = select(c.date_added, c.seq, *columns).join_from(_OBJ, top, c.seq == top.c.seq)
+        found.update((row.seq, row) for row in session.execute(query))
+    return sorted(found.values(), key=lambda row: (row.date_added, row.seq))[:n]
 
 
 def _by_ids(
@@ -569,8 +710,10 @@ def delete_object(
         raise NotFound(f"No object {stix_id} matching the filters in this collection")
     _lock_collection(session, collection.id)
     seqs = [r.seq for r in rows]
+    withdrawn = _standing_reports(session, collection.id, [stix_id], only=set(seqs))
     for start in range(0, len(seqs), _IN_CHUNK):
         session.execute(delete(IntelObject).where(IntelObject.seq.in_(seqs[start : start + _IN_CHUNK])))
+    correlate.withdraw(session, collection.id, withdrawn)
     now = utcnow()
     everything = "all" in filters.versions and not filters.spec_versions and only_from is None
     # One "every version" tombstone per distinct marking and origin: a later pull tells each peer only of

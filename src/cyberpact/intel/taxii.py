@@ -42,6 +42,9 @@ ROOT = "intel"
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 DEFAULT_PAGE = 1000
 MAX_IDS = 1000
+# Each type and each version timestamp is one index range a page reads (store._ranges); STIX 2.1 defines
+# about 40 types, so a longer list is a mistake or an attempt to make every page expensive.
+MAX_TYPES = MAX_VERSIONS = 64
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -209,6 +212,10 @@ def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last
         if not stix.is_identifier(i):
             raise MalformedInput(f"match[id]: {i!r} is not a STIX identifier")
     types = _list(request, "match[type]")
+    if len(types) > MAX_TYPES:
+        raise MalformedInput(f"match[type]: at most {MAX_TYPES} types per request")
+    if len(_list(request, "match[version]")) > MAX_VERSIONS:
+        raise MalformedInput(f"match[version]: at most {MAX_VERSIONS} versions per request")
     for t in types:
         if not stix.is_type_name(t):
             raise MalformedInput(f"match[type]: {t!r} is not a STIX type name")
