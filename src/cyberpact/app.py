@@ -24,7 +24,7 @@ from cyberpact.federation.outbox import WorkerPool
 from cyberpact.kit.actor import ANONYMOUS, SYSTEM, Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import CyberpactError
-from cyberpact.kit.http import client_address, install_error_handlers, problem
+from cyberpact.kit.http import client_address, error_format, install_error_handlers, problem
 from cyberpact.kit.jobs import JobWorker
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.migrate import at_head
@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     from cyberpact.federation.api import public as federation_public
     from cyberpact.federation.api import router as federation_router
     from cyberpact.intel.api import router as intel_router
+    from cyberpact.intel.taxii import taxii_error
     from cyberpact.web import STATIC_PATH, static_files
     from cyberpact.web import router as web_router
 
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     app.include_router(directory_router)
     app.include_router(evidence_router)
     app.include_router(intel_router)
+    error_format(app, "/taxii2/", taxii_error)
     app.include_router(web_router)
     app.mount(STATIC_PATH, static_files(), name="desk-static")
 

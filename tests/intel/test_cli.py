@@ -77,6 +77,7 @@ def test_intel_cli_round_trip(cli_env: dict[str, str], tmp_path: Path) -> None:
     r = runner.invoke(app, ["intel", "identities", "set", identity()["id"], "FR"])
     assert r.exit_code == 0
     r = runner.invoke(app, ["intel", "correlations"])
+    assert r.exit_code == 0, r.output
     assert "ipv4-addr:value" not in r.output  # different addresses: nothing shared yet
 
 

@@ -113,5 +113,17 @@ def test_bearer_and_filters(node: LiveNode) -> None:
         f"/taxii2/intel/collections/{cid}/objects/", params={"match[spec_version]": "2.0"}, headers=headers
     )
     assert sv.json() == {"more": False}
+    # The date-added headers bound what each kind of listing returned, not only the objects list.
+    base = f"/taxii2/intel/collections/{cid}"
+    one_id = objs[2]["id"]
+    for path in ("/manifest/", f"/objects/{one_id}/", f"/objects/{one_id}/versions/"):
+        listed = c.get(base + path, headers=headers)
+        assert listed.status_code == 200, (path, listed.text)
+        low, high = listed.headers["X-TAXII-Date-Added-First"], listed.headers["X-TAXII-Date-Added-Last"]
+        assert first <= low <= high <= last, path
+        if path != "/manifest/":
+            assert low == high  # one object, one version
+    manifest = c.get(base + "/manifest/", headers=headers).json()["objects"]
+    assert (manifest[0]["date_added"], manifest[-1]["date_added"]) == (first, last)
     missing = c.get(f"/taxii2/intel/collections/{cid}/objects/indicator--{uuid.uuid4()}/", headers=headers)
     assert missing.status_code == 404 and missing.json()["http_status"] == "404"

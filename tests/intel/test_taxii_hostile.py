@@ -62,6 +62,9 @@ def test_malformed_envelopes_and_media_types(node: LiveNode) -> None:
     _error(admin.get(f"/taxii2/intel/collections/{a}/", headers={"Accept": "text/html"}), 406)
     big = b'{"objects": [' + b'{"type": "note", "content": "' + b"x" * (MAX_CONTENT_LENGTH + 10) + b'"}]}'
     _error(admin.post(url, content=big, headers=H), 413)
+    # The same body streamed without a Content-Length is cut off at the limit all the same.
+    chunks = (big[i : i + (1 << 20)] for i in range(0, len(big), 1 << 20))
+    _error(admin.post(url, content=chunks, headers=H), 413)
     assert _count(node) == before
 
 
@@ -141,6 +144,15 @@ def test_bad_filters(node: LiveNode) -> None:
         _error(r, 400)
         assert "at most 64" in r.text
     _error(admin.get("/taxii2/elsewhere/", headers=H), 404)
+    # Paths and methods no TAXII route takes are answered as TAXII errors too.
+    _error(admin.get(f"/taxii2/intel/collections/{a}/objects/x/y/z/", headers=H), 404)
+    _error(admin.get(f"/taxii2/intel/collections/{a}/objects/not-an-id/", headers=H), 404)
+    r = admin.put(url, json={"objects": []}, headers=H)
+    _error(r, 405)
+    assert "GET" in r.headers["allow"]  # Starlette names the methods of the first route on the path
+    # Elsewhere the API's own problem format stays.
+    r = admin.get("/api/v1/no-such-thing")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
     _error(admin.get(f"/taxii2/intel/collections/{uuid.uuid4()}/objects/", headers=H), 404)
     _error(admin.get(f"/taxii2/intel/status/{uuid.uuid4()}/", headers=H), 404)
 

@@ -99,6 +99,12 @@ class TooManyAttempts(CyberpactError):
     title = "Too many attempts"
 
 
+class MethodNotAllowed(CyberpactError):
+    code = "method_not_allowed"
+    status = 405
+    title = "Method not allowed"
+
+
 class PayloadTooLarge(CyberpactError):
     code = "too_large"
     status = 413

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from cyberpact.kit.db import Database
-from cyberpact.kit.errors import CyberpactError, MalformedInput, PayloadTooLarge
+from cyberpact.kit.errors import CyberpactError, MalformedInput, MethodNotAllowed, NotFound, PayloadTooLarge
 
 log = logging.getLogger("cyberpact.http")
 PROBLEM = "application/problem+json"
@@ -142,13 +142,31 @@ def install_error_handlers(app: FastAPI) -> None:
             errors=errors,
         )
 
+    app.state.error_formats = {}
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
-        return problem(
-            exc.status_code,
-            str(exc.detail),
-            str(exc.detail),
-            codes.get(exc.status_code, "http"),
-            instance=request.url.path,
-        )
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # No route answered (an unknown path, a method a path does not take): a part of the API that
+        # speaks its own error format (TAXII) still answers in it.
+        error = {404: NotFound, 405: MethodNotAllowed}.get(exc.status_code)
+        formats: dict[str, Callable[[CyberpactError], Response]] = app.state.error_formats
+        render = next((fn for prefix, fn in formats.items() if request.url.path.startswith(prefix)), None)
+        response: Response
+        if error is not None and render is not None:
+            response = render(error(str(exc.detail)))
+        else:
+            codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
+            response = problem(
+                exc.status_code,
+                str(exc.detail),
+                str(exc.detail),
+                codes.get(exc.status_code, "http"),
+                instance=request.url.path,
+            )
+        response.headers.update(exc.headers or {})  # Allow on a 405 (RFC 9110, 15.5.6)
+        return response
+
+
+def error_format(app: FastAPI, prefix: str, render: Callable[[CyberpactError], Response]) -> None:
+    """Answer requests under ``prefix`` that no route takes in ``render``'s format, not the problem one."""
+    app.state.error_formats[prefix] = render
