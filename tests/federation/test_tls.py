@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -99,3 +100,23 @@ def test_delivery_over_https_verifies_the_peer_certificate(
     finally:
         for n in (a, b, stranger):
             n.stop()
+
+
+def test_prod_serves_https_only(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside dev `cyberpact serve` will not start without a certificate and its key, and never on a
+    plain-http base URL: TLS is the second wall, and it is not optional."""
+    from typer.testing import CliRunner
+
+    from cyberpact.cli import app
+
+    monkeypatch.setenv("CYBERPACT_ENV", "prod")
+    monkeypatch.setenv("CYBERPACT_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("CYBERPACT_BASE_URL", "https://node.example.org")
+    runner = CliRunner()
+    r = runner.invoke(app, ["serve"])
+    assert r.exit_code == 1 and "HTTPS only" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["serve", "--cert", "cert.pem"])
+    assert r.exit_code == 1 and "both a TLS certificate and its key" in r.output
+    monkeypatch.setenv("CYBERPACT_BASE_URL", "http://node.example.org")
+    r = runner.invoke(app, ["serve", "--cert", "cert.pem", "--key", "key.pem"])
+    assert r.exit_code == 1 and "https://" in r.output
