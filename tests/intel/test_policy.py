@@ -72,11 +72,17 @@ def test_most_restrictive_marking_wins() -> None:
     assert recipients([TLP2_IDS["green"], tlp1_amber], policy, PEERS) == {"fr", "de"}
 
 
-def test_unknown_markings_fall_back_to_the_default_not_to_clear() -> None:
+def test_unmarked_objects_take_the_default_and_unreadable_markings_are_held_as_red() -> None:
     policy = SharingPolicy(federate=True, sharing_group=GROUP, default_tlp="amber")
-    assert recipients([f"marking-definition--{uuid.uuid4()}"], policy, PEERS) == {"fr", "de"}
+    assert recipients([], policy, PEERS) == {"fr", "de"}
     custom = f"marking-definition--{uuid.uuid4()}"
+    # A definition this node has never read may be a RED one: nothing leaves.
+    assert recipients([custom], policy, PEERS) == set()
+    assert recipients([TLP2_IDS["green"], custom], policy, PEERS) == set()
     assert recipients([custom], policy, PEERS, definitions={custom: ("red", None)}) == set()
+    assert recipients([custom], policy, PEERS, definitions={custom: ("green", None)}) == {"fr", "de"}
+    # A definition that is read and says nothing of TLP (a copyright statement) leaves the default.
+    assert recipients([custom], policy, PEERS, definitions={custom: (None, None)}) == {"fr", "de"}
 
 
 def test_tlp_definitions_are_the_published_ones() -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from conftest import LiveNode
 from cyberpact.intel import bulk, service, store
+from cyberpact.intel.markings import TLP2_IDS
 from cyberpact.intel.models import IntelObject, IntelTombstone
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.canonical import canonical_json_floatless
@@ -159,3 +160,35 @@ def test_delete_leaves_a_tombstone_and_promotes_the_previous_version(db: Databas
         assert store.delete_object(s, SYSTEM, coll, v1["id"], store.Filters(versions=("all",))) == 1
         stones = list(s.scalars(select(IntelTombstone).order_by(IntelTombstone.seq)))
         assert [t.version.month if t.version else None for t in stones] == [6, None]
+
+
+def test_an_object_marked_with_an_unreadable_definition_is_held_as_red(db: Database) -> None:
+    """Stored and readable here, but its level is RED until proven otherwise: a definition never seen
+    may be a RED one, and the collection's default would federate it."""
+    from cyberpact.intel.federation import allowed
+    from cyberpact.intel.policy import SharingPolicy
+
+    custom = f"marking-definition--{uuid.uuid4()}"
+    statement = f"marking-definition--{uuid.uuid4()}"
+    definition = {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": statement,
+        "created": "2024-01-01T00:00:00.000Z",
+        "definition_type": "statement",
+        "definition": {"statement": "Copyright CERT Example"},
+    }
+    unknown = indicator("192.0.2.60", tlp=None, object_marking_refs=[custom])
+    with_statement = indicator("192.0.2.61", tlp=None, object_marking_refs=[statement])
+    green_too = indicator("192.0.2.62", object_marking_refs=[TLP2_IDS["green"], custom])
+    with db.transaction() as s:
+        coll = service.create_collection(s, SYSTEM, title="t")
+        result = store.add_objects(s, SYSTEM, coll, [unknown, definition, with_statement, green_too])
+        assert result.stored == 4 and not result.failures
+        rows = s.execute(select(IntelObject.stix_id, IntelObject.tlp)).all()
+    levels = {row.stix_id: row.tlp for row in rows}
+    assert levels[unknown["id"]] == levels[green_too["id"]] == "red"
+    assert levels[with_statement["id"]] is None  # read, says nothing of TLP: the collection's default
+    policy = SharingPolicy(federate=True, sharing_group=frozenset({"fr"}), default_tlp="green")
+    assert allowed(policy, ["fr"], levels[unknown["id"]], None) == set()
+    assert allowed(policy, ["fr"], levels[with_statement["id"]], None) == {"fr"}

@@ -118,6 +118,11 @@ def definition_levels(obj: Mapping[str, Any]) -> tuple[Tlp | None, Pap | None]:
     return None, None
 
 
+def unreadable(refs: Iterable[str], extra: Mapping[str, tuple[Tlp | None, Pap | None]]) -> list[str]:
+    """The marking refs that are neither well known nor among the definitions in ``extra``."""
+    return [r for r in refs if r not in KNOWN_TLP and r not in KNOWN_PAP and r not in extra]
+
+
 def effective(
     refs: Iterable[str], extra: Mapping[str, tuple[Tlp | None, Pap | None]] | None = None
 ) -> tuple[Tlp | None, Pap | None]:

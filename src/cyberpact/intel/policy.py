@@ -13,7 +13,9 @@ TLP 2.0 semantics (FIRST, 2022), read for nodes that exchange intelligence betwe
 * CLEAR: no restriction. Goes to every trusted peer.
 
 An object without a TLP marking is treated as the collection's ``default_tlp`` (AMBER unless configured),
-never as CLEAR: an unmarked object is not a public one. Several TLP markings resolve to the most restrictive.
+never as CLEAR: an unmarked object is not a public one. An object marked with a definition this node cannot
+read (never seen, neither well known nor sent with it) is held as RED: that definition may be a RED one.
+Several TLP markings resolve to the most restrictive.
 Whatever the level, an object is never sent back to the peer it came from, and a collection that does not
 federate sends nothing.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from cyberpact.intel.markings import Pap, Tlp, effective
+from cyberpact.intel.markings import Pap, Tlp, effective, unreadable
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,10 @@ def recipients(
     if not policy.federate:
         return set()
     trusted = set(peers)
-    tlp, _ = effective(obj_markings, definitions)
+    refs = list(obj_markings)
+    if unreadable(refs, definitions or {}):
+        return set()
+    tlp, _ = effective(refs, definitions)
     level = tlp or policy.default_tlp
     received = source_peer is not None
     if level == "red":

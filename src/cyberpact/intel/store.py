@@ -38,7 +38,15 @@ from sqlalchemy.orm import Session, aliased
 from cyberpact.audit import service as audit
 from cyberpact.intel import bulk, correlate, stix
 from cyberpact.intel.errors import BadNextToken
-from cyberpact.intel.markings import KNOWN_PAP, KNOWN_TLP, Pap, Tlp, definition_levels, effective
+from cyberpact.intel.markings import (
+    KNOWN_PAP,
+    KNOWN_TLP,
+    Pap,
+    Tlp,
+    definition_levels,
+    effective,
+    unreadable,
+)
 from cyberpact.intel.models import IntelCollection, IntelObject, IntelStatus, IntelTombstone
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json_floatless
@@ -321,6 +329,10 @@ def _row(
     defs: dict[str, tuple[Tlp | None, Pap | None]],
 ) -> dict[str, Any]:
     tlp, pap = effective(c.markings, defs) if c.markings else (None, None)
+    if c.markings and unreadable(c.markings, defs):
+        # A definition this node has never seen may be a RED one kept elsewhere: the object is held as
+        # RED (stored, read here, never federated) rather than shared at the collection's default level.
+        tlp = "red"
     if c.stix_type == "marking-definition":
         tlp, pap = None, None
     return {
