@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,17 +18,6 @@ from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxM
 from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
-
-
-@pytest.fixture
-def pair(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
-    a = federation_node(db_factory, tmp_path, "vn-24x7", node_country="VN")
-    b = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU")
-    pin(a, b)
-    pin(b, a)
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 def worker(node: LiveNode) -> OutboxWorker:

@@ -9,7 +9,6 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from jwcrypto import jws as jc_jws
 from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner, Result
 
-from conftest import DatabaseFactory, LiveNode, federation_node, free_port, pin, start_node
+from conftest import DatabaseFactory, LiveNode, federation_node, free_port, start_node
 from cyberpact.cli import app
 from cyberpact.config import Settings
 from cyberpact.federation import envelope, identity
@@ -40,17 +39,6 @@ from .test_inbox_hostile import keys_of, post, stored
 CARD_PATH = "/.well-known/cyberpact/node-card"
 FINGERPRINT = re.compile(r"fingerprint: ([A-Z2-7]{4}(?:-[A-Z2-7]{4})+)")
 runner = CliRunner()
-
-
-@pytest.fixture
-def pair(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
-    a = federation_node(db_factory, tmp_path, "vn-24x7", node_country="VN")
-    b = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU")
-    pin(a, b)
-    pin(b, a)
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 def own_node(node: LiveNode) -> dict[str, Any]:
