@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -47,14 +48,34 @@ def public_jwk(key: OKPKey) -> dict[str, Any]:
 
 def thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url), used as key id and as the out-of-band fingerprint."""
-    members = {k: jwk[k] for k in ("crv", "kty", "x")}
+    members = (jwk["crv"], jwk["kty"], jwk["x"])
+    if all(isinstance(m, str) for m in members):
+        return _thumbprint(*members)
+    return _thumbprint.__wrapped__(*members)  # not a key anyone holds; nothing to cache
+
+
+# Cached: a node seals and opens every message with the same few keys, and each envelope names its keys by
+# thumbprint; recomputing it and re-importing the peer's key cost 5 % of sealing. Public values only.
+@lru_cache(maxsize=1024)
+def _thumbprint(crv: Any, kty: Any, x: Any) -> str:
+    members = {"crv": crv, "kty": kty, "x": x}
     digest = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def import_public(jwk: dict[str, Any]) -> OKPKey:
     try:
-        key = OKPKey.import_key({k: jwk[k] for k in ("kty", "crv", "x")})
+        members = (jwk["kty"], jwk["crv"], jwk["x"])
+        return _import_public(*members)
+    except (KeyError, TypeError) as exc:  # TypeError: a member that cannot be a cache key (a list)
+        raise IntegrityFailure(f"not a usable OKP public key: {exc}") from exc
+
+
+@lru_cache(maxsize=256)
+def _import_public(kty: Any, crv: Any, x: Any) -> OKPKey:
+    """One key object per public key, shared: joserfc keys are not changed after import."""
+    try:
+        key = OKPKey.import_key({"kty": kty, "crv": crv, "x": x})
     except (KeyError, ValueError, TypeError, JoseError) as exc:
         raise IntegrityFailure(f"not a usable OKP public key: {exc}") from exc
     if key.is_private:
