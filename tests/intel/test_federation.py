@@ -249,6 +249,41 @@ def test_red_never_leaves_and_amber_strict_reaches_only_the_named_peer(
     assert [x["source_peer"] for x in listed if x["id"] == cid] == [A]
 
 
+def test_an_object_held_for_an_unknown_marking_goes_out_only_once_its_definition_says_it_may(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    """A custom definition sent after the objects it marks: until it arrives they are held as RED and
+    nothing crosses; a GREEN definition then releases them to the sharing group, a RED one keeps them."""
+    a, _, _ = trio
+    wire = Wire()
+    cid = create(a, title="Late markings", federate=True, sharing_group=[B], default_tlp="green")
+    green_def = dict(red_custom_definition(), name="TLP:GREEN", definition={"statement": "our GREEN"})
+    red_def = red_custom_definition()
+    early = indicator("192.0.2.80", tlp=None, object_marking_refs=[green_def["id"]])
+    kept = indicator("192.0.2.81", tlp=None, object_marking_refs=[red_def["id"]])
+    both = indicator("192.0.2.82", tlp=None, object_marking_refs=[green_def["id"], red_def["id"]])
+    post(a, cid, [identity(), early, kept, both])
+    deliver(wire, a, *trio[1:])
+    assert {r.stix_id: r.tlp for r in stored(a, cid)}[early["id"]] == "red"
+    assert object_ids(opened(wire, *trio)) == [identity()["id"]]
+
+    wire.tokens.clear()
+    status = post(a, cid, [green_def])
+    assert status["success_count"] == 1
+    deliver(wire, a, *trio[1:])
+    crossed = object_ids(opened(wire, *trio), to=B)
+    assert sorted(crossed) == sorted([green_def["id"], early["id"]])  # `both` still names an unread one
+    levels = {r.stix_id: r.tlp for r in stored(a, cid)}
+    assert (levels[early["id"]], levels[kept["id"]], levels[both["id"]]) == ("green", "red", "red")
+
+    wire.tokens.clear()
+    post(a, cid, [red_def])
+    deliver(wire, a, *trio[1:])
+    assert object_ids(opened(wire, *trio)) == [red_def["id"]]  # the definition only: what it marks is RED
+    levels = {r.stix_id: r.tlp for r in stored(a, cid)}
+    assert (levels[kept["id"]], levels[both["id"]]) == ("red", "red")
+
+
 def test_received_objects_are_forwarded_only_as_policy_allows(
     trio: tuple[LiveNode, LiveNode, LiveNode],
 ) -> None:

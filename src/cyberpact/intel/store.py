@@ -15,14 +15,16 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     Select,
+    Table,
+    Text,
     bindparam,
     delete,
     func,
@@ -57,7 +59,7 @@ from cyberpact.kit.time import utcnow
 MAX_PAGE = 1000
 _TICK = timedelta(microseconds=1)
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
-_OBJ = IntelObject.__table__
+_OBJ = cast(Table, IntelObject.__table__)  # Core statements over the ORM table
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -229,8 +231,10 @@ def add_objects(
         successes = [s for i, s in enumerate(successes) if i not in refused]
 
     _set_latest(session, new_rows, latest)
-    pushed: dict[str, Any] = {}
-    if new_rows and collection.federate:
+    defined = sorted({r["stix_id"] for r in new_rows if r["stix_type"] == "marking-definition"})
+    released = _release_held(session, collection.id, defined, envelope_defs) if defined else []
+    pushed: dict[str, Any] = {"released": len(released)} if released else {}
+    if (new_rows or released) and collection.federate:
         # Imported here: federation stores what peers send through this module.
         from cyberpact.intel import federation
 
@@ -238,7 +242,7 @@ def add_objects(
             session,
             actor,
             collection,
-            [(r["tlp"], r["source_peer"], r["_checked"].obj, r["raw"]) for r in new_rows],
+            [(r["tlp"], r["source_peer"], r["_checked"].obj, r["raw"]) for r in new_rows] + released,
         )
         if sent.per_peer:
             pushed["pushed"] = sent.per_peer
@@ -300,14 +304,21 @@ def definitions_for(
     would read as unmarked, take the collection's default level, and federate.
     """
     defs = dict(prepared.definitions)
-    unknown = sorted(
-        {
-            ref
-            for c, _ in prepared.accepted
-            for ref in c.markings
-            if ref not in defs and ref not in KNOWN_TLP and ref not in KNOWN_PAP
-        }
+    defs.update(
+        _stored_definitions(
+            session, collection_id, [ref for c, _ in prepared.accepted for ref in c.markings], defs
+        )
     )
+    return defs
+
+
+def _stored_definitions(
+    session: Session, collection_id: uuid.UUID, refs: Sequence[str], known: Mapping[str, Any]
+) -> dict[str, tuple[Tlp | None, Pap | None]]:
+    """The levels of the definitions among ``refs`` (but the well-known and ``known`` ones) stored in the
+    collection."""
+    defs: dict[str, tuple[Tlp | None, Pap | None]] = {}
+    unknown = sorted({r for r in refs if r not in known and r not in KNOWN_TLP and r not in KNOWN_PAP})
     for start in range(0, len(unknown), _IN_CHUNK):
         query = select(_OBJ.c.stix_id, _OBJ.c.raw).where(
             _OBJ.c.collection_id == collection_id,
@@ -317,6 +328,52 @@ def definitions_for(
         for sid, raw in session.execute(query):
             defs[sid] = definition_levels(json.loads(raw))
     return defs
+
+
+def _release_held(
+    session: Session,
+    collection_id: uuid.UUID,
+    defined: Sequence[str],
+    known: Mapping[str, tuple[Tlp | None, Pap | None]],
+) -> list[tuple[str | None, str | None, dict[str, Any], str]]:
+    """Objects held as RED for a marking definition nobody had sent, now that ``defined`` arrived (their
+    levels in ``known``, with the envelope's other definitions): each takes the level its markings give,
+    and comes back ``(tlp, source_peer, object, raw)`` for federation. Still held if another of its
+    definitions is missing or the level is RED indeed.
+
+    A scan of the collection's RED objects (no index says which definitions an object names); it runs only
+    when a marking definition is stored for the first time or in a new version.
+    """
+    c = _OBJ.c
+    # A prefilter on the JSON text; membership is checked on the parsed list below.
+    named = or_(*(c.markings.cast(Text).like(f'%"{d}"%') for d in defined))
+    held = [
+        row
+        for row in session.execute(
+            select(c.seq, c.markings, c.source_peer, c.raw).where(
+                c.collection_id == collection_id, c.tlp == "red", c.markings.is_not(None), named
+            )
+        )
+        if set(defined) & set(row.markings)
+    ]
+    if not held:
+        return []
+    defs = dict(known)
+    defs.update(_stored_definitions(session, collection_id, [r for row in held for r in row.markings], defs))
+    released: list[tuple[str | None, str | None, dict[str, Any], str]] = []
+    changes: list[dict[str, Any]] = []
+    for row in held:
+        tlp, pap = effective(row.markings, defs)
+        if unreadable(row.markings, defs) or tlp == "red":
+            continue
+        changes.append({"s": row.seq, "t": tlp, "p": pap})
+        released.append((tlp, row.source_peer, json.loads(row.raw), row.raw))
+    if changes:
+        session.execute(
+            update(_OBJ).where(c.seq == bindparam("s")).values(tlp=bindparam("t"), pap=bindparam("p")),
+            changes,
+        )
+    return released
 
 
 def _row(
