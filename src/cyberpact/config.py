@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     max_message_age_seconds: int = Field(600, ge=1, description="envelopes older than this are refused")
     max_clock_skew_seconds: int = Field(60, ge=0, description="how far in the future an envelope may be")
     outbox_batch_size: int = Field(500, ge=1, le=1000, description="envelopes per delivery request")
-    outbox_backoff_seconds: float = Field(0.5, gt=0, description="first retry delay; doubles per failure")
+    outbox_backoff_seconds: float = Field(
+        0.5, gt=0, description="first retry delay; doubles per failure; each is jittered down by up to half"
+    )
     outbox_backoff_max_seconds: float = Field(300, gt=0, description="longest retry delay")
     outbox_dead_after_seconds: int = Field(86_400, ge=1, description="undelivered this long: dead letter")
     outbox_poll_seconds: float = Field(0.2, gt=0, description="worker idle poll interval")

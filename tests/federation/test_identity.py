@@ -464,7 +464,8 @@ def test_retry_delays_grow_exponentially_with_jitter_up_to_the_cap(pair: tuple[L
                 # The delay was added to a time between t0 and t1.
                 longest = (r.next_attempt_at - t0).total_seconds()
                 shortest = (r.next_attempt_at - t1).total_seconds()
-                assert longest >= 0.5 * expected and shortest <= 1.5 * expected, (attempts, shortest, longest)
+                assert longest >= 0.5 * expected and shortest <= expected, (attempts, shortest, longest)
+                assert shortest <= cap  # the longest delay configured is a bound, jitter included
             # All rows of one round are settled at one time, so different times are different delays.
             assert len({r.next_attempt_at for r in rows}) > 1, f"no jitter in round {attempts}"
     finally:

@@ -567,10 +567,11 @@ class OutboxWorker:
                 error = f"bad receipt: {exc.reason}: {exc}"
                 receipt = None
         if receipt is None:
+            # Jitter below the nominal delay, so that the configured longest delay is one.
             delay = min(
                 self.settings.outbox_backoff_seconds * 2**row.attempts,
                 self.settings.outbox_backoff_max_seconds,
-            ) * random.uniform(0.5, 1.5)  # noqa: S311
+            ) * random.uniform(0.5, 1.0)  # noqa: S311
             return (
                 "failed",
                 {
