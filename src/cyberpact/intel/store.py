@@ -120,8 +120,8 @@ def prepare(objects: Sequence[Any]) -> Prepared:
 
 def _claimed(obj: Any) -> list[str | None]:
     """The id and version a refused object claims, as sent, for its status entry (TAXII 2.1 section 4.3.1
-    names both in every entry); a version it does not state is filled in with the request's time, the
-    version TAXII would have given it."""
+    names both in every entry); ``add_objects`` fills in a version it does not state with the request's
+    time, the version TAXII would have given it."""
     if not isinstance(obj, dict):
         return [None, None]
     found = [obj.get(name) for name in ("id", "modified", "created")]
