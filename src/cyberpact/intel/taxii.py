@@ -214,14 +214,15 @@ def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last
     types = _list(request, "match[type]")
     if len(types) > MAX_TYPES:
         raise MalformedInput(f"match[type]: at most {MAX_TYPES} types per request")
-    if len(_list(request, "match[version]")) > MAX_VERSIONS:
-        raise MalformedInput(f"match[version]: at most {MAX_VERSIONS} versions per request")
     for t in types:
         if not stix.is_type_name(t):
             raise MalformedInput(f"match[type]: {t!r} is not a STIX type name")
-    versions = (
-        store.parse_versions(_list(request, "match[version]")) if "match[version]" in q else default_versions
-    )
+    versions = default_versions
+    if "match[version]" in q:
+        asked = _list(request, "match[version]")
+        if len(asked) > MAX_VERSIONS:
+            raise MalformedInput(f"match[version]: at most {MAX_VERSIONS} versions per request")
+        versions = store.parse_versions(asked)
     return store.Filters(
         added_after=added_after,
         ids=ids,

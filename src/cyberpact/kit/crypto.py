@@ -76,7 +76,7 @@ def _import_public(kty: Any, crv: Any, x: Any) -> OKPKey:
     """One key object per public key, shared: joserfc keys are not changed after import."""
     try:
         key = OKPKey.import_key({"kty": kty, "crv": crv, "x": x})
-    except (KeyError, ValueError, TypeError, JoseError) as exc:
+    except (ValueError, TypeError, JoseError) as exc:
         raise IntegrityFailure(f"not a usable OKP public key: {exc}") from exc
     if key.is_private:
         raise IntegrityFailure("a public key was expected, a private key was given")
