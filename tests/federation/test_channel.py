@@ -209,6 +209,50 @@ def test_a_pipelined_claim_stops_at_the_first_lost_batch_and_keeps_order(
     assert got == ids
 
 
+def test_two_workers_split_a_backlog_by_whole_conversations_and_keep_each_in_order(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    """A backlog larger than a batch is shared between the process's workers by conversation, so that two
+    batches are in flight to one peer at once; no conversation is split between two claims."""
+    a, b = pair
+    a.settings.outbox_batch_size = 4
+    assert a.settings.outbox_workers == 2
+    sent: dict[str, list[str]] = {}
+    for i in range(5):
+        for conv in ("c1", "c2", "c3"):
+            message = send(a, "au-24x7", f"{conv} {i}", conversation=conv)
+            sent.setdefault(conv, []).append(message["message_id"])
+    conversation_of = {mid: conv for conv, ids in sent.items() for mid in ids}
+    first, second = worker(a), worker(a)
+    claim_a = first._claim(utcnow())
+    claim_b = second._claim(utcnow())  # while the first claim's leases are held
+    convs_a = {conversation_of[r.message_id] for r in claim_a}
+    convs_b = {conversation_of[r.message_id] for r in claim_b}
+    assert (len(convs_a), len(convs_b)) == (2, 1)  # ceil(3 conversations / 2 workers), then the rest
+    assert convs_a.isdisjoint(convs_b)
+    for claim in (claim_a, claim_b):
+        # Each claim holds a conversation's messages from its first pending one, in order.
+        for conv in {conversation_of[r.message_id] for r in claim}:
+            mine = [r.message_id for r in claim if conversation_of[r.message_id] == conv]
+            assert mine == sent[conv][: len(mine)]
+    with a.db.transaction() as s:  # let the claims go, as a crashed worker's would once their lease ends
+        s.execute(update(OutboxMessage).values(lease_owner=None, lease_until=None))
+    while first.run_once().claimed + second.run_once().claimed:
+        pass
+    assert count(a, OutboxMessage, OutboxMessage.status == "delivered") == 15
+    with b.db.transaction(read_only=True) as s:
+        got = [m.message_id for m in s.scalars(select(InboxMessage).order_by(InboxMessage.received_at))]
+    for conv, ids in sent.items():
+        assert [m for m in got if conversation_of[m] == conv] == ids
+
+
+def test_a_backlog_that_fits_one_batch_is_not_split(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, _ = pair
+    ids = {send(a, "au-24x7", f"note {i}", conversation=f"c{i}")["message_id"] for i in range(3)}
+    claim = worker(a)._claim(utcnow())
+    assert {r.message_id for r in claim} == ids
+
+
 def test_batches_stay_under_the_inbox_body_limit(pair: tuple[LiveNode, LiveNode]) -> None:
     # Thirty envelopes of about 110 KB would make a 3 MB batch, which an inbox taking 1 MiB refuses whole
     # (and would keep refusing at every retry); the worker cuts the claim into batches that fit.

@@ -17,13 +17,14 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import ColumnElement, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -241,6 +242,8 @@ class OutboxWorker:
                 .order_by(OutboxMessage.seq)
                 .limit(s.outbox_batch_size * PIPELINE_BATCHES * 2)
             ).all()
+            share = self._conversation_share(ready, blocked)
+            taken: dict[str, set[str]] = defaultdict(set)
             chosen: list[int] = []
             per_peer: dict[str, int] = defaultdict(int)
             for seq, recipient, conversation in ready:
@@ -249,6 +252,10 @@ class OutboxWorker:
                 first_blocked = blocked.get((recipient, conversation))
                 if first_blocked is not None and seq > first_blocked:
                     continue
+                if conversation not in taken[recipient]:
+                    if len(taken[recipient]) >= share[recipient]:
+                        continue  # left whole to another worker; skipping all of it keeps its order
+                    taken[recipient].add(conversation)
                 if per_peer[recipient] >= s.outbox_batch_size * PIPELINE_BATCHES:
                     # Later messages of this conversation must wait for this one.
                     blocked.setdefault((recipient, conversation), seq)
@@ -279,6 +286,32 @@ class OutboxWorker:
                     .execution_options(populate_existing=True)
                 )
             )
+
+    def _conversation_share(
+        self, ready: Sequence[Row[int, str, str]], blocked: dict[tuple[str, str], int]
+    ) -> dict[str, int]:
+        """How many conversations one claim may take per peer: its part of those pending for the peer
+        (ready, or held by a lease or a backoff), split among this process's workers.
+
+        A claim that took a message from every conversation would block every later message behind its
+        lease, and the other workers would find nothing to send to that peer: one batch in flight per
+        peer, and the peer idle while each answer travels back. Split by whole conversations, two claims
+        run side by side with their own batches in flight, and order within each conversation holds. A
+        backlog that fits one batch is not split: one request carries it all."""
+        pending: dict[str, set[str]] = defaultdict(set)
+        backlog: dict[str, int] = defaultdict(int)
+        for _, recipient, conversation in ready:
+            pending[recipient].add(conversation)
+            backlog[recipient] += 1
+        for recipient, conversation in blocked:
+            pending[recipient].add(conversation)
+        workers = self.settings.outbox_workers
+        return {
+            recipient: len(convs)
+            if backlog[recipient] <= self.settings.outbox_batch_size
+            else -(-len(convs) // workers)
+            for recipient, convs in pending.items()
+        }
 
     def _bury(self, session: Session, now: datetime) -> int:
         cutoff = now - timedelta(seconds=self.settings.outbox_dead_after_seconds)
