@@ -149,10 +149,17 @@ def test_bad_filters(node: LiveNode) -> None:
     _error(admin.get(f"/taxii2/intel/collections/{a}/objects/not-an-id/", headers=H), 404)
     r = admin.put(url, json={"objects": []}, headers=H)
     _error(r, 405)
-    assert "GET" in r.headers["allow"]  # Starlette names the methods of the first route on the path
+    # Every method of the path, though GET and POST are two routes (Starlette names only the first).
+    assert r.headers["allow"] == "GET, POST"
     # Elsewhere the API's own problem format stays.
     r = admin.get("/api/v1/no-such-thing")
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    r = admin.delete("/api/v1/intel/collections")
+    assert r.status_code == 405 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["allow"] == "GET, POST"
+    # Static files answer their own 405; their Allow is kept, not replaced by every method of the mount.
+    r = admin.post("/desk/static/desk.css")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
     _error(admin.get(f"/taxii2/intel/collections/{uuid.uuid4()}/objects/", headers=H), 404)
     _error(admin.get(f"/taxii2/intel/status/{uuid.uuid4()}/", headers=H), 404)
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Mount
 
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import CyberpactError, MalformedInput, MethodNotAllowed, NotFound, PayloadTooLarge
@@ -163,8 +164,31 @@ def install_error_handlers(app: FastAPI) -> None:
                 codes.get(exc.status_code, "http"),
                 instance=request.url.path,
             )
-        response.headers.update(exc.headers or {})  # Allow on a 405 (RFC 9110, 15.5.6)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405 and (allowed := _allowed(request)):
+            response.headers["Allow"] = allowed
         return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route takes on this path (RFC 9110, 15.5.6). Starlette names only those of the
+    first route whose path matches, which leaves out POST where GET and POST are two routes of one path.
+    Found by asking each route whether it would take the path with each method: FastAPI wraps included
+    routers in route objects of its own, and ``matches`` is the interface they all share."""
+    scope = request.scope
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+            if not isinstance(route, Mount)  # a mount takes its whole prefix, whatever the method
+        )
+    ]
+    return ", ".join(allowed)
 
 
 def error_format(app: FastAPI, prefix: str, render: Callable[[CyberpactError], Response]) -> None:
