@@ -10,6 +10,10 @@ The same generated indicators go through the same client (the OASIS ``taxii2-cli
 * a filtered query's latency (``match[id]`` of one object plus ``match[type]``; median of 20);
 * the server process's peak resident memory.
 
+Before medallion, the same client posts the same envelopes to a floor: a stdlib HTTP server that only parses
+each envelope and answers a complete status, storing and checking nothing. No TAXII server can ingest faster
+than that through this client on this machine, so it bounds the multiple of medallion any server can reach.
+
 Every phase has a time budget (``--budget``): a server that has not finished by then is stopped and its
 figure is computed from what it did in the budget, marked ``(partial)``. Example, small::
 
@@ -184,6 +188,56 @@ for part in ("users", "taxii", "backend"):
 register_blueprints(application_instance)
 waitress.serve(application_instance, host="127.0.0.1", port=int(sys.argv[2]), threads=4, _quiet=True)
 """
+
+
+# The least any TAXII server must do with an envelope: read it, parse it, answer a complete status. With the
+# same client, its rate bounds what any server could reach on this machine.
+_FLOOR = """
+import json, sys, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MEDIA = "application/taxii+json;version=2.1"
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+
+    def _send(self, doc, code=200):
+        body = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", MEDIA)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self._send({"id": sys.argv[2], "title": "floor", "can_read": True, "can_write": True,
+                    "media_types": ["application/stix+json;version=2.1"]})
+
+    def do_POST(self):
+        n = len(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["objects"])
+        self._send({"id": str(uuid.uuid4()), "status": "complete", "total_count": n, "success_count": n,
+                    "failure_count": 0, "pending_count": 0}, 202)
+
+    def log_message(self, *args):
+        pass
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+@contextmanager
+def floor_server() -> Iterator[Server]:
+    port, cid = free_port(), str(uuid.uuid4())
+    proc = subprocess.Popen([sys.executable, "-c", _FLOOR, str(port), cid])
+    server = Server(
+        "floor (parse only)", f"http://127.0.0.1:{port}/api1/collections/{cid}/", "bench", "x", proc
+    )
+    try:
+        _wait(port, proc)
+        yield server
+    finally:
+        server.stop()
 
 
 @contextmanager
@@ -393,6 +447,10 @@ def main() -> None:
     rows: list[Figures] = []
     baseline = None
     if not args.skip_medallion:
+        with floor_server() as server:
+            floor = run(server, args.medallion_size, args.medallion_budget, ingest_only=True)
+            rows.append(floor)
+            report([floor], None)
         with medallion_server() as server:
             baseline = run(
                 server, args.medallion_size, args.medallion_budget, ingest_only=args.medallion_ingest_only
