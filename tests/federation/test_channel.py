@@ -223,9 +223,13 @@ def test_two_workers_split_a_backlog_by_whole_conversations_and_keep_each_in_ord
             message = send(a, "au-24x7", f"{conv} {i}", conversation=conv)
             sent.setdefault(conv, []).append(message["message_id"])
     conversation_of = {mid: conv for conv, ids in sent.items() for mid in ids}
+    nudged: list[str] = []
     first, second = worker(a), worker(a)
+    first.on_left_over = second.on_left_over = lambda: nudged.append("wake the others")
     claim_a = first._claim(utcnow())
+    assert nudged == ["wake the others"]  # so that the second need not wait out its poll
     claim_b = second._claim(utcnow())  # while the first claim's leases are held
+    assert len(nudged) == 1  # it took the rest: nothing left over
     convs_a = {conversation_of[r.message_id] for r in claim_a}
     convs_b = {conversation_of[r.message_id] for r in claim_b}
     assert (len(convs_a), len(convs_b)) == (2, 1)  # ceil(3 conversations / 2 workers), then the rest
@@ -249,8 +253,11 @@ def test_two_workers_split_a_backlog_by_whole_conversations_and_keep_each_in_ord
 def test_a_backlog_that_fits_one_batch_is_not_split(pair: tuple[LiveNode, LiveNode]) -> None:
     a, _ = pair
     ids = {send(a, "au-24x7", f"note {i}", conversation=f"c{i}")["message_id"] for i in range(3)}
-    claim = worker(a)._claim(utcnow())
-    assert {r.message_id for r in claim} == ids
+    nudged: list[bool] = []
+    w = worker(a)
+    w.on_left_over = lambda: nudged.append(True)
+    claim = w._claim(utcnow())
+    assert {r.message_id for r in claim} == ids and not nudged
 
 
 def test_batches_stay_under_the_inbox_body_limit(pair: tuple[LiveNode, LiveNode]) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -184,8 +184,12 @@ class OutboxWorker:
         settings: Settings,
         client: httpx.Client | None = None,
         worker_id: str | None = None,
+        on_left_over: Callable[[], None] | None = None,
     ) -> None:
+        """``on_left_over``: called when a claim leaves conversations to the other workers (the pool wakes
+        them, so that they do not wait out their poll before taking their share)."""
         self.db, self.keys, self.settings = db, keys, settings
+        self.on_left_over = on_left_over
         self.client = client or peers.http_client(settings)
         self.worker_id = worker_id or f"{os.getpid()}-{secrets.token_hex(4)}"
         self._next_bury = 0.0
@@ -243,6 +247,7 @@ class OutboxWorker:
                 .limit(s.outbox_batch_size * PIPELINE_BATCHES * 2)
             ).all()
             share = self._conversation_share(ready, blocked)
+            left_over = False
             taken: dict[str, set[str]] = defaultdict(set)
             chosen: list[int] = []
             per_peer: dict[str, int] = defaultdict(int)
@@ -254,6 +259,7 @@ class OutboxWorker:
                     continue
                 if conversation not in taken[recipient]:
                     if len(taken[recipient]) >= share[recipient]:
+                        left_over = True
                         continue  # left whole to another worker; skipping all of it keeps its order
                     taken[recipient].add(conversation)
                 if per_peer[recipient] >= s.outbox_batch_size * PIPELINE_BATCHES:
@@ -274,7 +280,7 @@ class OutboxWorker:
                     lease_owner=self.worker_id, lease_until=now + timedelta(seconds=s.outbox_lease_seconds)
                 )
             )
-            return list(
+            claimed = list(
                 session.scalars(
                     select(OutboxMessage)
                     .where(
@@ -286,6 +292,10 @@ class OutboxWorker:
                     .execution_options(populate_existing=True)
                 )
             )
+        # Once the leases are committed, or the others would find the same messages still free.
+        if left_over and self.on_left_over is not None:
+            self.on_left_over()
+        return claimed
 
     def _conversation_share(
         self, ready: Sequence[Row[int, str, str]], blocked: dict[tuple[str, str], int]
@@ -745,7 +755,7 @@ class WorkerPool:
     sends the next batch. Claims keep conversations in order whatever the number of workers."""
 
     def __init__(self, db: Database, keys: KeyStore, settings: Settings, size: int) -> None:
-        self.workers = [OutboxWorker(db, keys, settings) for _ in range(size)]
+        self.workers = [OutboxWorker(db, keys, settings, on_left_over=self.wake) for _ in range(size)]
 
     def start(self) -> None:
         for w in self.workers:
