@@ -272,3 +272,15 @@ def pin(a: LiveNode, b: LiveNode) -> None:
     fp = b.client(b.admin_token).get("/api/v1/federation/node").json()["fingerprint"]
     r = a.client(a.admin_token).post("/api/v1/federation/peers", json={"url": b.url, "fingerprint": fp})
     assert r.status_code == 201, r.text
+
+
+@pytest.fixture
+def pair(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
+    """Viet Nam's and Australia's 24/7 points of contact, each pinning the other."""
+    a = federation_node(db_factory, tmp_path, "vn-24x7", node_country="VN")
+    b = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU")
+    pin(a, b)
+    pin(b, a)
+    yield a, b
+    a.stop()
+    b.stop()

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import DatabaseFactory, LiveNode, federation_node, pin
+from conftest import LiveNode
 from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.keystore import KeyStore
 
@@ -57,14 +55,9 @@ class Side:
 
 
 @pytest.fixture
-def two_sides(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[Side, Side]]:
-    a = federation_node(db_factory, tmp_path, "vn-24x7", node_country="VN")
-    b = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU")
-    pin(a, b)
-    pin(b, a)
-    yield Side(a, "vn"), Side(b, "au")
-    a.stop()
-    b.stop()
+def two_sides(pair: tuple[LiveNode, LiveNode]) -> tuple[Side, Side]:
+    a, b = pair
+    return Side(a, "vn"), Side(b, "au")
 
 
 HEADER: dict[str, Any] = {

@@ -185,8 +185,8 @@ class Database:
             self.engine.execution_options(cyberpact_read_only=True), expire_on_commit=False
         )
         path = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
-        in_memory = not path or path == ":memory:" or "mode=memory" in url
-        self._checkpointer = None if in_memory or path is None else _Checkpointer(path)
+        in_memory = path == ":memory:" or "mode=memory" in url
+        self._checkpointer = _Checkpointer(path) if path and not in_memory else None
 
     @property
     def dialect(self) -> str:
