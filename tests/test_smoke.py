@@ -44,3 +44,22 @@ def test_the_allocator_takes_the_memory_settings_on_glibc() -> None:
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("the settings are glibc's")
     assert tune_allocator() is True
+
+
+def test_the_start_up_warm_up_leaves_no_trace(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    # Startup routes one request that matches nothing (so the first real request does not wait for
+    # FastAPI to build its routes); it must not reach the audit record, the logs or any handler.
+    from sqlalchemy import select
+
+    from cyberpact.audit.models import AuditRecord
+
+    caplog.set_level("DEBUG")
+    live = start_node(settings)
+    try:
+        assert live.client().get("/healthz").status_code == 200
+        with live.db.transaction() as s:
+            details = [f"{r.action} {r.object_id} {r.detail}" for r in s.scalars(select(AuditRecord))]
+        assert details and not any("warm-up" in d or "not_found" in d for d in details)
+        assert not any("warm-up" in r.getMessage() for r in caplog.records)
+    finally:
+        live.stop()
