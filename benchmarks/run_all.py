@@ -20,6 +20,7 @@ FULL = [
     ["benchmarks.bench_documents"],
     ["benchmarks.bench_evidence"],
     ["benchmarks.bench_taxii"],
+    ["benchmarks.bench_ingest_phases"],
     ["benchmarks.bench_web", "--runs", "300"],
 ]
 QUICK = [
@@ -30,6 +31,7 @@ QUICK = [
     ["benchmarks.bench_documents", "--runs", "5"],
     ["benchmarks.bench_evidence", "--size-mib", "64"],
     ["benchmarks.bench_taxii", "--sizes", "10000", "--skip-medallion"],
+    ["benchmarks.bench_ingest_phases", "--objects", "5000"],
     ["benchmarks.bench_web", "--runs", "50"],
 ]
 
