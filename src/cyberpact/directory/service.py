@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -32,6 +32,7 @@ from cyberpact.directory.schemas import (
     TreatyStatusIn,
 )
 from cyberpact.kit.actor import Actor
+from cyberpact.kit.db import advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, Problem
 from cyberpact.kit.time import check_timezone, utcnow
 
@@ -492,8 +493,7 @@ def load_seed_if_empty(session: Session) -> bool:
     Several API processes may start together on one PostgreSQL database: they queue on an advisory
     lock so that only the first loads. SQLite writers already serialise on BEGIN IMMEDIATE.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SEED_LOCK})
+    advisory_lock(session, _PG_SEED_LOCK)
     if session.scalar(select(Party.code).limit(1)) is not None:
         return False
     # Imported here because the importer is built on this module's functions.

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -24,6 +24,7 @@ from cyberpact.federation import peers
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json_floatless
+from cyberpact.kit.db import advisory_lock
 from cyberpact.kit.errors import Conflict, IntegrityFailure, NotFound
 from cyberpact.kit.keystore import KeyStore, NodeKey
 from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
@@ -70,8 +71,7 @@ class NewEvent:
 
 
 def _lock(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOG_LOCK})
+    advisory_lock(session, _PG_LOG_LOCK)
 
 
 def size(session: Session) -> int:

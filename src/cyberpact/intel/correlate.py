@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, select, text, tuple_, update
+from sqlalchemy import Table, bindparam, delete, exists, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from cyberpact.intel import bulk, patterns
 from cyberpact.intel.models import IntelCorrelation, IntelIdentity, IntelObservation
 from cyberpact.intel.stix import Checked
+from cyberpact.kit.db import advisory_lock
 
 _VALUE_SCOS = ("ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "mac-addr")
 _HASH_NAMES = {
@@ -92,8 +93,7 @@ def _lock(session: Session) -> None:
     # Correlation rows are recomputed from observations; two PostgreSQL transactions reporting the same
     # observable must not each count without seeing the other, so refreshes queue here. (SQLite writers
     # already hold the database write lock.)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
+    advisory_lock(session, _PG_LOCK)
 
 
 def record(session: Session, collection_id: uuid.UUID, reports: Sequence[Report]) -> None:
