@@ -401,6 +401,17 @@ def _object_id(object_id: str) -> str:
     return object_id
 
 
+def _stored_object(
+    session: Any, actor: Actor, api_root: str, collection_id: str, object_id: str
+) -> tuple[IntelCollection, str]:
+    """The readable collection and the id of an object stored in it; 404 otherwise."""
+    row = _readable(session, actor, api_root, collection_id)
+    oid = _object_id(object_id)
+    if not store.object_exists(session, row.id, oid):
+        raise NotFound(f"No object {oid} in this collection")
+    return row, oid
+
+
 @router.get("/{api_root}/collections/{collection_id}/objects/{object_id}/")
 def get_object(
     api_root: str,
@@ -410,10 +421,7 @@ def get_object(
     actor: TaxiiActor,
     session: ReadSession,
 ) -> Response:
-    row = _readable(session, actor, api_root, collection_id)
-    oid = _object_id(object_id)
-    if not store.object_exists(session, row.id, oid):
-        raise NotFound(f"No object {oid} in this collection")
+    row, oid = _stored_object(session, actor, api_root, collection_id, object_id)
     base = filters_from(request)
     filters = store.Filters(base.added_after, (oid,), (), base.versions, base.spec_versions)
     limit, token = _page_args(request)
@@ -458,10 +466,7 @@ def object_versions(
     actor: TaxiiActor,
     session: ReadSession,
 ) -> Response:
-    row = _readable(session, actor, api_root, collection_id)
-    oid = _object_id(object_id)
-    if not store.object_exists(session, row.id, oid):
-        raise NotFound(f"No object {oid} in this collection")
+    row, oid = _stored_object(session, actor, api_root, collection_id, object_id)
     base = filters_from(request)
     filters = store.Filters(base.added_after, (oid,), (), ("all",), base.spec_versions)
     limit, token = _page_args(request)
