@@ -48,7 +48,7 @@ def test_the_allocator_takes_the_memory_settings_on_glibc() -> None:
 
 def test_the_start_up_warm_up_leaves_no_trace(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     # Startup routes one request that matches nothing (so the first real request does not wait for
-    # FastAPI to build its routes); it must not reach the audit record, the logs or any handler.
+    # FastAPI to build its routes); it must leave nothing in the audit record or the logs.
     from sqlalchemy import select
 
     from cyberpact.audit.models import AuditRecord

@@ -190,7 +190,10 @@ async def _warm_routes(app: FastAPI) -> None:
     async def send(message: Message) -> None:
         pass
 
-    await app.router(scope, receive, send)
+    try:
+        await app.router(scope, receive, send)
+    except Exception as exc:  # an optimisation only: the node starts without it
+        log.warning("route warm-up skipped: %s", type(exc).__name__)
 
 
 def _tune_collector() -> tuple[int, int, int]:
