@@ -305,10 +305,7 @@ class Figures:
     server: str
     size: int
     ingested: int = 0
-    ingest_s: float = 0.0
-    first_batch: float = 0.0
-    last_batch: float = 0.0
-    batch_s: list[float] = field(default_factory=list)  # seconds of each envelope, in order
+    batches: list[tuple[int, float]] = field(default_factory=list)  # (objects, seconds) of each envelope
     request_ms: list[float] = field(default_factory=list)  # the collection's GET: first, then second
     read: int = 0
     read_s: float = 0.0
@@ -318,6 +315,13 @@ class Figures:
 
     def rate(self, n: int, s: float) -> float:
         return n / s if s > 0 else float("nan")
+
+    @property
+    def ingest_s(self) -> float:
+        return sum(seconds for _, seconds in self.batches)
+
+    def batch_rate(self, index: int) -> float:
+        return self.rate(*self.batches[index]) if self.batches else float("nan")
 
 
 def run(
@@ -348,12 +352,8 @@ def run(
             raise RuntimeError(
                 f"{server.name}: {status.failure_count} objects refused: {status.failures[:2]}"
             )
-        rate = len(batch) / elapsed
-        fig.first_batch = fig.first_batch or rate
-        fig.last_batch = rate
-        fig.batch_s.append(elapsed)
+        fig.batches.append((len(batch), elapsed))
         fig.ingested += len(batch)
-        fig.ingest_s += elapsed
         if fig.ingest_s > budget and fig.ingested < size:
             fig.partial.append("ingest")
             break
@@ -409,13 +409,14 @@ def report(rows: list[Figures], baseline: Figures | None) -> None:
         read = f.rate(f.read, f.read_s)
         note = f"  (partial: {', '.join(f.partial)})" if f.partial else ""
         print(
-            f"{f.server:<22}{f.size:>10,}{_fmt(ingest)}{_fmt(f.first_batch)}{_fmt(f.last_batch)}"
+            f"{f.server:<22}{f.size:>10,}{_fmt(ingest)}{_fmt(f.batch_rate(0))}{_fmt(f.batch_rate(-1))}"
             f"{_fmt(read)}{f.query_ms:>10.1f}{f.peak_mb:>9.0f}{note}"
         )
     for f in rows:
-        if len(f.batch_s) >= 10:
-            tenth = len(f.batch_s) // 10
-            rates = [ENVELOPE * tenth / sum(f.batch_s[i * tenth : (i + 1) * tenth]) for i in range(10)]
+        if len(f.batches) >= 10:
+            tenth = len(f.batches) // 10
+            parts = [f.batches[i * tenth : (i + 1) * tenth] for i in range(10)]
+            rates = [f.rate(sum(n for n, _ in p), sum(s for _, s in p)) for p in parts]
             print(
                 f"{f.server} at {f.size:,}: ingest by tenths of the load, objects/s: "
                 + ", ".join(f"{r:,.0f}" for r in rates)

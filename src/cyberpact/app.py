@@ -188,7 +188,7 @@ async def _warm_routes(app: FastAPI) -> None:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: Message) -> None:
-        pass
+        """The answer, a 404, has no one to go to."""
 
     try:
         await app.router(scope, receive, send)
