@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,26 @@ def test_demo_runs_three_nodes_that_exchange_receipted_messages(tmp_path: Path) 
     assert "art. 42(2)(e): state why preservation is necessary" in out
     assert "admin API token (shown once): cpt_" in out
     assert "directory loaded on each node" in out
+
+    # Evidence: Australia's sealed production reached Viet Nam intact, with its origin's digest.
+    assert "every file matches the manifest" in out
+    with sqlite3.connect(tmp_path / "au-24x7" / "cyberpact.db") as au:
+        sent = au.execute("SELECT id, manifest_digest FROM evidence_packages").fetchall()
+        assert au.execute("SELECT status FROM evidence_transfers").fetchall() == [("accepted",)]
+    with sqlite3.connect(tmp_path / "vn-24x7" / "cyberpact.db") as vn:
+        got = vn.execute(
+            "SELECT origin_package_id, manifest_digest, status FROM evidence_packages"
+        ).fetchall()
+        vn_red = vn.execute("SELECT count(*) FROM intel_objects WHERE raw LIKE '%198.51.100.77%'").fetchone()
+    assert [(o.replace("-", ""), d) for o, d, _ in got] == [(i.replace("-", ""), d) for i, d in sent]
+
+    # Threat information: a malformed object refused alone; TLP:RED kept home; only the sharing group got
+    # anything; the two States' reports of one address correlate.
+    assert "refused indicator--not-a-uuid: id: must be indicator--<RFC 4122 UUID>" in out
+    assert vn_red == (1,)
+    with sqlite3.connect(tmp_path / "au-24x7" / "cyberpact.db") as au:
+        mirrored = au.execute("SELECT raw FROM intel_objects WHERE source_peer = 'vn-24x7'").fetchall()
+    assert len(mirrored) == 3 and not any("198.51.100.77" in raw for (raw,) in mirrored)
+    with sqlite3.connect(tmp_path / "pl-ca" / "cyberpact.db") as pl:
+        assert pl.execute("SELECT count(*) FROM intel_objects").fetchone() == (0,)
+    assert "203.0.113.45 reported by AU (1 report), VN (1 report)" in out

@@ -54,8 +54,16 @@ class DemoNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def api(self, method: str, path: str, *, as_: str = "admin", **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.tokens[as_]}"}
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        as_: str = "admin",
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        headers = {**(headers or {}), "Authorization": f"Bearer {self.tokens[as_]}"}
         response = self.client.request(method, self.url + path, headers=headers, **kwargs)
         if response.status_code >= 400:
             raise ConfigurationError(

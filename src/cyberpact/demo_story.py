@@ -1,7 +1,9 @@
 """The demo's story: Viet Nam's 24/7 point asks Australia to preserve a cloud account's data (art. 42);
 Australia acknowledges and preserves; Viet Nam's central authority follows with an MLA request for
-disclosure (art. 44); Australia asks for more information, then executes. In a separate case Poland
-consults, then refuses citing a ground. Every step is a signed message the other side checks again."""
+disclosure (art. 44); Australia asks for more information, then executes, sending the produced data as
+sealed electronic evidence. In a separate case Poland consults, then refuses citing a ground. Last, Viet Nam
+shares the ransomware's indicators with Australia under TLP (``demo_sharing``). Every step is a signed
+message the other side checks again."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, Protocol
 
+from cyberpact.demo_sharing import send_evidence, share_indicators
 from cyberpact.kit.cli import console
 
 
@@ -138,12 +141,13 @@ def run_story(nodes: list[Any], wait: Wait, timeline: Callable[[list[Any]], int]
     _step(vn, mla, "provide_info", answers="Article 289 of the Penal Code: up to 7 years' imprisonment.")
     wait(nodes, au, mla, ("info_provided",))
     _step(au, mla, "start_execution")
+    package = send_evidence(au, vn, lambda: timeline(nodes), "VN-CA-2026-0442", "AU-MLA-2026-088")
     _step(
         au,
         mla,
         "execute",
         results="Mailbox content and logs produced under production order 2026/114.",
-        evidence_refs=["AU-EVD-2026-0031"],
+        evidence_refs=[package],
     )
     wait(nodes, vn, mla, ("executed",))
 
@@ -188,4 +192,7 @@ def run_story(nodes: list[Any], wait: Wait, timeline: Callable[[list[Any]], int]
         reasons="Domestic law would prohibit compelling the witness for a similar domestic offence.",
     )
     wait(nodes, vn, pl_rid, ("refused",))
+
+    console.rule("4. Viet Nam shares threat indicators with Australia, under TLP")
+    share_indicators(vn, au, pl, lambda: timeline(nodes))
     timeline(nodes)
