@@ -252,17 +252,26 @@ def share_indicators(vn: Node, au: Node, pl: Node, tick: Tick) -> None:
             ),
         ],
     )
+    # What a peer shares is readable on arrival by no one but the administrators, who grant it on; and an
+    # author counts for a State once an administrator says which one it speaks for.
+    au.api("PUT", f"/api/v1/intel/collections/{cid}/grants/officer", json={"read": True})
     for reporter, state, name in ((VN_CERT, "VN", "VNCERT/CC"), (AU_CERT, "AU", "AFP Cybercrime Operations")):
         au.api("PUT", f"/api/v1/intel/identities/{reporter}", json={"state": state, "name": name})
+    console.print(
+        "  au-24x7's administrator grants the officer Viet Nam's collection and maps each author to its State"
+    )
     found = au.api(
-        "GET", "/api/v1/intel/correlations", params={"kind": "ipv4-addr:value", "value": C2_ADDRESS}
+        "GET",
+        "/api/v1/intel/correlations",
+        as_="officer",
+        params={"kind": "ipv4-addr:value", "value": C2_ADDRESS},
     ).json()["items"]
     for item in found:
         states = ", ".join(
             f"{s['state']} ({s['reports']} report{'' if s['reports'] == 1 else 's'})" for s in item["states"]
         )
         console.print(
-            f"  au-24x7 correlation: {item['kind']} {item['value']} reported by {states}; "
+            f"  the au-24x7 officer sees a correlation: {item['kind']} {item['value']} reported by {states}; "
             f"first seen {item['first_seen'][:19]}, last seen {item['last_seen'][:19]}",
             highlight=False,
         )
