@@ -1,16 +1,23 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select
 
+from conftest import DatabaseFactory
+from cyberpact.accounts import service as accounts
+from cyberpact.accounts.models import ApiToken, User
 from cyberpact.app import create_app
 from cyberpact.config import Settings
 from cyberpact.kit import migrate
+from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.canonical import canonical_json, canonical_json_floatless
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import ConfigurationError
@@ -28,6 +35,32 @@ def test_serving_head_is_the_head_of_the_migration_scripts(db: Database) -> None
     assert migrate.head_revision() == migrate.HEAD
     assert migrate.current_revision(db.engine) == migrate.HEAD
     assert migrate.at_head(db.engine)
+
+
+def test_the_unchosen_language_migration_keeps_every_user_and_what_hangs_off_them(
+    db_factory: DatabaseFactory,
+) -> None:
+    # On SQLite, making users.locale nullable rebuilds the users table; a rebuild that dropped the old
+    # table with foreign keys enforced would cascade to every role and token. Down and up again, with data.
+    url = db_factory()
+    db = Database(url)
+    with db.transaction() as s:
+        lan = accounts.create_user(s, SYSTEM, username="lan", password="p" * 12, roles=["officer"])
+        anh = accounts.create_user(s, SYSTEM, username="anh", password="p" * 12, roles=["supervisor"])
+        anh.locale = "vi"
+        accounts.issue_token(s, SYSTEM, lan, "cli", timedelta(days=1))
+    assert lan.locale is None
+    db.dispose()
+    command.downgrade(migrate.alembic_config(url), "0009")
+    command.upgrade(migrate.alembic_config(url), "head")
+    db = Database(url)
+    with db.transaction(read_only=True) as s:
+        users = {u.username: u for u in s.scalars(select(User))}
+        assert users["lan"].locale == "en"  # the older schema had no "unchosen": English, as it was
+        assert users["anh"].locale == "vi"
+        assert (users["lan"].roles, users["anh"].roles) == ({"officer"}, {"supervisor"})
+        assert s.scalars(select(ApiToken.user_id)).all() == [users["lan"].id]
+    db.dispose()
 
 
 def test_an_unmigrated_or_older_database_is_not_at_head(tmp_path: Path) -> None:

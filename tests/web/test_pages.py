@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from cases.conftest import HEADER, PRESERVATION, Side, act, draft, sent_preservation
 from conftest import LiveNode
+from cyberpact.accounts.models import User
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.time import utcnow
@@ -348,6 +349,20 @@ def test_sign_in_page_speaks_the_browsers_language(node: LiveNode) -> None:
     assert '<html lang="ar" dir="rtl">' in r.text
     r = httpx.get(f"{node.url}/desk/sign-in?lang=ru")
     assert '<html lang="ru" dir="ltr">' in r.text
+
+
+def test_the_desk_follows_the_browser_until_a_language_is_chosen(node: LiveNode) -> None:
+    anh = person(node, "anh", "officer", sign_in=False)
+    anh.client.headers["Accept-Language"] = "vi-VN,vi;q=0.9,en;q=0.5"
+    anh.sign_in()
+    assert '<html lang="vi"' in anh.get("/desk").text
+    anh.client.headers["Accept-Language"] = "fr"  # the same person on another computer
+    assert '<html lang="fr"' in anh.get("/desk").text
+    anh.post("/desk/language", {"lang": "en", "back": "/desk"})
+    anh.client.headers["Accept-Language"] = "vi"
+    assert '<html lang="en"' in anh.get("/desk").text  # chosen, so kept whatever the browser says
+    with node.db.transaction(read_only=True) as session:
+        assert session.scalars(select(User.locale).where(User.username == "anh")).one() == "en"
 
 
 def test_undelivered_selection_ignores_foreign_conversations(node: LiveNode) -> None:

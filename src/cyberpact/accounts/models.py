@@ -20,7 +20,9 @@ class User(IdMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     disabled: Mapped[bool] = mapped_column(default=False)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    locale: Mapped[str] = mapped_column(String(16), default="en")
+    # None until the person picks a language: the desk then follows their browser's Accept-Language, so a
+    # Vietnamese officer's first sign-in is in Vietnamese, and a choice once made is kept.
+    locale: Mapped[str | None] = mapped_column(String(16), default=None)
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]

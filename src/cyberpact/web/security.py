@@ -149,8 +149,10 @@ class HalfSession:
     enrolled: bool
 
 
-def _language(value: str | None) -> str:
-    return value if value in LANGUAGES else SOURCE_LANGUAGE
+def _language(request: Request, user: User) -> str:
+    """The language the person chose, else their browser's for as long as they have not chosen."""
+    chosen = user.locale
+    return chosen if chosen is not None and chosen in LANGUAGES else negotiate_language(request)
 
 
 def negotiate_language(request: Request) -> str:
@@ -194,7 +196,7 @@ def _viewer(request: Request, row: WebSession, user: User) -> Viewer:
         username=user.username,
         display_name=user.display_name,
         roles=user.roles,
-        locale=_language(user.locale),
+        locale=_language(request, user),
         timezone=user.timezone or "UTC",
         session_id=row.id,
         csrf=row.csrf_token,
@@ -242,7 +244,7 @@ async def half_session(request: Request) -> HalfSession:
         row.id,
         user.id,
         user.username,
-        _language(user.locale),
+        _language(request, user),
         row.csrf_token,
         await run_in_threadpool(enrolled),
     )
