@@ -51,8 +51,10 @@ def put(client: httpx.Client, pid: str, index: int, data: bytes, offset: int = 0
     )
 
 
-def sealed_package(client: httpx.Client, files: dict[str, bytes], case_ref: str = "CASE-1") -> dict[str, Any]:
-    pkg = make_package(client, case_ref)
+def sealed_package(
+    client: httpx.Client, files: dict[str, bytes], case_ref: str = "CASE-1", **extra: Any
+) -> dict[str, Any]:
+    pkg = make_package(client, case_ref, **extra)
     for i, (name, data) in enumerate(files.items()):
         declare(client, pkg["id"], name, len(data), sha256=hashlib.sha256(data).hexdigest())
         r = put(client, pkg["id"], i, data)

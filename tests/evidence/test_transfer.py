@@ -23,6 +23,7 @@ from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.keystore import KeyStore
 from evidence.helpers import context, random_bytes, sealed_package
+from web.helpers import person, text_of
 
 CHUNK = 64 * 1024
 
@@ -119,6 +120,38 @@ def test_package_travels_with_receipt_heads_and_custody(
     with b.db.transaction(read_only=True) as s:
         sizes = sorted(h.size for h in s.scalars(select(custody.PeerTreeHead)))
         assert len(sizes) == 2 and sizes[0] < sizes[1]
+
+
+def test_conditions_on_use_travel_with_the_package_and_bind_the_receivers_desk(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    a, b = pair
+    conditions = {
+        "purpose": "Trial of the Hanoi hospitals ransomware operators",
+        "restrictions": ["Not for tax or customs proceedings"],
+        "confidential": True,
+        "onward_transfer": False,
+        "until": "2027-12-31T23:59:59+07:00",
+    }
+    client = a.client(a.admin_token)
+    pkg = sealed_package(client, {"mailbox.eml": b"From: x"}, use_conditions=conditions)
+    r = client.post(f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "pl-ca"})
+    assert r.status_code == 202, r.text
+    deliver(a)
+    with httpx.Client(timeout=30) as http:
+        assert sending.push(a.db, context(a), r.json()["id"], http).status == "accepted"
+    got = received(b)
+    assert got.use_conditions == pkg["use_conditions"] == conditions
+    page = text_of(person(b, "lan", "officer").get(f"/desk/evidence/{got.id}").text)
+    for shown in (
+        "Set by vn-ca when it sealed the package",
+        "May be used only in: Trial of the Hanoi hospitals ransomware operators",
+        "Not for tax or customs proceedings",
+        "Confidential: the fact and substance are to be kept confidential",
+        "Not to be passed on to a third State or organization without the consent of vn-ca (art. 36).",
+        "Usable until",
+    ):
+        assert shown in page, shown
 
 
 def _peer_request(a: LiveNode, tid: str) -> tuple[bytes, dict]:

@@ -14,6 +14,7 @@ from cases.conftest import HEADER, PRESERVATION, Side, act, draft, sent_preserva
 from conftest import LiveNode
 from cyberpact.accounts.models import User
 from cyberpact.cases.models import Request as RequestRow
+from cyberpact.evidence.models import EvidencePackage
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.time import utcnow
 
@@ -292,6 +293,51 @@ def test_directory_and_peers(two_sides: tuple[Side, Side]) -> None:
     with vn.node.db.transaction(read_only=True) as session:
         assert session.scalars(select(OutboxMessage.status)).one() == "pending"
     assert an.get("/desk/admin/peers").status_code == 403
+
+
+def test_a_package_made_on_the_desk_carries_its_conditions_on_use(node: LiveNode) -> None:
+    an = person(node, "an", "officer", timezone="Asia/Ho_Chi_Minh")
+    an.get("/desk/evidence/new")
+    form = {
+        "case_ref": "VN-2026-7",
+        "title": "Seized laptop image",
+        "use.purpose": "Trial of the fraud ring in Da Nang",
+        "use.restrictions": "Not for tax proceedings\n\n  Destroy after the trial  \n",
+        "use.confidential": "1",
+        "use.until": "2027-06-30",
+    }
+
+    def stored() -> list[dict[str, object]]:
+        with node.db.transaction(read_only=True) as session:
+            return [p.use_conditions for p in session.scalars(select(EvidencePackage))]
+
+    # Hostile or mistyped conditions: a clear 422 naming the field, and nothing stored.
+    for field, value, control in (
+        ("use.until", "30/06/2027", "ev-until"),
+        ("use.restrictions", "x\n" * 51, "ev-restrictions"),
+        ("use.purpose", "p" * 1001, "ev-purpose"),
+    ):
+        r = an.post("/desk/evidence/new", {**form, field: value})
+        assert r.status_code == 422, field
+        # The field at fault, and only it, is marked; what was typed stays in the form.
+        assert r.text.count('aria-invalid="true"') == 1 and f'aria-describedby="{control}-p"' in r.text
+        assert "Please correct the following" in r.text and "Seized laptop image" in r.text
+    assert stored() == []
+
+    r = an.post("/desk/evidence/new", form)
+    assert r.status_code == 303, r.text
+    assert stored() == [
+        {
+            "purpose": "Trial of the fraud ring in Da Nang",
+            "restrictions": ["Not for tax proceedings", "Destroy after the trial"],
+            "confidential": True,
+            "onward_transfer": False,  # unticked: passing it on needs our consent
+            "until": "2027-06-30T23:59:59+07:00",  # to the end of that day, on the officer's clock
+        }
+    ]
+    page = text_of(an.get(r.headers["location"]).text)
+    assert "Not to be passed on to a third State or organization without the consent of" in page
+    assert "Destroy after the trial" in page and "Jun 30, 2027" in page
 
 
 def test_intel_collections_show_tlp_badges(node: LiveNode) -> None:

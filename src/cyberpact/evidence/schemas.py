@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -41,7 +41,9 @@ class UseConditions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purpose: str | None = Field(None, max_length=1000, description="the proceedings it may be used in")
-    restrictions: list[str] = Field(default_factory=list, max_length=50)
+    restrictions: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        default_factory=list, max_length=50
+    )
     confidential: bool = False
     onward_transfer: bool = Field(False, description="may be passed on to a third State")
     until: datetime | None = None

@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ from cyberpact.cases.models import Case
 from cyberpact.evidence import api as evidence_api
 from cyberpact.evidence import bundle, custody, service
 from cyberpact.evidence.models import EvidencePackage
-from cyberpact.evidence.schemas import Acquisition, FileDeclare
+from cyberpact.evidence.schemas import Acquisition, FileDeclare, UseConditions
 from cyberpact.kit.errors import IntegrityFailure, InvalidInput, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.web.render import EVIDENCE_ROLES, page
@@ -87,11 +87,41 @@ def new_package(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     return page(request, viewer, "evidence_new.html", _new_context(request, viewer))
 
 
+_USE_FIELDS = ("use.purpose", "use.restrictions", "use.confidential", "use.onward_transfer", "use.until")
+
+
+def _use_conditions(values: dict[str, str], tz: str) -> UseConditions | list[Problem]:
+    """The form's conditions on use; a date is usable to the end of that day on the viewer's clock."""
+    until: datetime | None = None
+    if values["use.until"]:
+        try:
+            until = datetime.combine(date.fromisoformat(values["use.until"]), time(23, 59, 59), ZoneInfo(tz))
+        except ValueError:
+            return [Problem("use.until", "a date, as YYYY-MM-DD", "invalid")]
+    try:
+        return UseConditions.model_validate(
+            {
+                "purpose": values["use.purpose"] or None,
+                "restrictions": [
+                    line.strip() for line in values["use.restrictions"].splitlines() if line.strip()
+                ],
+                "confidential": bool(values["use.confidential"]),
+                "onward_transfer": bool(values["use.onward_transfer"]),
+                "until": until,
+            }
+        )
+    except ValidationError as exc:
+        return _problems(exc, "use.")
+
+
 @router.post("/desk/evidence/new")
 def create_package(request: Request, viewer: CurrentViewer, form: CheckedForm) -> Response:
     require(viewer, *EVIDENCE_ROLES)
-    values = {k: form.get(k).strip() for k in ("case_ref", "request_ref", "title", "description")}
-    problems = []
+    values = {
+        k: form.get(k).strip() for k in ("case_ref", "request_ref", "title", "description", *_USE_FIELDS)
+    }
+    use = _use_conditions(values, viewer.timezone)
+    problems = [] if isinstance(use, UseConditions) else use
     for name, limit, needed in (("case_ref", 120, True), ("request_ref", 120, False), ("title", 300, True)):
         if needed and not values[name]:
             problems.append(Problem(name, "required", "missing"))
@@ -99,7 +129,7 @@ def create_package(request: Request, viewer: CurrentViewer, form: CheckedForm) -
             problems.append(Problem(name, f"at most {limit} characters", "invalid"))
     if len(values["description"]) > 10_000:
         problems.append(Problem("description", "at most 10000 characters", "invalid"))
-    if problems:
+    if problems or not isinstance(use, UseConditions):
         return page(
             request, viewer, "evidence_new.html", {"chosen": values, "problems": problems}, status=422
         )
@@ -113,6 +143,7 @@ def create_package(request: Request, viewer: CurrentViewer, form: CheckedForm) -
             request_ref=values["request_ref"] or None,
             title=values["title"],
             description=values["description"] or None,
+            use_conditions=use,
         )
         custody.sign_head(session, ctx.keys, ctx.node_id)
         pid = package.id

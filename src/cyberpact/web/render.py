@@ -169,10 +169,17 @@ def clock(lang: str, tz_name: str) -> Clock:
 
 
 @pass_context
-def format_dt(context: Context, value: datetime | None) -> str:
-    if value is None:
+def format_dt(context: Context, value: datetime | str | None) -> str:
+    if value is None or value == "":
         return ""
-    return clock(_t(context).lang, str(context.get("tz") or "UTC"))(value)
+    if isinstance(value, str):  # from a JSON column (a package's conditions on use)
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    else:
+        at = value
+    return clock(_t(context).lang, str(context.get("tz") or "UTC"))(at)
 
 
 @pass_context
