@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from cyberpact.audit.models import AuditRecord
 from cyberpact.cli import app
+from cyberpact.kit.db import Database
 from intel.helpers import identity, indicator
 
 runner = CliRunner()
@@ -69,6 +72,23 @@ def test_intel_cli_round_trip(cli_env: dict[str, str], tmp_path: Path) -> None:
     one = tmp_path / "one.json"
     r = runner.invoke(app, ["intel", "export", str(one), "-c", "phish", "--id", bundle["objects"][1]["id"]])
     assert json.loads(one.read_text())["objects"] == [bundle["objects"][1]]
+    # Each export is a recorded read: what left the node, to which file, how much.
+    db = Database(cli_env["CYBERPACT_DATABASE_URL"])
+    with db.transaction(read_only=True) as s:
+        exports = [
+            (r.object_id, r.detail["view"], r.detail["file"], r.detail["returned"])
+            for r in s.scalars(
+                select(AuditRecord)
+                .where(AuditRecord.action == "intel.objects.read")
+                .order_by(AuditRecord.seq)
+            )
+        ]
+    db.dispose()
+    assert exports == [
+        (cid, "export stix", str(out), len(exported["objects"])),
+        (cid, "export misp", str(misp_out), len(event["Attribute"]) + len(event["Object"])),
+        (cid, "export stix", str(one), 1),
+    ]
 
     r = runner.invoke(
         app, ["intel", "identities", "set", "identity--55f6ea5e-2c60-40e5-964f-47a8950d210f", "vn"]

@@ -152,7 +152,7 @@ _CURSOR_SCOPE = "intel-correlations"
 def list_correlations(
     request: Request,
     actor: CurrentActor,
-    session: ReadSession,
+    session: WriteSession,
     min_states: Annotated[int, Query(ge=2, le=200)] = 2,
     kind: Annotated[str | None, Query(max_length=300, description="e.g. ipv4-addr:value")] = None,
     value: Annotated[str | None, Query(max_length=2000)] = None,
@@ -195,6 +195,17 @@ def list_correlations(
         )
         for c in found
     ]
+    service.record_read(
+        session,
+        actor,
+        None,
+        "correlations",
+        len(items),
+        kind=kind,
+        value=value,
+        state=state,
+        page=bool(cursor),
+    )
     token = encode_cursor(_CURSOR_SCOPE, [_iso(resume[0]), resume[1]]) if resume else None
     return Page[CorrelationOut](items=items, next=token)
 
@@ -231,7 +242,7 @@ def _import_out(result: store.AddResult, skipped: list[str]) -> ImportOut:
 def export_misp(
     ref: str,
     actor: CurrentActor,
-    session: ReadSession,
+    session: WriteSession,
     ids: Annotated[list[str] | None, Query(alias="id", max_length=1000)] = None,
 ) -> dict[str, Any]:
     """The collection's latest objects (or only ``id``s) as one MISP event."""
@@ -241,6 +252,8 @@ def export_misp(
     event, skipped = misp_export.stix_to_misp(
         store.iter_objects(session, row.id, ids=ids or ()), info=row.title
     )
+    returned = len(event["Event"]["Attribute"]) + len(event["Event"]["Object"])
+    service.record_read(session, actor, row.id, "misp export", returned, ids=len(ids or ()))
     return {**event, "skipped": skipped}
 
 

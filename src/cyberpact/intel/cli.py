@@ -198,7 +198,8 @@ def export_file(
     """Write the latest version of each object (or of the --id ones) as a STIX bundle or a MISP event."""
     with unit_of_work(read_only=True) as (session, _, _db):
         row = service.get_collection(session, collection)
-        objects = store.iter_objects(session, row.id, ids=ids or ())
+        cid = row.id
+        objects = store.iter_objects(session, cid, ids=ids or ())
         count = 0
         with file.open("w", encoding="utf-8") as out:
             if fmt == Format.misp:
@@ -216,6 +217,12 @@ def export_file(
                     )
                     count += 1
                 out.write("]}\n")
+    # Recorded once the file is written, in a unit of work of its own: the export streams a collection
+    # of any size, and holding the write lock for all of it would stall every writer of the node.
+    with unit_of_work() as (session, _, _db):
+        service.record_read(
+            session, cli_actor(), cid, f"export {fmt.value}", count, file=str(file), ids=len(ids or ())
+        )
     console.print(
         f"wrote {count} {'MISP attributes and objects' if fmt == Format.misp else 'objects'} to {file}"
     )
@@ -225,8 +232,9 @@ def export_file(
 @friendly
 def correlations(min_states: Annotated[int, typer.Option(min=2)] = 2, limit: int = 50) -> None:
     """Observables reported by several States, most recently seen first."""
-    with unit_of_work(read_only=True) as (session, _, _db):
+    with unit_of_work() as (session, _, _db):
         found, _ = correlate.correlations(session, readable=None, min_states=min_states, limit=limit)
+        service.record_read(session, cli_actor(), None, "cli correlations", len(found))
         for c in found:
             states = ", ".join(s.state for s in c.states)
             console.print(

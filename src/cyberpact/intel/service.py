@@ -1,6 +1,7 @@
 """Collections, their sharing policy and per-user grants, and the identity-to-State mapping.
 
-Services flush; the caller's unit of work commits. Every change is recorded in the audit chain.
+Services flush; the caller's unit of work commits. Every change is recorded in the audit chain, and so is
+every read of a collection's content (``record_read``).
 """
 
 from __future__ import annotations
@@ -245,6 +246,28 @@ def readable_collection_ids(session: Session, actor: Actor) -> set[uuid.UUID] | 
     if actor.has_any(*MANAGERS):
         return None
     return {c.id for c, a in visible_collections(session, actor) if a.can_read}
+
+
+def record_read(
+    session: Session,
+    actor: Actor,
+    collection_id: uuid.UUID | None,
+    view: str,
+    returned: int,
+    **detail: object,
+) -> None:
+    """Who read what: one record per page, object or export, never one per object, so that an inspector
+    can say who saw a TLP:RED report and when. ``collection_id`` None: a read across collections
+    (correlations), limited to those the reader may read."""
+    action = "intel.objects.read" if collection_id is not None else "intel.correlations.read"
+    audit.record(
+        session,
+        actor,
+        action,
+        "intel_collection",
+        collection_id,
+        detail={"view": view, "returned": returned, **{k: v for k, v in detail.items() if v}},
+    )
 
 
 def grant(

@@ -316,7 +316,7 @@ def collection(api_root: str, collection_id: str, actor: TaxiiActor, session: Re
 
 @router.get("/{api_root}/collections/{collection_id}/objects/")
 def get_objects(
-    api_root: str, collection_id: str, request: Request, actor: TaxiiActor, session: ReadSession
+    api_root: str, collection_id: str, request: Request, actor: TaxiiActor, session: WriteSession
 ) -> Response:
     row = _readable(session, actor, api_root, collection_id)
     filters = filters_from(request)
@@ -324,7 +324,16 @@ def get_objects(
     page = store.page(
         session, _pager(request), row.id, "objects", filters, limit=limit, next_token=token, columns=[_raw()]
     )
+    _record_read(session, actor, row.id, "objects", request, len(page.rows))
     return _envelope(page)
+
+
+def _record_read(
+    session: Any, actor: Actor, collection_id: uuid.UUID, view: str, request: Request, returned: int
+) -> None:
+    # The filters as asked (bounded): which objects a reader looked for is part of what they saw.
+    query = request.url.query
+    service.record_read(session, actor, collection_id, view, returned, query=query[:500] if query else None)
 
 
 def _raw() -> Any:
@@ -419,7 +428,7 @@ def get_object(
     object_id: str,
     request: Request,
     actor: TaxiiActor,
-    session: ReadSession,
+    session: WriteSession,
 ) -> Response:
     row, oid = _stored_object(session, actor, api_root, collection_id, object_id)
     base = filters_from(request)
@@ -435,6 +444,7 @@ def get_object(
         next_token=token,
         columns=[_raw()],
     )
+    _record_read(session, actor, row.id, f"object {oid}", request, len(page.rows))
     return _envelope(page)
 
 
@@ -464,7 +474,7 @@ def object_versions(
     object_id: str,
     request: Request,
     actor: TaxiiActor,
-    session: ReadSession,
+    session: WriteSession,
 ) -> Response:
     row, oid = _stored_object(session, actor, api_root, collection_id, object_id)
     base = filters_from(request)
@@ -481,6 +491,7 @@ def object_versions(
         next_token=token,
         columns=[version_col],
     )
+    _record_read(session, actor, row.id, f"versions {oid}", request, len(page.rows))
     body: dict[str, Any] = {"more": page.more}
     if page.next:
         body["next"] = page.next
@@ -491,7 +502,7 @@ def object_versions(
 
 @router.get("/{api_root}/collections/{collection_id}/manifest/")
 def manifest(
-    api_root: str, collection_id: str, request: Request, actor: TaxiiActor, session: ReadSession
+    api_root: str, collection_id: str, request: Request, actor: TaxiiActor, session: WriteSession
 ) -> Response:
     row = _readable(session, actor, api_root, collection_id)
     filters = filters_from(request)
@@ -507,6 +518,7 @@ def manifest(
         next_token=token,
         columns=[cols.stix_id, cols.version],
     )
+    _record_read(session, actor, row.id, "manifest", request, len(page.rows))
     body: dict[str, Any] = {"more": page.more}
     if page.next:
         body["next"] = page.next

@@ -56,17 +56,18 @@ def _name(raw: str) -> str:
 
 @router.get("/desk/intel/correlations")
 def correlations(request: Request, viewer: CurrentViewer) -> HTMLResponse:
-    with get_database(request).transaction(read_only=True) as session:
+    with get_database(request).transaction() as session:
         found, _ = correlate.correlations(
             session, readable=service.readable_collection_ids(session, viewer.actor), limit=PAGE
         )
+        service.record_read(session, viewer.actor, None, "desk correlations", len(found))
     return page(request, viewer, "intel_correlations.html", {"correlations": found})
 
 
 @router.get("/desk/intel/{ref}")
 def collection(request: Request, ref: str, viewer: CurrentViewer) -> HTMLResponse:
     token = request.query_params.get("next") or None
-    with get_database(request).transaction(read_only=True) as session:
+    with get_database(request).transaction() as session:
         row = service.get_collection(session, ref[:120])
         if not service.access(session, viewer.actor, row.id).can_read:
             raise NotFound(f"No collection {ref[:120]}")
@@ -85,6 +86,7 @@ def collection(request: Request, ref: str, viewer: CurrentViewer) -> HTMLRespons
             ObjectLine(r.stix_id, r.stix_type, _name(r.raw)[:300], r.tlp, r.source_peer, r.date_added)
             for r in result.rows
         ]
+        service.record_read(session, viewer.actor, row.id, "desk", len(objects), page=token is not None)
     return page(
         request, viewer, "intel_collection.html", {"collection": row, "objects": objects, "next": result.next}
     )
