@@ -79,7 +79,7 @@ class TaxiiRoute(APIRoute):
             except CyberpactError as exc:
                 response = taxii_error(exc)
                 hook = getattr(request.app.state, "on_denied", None)
-                if exc.status in (401, 403) and hook is not None:
+                if (exc.status in (401, 403) or exc.denied is not None) and hook is not None:
                     # After the response: the request's own unit of work (a SQLite write lock, perhaps) is
                     # still open here, and the hook records the refusal in a unit of work of its own.
                     response.background = BackgroundTask(hook, request, exc)
@@ -168,8 +168,10 @@ def _collection(session: Any, actor: Actor, api_root: str, collection_id: str) -
         raise NotFound(f"No collection {collection_id}") from None
     acc = service.access(session, actor, row.id)
     if not acc.any:
-        # Existence of a collection is not disclosed to someone with no access to it.
-        raise NotFound(f"No collection {collection_id}")
+        # Existence of a collection is not disclosed to someone with no access to it; the attempt is recorded.
+        raise NotFound(f"No collection {collection_id}").denying(
+            "intel.objects.read", "intel_collection", row.id
+        )
     return row, acc
 
 

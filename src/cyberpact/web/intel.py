@@ -70,7 +70,9 @@ def collection(request: Request, ref: str, viewer: CurrentViewer) -> HTMLRespons
     with get_database(request).transaction() as session:
         row = service.get_collection(session, ref[:120])
         if not service.access(session, viewer.actor, row.id).can_read:
-            raise NotFound(f"No collection {ref[:120]}")
+            raise NotFound(f"No collection {ref[:120]}").denying(
+                "intel.objects.read", "intel_collection", row.id
+            )
         pager = store.Pager(request.app.state.settings.secret_key.get_secret_value())
         result = store.page(
             session,
