@@ -364,6 +364,23 @@ def test_intel_collections_show_tlp_badges(node: LiveNode) -> None:
     assert "Ransomware infrastructure" in root.get("/desk/intel").text
     page = root.get("/desk/intel/ransom").text
     assert "TLP:RED" in page and "tlp-red" in page and "C2 &lt;b&gt;server&lt;/b&gt;" in page
+    # What an analyst acts on, and where the collection's objects go, are on the page.
+    text = text_of(page)
+    assert "[ipv4-addr:value = '198.51.100.7']" in text
+    assert "Not shared: everything in it stays on this node." in text
+    assert "Objects without a TLP marking count as TLP:AMBER." in text
+    with node.db.transaction() as session:
+        intel.update_policy(
+            session,
+            SYSTEM,
+            intel.get_collection(session, "ransom"),
+            federate=True,
+            sharing_group=["au-24x7", "fr-ca"],
+            strict_recipient="au-24x7",
+        )
+    text = text_of(root.get("/desk/intel/ransom").text)
+    assert "Shared with au-24x7, fr-ca as the TLP markings allow" in text
+    assert "TLP:RED never leaves this node." in text and "TLP:AMBER+STRICT goes only to au-24x7." in text
     nobody = person(node, "eve", "officer")
     assert nobody.get("/desk/intel/ransom").status_code == 404
     assert "No collection is open to you." in nobody.get("/desk/intel").text

@@ -39,19 +39,24 @@ class ObjectLine:
     tlp: str | None
     source_peer: str | None
     added: datetime
+    detail: str = ""  # what an analyst acts on: an indicator's pattern, an observable's value
 
 
-def _name(raw: str) -> str:
-    """What a person recognises an object by: its name, else its value, pattern or id."""
+_NAMING = ("name", "value", "pattern", "path", "hashes", "id")
+
+
+def _line(raw: str) -> tuple[str, str]:
+    """What a person recognises an object by (its name, else its value, pattern or id), and its pattern or
+    value when the name is something else."""
     try:
         obj: dict[str, Any] = json.loads(raw)
     except ValueError:
-        return ""
-    for key in ("name", "value", "pattern", "path", "hashes", "id"):
-        value = obj.get(key)
-        if value:
-            return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return ""
+        return "", ""
+    found = [(k, obj[k]) for k in _NAMING if obj.get(k)]
+    texts = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for _, v in found]
+    name = texts[0] if texts else ""
+    detail = next((t for (k, _), t in zip(found, texts, strict=True) if k in ("pattern", "value")), "")
+    return name[:300], detail[:1000]
 
 
 @router.get("/desk/intel/correlations")
@@ -84,10 +89,12 @@ def collection(request: Request, ref: str, viewer: CurrentViewer) -> HTMLRespons
             next_token=token,
             columns=[_OBJ.stix_id, _OBJ.stix_type, _OBJ.tlp, _OBJ.source_peer, _OBJ.raw],
         )
-        objects = [
-            ObjectLine(r.stix_id, r.stix_type, _name(r.raw)[:300], r.tlp, r.source_peer, r.date_added)
-            for r in result.rows
-        ]
+        objects = []
+        for r in result.rows:
+            name, detail = _line(r.raw)
+            objects.append(
+                ObjectLine(r.stix_id, r.stix_type, name, r.tlp, r.source_peer, r.date_added, detail)
+            )
         service.record_read(session, viewer.actor, row.id, "desk", len(objects), page=token is not None)
     return page(
         request, viewer, "intel_collection.html", {"collection": row, "objects": objects, "next": result.next}
