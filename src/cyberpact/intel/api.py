@@ -57,7 +57,7 @@ def _visible(session: Any, actor: Actor, ref: str) -> tuple[IntelCollection, ser
     row = service.get_collection(session, ref)
     acc = service.access(session, actor, row.id)
     if not acc.any:
-        raise NotFound(f"No collection {ref}").denying("intel.objects.read", "intel_collection", row.id)
+        raise NotFound(f"No collection {ref}").denying("intel.collection.access", "intel_collection", row.id)
     return row, acc
 
 

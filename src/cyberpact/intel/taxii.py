@@ -170,7 +170,7 @@ def _collection(session: Any, actor: Actor, api_root: str, collection_id: str) -
     if not acc.any:
         # Existence of a collection is not disclosed to someone with no access to it; the attempt is recorded.
         raise NotFound(f"No collection {collection_id}").denying(
-            "intel.objects.read", "intel_collection", row.id
+            "intel.collection.access", "intel_collection", row.id
         )
     return row, acc
 
