@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,6 +153,38 @@ def test_conditions_on_use_travel_with_the_package_and_bind_the_receivers_desk(
         "Usable until",
     ):
         assert shown in page, shown
+
+
+def test_an_officer_sends_a_sealed_package_from_the_desk_and_sees_the_receipt(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    a, b = pair
+    pkg = sealed_package(a.client(a.admin_token), {"image.dd": random_bytes(3 * CHUNK)})
+    an = person(a, "an", "officer")
+    page = an.get(f"/desk/evidence/{pkg['id']}").text
+    assert '<option value="pl-ca">' in page
+
+    # A peer this node does not trust: refused on the page, nothing queued.
+    r = an.post(f"/desk/evidence/{pkg['id']}/send", {"peer": "nobody"})
+    assert r.status_code == 404 and "Please correct the following" in r.text
+    with a.db.transaction(read_only=True) as s:
+        assert s.scalars(select(EvidenceTransfer)).all() == []
+
+    r = an.post(f"/desk/evidence/{pkg['id']}/send", {"peer": "pl-ca"})
+    assert r.status_code == 303, r.text
+    assert re.search(
+        r"pl-ca\s*:\s*Offered, waiting for the peer", text_of(an.get(r.headers["location"]).text)
+    )
+    deliver(a)
+    with a.db.transaction(read_only=True) as s:
+        tid = s.scalars(select(EvidenceTransfer.id)).one()
+    with httpx.Client(timeout=30) as http:
+        assert sending.push(a.db, context(a), tid, http).status == "accepted"
+    shown = text_of(an.get(r.headers["location"]).text)
+    assert re.search(r"pl-ca\s*:\s*Received and verified \(signed receipt\)", shown)
+    # The receiver holds the copy; a received package is not sent on from the desk.
+    got = received(b)
+    assert "Send the package" not in person(b, "lan", "officer").get(f"/desk/evidence/{got.id}").text
 
 
 def _peer_request(a: LiveNode, tid: str) -> tuple[bytes, dict]:

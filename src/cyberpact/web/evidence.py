@@ -21,16 +21,19 @@ from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
 from starlette.background import BackgroundTask
 
 from cyberpact.audit import service as audit
 from cyberpact.cases import service as cases
 from cyberpact.cases.models import Case
 from cyberpact.evidence import api as evidence_api
-from cyberpact.evidence import bundle, custody, service
-from cyberpact.evidence.models import EvidencePackage
+from cyberpact.evidence import bundle, custody, service, transfer
+from cyberpact.evidence.errors import PackageSealed
+from cyberpact.evidence.models import EvidencePackage, EvidenceTransfer
 from cyberpact.evidence.schemas import Acquisition, FileDeclare, UseConditions
-from cyberpact.kit.errors import IntegrityFailure, InvalidInput, Problem
+from cyberpact.federation import peers
+from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.web.render import EVIDENCE_ROLES, page
 from cyberpact.web.requests import parse_id
@@ -191,7 +194,17 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
             CustodyLine(e.seq, e.at, e.kind, e.actor, json.loads(e.entry).get("detail") or {})
             for e in custody.events_of(session, str(package.id))
         ]
+        sent = list(
+            session.scalars(
+                select(EvidenceTransfer)
+                .where(EvidenceTransfer.package_id == package.id, EvidenceTransfer.direction == "out")
+                .order_by(EvidenceTransfer.created_at)
+            )
+        )
+        trusted = [p for p in peers.list_peers(session) if p.status == "active"]
     return {
+        "transfers": sent,
+        "peers": trusted,
         "package": package,
         "files": files,
         "custody": lines,
@@ -306,6 +319,28 @@ def seal(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedFor
         package = service.seal(session, ctx, viewer.actor, service.get_package(session, package_id))
         custody.sign_head(session, ctx.keys, ctx.node_id)
         pid = package.id
+    return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
+
+
+@router.post("/desk/evidence/{package_id}/send")
+def send(request: Request, package_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
+    """Offer a sealed package to a trusted peer; the transfer worker moves it and the page shows its state."""
+    require(viewer, *EVIDENCE_ROLES)
+    peer = form.get("peer").strip()[:120]
+    try:
+        with get_database(request).transaction() as session:
+            package = service.get_package(session, package_id)
+            transfer.offer(session, _ctx(request), viewer.actor, package, peer)
+            pid = package.id
+    except (NotFound, PackageSealed) as exc:
+        context = package_context(request, viewer, package_id)
+        context["problems"] = [Problem("peer", exc.detail, "invalid")]
+        return page(
+            request, viewer, "evidence_package.html", context, status=exc.status, scripts=("upload.js",)
+        )
+    worker = getattr(request.app.state, "outbox_worker", None)
+    if worker is not None:
+        worker.wake()
     return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
 
 

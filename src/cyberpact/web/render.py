@@ -243,6 +243,7 @@ def environment() -> Environment:
         EXPIRY_LABELS,
         PACKAGE_STATES,
         SIDE_LABELS,
+        TRANSFER_STATES,
         WARNING_LABELS,
     )
     from cyberpact.web.wizard import step_of
@@ -256,6 +257,7 @@ def environment() -> Environment:
         SIDE_LABELS=SIDE_LABELS,
         DIRECTION_LABELS=DIRECTION_LABELS,
         PACKAGE_STATES=PACKAGE_STATES,
+        TRANSFER_STATES=TRANSFER_STATES,
         WARNING_LABELS=WARNING_LABELS,
         step_of=step_of,
         ACQUISITION_LABELS=ACQUISITION_LABELS,

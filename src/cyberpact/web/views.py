@@ -64,6 +64,13 @@ PACKAGE_STATES: dict[str, str] = {
     "received": N_("Received"),
     "deleted": N_("Deleted"),
 }
+# An outgoing transfer: offered, then its chunks sending, then the receiver's signed verdict.
+TRANSFER_STATES: dict[str, str] = {
+    "offered": N_("Offered, waiting for the peer"),
+    "sending": N_("Sending"),
+    "accepted": N_("Received and verified (signed receipt)"),
+    "rejected": N_("Refused by the receiver"),
+}
 # The catalog check's soft warnings, by code: what the drafter should look at again.
 WARNING_LABELS: dict[str, str] = {
     "language_not_accepted": N_("The requested State may not accept the language of the request."),
