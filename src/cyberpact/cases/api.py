@@ -30,6 +30,7 @@ from cyberpact.cases.schemas import (
     RevisionOut,
 )
 from cyberpact.catalog.service import Catalog, DraftReport
+from cyberpact.federation import outbox
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import InvalidInput, Problem
 from cyberpact.kit.http import ReadSession, WriteSession
@@ -221,9 +222,7 @@ def take_action(
     catalog = catalog_of(request)
     row = service.get_request(session, actor, request_id, purpose=action)
     lifecycle.act(session, actor, catalog, row, action, body.data)
-    worker = getattr(request.app.state, "outbox_worker", None)
-    if worker is not None:
-        worker.wake()
+    outbox.wake_workers(request.app)
     return request_out(catalog, row, actor)
 
 

@@ -37,6 +37,7 @@ from cyberpact.evidence.schemas import (
     TransferOut,
     UploadState,
 )
+from cyberpact.federation import outbox
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import IntegrityFailure, MalformedInput, NotFound
 from cyberpact.kit.http import WriteSession, get_database, read_limited
@@ -373,9 +374,7 @@ def start_transfer(
     package_id: str, body: TransferCreate, actor: Officer, session: WriteSession, request: Request
 ) -> TransferOut:
     t = transfer.offer(session, _ctx(request), actor, service.get_package(session, package_id), body.peer)
-    worker = getattr(request.app.state, "outbox_worker", None)
-    if worker is not None:
-        worker.wake()
+    outbox.wake_workers(request.app)
     return TransferOut.model_validate(t)
 
 

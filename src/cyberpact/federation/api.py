@@ -141,9 +141,7 @@ def send(body: MessageSend, actor: Sender, session: WriteSession, request: Reque
         conversation_id=body.conversation_id,
         in_reply_to=body.in_reply_to,
     )
-    worker = getattr(request.app.state, "outbox_worker", None)
-    if worker is not None:
-        worker.wake()
+    outbox.wake_workers(request.app)
     return OutboxOut.model_validate(row)
 
 

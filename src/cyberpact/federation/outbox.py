@@ -122,6 +122,14 @@ def enqueue(
     return row
 
 
+def wake_workers(app: Any) -> None:
+    """Tell the delivery workers of this process that messages wait, rather than leave them to the next
+    poll; nothing to do where none run (the CLI, a node whose worker is a process of its own)."""
+    worker = getattr(app.state, "outbox_worker", None)
+    if worker is not None:
+        worker.wake()
+
+
 def _summary(payload: dict[str, Any]) -> str:
     text_value = payload.get("text") or payload.get("summary") or ""
     return str(text_value).strip().splitlines()[0][:200] if str(text_value).strip() else ""

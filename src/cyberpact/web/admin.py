@@ -115,7 +115,5 @@ def retry(request: Request, message_id: str, viewer: CurrentViewer, _: CheckedFo
     require(viewer, "admin")
     with get_database(request).transaction() as session:
         outbox.retry(session, viewer.actor, message_id[:36])
-    worker = getattr(request.app.state, "outbox_worker", None)
-    if worker is not None:
-        worker.wake()
+    outbox.wake_workers(request.app)
     return RedirectResponse("/desk/admin/peers", status_code=303)

@@ -32,7 +32,7 @@ from cyberpact.evidence import bundle, custody, service, transfer
 from cyberpact.evidence.errors import PackageSealed
 from cyberpact.evidence.models import EvidencePackage, EvidenceTransfer
 from cyberpact.evidence.schemas import Acquisition, FileDeclare, UseConditions
-from cyberpact.federation import peers
+from cyberpact.federation import outbox, peers
 from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.web.render import EVIDENCE_ROLES, page
@@ -194,14 +194,17 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
             CustodyLine(e.seq, e.at, e.kind, e.actor, json.loads(e.entry).get("detail") or {})
             for e in custody.events_of(session, str(package.id))
         ]
-        sent = list(
-            session.scalars(
-                select(EvidenceTransfer)
-                .where(EvidenceTransfer.package_id == package.id, EvidenceTransfer.direction == "out")
-                .order_by(EvidenceTransfer.created_at)
+        sent: list[EvidenceTransfer] = []
+        trusted: list[Any] = []
+        if package.status == "sealed" and package.origin_package_id is None:  # what "Send to a State" shows
+            sent = list(
+                session.scalars(
+                    select(EvidenceTransfer)
+                    .where(EvidenceTransfer.package_id == package.id, EvidenceTransfer.direction == "out")
+                    .order_by(EvidenceTransfer.created_at)
+                )
             )
-        )
-        trusted = [p for p in peers.list_peers(session) if p.status == "active"]
+            trusted = [p for p in peers.list_peers(session) if p.status == "active"]
     return {
         "transfers": sent,
         "peers": trusted,
@@ -338,9 +341,7 @@ def send(request: Request, package_id: str, viewer: CurrentViewer, form: Checked
         return page(
             request, viewer, "evidence_package.html", context, status=exc.status, scripts=("upload.js",)
         )
-    worker = getattr(request.app.state, "outbox_worker", None)
-    if worker is not None:
-        worker.wake()
+    outbox.wake_workers(request.app)
     return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
 
 

@@ -26,6 +26,7 @@ from cyberpact.catalog.schemas import Action, FieldDef
 from cyberpact.catalog.service import Catalog, RequestedState
 from cyberpact.directory.models import TreatyStatus
 from cyberpact.directory.service import convention
+from cyberpact.federation import outbox
 from cyberpact.kit.errors import InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.kit.i18n import LANGUAGES, translator
@@ -204,9 +205,7 @@ def take_action(
     except InvalidInput as exc:
         # Rolled back whole: the page comes again with each problem beside its control.
         return render_request(request, viewer, rid, failed=(name, exc.problems, data), status=422)
-    worker = getattr(request.app.state, "outbox_worker", None)
-    if worker is not None:
-        worker.wake()
+    outbox.wake_workers(request.app)
     back = form.get("back")
     target = back if back == "/desk/approvals" else f"/desk/requests/{rid}?done={name}"
     return RedirectResponse(target, status_code=303)
