@@ -177,3 +177,50 @@ def test_login_slows_then_locks_out(db_url: str, tmp_path) -> None:  # type: ign
         assert r.status_code == 401 and r.json()["detail"] == "Wrong username or password"
     finally:
         node.stop()
+
+
+def test_a_token_for_an_enrolled_account_needs_its_second_factor(node: LiveNode) -> None:
+    # The desk asks for the code after the password; an API token is the same access, so a phished
+    # password alone must not buy one.
+    import pyotp
+
+    from cyberpact.accounts import mfa
+    from cyberpact.kit.actor import SYSTEM
+    from cyberpact.kit.keystore import KeyStore
+
+    node.user("hoa", "officer", password="the right passphrase")
+    keys = KeyStore(node.settings.key_passphrase_value(), node.settings.key_kdf_iterations)
+    with node.db.transaction() as s:
+        hoa = s.scalars(select(User).where(User.username == "hoa")).one()
+        secret = mfa.begin_enrolment(s, keys, hoa, "test").secret
+    with node.db.transaction() as s:
+        hoa = s.scalars(select(User).where(User.username == "hoa")).one()
+        recovery = mfa.confirm_enrolment(s, keys, SYSTEM, hoa, pyotp.TOTP(secret).now())
+    c = node.client()
+    good = {"username": "hoa", "password": "the right passphrase"}
+    tokens_before = _count(node, ApiToken)
+
+    r = c.post("/api/v1/auth/token", json=good)
+    assert r.status_code == 401 and "second factor" in r.json()["detail"]
+    r = c.post("/api/v1/auth/token", json={**good, "code": "000000"})
+    assert r.status_code == 401 and r.json()["detail"] == "Wrong code"
+    r = c.post("/api/v1/auth/token", json={"username": "hoa", "password": "wrong guess 12345", "code": "1"})
+    assert r.status_code == 401 and r.json()["detail"] == "Wrong username or password"
+    assert _count(node, ApiToken) == tokens_before
+
+    r = c.post("/api/v1/auth/token", json={**good, "code": recovery[0]})
+    assert r.status_code == 201, r.text
+    assert node.client(r.json()["token"]).get("/api/v1/me").json()["username"] == "hoa"
+    with node.db.transaction(read_only=True) as s:
+        denied = s.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(AuditRecord.action == "accounts.mfa.verify", AuditRecord.outcome == "denied")
+        )
+    assert denied == 1, "the wrong code is on the record the throttle counts"
+
+    # Guessing codes locks the account's codes out, as on the desk.
+    for _ in range(node.settings.login_max_failures):
+        c.post("/api/v1/auth/token", json={**good, "code": "000000"})
+    r = c.post("/api/v1/auth/token", json={**good, "code": recovery[1]})
+    assert r.status_code == 429

@@ -155,3 +155,25 @@ def test_a_supervisor_cannot_approve_their_own_draft(two_sides: tuple[Side, Side
     r = act(vn.supervisor2, rid, "approve")
     assert r.status_code == 403 and "Four eyes" in r.json()["detail"]
     assert act(vn.supervisor, rid, "approve").status_code == 200
+
+
+def test_a_supervisor_who_rewrote_someone_else_s_draft_cannot_approve_it(two_sides: tuple[Side, Side]) -> None:
+    # Drafted by the officer, rewritten by supervisor2: approving it would be one person's words under two
+    # names. Another supervisor, who only reads it, may approve.
+    vn, _ = two_sides
+    rid = draft(vn).json()["request"]["id"]
+    body = {
+        "counterpart": "au-24x7",
+        "header": HEADER,
+        "version": 1,
+        "fields": {**PRESERVATION, "necessity": "Rewritten by the supervisor: the account is about to be closed."},
+    }
+    assert vn.supervisor2.put(f"/api/v1/requests/{rid}", json=body).status_code == 200
+    assert act(vn.officer, rid, "submit").status_code == 200
+    shown = vn.supervisor2.get(f"/api/v1/requests/{rid}").json()
+    assert "approve" not in shown["allowed_actions"] and "return" not in shown["allowed_actions"]
+    r = act(vn.supervisor2, rid, "approve")
+    assert r.status_code == 403 and "edited" in r.json()["detail"]
+    assert _count(vn, OutboxMessage) == 0
+    assert act(vn.supervisor, rid, "approve").status_code == 200
+    assert _count(vn, OutboxMessage) == 1

@@ -11,11 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from cyberpact.audit.models import AuditRecord
 from cyberpact.cli import app
 from cyberpact.evidence import bundle
 from cyberpact.evidence.errors import BundleRejected
+from cyberpact.kit.db import Database
 
 runner = CliRunner()
 
@@ -87,6 +90,19 @@ def test_export_verifies_offline_and_extracts(
             json.loads(json.loads(x)["entry"])["kind"] for x in zf.read("custody/events.jsonl").splitlines()
         ]
         assert kinds == ["created", "sealed", "exported"]
+
+
+def test_an_export_is_in_the_audit_record(exported: tuple[Path, bytes, str], cli_env: dict[str, str]) -> None:
+    # The bundle carries every decrypted byte of the package: the audit record must say who took it out.
+    _, _, pid = exported
+    db = Database(cli_env["CYBERPACT_DATABASE_URL"])
+    try:
+        with db.transaction(read_only=True) as s:
+            rows = s.scalars(select(AuditRecord).where(AuditRecord.action == "evidence.package.export")).all()
+    finally:
+        db.dispose()
+    assert [(r.object_id, r.detail) for r in rows] == [(pid, {"to": "bundle.zip"})]
+    assert rows[0].actor.startswith("cli:")
 
 
 def rewrite(

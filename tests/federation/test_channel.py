@@ -84,6 +84,31 @@ def test_message_delivered_with_verified_receipt_on_both_timelines(pair: tuple[L
     assert kinds_a == ["queued", "delivered"] and kinds_b == ["received"]
 
 
+@pytest.mark.parametrize("message_type", ["cp.request", "cp.step", "evidence.offer", "intel.objects"])
+def test_a_feature_s_message_cannot_be_written_by_hand(pair: tuple[LiveNode, LiveNode], message_type: str) -> None:
+    # A hand-written request would reach the peer signed by this node and "approved" by whoever the
+    # payload names, with no four-eyes check here: only the feature that owns the type may send it.
+    a, _ = pair
+    request_id = "7d1e2a5c-3b4f-4e6a-9c8d-0f1e2d3c4b5a"
+    body = {
+        "recipient": "au-24x7",
+        "message_type": message_type,
+        "conversation_id": request_id,
+        "payload": {
+            "request_id": request_id,
+            "type": "preservation",
+            "header": {},
+            "fields": {},
+            "approval": {"drafted_by": "mallory", "approved_by": "bob"},
+        },
+    }
+    r = a.client(a.admin_token).post("/api/v1/federation/messages", json=body)
+    assert r.status_code == 403, r.text
+    assert "never written by hand" in r.json()["detail"]
+    assert count(a, OutboxMessage) == 0 and count(a, ConversationEvent) == 0
+    assert send(a, "au-24x7", "a note still goes")["message_type"] == "note"
+
+
 def test_duplicate_gets_original_receipt_and_changes_nothing(pair: tuple[LiveNode, LiveNode]) -> None:
     a, b = pair
     send(a, "au-24x7", "once")

@@ -11,8 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
-from cyberpact.accounts import service
+from cyberpact.accounts import mfa, service
 from cyberpact.accounts.models import User
 from cyberpact.accounts.schemas import (
     LoginRequest,
@@ -25,7 +26,7 @@ from cyberpact.accounts.schemas import (
 )
 from cyberpact.config import Settings
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.errors import AuthenticationRequired, PermissionDenied
+from cyberpact.kit.errors import AuthenticationRequired, PermissionDenied, TooManyAttempts
 from cyberpact.kit.http import ReadSession, WriteSession, client_address, get_database
 
 _bearer = HTTPBearer(auto_error=False, description="a personal API token (`cpt_...`)")
@@ -83,6 +84,25 @@ def _user_out(user: User) -> UserOut:
     )
 
 
+LOCKED = "Too many wrong codes: wait before trying again"
+
+
+def _second_factor(
+    session: Session, request: Request, user: User, code: str | None, source: str | None, window: timedelta
+) -> str | None:
+    """Why the second factor refuses this login, or None when it accepts."""
+    settings = _settings(request)
+    if mfa.recent_failures(session, user, window) >= settings.login_max_failures:
+        return LOCKED
+    if not code:
+        return "This account has a second factor: send its current code (or a recovery code) as `code`"
+    try:
+        mfa.verify_second_factor(session, request.app.state.keys, user, code, source)
+    except AuthenticationRequired:
+        return "Wrong code"
+    return None
+
+
 @router.post("/auth/token", status_code=status.HTTP_201_CREATED, response_model=TokenIssued)
 async def login(body: LoginRequest, request: Request) -> TokenIssued:
     """Exchange a username and password for a short-lived API token."""
@@ -92,18 +112,29 @@ async def login(body: LoginRequest, request: Request) -> TokenIssued:
     )
     source = client_address(request)
 
-    def attempt() -> tuple[TokenIssued | None, int]:
+    def attempt() -> tuple[TokenIssued | None, int, str | None]:
         with get_database(request).transaction() as session:
             user, failures = service.authenticate(session, body.username, body.password, source, policy)
             if user is None:
-                return None, failures
+                return None, failures, None
+            if mfa.enrolled(session, user):
+                # The desk asks for the second factor after the password; a token is the same access, so
+                # the API asks for it too. A refusal commits: the denied code is what the throttle counts.
+                refusal = _second_factor(session, request, user, body.code, source, policy.lockout)
+                if refusal is not None:
+                    return None, 0, refusal
             actor = Actor(user_id=user.id, username=user.username, roles=user.roles, source=source)
             token, secret = service.issue_token(
                 session, actor, user, body.token_name, timedelta(hours=body.hours)
             )
-            return TokenIssued(token=secret, **TokenOut.model_validate(token).model_dump()), 0
+            return TokenIssued(token=secret, **TokenOut.model_validate(token).model_dump()), 0, None
 
-    issued, failures = await run_in_threadpool(attempt)
+    issued, failures, refusal = await run_in_threadpool(attempt)
+    if refusal == LOCKED:
+        raise TooManyAttempts(refusal, extra={"retry_after": int(policy.lockout.total_seconds())})
+    if refusal is not None:
+        await asyncio.sleep(policy.delay(1))
+        raise AuthenticationRequired(refusal)
     if issued is None:
         # Slow the next guess without holding a worker thread.
         await asyncio.sleep(policy.delay(max(failures, 1)))

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 
 import pyotp
 import segno
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.accounts.models import RecoveryCode, TotpFactor, User, WebSession
 from cyberpact.audit import service as audit
+from cyberpact.audit.models import AuditRecord
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import AuthenticationRequired, Conflict, InvalidInput, Problem
 from cyberpact.kit.keystore import KeyStore, current_kek, kek_by_id
@@ -141,6 +142,23 @@ def verify_second_factor(session: Session, keys: KeyStore, user: User, code: str
         return "recovery"
     audit.record(session, actor, "accounts.mfa.verify", "user", user.id, outcome="denied")
     raise AuthenticationRequired("Wrong code")
+
+
+def recent_failures(session: Session, user: User, window: timedelta) -> int:
+    """Wrong codes for ``user`` within ``window``. The audit record already counts every one; reading it
+    back throttles guessing without a second counter that could disagree with it."""
+    since = utcnow() - window
+    query = (
+        select(func.count())
+        .select_from(AuditRecord)
+        .where(
+            AuditRecord.action == "accounts.mfa.verify",
+            AuditRecord.object_id == str(user.id),
+            AuditRecord.outcome == "denied",
+            AuditRecord.at > since,
+        )
+    )
+    return int(session.scalar(query) or 0)
 
 
 def reset_factor(session: Session, actor: Actor, user: User) -> None:

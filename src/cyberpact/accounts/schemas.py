@@ -67,3 +67,6 @@ class LoginRequest(Strict):
     password: str = Field(min_length=1, max_length=256)
     token_name: str = Field("login", max_length=120)
     hours: int = Field(12, ge=1, le=24 * 30)
+    code: str | None = Field(
+        None, max_length=40, description="the second factor's current code or a recovery code, if enrolled"
+    )

@@ -9,11 +9,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from cyberpact.audit import service as audit
 from cyberpact.cases import deadlines
-from cyberpact.cases.models import Case, Request, RequestRevision
+from cyberpact.cases.models import Case, Request, RequestEvent, RequestRevision
 from cyberpact.cases.service import check, event
 from cyberpact.catalog.schemas import Action
 from cyberpact.catalog.service import Catalog, check_values
@@ -65,7 +65,23 @@ def allowed_actions(
 def _may(actor: Actor, request: Request, action: Action) -> bool:
     if not actor.has_any(*action.roles):
         return False
-    return not (action.four_eyes and actor.username == request.drafted_by)
+    return not (action.four_eyes and _wrote(request, actor.username))
+
+
+def _wrote(request: Request, username: str) -> bool:
+    """Whether ``username`` drafted, edited or submitted the request: a supervisor may edit someone else's
+    draft, and would then be approving their own words under another person's name."""
+    if username == request.drafted_by:
+        return True
+    session = object_session(request)
+    if session is None:  # a detached row cannot prove who touched it: refuse rather than assume
+        return True
+    query = select(RequestEvent.seq).where(
+        RequestEvent.request_id == request.id,
+        RequestEvent.actor == username,
+        RequestEvent.action.in_(("drafted", "edited", "submit")),
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def _digest(request: Request) -> str:
@@ -96,8 +112,10 @@ def act(
         )
     if not actor.has_any(*action.roles):
         raise PermissionDenied(f"{name} needs one of the roles: {', '.join(action.roles)}")
-    if action.four_eyes and actor.username == request.drafted_by:
-        raise PermissionDenied("Four eyes: a supervisor who did not draft the request must review it")
+    if action.four_eyes and _wrote(request, actor.username):
+        raise PermissionDenied(
+            "Four eyes: you drafted, edited or submitted this request; another supervisor must review it"
+        )
     problems = check_values(catalog, action.fields, data, "data", set(rt.grounds))
     if not problems:  # the extra checks read values the catalog checks have proved well-formed
         problems = _extra_checks(catalog, request, name, data)

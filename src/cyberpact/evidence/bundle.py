@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cyberpact.audit import service as audit
 from cyberpact.evidence import chunks, custody, merkle, report, service
 from cyberpact.evidence.errors import BundleRejected, ProofError
 from cyberpact.evidence.models import EvidencePackage, EvidenceTransfer
@@ -86,6 +87,11 @@ def export(
         raise Conflict(f"package {package.id} is {package.status}; only sealed or received packages export")
     manifest = service.signed_manifest(session, package)
     custody.record(session, ctx.node_id, "exported", package.id, actor, to=out.name)
+    # Every decrypted byte of the package leaves in the bundle: the widest read there is, so it is in the
+    # audit record as well as the custody log.
+    audit.record(
+        session, actor, "evidence.package.export", "evidence_package", package.id, detail={"to": out.name}
+    )
     head = custody.sign_head(session, ctx.keys, ctx.node_id)
     events = custody.events_of(session, str(package.id), head.size)
     proofs = custody.inclusion_proofs(session, [e.seq for e in events], head.size)

@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from cyberpact.accounts.api import require_roles
 from cyberpact.config import Settings
-from cyberpact.federation import identity, outbox, peers
+from cyberpact.federation import handlers, identity, outbox, peers
 from cyberpact.federation.inbox import Inbox
 from cyberpact.federation.models import ConversationEvent, Peer
 from cyberpact.federation.schemas import EventOut, MessageSend, NodeOut, OutboxOut, PeerAdd, PeerOut
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.errors import MalformedInput, PayloadTooLarge, UnsupportedMediaType
+from cyberpact.kit.errors import MalformedInput, PayloadTooLarge, PermissionDenied, UnsupportedMediaType
 from cyberpact.kit.http import ReadSession, WriteSession, get_database, read_limited
 from cyberpact.kit.keystore import KeyStore
 
@@ -132,6 +132,13 @@ def peer_status(node_id: str, action: str, actor: Admin, session: WriteSession) 
 
 @router.post("/messages", status_code=202, response_model=OutboxOut)
 def send(body: MessageSend, actor: Sender, session: WriteSession, request: Request) -> OutboxOut:
+    if handlers.handler_for(body.message_type) is not None and not handlers.is_direct(body.message_type):
+        # A request, a step of its life cycle, evidence or intel written by hand would reach the peer
+        # signed by this node without the approval, role and state checks of the feature that owns it.
+        raise PermissionDenied(
+            f"{body.message_type} messages are sent by their own feature (requests, evidence, intel), "
+            "never written by hand"
+        )
     row = outbox.enqueue(
         session,
         actor,

@@ -22,6 +22,10 @@ Handler = Callable[[Session, OpenedEnvelope], str]
 _HANDLERS: dict[str, Handler] = {}
 # Types whose handler never writes and never refuses after writing: they need no savepoint of their own.
 _PURE: set[str] = set()
+# Types anyone allowed to send messages may send as they are. The others carry a feature's own state (a
+# request approved by two people, a step of its life cycle, evidence, intel under TLP) and are sent only by
+# that feature's service, after its checks.
+_DIRECT: set[str] = set()
 
 ReceiptHook = Callable[[Session, Any, str], None]
 """Runs in the sender's transaction when a receipt for a message of its type is stored: (session, outbox
@@ -29,13 +33,15 @@ row, receipt status)."""
 _RECEIPT_HOOKS: dict[str, ReceiptHook] = {}
 
 
-def register(message_type: str, *, pure: bool = False) -> Callable[[Handler], Handler]:
+def register(message_type: str, *, pure: bool = False, direct: bool = False) -> Callable[[Handler], Handler]:
     def add(fn: Handler) -> Handler:
         if message_type in _HANDLERS and _HANDLERS[message_type] is not fn:
             raise RuntimeError(f"two handlers for message type {message_type!r}")
         _HANDLERS[message_type] = fn
         if pure:
             _PURE.add(message_type)
+        if direct:
+            _DIRECT.add(message_type)
         return fn
 
     return add
@@ -55,6 +61,11 @@ def receipt_hook(message_type: str) -> ReceiptHook | None:
 
 def handler_for(message_type: str) -> Handler | None:
     return _HANDLERS.get(message_type)
+
+
+def is_direct(message_type: str) -> bool:
+    """Whether the messages API may send this type as the caller wrote it."""
+    return message_type in _DIRECT
 
 
 def is_pure(message_type: str) -> bool:
@@ -87,7 +98,7 @@ def event(session: Session, **fields: Unpack[EventFields]) -> None:
     session.add(ConversationEvent(**event_values(**fields)))
 
 
-@register("note", pure=True)
+@register("note", pure=True, direct=True)
 def _note(session: Session, message: OpenedEnvelope) -> str:
     """A free-text note between authorities: the plainest message, used by the demo and the tests."""
     text = message.payload.get("text")

@@ -12,14 +12,12 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cyberpact.accounts import mfa
 from cyberpact.accounts import service as accounts
 from cyberpact.accounts.models import User, WebSession
 from cyberpact.audit import service as audit
-from cyberpact.audit.models import AuditRecord
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import (
     AuthenticationRequired,
@@ -30,7 +28,7 @@ from cyberpact.kit.errors import (
 )
 from cyberpact.kit.http import client_address, get_database
 from cyberpact.kit.i18n import LANGUAGES, N_, translator
-from cyberpact.kit.time import check_timezone, utcnow
+from cyberpact.kit.time import check_timezone
 from cyberpact.web.render import page
 from cyberpact.web.security import (
     PRE_COOKIE,
@@ -157,24 +155,6 @@ def _complete(request: Request, session: Session, half: HalfSession, user: User)
     return secret
 
 
-def _recent_code_failures(session: Session, user: User, window: timedelta) -> int:
-    # The audit record already counts every wrong code; reading it back throttles guessing without a
-    # second counter that could disagree with it.
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(AuditRecord)
-            .where(
-                AuditRecord.action == "accounts.mfa.verify",
-                AuditRecord.object_id == str(user.id),
-                AuditRecord.outcome == "denied",
-                AuditRecord.at > utcnow() - window,
-            )
-        )
-        or 0
-    )
-
-
 @router.get("/desk/sign-in/code")
 def code_form(request: Request, half: CurrentHalf) -> Response:
     if not half.enrolled:
@@ -199,7 +179,7 @@ def code(request: Request, half: CurrentHalf, form: CheckedHalfForm) -> Response
     status = 200
     with db.transaction() as session:
         user = session.get_one(User, half.user_id)
-        if _recent_code_failures(session, user, window) >= settings.login_max_failures:
+        if mfa.recent_failures(session, user, window) >= settings.login_max_failures:
             mfa.close_session(session, session.get_one(WebSession, half.row_id))
             error, status = LOCKED, 429
         else:
