@@ -157,7 +157,9 @@ def test_a_supervisor_cannot_approve_their_own_draft(two_sides: tuple[Side, Side
     assert act(vn.supervisor, rid, "approve").status_code == 200
 
 
-def test_a_supervisor_who_rewrote_someone_else_s_draft_cannot_approve_it(two_sides: tuple[Side, Side]) -> None:
+def test_a_supervisor_who_rewrote_someone_else_s_draft_cannot_approve_it(
+    two_sides: tuple[Side, Side],
+) -> None:
     # Drafted by the officer, rewritten by supervisor2: approving it would be one person's words under two
     # names. Another supervisor, who only reads it, may approve.
     vn, _ = two_sides
@@ -166,7 +168,10 @@ def test_a_supervisor_who_rewrote_someone_else_s_draft_cannot_approve_it(two_sid
         "counterpart": "au-24x7",
         "header": HEADER,
         "version": 1,
-        "fields": {**PRESERVATION, "necessity": "Rewritten by the supervisor: the account is about to be closed."},
+        "fields": {
+            **PRESERVATION,
+            "necessity": "Rewritten by the supervisor: the account is about to be closed.",
+        },
     }
     assert vn.supervisor2.put(f"/api/v1/requests/{rid}", json=body).status_code == 200
     assert act(vn.officer, rid, "submit").status_code == 200
@@ -177,3 +182,13 @@ def test_a_supervisor_who_rewrote_someone_else_s_draft_cannot_approve_it(two_sid
     assert _count(vn, OutboxMessage) == 0
     assert act(vn.supervisor, rid, "approve").status_code == 200
     assert _count(vn, OutboxMessage) == 1
+
+
+def test_an_emergency_disclosure_is_an_emergency_by_its_type(two_sides: tuple[Side, Side]) -> None:
+    # Art. 41: the type says so; an officer at 3 a.m. should not also have to tick a box for the request to
+    # show among the emergencies and be marked on its document.
+    vn, _ = two_sides
+    r = draft(vn, type_="emergency_disclosure", fields={})
+    assert r.status_code == 201, r.text
+    assert r.json()["request"]["emergency"] is True
+    assert draft(vn).json()["request"]["emergency"] is False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
@@ -106,6 +106,40 @@ def test_mla_with_rounds_of_information_then_execution(two_sides: tuple[Side, Si
     assert execute["side"] == "remote" and execute["detail"]["evidence_refs"] == ["PKG-2026-0042"]
 
 
+MLA_FIELDS = {
+    "subject_matter": "Ransomware against hospitals",
+    "facts_summary": "See preservation VN-A05-117",
+    "assistance_sought": "Disclose the preserved mailbox content and logs",
+    "data_sought": "Mailbox minh.tran.88@cloudmail.example, 1 Oct to 15 Nov 2026",
+    "purpose": "Identify and prosecute the operators",
+}
+
+
+def test_a_deadline_ends_on_the_requesting_contact_s_clock_and_a_postponement_is_due_when_it_ends(
+    two_sides: tuple[Side, Side],
+) -> None:
+    # 10 days from now "in Hanoi" ends at 23:59 in Hanoi, 16:59 UTC: seven hours before the UTC day ends.
+    vn, au = two_sides
+    day = date.today() + timedelta(days=10)
+    header = {**HEADER, "deadline": day.isoformat(), "deadline_reason": "Suspects' custody ends that day"}
+    rid = draft(vn, type_="stored_data", header=header, fields=MLA_FIELDS).json()["request"]["id"]
+    act(vn.officer, rid, "submit")
+    act(vn.supervisor, rid, "approve")
+    vn.deliver()
+    assert act(au.ca, rid, "acknowledge", reference="AU-MLA-9").status_code == 200
+    due = datetime.fromisoformat(au.ca.get(f"/api/v1/requests/{rid}").json()["due_at"])
+    assert due == datetime.combine(day, time(16, 59), tzinfo=UTC)
+    # Postponed until a date: due again that day, on every list of what is due, instead of on none.
+    until = date.today() + timedelta(days=30)
+    r = act(au.ca, rid, "postpone", until=until.isoformat(), reason="A domestic undercover operation")
+    assert r.status_code == 200, r.text
+    due = datetime.fromisoformat(au.ca.get(f"/api/v1/requests/{rid}").json()["due_at"])
+    assert due == datetime.combine(until, time(23, 59), tzinfo=UTC)
+    au.deliver()
+    due = datetime.fromisoformat(vn.ca.get(f"/api/v1/requests/{rid}").json()["due_at"])
+    assert due == datetime.combine(until, time(23, 59), tzinfo=UTC), "the requesting side sees it too"
+
+
 def test_illegal_transition_is_409_with_allowed_actions(two_sides: tuple[Side, Side]) -> None:
     vn, au = two_sides
     rid = sent_preservation(vn, au)
@@ -197,6 +231,12 @@ def test_confidential_requests_are_hidden_from_plain_officers(two_sides: tuple[S
     assert au.plain.get("/api/v1/requests").json()["items"] == []
     seen = au.ca.get(f"/api/v1/requests/{rid}").json()
     assert seen["use_limitation"] == "Only for case VN-117"
+    # The case opened for it is named after it: as confidential as the request.
+    case_id = seen["case_id"]
+    assert au.plain.get(f"/api/v1/cases/{case_id}").status_code == 404
+    assert case_id not in [c["id"] for c in au.plain.get("/api/v1/cases").json()]
+    assert case_id in [c["id"] for c in au.ca.get("/api/v1/cases").json()]
+    assert au.ca.get(f"/api/v1/cases/{case_id}").status_code == 200
     act(au.ca, rid, "acknowledge", reference="AU-1")
     events = au.ca.get(f"/api/v1/requests/{rid}/timeline").json()
     assert all(e["detail"]["use_limitation"] == "Only for case VN-117" for e in events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,39 @@ class MotoServer:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.log.close()
+
+
+def incoming_request(node: LiveNode, sender: str, confidentiality: str = "none") -> str:
+    """A request ``sender`` sent this node, written straight into its database: evidence tests need one to
+    file packages under, not the whole exchange that brings it (tests/cases covers that)."""
+    from cyberpact.cases.models import Case, Request
+    from cyberpact.kit.time import utcnow
+
+    rid, now = uuid.uuid4(), utcnow()
+    with node.db.transaction() as s:
+        case = Case(
+            reference=f"IN-{sender}-{rid.hex[:8]}",
+            title=f"Request from {sender}",
+            created_by="peer",
+            created_at=now,
+        )
+        s.add(case)
+        s.flush()
+        s.add(
+            Request(
+                id=rid,
+                case_id=case.id,
+                direction="incoming",
+                type="stored_data",
+                status="in_execution",
+                catalog_version="1",
+                counterpart=sender,
+                header={},
+                fields={},
+                confidentiality=confidentiality,
+                drafted_by=f"peer:{sender}",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return str(rid)

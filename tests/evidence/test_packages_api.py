@@ -12,7 +12,7 @@ from conftest import LiveNode, make_settings, start_node
 from cyberpact.audit.models import AuditRecord
 from cyberpact.config import Settings
 from cyberpact.evidence.models import CustodyEvent, EvidenceFile
-from evidence.helpers import declare, make_package, put, random_bytes, sealed_package
+from evidence.helpers import declare, incoming_request, make_package, put, random_bytes, sealed_package
 
 CHUNK = 64 * 1024
 
@@ -242,3 +242,49 @@ def test_custody_proofs_over_the_api_verify_and_nothing_is_proved_beyond_the_log
     ]
     for path, params in beyond:
         assert officer.get(path, params=params).status_code == 404, (path, params)
+
+
+def test_evidence_under_a_confidential_request_is_as_confidential_as_the_request(enode: LiveNode) -> None:
+    rid = incoming_request(enode, "au-24x7", "fact_and_substance")
+    channel = enode.client(enode.user("cp1", "contact_point"))
+    plain = enode.client(enode.user("o3", "officer"))
+    admin = enode.client(enode.user("root", "admin"))
+    pkg = sealed_package(channel, {"mail.eml": b"the answer"}, request_ref=rid)
+    own = sealed_package(plain, {"note.txt": b"open"})
+    base = f"/api/v1/evidence/packages/{pkg['id']}"
+
+    assert [p["id"] for p in channel.get("/api/v1/evidence/packages").json()["items"]] == [
+        own["id"],
+        pkg["id"],
+    ]
+    assert [p["id"] for p in plain.get("/api/v1/evidence/packages").json()["items"]] == [own["id"]]
+    # Every way in answers as if the package did not exist, and each refused look is on the record.
+    denied_before = audits(enode, "evidence.package.read")
+    for path in (base, f"{base}/manifest", f"{base}/custody", f"{base}/files/0/content"):
+        assert plain.get(path).status_code == 404, path
+    assert plain.post(f"{base}/transfers", json={"peer": "au-24x7"}).status_code == 404
+    with enode.db.transaction(read_only=True) as s:
+        refused = s.scalar(
+            select(func.count())
+            .select_from(AuditRecord)
+            .where(AuditRecord.action == "evidence.package.read", AuditRecord.outcome == "denied")
+        )
+    assert refused == 4 and audits(enode, "evidence.package.read") == denied_before + 4
+    assert channel.get(f"{base}/files/0/content").content == b"the answer"
+    # Running the node is no reason to read case material.
+    assert admin.get("/api/v1/evidence/packages").status_code == 403
+    assert admin.get(base).status_code == 403
+    # A request id must name a request of this node the person may see.
+    r = plain.post("/api/v1/evidence/packages", json={"case_ref": "C", "title": "t", "request_ref": rid})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "request_ref"
+    unknown = "0b5a6c1e-1111-4222-8333-944455556666"
+    r = channel.post(
+        "/api/v1/evidence/packages", json={"case_ref": "C", "title": "t", "request_ref": unknown}
+    )
+    assert r.status_code == 422
+    assert (
+        channel.post(
+            "/api/v1/evidence/packages", json={"case_ref": "C", "title": "t", "request_ref": "PAPER-12"}
+        ).status_code
+        == 201
+    )

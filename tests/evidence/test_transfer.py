@@ -23,7 +23,7 @@ from cyberpact.evidence.models import (
 from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.keystore import KeyStore
-from evidence.helpers import context, random_bytes, sealed_package
+from evidence.helpers import context, incoming_request, random_bytes, sealed_package
 from web.helpers import person, text_of
 
 CHUNK = 64 * 1024
@@ -294,3 +294,16 @@ def test_only_sealed_own_packages_travel(pair: tuple[LiveNode, LiveNode]) -> Non
     sealed = sealed_package(client, {"a": b"1"})
     r = client.post(f"/api/v1/evidence/packages/{sealed['id']}/transfers", json={"peer": "nobody"})
     assert r.status_code == 404
+
+
+def test_evidence_for_one_state_s_request_is_not_sent_to_another(pair: tuple[LiveNode, LiveNode]) -> None:
+    # Gathered for Australia's request: sending it to Poland is a slip of the list or a disclosure
+    # Australia never agreed to (art. 36). Refused, and nothing is queued.
+    a, _ = pair
+    client = a.client(a.admin_token)
+    rid = incoming_request(a, "au-24x7")
+    pkg = sealed_package(client, {"mail.eml": b"for Australia"}, request_ref=rid)
+    r = client.post(f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "pl-ca"})
+    assert r.status_code == 422 and "au-24x7" in r.json()["errors"][0]["message"], r.text
+    with a.db.transaction(read_only=True) as s:
+        assert s.scalars(select(EvidenceTransfer)).all() == []

@@ -54,7 +54,7 @@ def test_kill_9_of_sender_then_receiver_mid_transfer(db_factory: DatabaseFactory
     a = NodeProcess("vn-ca", db_factory(), tmp_path, evidence_chunk_bytes=MIB)
     b = NodeProcess("pl-ca", db_factory(), tmp_path, evidence_chunk_bytes=MIB)
     adb, bdb = Database(a.db_url), Database(b.db_url)
-    ta, tb = admin_token(adb, "vn-ca"), admin_token(bdb, "pl-ca")
+    ta, tb = admin_token(adb, "vn-ca", "admin", "officer"), admin_token(bdb, "pl-ca", "admin", "officer")
     try:
         a.start()
         b.start()

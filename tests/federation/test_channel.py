@@ -85,7 +85,9 @@ def test_message_delivered_with_verified_receipt_on_both_timelines(pair: tuple[L
 
 
 @pytest.mark.parametrize("message_type", ["cp.request", "cp.step", "evidence.offer", "intel.objects"])
-def test_a_feature_s_message_cannot_be_written_by_hand(pair: tuple[LiveNode, LiveNode], message_type: str) -> None:
+def test_a_feature_s_message_cannot_be_written_by_hand(
+    pair: tuple[LiveNode, LiveNode], message_type: str
+) -> None:
     # A hand-written request would reach the peer signed by this node and "approved" by whoever the
     # payload names, with no four-eyes check here: only the feature that owns the type may send it.
     a, _ = pair

@@ -179,10 +179,14 @@ class NodeProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def admin_token(db: Database, node_id: str) -> str:
+def admin_token(db: Database, node_id: str, *roles: str) -> str:
     with db.transaction() as session:
         user = accounts.create_user(
-            session, SYSTEM, username=f"admin-{node_id}", password="correct horse battery", roles=("admin",)
+            session,
+            SYSTEM,
+            username=f"admin-{node_id}",
+            password="correct horse battery",
+            roles=roles or ("admin",),
         )
         _, secret = accounts.issue_token(session, SYSTEM, user, "test", timedelta(days=1))
     return secret

@@ -4,8 +4,9 @@ the edge (API clients, CLI, web)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
@@ -18,18 +19,35 @@ REMINDER = "cases.preservation_reminder"
 CLOSED = ("executed", "refused", "released", "closed", "withdrawn")
 
 
+def end_of_day(day: date, zone: Any = None) -> datetime:
+    """The last minute of ``day`` on the clock of ``zone`` (an IANA name), as a UTC time. A date someone
+    writes is a date where they are: 10 March in Hanoi ends seven hours before 10 March ends in UTC."""
+    tz: tzinfo = UTC
+    if isinstance(zone, str) and zone:
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = UTC
+    return datetime.combine(day, time(23, 59), tzinfo=tz).astimezone(UTC)
+
+
 def _deadline_from_header(request: Request) -> datetime | None:
     raw = request.header.get("deadline")
     if not isinstance(raw, str):
         return None
     try:
-        return datetime.combine(date.fromisoformat(raw), time(23, 59), tzinfo=UTC)
+        day = date.fromisoformat(raw)
     except ValueError:
         return None
+    # The requesting authority set it, on its contact's clock (the header names that zone).
+    return end_of_day(day, request.header.get("contact_timezone"))
 
 
-def after_transition(session: Session, catalog: Catalog, request: Request, action: str) -> None:
-    """Recompute the next due date and (re)schedule reminders after a step on either side."""
+def after_transition(
+    session: Session, catalog: Catalog, request: Request, action: str, data: dict[str, Any] | None = None
+) -> None:
+    """Recompute the next due date and (re)schedule reminders after a step on either side; ``data`` is
+    what the step carried."""
     d = catalog.type(request.type).deadlines
     now = utcnow()
     if action in ("received", "approve") and d.acknowledge_hours:
@@ -45,7 +63,11 @@ def after_transition(session: Session, catalog: Catalog, request: Request, actio
         ]
         request.due_at = min(candidates) if candidates else None
     elif action == "postpone" and request.status == "postponed":
-        request.due_at = None
+        # Execution is due again when the postponement ends: a request nobody is reminded of is lost.
+        try:
+            request.due_at = end_of_day(date.fromisoformat(str((data or {}).get("until"))))
+        except ValueError:
+            request.due_at = None
     if action in ("preserve", "grant_extension") and request.preserved_until is not None:
         request.due_at = None
         schedule_reminders(session, request, d.reminder_days)

@@ -147,7 +147,7 @@ def act(
     )
     if name == "approve":
         _approve_and_send(session, actor, catalog, request)
-    deadlines.after_transition(session, catalog, request, name)
+    deadlines.after_transition(session, catalog, request, name, data)
     return request
 
 
@@ -431,7 +431,7 @@ def receive_step(session: Session, message: OpenedEnvelope) -> str:
         detail=data,
         message_id=message.message_id,
     )
-    deadlines.after_transition(session, catalog, request, name)
+    deadlines.after_transition(session, catalog, request, name, data)
     return f"{name.replace('_', ' ')} ({request.type})"
 
 

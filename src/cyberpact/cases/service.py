@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -70,6 +70,10 @@ def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
     case = session.get(Case, case_id)
     if case is None or not actor.has_any(*CASE_ROLES):
         raise NotFound(f"No case {case_id}")
+    if session.scalar(select(Case.id).where(Case.id == case.id, _case_visible(actor))) is None:
+        # A case opened for a confidential incoming request is named after it: its existence is as
+        # confidential as the request's.
+        raise NotFound(f"No case {case_id}").denying("cases.case.read", "case", case.id)
     audit.record(session, actor, "cases.case.read", "case", case.id)
     return case
 
@@ -77,9 +81,18 @@ def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
 def list_cases(session: Session, actor: Actor, limit: int = 100) -> list[Case]:
     if not actor.has_any(*CASE_ROLES):
         raise PermissionDenied("Reading cases needs a case role")
-    rows = list(session.scalars(select(Case).order_by(Case.created_at.desc()).limit(limit)))
+    query = select(Case).where(_case_visible(actor)).order_by(Case.created_at.desc()).limit(limit)
+    rows = list(session.scalars(query))
     audit.record(session, actor, "cases.case.list", "case", None, detail={"returned": len(rows)})
     return rows
+
+
+def _case_visible(actor: Actor) -> Any:
+    """A case the actor may see: one with a request they may see, or with no request yet."""
+    if actor.has_any(*CONFIDENTIAL_ROLES):
+        return true()
+    mine = select(Request.id).where(Request.case_id == Case.id)
+    return or_(mine.where(visible_filter(actor)).exists(), ~mine.exists())
 
 
 def can_see(actor: Actor, request: Request) -> bool:
@@ -188,10 +201,13 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
     return report
 
 
-def _sync(request: Request, data: DraftInput, country: str | None) -> None:
+def _sync(catalog: Catalog, request: Request, data: DraftInput, country: str | None) -> None:
     request.counterpart, request.counterpart_country = data.counterpart, country
     request.header, request.fields = dict(data.header), dict(data.fields)
-    request.emergency = data.header.get("emergency") is True
+    # An emergency disclosure is an emergency by its type (art. 41), ticked or not; the receiving node
+    # reads it the same way.
+    rt = catalog.types.get(data.type)
+    request.emergency = data.header.get("emergency") is True or (rt is not None and rt.emergency)
     request.confidentiality = str(data.header.get("confidentiality") or "none")
     request.use_limitation = data.header.get("use_limitation") or None
 
@@ -246,7 +262,7 @@ def create_draft(
         header={},
         fields={},
     )
-    _sync(request, data, _peer_country(session, data.counterpart))
+    _sync(catalog, request, data, _peer_country(session, data.counterpart))
     session.add(request)
     session.flush()
     event(
@@ -296,7 +312,7 @@ def update_draft(
         raise Conflict(f"The draft changed meanwhile (now version {request.version}); reload it")
     report = check(session, catalog, data)
     _reject_malformed(report)
-    _sync(request, data, _peer_country(session, data.counterpart))
+    _sync(catalog, request, data, _peer_country(session, data.counterpart))
     request.version += 1
     request.updated_at = utcnow()
     session.flush()

@@ -45,7 +45,7 @@ from cyberpact.kit.pagination import Page, decode_cursor, encode_cursor
 from cyberpact.kit.storage import build_storage
 from cyberpact.kit.time import parse_rfc3339, rfc3339
 
-Officer = Annotated[Actor, Depends(require_roles("admin", "officer", "central_authority", "contact_point"))]
+Officer = Annotated[Actor, Depends(require_roles(*service.EVIDENCE_ROLES))]
 Admin = Annotated[Actor, Depends(require_roles("admin"))]
 PREFIX = "/api/v1/evidence"
 _HOP = 1024 * 1024  # request bytes gathered before handing them to a worker thread
@@ -125,7 +125,7 @@ def list_packages(
         except ValueError:
             raise MalformedInput("Invalid page cursor") from None
     rows = service.list_packages(
-        session, case_ref=case_ref, request_ref=request_ref, after=after, limit=limit
+        session, case_ref=case_ref, request_ref=request_ref, after=after, limit=limit, actor=actor
     )
     # Listing shows case metadata, so it is audited; each package's own custody starts when it is opened.
     audit.record(
@@ -145,7 +145,7 @@ def list_packages(
 @router.get(f"{PREFIX}/packages/{{package_id}}", response_model=PackageOut)
 def show(package_id: str, actor: Officer, session: WriteSession, request: Request) -> PackageOut:
     ctx = _ctx(request)
-    package = service.get_package(session, package_id)
+    package = service.get_package(session, package_id, actor)
     service.view(session, ctx, actor, package)
     _head(session, ctx)
     return _out(session, package)
@@ -154,7 +154,7 @@ def show(package_id: str, actor: Officer, session: WriteSession, request: Reques
 @router.get(f"{PREFIX}/packages/{{package_id}}/manifest")
 def manifest(package_id: str, actor: Officer, session: WriteSession, request: Request) -> dict[str, Any]:
     ctx = _ctx(request)
-    package = service.get_package(session, package_id)
+    package = service.get_package(session, package_id, actor)
     doc = service.signed_manifest(session, package)
     service.view(session, ctx, actor, package, "manifest")
     _head(session, ctx)
@@ -165,7 +165,7 @@ def manifest(package_id: str, actor: Officer, session: WriteSession, request: Re
 def declare_file(
     package_id: str, body: FileDeclare, actor: Officer, session: WriteSession, request: Request
 ) -> FileOut:
-    package = service.get_package(session, package_id)
+    package = service.get_package(session, package_id, actor, "write")
     f = service.add_file(
         session,
         _ctx(request),
@@ -181,8 +181,8 @@ def declare_file(
 
 
 @router.get(f"{PREFIX}/packages/{{package_id}}/files/{{index}}/upload", response_model=UploadState)
-def upload_state(package_id: str, index: int, _: Officer, session: WriteSession) -> UploadState:
-    package = service.get_package(session, package_id)
+def upload_state(package_id: str, index: int, actor: Officer, session: WriteSession) -> UploadState:
+    package = service.get_package(session, package_id, actor)
     f = service.get_file(session, package, index)
     done = f.status == "complete"
     return UploadState(
@@ -229,7 +229,7 @@ def download(
     package_id: str, index: int, actor: Officer, session: WriteSession, request: Request
 ) -> Response:
     ctx = _ctx(request)
-    package = service.get_package(session, package_id)
+    package = service.get_package(session, package_id, actor)
     f, body = service.open_file(session, ctx, actor, package, index, "downloaded")
     _head(session, ctx)
     headers = {
@@ -250,7 +250,7 @@ def _quote(name: str) -> str:
 @router.post(f"{PREFIX}/packages/{{package_id}}/seal", response_model=PackageOut)
 def seal(package_id: str, actor: Officer, session: WriteSession, request: Request) -> PackageOut:
     ctx = _ctx(request)
-    package = service.seal(session, ctx, actor, service.get_package(session, package_id))
+    package = service.seal(session, ctx, actor, service.get_package(session, package_id, actor, "write"))
     _head(session, ctx)
     return _out(session, package)
 
@@ -261,13 +261,13 @@ def verify(package_id: str, actor: Officer, request: Request) -> dict[str, Any]:
     db, ctx = get_database(request), _ctx(request)
     try:
         with db.transaction() as session:
-            package = service.get_package(session, package_id)
+            package = service.get_package(session, package_id, actor)
             manifest = service.verify_package(session, ctx, actor, package)
             _head(session, ctx)
             return {"ok": True, "manifest_digest": package.manifest_digest, "files": len(manifest["files"])}
     except IntegrityFailure as exc:
         with db.transaction() as session:
-            package = service.get_package(session, package_id)
+            package = service.get_package(session, package_id, actor)
             custody.record(session, ctx.node_id, "verified", package.id, actor, ok=False, failure=str(exc))
             audit.record(
                 session,
@@ -285,7 +285,8 @@ def verify(package_id: str, actor: Officer, request: Request) -> dict[str, Any]:
 @router.post(f"{PREFIX}/packages/{{package_id}}/release", status_code=204)
 def release(package_id: str, body: Release, actor: Officer, session: WriteSession, request: Request) -> None:
     ctx = _ctx(request)
-    service.release(session, ctx, actor, service.get_package(session, package_id), body.to, body.reason)
+    package = service.get_package(session, package_id, actor, "write")
+    service.release(session, ctx, actor, package, body.to, body.reason)
     _head(session, ctx)
 
 
@@ -308,7 +309,7 @@ def package_custody(
 ) -> list[EventOut]:
     """The package's custody events, each with an inclusion proof against the head returned alongside."""
     ctx = _ctx(request)
-    package = service.get_package(session, package_id)
+    package = service.get_package(session, package_id, actor)
     service.view(session, ctx, actor, package, "custody")
     head = custody.sign_head(session, ctx.keys, ctx.node_id)
     events = custody.events_of(session, str(package.id), head.size)
@@ -373,7 +374,8 @@ def alerts(_: Admin, session: WriteSession) -> list[dict[str, Any]]:
 def start_transfer(
     package_id: str, body: TransferCreate, actor: Officer, session: WriteSession, request: Request
 ) -> TransferOut:
-    t = transfer.offer(session, _ctx(request), actor, service.get_package(session, package_id), body.peer)
+    package = service.get_package(session, package_id, actor, "send")
+    t = transfer.offer(session, _ctx(request), actor, package, body.peer)
     outbox.wake_workers(request.app)
     return TransferOut.model_validate(t)
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
+from cyberpact.cases import service as cases
+from cyberpact.cases.models import Request
 from cyberpact.config import Settings
 from cyberpact.evidence import chunks, custody
 from cyberpact.evidence.errors import DigestMismatch, PackageSealed, TamperDetected
@@ -31,13 +33,24 @@ from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json, sha256_hex
 from cyberpact.kit.db import Database
-from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, PayloadTooLarge, Problem
+from cyberpact.kit.errors import (
+    Conflict,
+    IntegrityFailure,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    Problem,
+)
 from cyberpact.kit.keystore import KeyStore, NodeKey, current_kek, kek_by_id
 from cyberpact.kit.storage import ObjectStorage
 from cyberpact.kit.time import rfc3339, utcnow
 
 MANIFEST_TYP = "cyberpact-manifest+jws"
 _LEASE = timedelta(seconds=30)
+
+# Who works with evidence. Not the administrator: running the node is not a reason to read case material.
+EVIDENCE_ROLES = ("officer", "central_authority", "contact_point")
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,7 @@ def create_package(
     description: str | None = None,
     use_conditions: UseConditions | None = None,
 ) -> EvidencePackage:
+    _check_request_ref(session, actor, request_ref)
     kek = current_kek(session, ctx.keys)
     pid = uuid.uuid4()
     package = EvidencePackage(
@@ -121,7 +135,12 @@ def create_package(
     return package
 
 
-def get_package(session: Session, package_id: uuid.UUID | str) -> EvidencePackage:
+def get_package(
+    session: Session, package_id: uuid.UUID | str, actor: Actor | None = None, purpose: str = "read"
+) -> EvidencePackage:
+    """The package, if ``actor`` (when given) may see it. Evidence filed under a request is as confidential
+    as that request: whoever may not see the request gets the same 404 as for a package that does not
+    exist, and the refused look is recorded."""
     try:
         pid = package_id if isinstance(package_id, uuid.UUID) else uuid.UUID(str(package_id))
     except ValueError:
@@ -129,7 +148,61 @@ def get_package(session: Session, package_id: uuid.UUID | str) -> EvidencePackag
     package = session.get(EvidencePackage, pid)
     if package is None:
         raise NotFound(f"No evidence package {package_id}")
+    if actor is not None and not may_see(session, actor, package):
+        raise NotFound(f"No evidence package {package_id}").denying(
+            f"evidence.package.{purpose}", "evidence_package", package.id
+        )
     return package
+
+
+def may_see(session: Session, actor: Actor, package: EvidencePackage) -> bool:
+    if _operator(actor):
+        return True
+    if not actor.has_any(*EVIDENCE_ROLES):
+        return False
+    request = request_of(session, package)
+    return request is None or cases.can_see(actor, request)
+
+
+def request_of(session: Session, package: EvidencePackage) -> Request | None:
+    """The request of this node the package is filed under, if any."""
+    return request_of_ref(session, package.request_ref)
+
+
+def request_of_ref(session: Session, request_ref: Any) -> Request | None:
+    try:
+        rid = uuid.UUID(str(request_ref or ""))
+    except ValueError:
+        return None  # a free-text reference (a paper file number) names no request of this node
+    return session.get(Request, rid)
+
+
+def _check_request_ref(session: Session, actor: Actor, request_ref: str | None) -> None:
+    """A package filed under a request's id shows on that request, on both sides: the id must name a
+    request of this node the person may see. Any other text is a reference kept as it is."""
+    try:
+        rid = uuid.UUID(request_ref or "")
+    except ValueError:
+        return
+    request = session.get(Request, rid)
+    if request is None or not (_operator(actor) or cases.can_see(actor, request)):
+        raise InvalidInput(
+            "Unknown request", [Problem("request_ref", f"no request {rid} on this node that you may see")]
+        )
+
+
+def _operator(actor: Actor) -> bool:
+    # The node itself, or its operator at its command line, who holds the database and the key passphrase
+    # already: no person behind a browser or a token.
+    return actor.source in ("cli", "system")
+
+
+def _hidden_requests(session: Session, actor: Actor) -> list[str]:
+    """Ids of the requests ``actor`` may not see, as packages cite them. Few: only incoming requests whose
+    sender asked for confidentiality, and only for people outside the confidential roles."""
+    if actor.has_any(*cases.CONFIDENTIAL_ROLES):
+        return []
+    return [str(rid) for rid in session.scalars(select(Request.id).where(not_(cases.visible_filter(actor))))]
 
 
 def files_of(session: Session, package: EvidencePackage) -> list[EvidenceFile]:
@@ -156,9 +229,18 @@ def list_packages(
     request_ref: str | None = None,
     after: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 100,
+    actor: Actor | None = None,
 ) -> list[EvidencePackage]:
-    """Newest first, keyset-paged on (created_at, id)."""
+    """Newest first, keyset-paged on (created_at, id); only what ``actor`` (when given) may see."""
     query = select(EvidencePackage)
+    if actor is not None and not _operator(actor):
+        if not actor.has_any(*EVIDENCE_ROLES):
+            raise PermissionDenied(f"Evidence is read by the roles {', '.join(EVIDENCE_ROLES)}")
+        hidden = _hidden_requests(session, actor)
+        if hidden:
+            query = query.where(
+                or_(EvidencePackage.request_ref.is_(None), EvidencePackage.request_ref.not_in(hidden))
+            )
     if case_ref:
         query = query.where(EvidencePackage.case_ref == case_ref)
     if request_ref:
@@ -257,7 +339,7 @@ class Upload:
         self.db, self.ctx, self.actor = db, ctx, actor
         self.token = secrets.token_hex(16)
         with db.transaction() as session:
-            package = get_package(session, package_id)
+            package = get_package(session, package_id, actor, "write")
             f = get_file(session, package, index)
             if package.status != "open":
                 raise PackageSealed(f"package {package.id} is {package.status}")

@@ -36,7 +36,7 @@ from cyberpact.federation.envelope import OpenedEnvelope
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database
-from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound
+from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.keystore import current_kek, kek_by_id
 from cyberpact.kit.time import rfc3339, utcnow
 
@@ -105,6 +105,14 @@ def offer(
         raise PackageSealed(f"only a package this node sealed can be sent (this one is {package.status})")
     service.signed_manifest(session, package)
     peers.get_peer(session, peer_id)
+    answered = service.request_of(session, package)
+    if answered is not None and answered.counterpart != peer_id:
+        # Evidence gathered for one State's request goes to that State; sending it elsewhere is either a
+        # slip of the list or a disclosure the requesting State never agreed to (art. 36).
+        raise InvalidInput(
+            "This package answers another State's request",
+            [Problem("peer", f"the package is filed under a request of {answered.counterpart}")],
+        )
     files = service.files_of(session, package)
     key = crypto.new_data_key()
     kek = current_kek(session, ctx.keys)
@@ -188,6 +196,11 @@ def _on_offer(session: Session, message: OpenedEnvelope) -> str:
     _, manifest = crypto.verify_json(token, peers.public_key(sender_key))
     if service.manifest_digest(manifest) != digest or manifest.get("node") != message.sender:
         raise IntegrityFailure("the manifest digest or origin does not match the offer")
+    cited = service.request_of_ref(session, manifest.get("request_ref"))
+    if cited is not None and cited.counterpart != message.sender:
+        # Request ids are shared only by the two nodes of a request: a third node citing one would file its
+        # package on a request it has no part in.
+        raise InvalidInput("the package cites a request that is not between the sender and this node")
     entries = manifest.get("files") or []
     if len(entries) != len(files) or not entries:
         raise InvalidInput("the offer's files do not match the manifest")

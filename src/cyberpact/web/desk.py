@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -282,7 +282,7 @@ def listing(session: Session, catalog: Catalog, viewer: Viewer, direction: str, 
             "filter": {k: str(v) for k, v in f.__dict__.items() if v},
         },
     )
-    today_ = date.today()
+    today_ = utcnow().date()
     return Listing(
         direction, f, [summary(catalog, r, today_) for r in rows], total, max(1, math.ceil(total / PAGE_SIZE))
     )

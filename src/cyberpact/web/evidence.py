@@ -32,10 +32,11 @@ from cyberpact.evidence import bundle, custody, service, transfer
 from cyberpact.evidence.errors import PackageSealed
 from cyberpact.evidence.models import EvidencePackage, EvidenceTransfer
 from cyberpact.evidence.schemas import Acquisition, FileDeclare, UseConditions
+from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.federation import outbox, peers
 from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
-from cyberpact.web.render import EVIDENCE_ROLES, page
+from cyberpact.web.render import page
 from cyberpact.web.requests import parse_id
 from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, HeaderChecked, Viewer, require
 
@@ -61,7 +62,7 @@ def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
 def packages(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     require(viewer, *EVIDENCE_ROLES)
     with get_database(request).transaction() as session:
-        rows = service.list_packages(session, limit=200)
+        rows = service.list_packages(session, limit=200, actor=viewer.actor)
         audit.record(
             session,
             viewer.actor,
@@ -186,7 +187,7 @@ def _verification(lines: list[CustodyLine]) -> Verification:
 def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[str, Any]:
     ctx = _ctx(request)
     with get_database(request).transaction() as session:
-        package = service.get_package(session, package_id)
+        package = service.get_package(session, package_id, viewer.actor)
         service.view(session, ctx, viewer.actor, package)
         head = custody.sign_head(session, ctx.keys, ctx.node_id)
         files = service.files_of(session, package)
@@ -267,7 +268,7 @@ def declare_file(request: Request, package_id: str, viewer: CurrentViewer, form:
         context["problems"] = problems
         return page(request, viewer, "evidence_package.html", context, status=422, scripts=("upload.js",))
     with get_database(request).transaction() as session:
-        package = service.get_package(session, package_id)
+        package = service.get_package(session, package_id, viewer.actor, "write")
         f = service.add_file(
             session,
             _ctx(request),
@@ -319,7 +320,8 @@ def seal(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedFor
     require(viewer, *EVIDENCE_ROLES)
     ctx = _ctx(request)
     with get_database(request).transaction() as session:
-        package = service.seal(session, ctx, viewer.actor, service.get_package(session, package_id))
+        package = service.get_package(session, package_id, viewer.actor, "write")
+        package = service.seal(session, ctx, viewer.actor, package)
         custody.sign_head(session, ctx.keys, ctx.node_id)
         pid = package.id
     return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
@@ -332,7 +334,7 @@ def send(request: Request, package_id: str, viewer: CurrentViewer, form: Checked
     peer = form.get("peer").strip()[:120]
     try:
         with get_database(request).transaction() as session:
-            package = service.get_package(session, package_id)
+            package = service.get_package(session, package_id, viewer.actor, "send")
             transfer.offer(session, _ctx(request), viewer.actor, package, peer)
             pid = package.id
     except (NotFound, PackageSealed) as exc:
@@ -373,7 +375,7 @@ async def court_bundle(request: Request, package_id: str, viewer: CurrentViewer,
 
     def build() -> tuple[Path, str]:
         with get_database(request).transaction() as session:
-            package: EvidencePackage = service.get_package(session, package_id)
+            package: EvidencePackage = service.get_package(session, package_id, viewer.actor)
             out = folder / f"bundle-{package.id}.zip"
             bundle.export(session, ctx, viewer.actor, package, out)
             return out, out.name

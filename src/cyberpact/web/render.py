@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
 
 from cyberpact.catalog.service import Catalog
+from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.kit.errors import Problem
 from cyberpact.kit.i18n import LANGUAGES, N_, Translator, jinja_environment, translator
 from cyberpact.web.security import Viewer, negotiate_language
@@ -38,7 +39,6 @@ LANGUAGE_NAMES: Mapping[str, str] = {
 }
 CASE_ROLES = ("officer", "supervisor", "central_authority", "contact_point")
 DRAFTERS = ("officer", "contact_point", "central_authority")
-EVIDENCE_ROLES = ("admin", "officer", "central_authority", "contact_point")
 CHART_ROLES = (*CASE_ROLES, "auditor")
 
 # Titles of error pages by the error's stable code; anything else falls back to the status's own title.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from cyberpact.cases import deadlines
@@ -351,7 +351,18 @@ def packages_for(
     refs = [str(r.id) for r in requests]
     clauses: list[ColumnElement[bool]] = [EvidencePackage.request_ref.in_(refs)]
     if case is not None:
-        clauses.append(EvidencePackage.case_ref == case.reference)
+        # By the case's reference only this node's own packages: a peer names its case as it likes, and
+        # must not be able to file a package on one of ours. Nor a package of a request of this case the
+        # reader may not see.
+        others = [str(i) for i in session.scalars(select(RequestRow.id).where(RequestRow.case_id == case.id))]
+        hidden = sorted(set(others) - set(refs))
+        clauses.append(
+            and_(
+                EvidencePackage.case_ref == case.reference,
+                EvidencePackage.origin_package_id.is_(None),
+                or_(EvidencePackage.request_ref.is_(None), EvidencePackage.request_ref.not_in(hidden)),
+            )
+        )
     query = select(EvidencePackage).where(or_(*clauses)).order_by(EvidencePackage.created_at)
     return list(session.scalars(query))
 
