@@ -114,13 +114,15 @@ class MotoServer:
         self.log.close()
 
 
-def incoming_request(node: LiveNode, sender: str, confidentiality: str = "none") -> str:
+def incoming_request(
+    node: LiveNode, sender: str, confidentiality: str = "none", rid: uuid.UUID | None = None
+) -> str:
     """A request ``sender`` sent this node, written straight into its database: evidence tests need one to
     file packages under, not the whole exchange that brings it (tests/cases covers that)."""
     from cyberpact.cases.models import Case, Request
     from cyberpact.kit.time import utcnow
 
-    rid, now = uuid.uuid4(), utcnow()
+    rid, now = rid or uuid.uuid4(), utcnow()
     with node.db.transaction() as s:
         case = Case(
             reference=f"IN-{sender}-{rid.hex[:8]}",

@@ -307,3 +307,33 @@ def test_evidence_for_one_state_s_request_is_not_sent_to_another(pair: tuple[Liv
     assert r.status_code == 422 and "au-24x7" in r.json()["errors"][0]["message"], r.text
     with a.db.transaction(read_only=True) as s:
         assert s.scalars(select(EvidenceTransfer)).all() == []
+
+
+def test_a_package_citing_a_request_the_sender_is_not_part_of_is_refused(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    # Poland holds a request from Australia; Viet Nam, knowing its id, files a package under it. Request
+    # ids are shared only by the two nodes of a request: Poland refuses the offer and stores nothing.
+    import uuid
+
+    from cyberpact.federation.models import OutboxMessage
+
+    a, b = pair
+    rid = uuid.uuid4()
+    incoming_request(b, "au-24x7", rid=rid)
+    incoming_request(a, "pl-ca", rid=rid)  # so that Viet Nam's own node lets the package be filed
+    client = a.client(a.admin_token)
+    ours = uuid.uuid4()  # the control: a request that is between the two
+    incoming_request(b, "vn-ca", rid=ours)
+    incoming_request(a, "pl-ca", rid=ours)
+    for ref, body in ((rid, b"planted"), (ours, b"answer")):
+        pkg = sealed_package(client, {"mail.eml": body}, request_ref=str(ref))
+        r = client.post(f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "pl-ca"})
+        assert r.status_code == 202, r.text
+    deliver(a)
+    with a.db.transaction(read_only=True) as s:
+        query = select(OutboxMessage).where(OutboxMessage.message_type == "evidence.offer")
+        statuses = [m.receipt_status for m in s.scalars(query.order_by(OutboxMessage.seq))]
+    assert statuses == ["rejected", "accepted"]
+    with b.db.transaction(read_only=True) as s:
+        assert [p.request_ref for p in s.scalars(select(EvidencePackage))] == [str(ours)]
