@@ -1,5 +1,5 @@
 """Requests: draft validation time (p50/p99) beside a bare pydantic validation of the same values, and N
-preservation requests through the whole two-node life cycle (draft to executed) between two real node
+preservation requests through the whole two-node life cycle (draft to released) between two real node
 processes, beside the same number of bare federation notes between the same nodes.
 
     python -m benchmarks.bench_requests --requests 1000 --db both
@@ -180,11 +180,11 @@ def bench_lifecycle(kind: str, n: int, threads: int, budget: float) -> None:
             _ok(super_a.post(f"/api/v1/requests/{rid}/actions/approve", json={"data": {}}))
             return rid
 
-        def execute(rid: str) -> None:
+        def answer(rid: str) -> None:
             for action, data in (
                 ("acknowledge", {"reference": f"AU-{rid[:8]}"}),
                 ("preserve", {"preserved_until": until}),
-                ("execute", {"results": "Preserved and disclosed the path"}),
+                ("release", {"reason": "MLA request executed"}),
             ):
                 _ok(officer_b.post(f"/api/v1/requests/{rid}/actions/{action}", json={"data": data}))
 
@@ -193,11 +193,11 @@ def bench_lifecycle(kind: str, n: int, threads: int, budget: float) -> None:
             ids = list(pool.map(draft_and_send, range(n)))
             sent = time.perf_counter()
             _wait_status(officer_b, ids, "received", budget)
-            list(pool.map(execute, ids))
-        _wait_status(officer_a, ids, "executed", budget)
+            list(pool.map(answer, ids))
+        _wait_status(officer_a, ids, "released", budget)
         total = time.perf_counter() - started
         print(
-            f"[{kind}] {n:,} preservation requests draft → executed on both sides: {total:.1f} s = "
+            f"[{kind}] {n:,} preservation requests draft → released on both sides: {total:.1f} s = "
             f"{n / total:,.1f} requests/s ({n * 9 / total:,.0f} API calls + steps/s; drafting phase "
             f"{sent - started:.1f} s)"
         )

@@ -51,8 +51,14 @@ def test_demo_runs_three_nodes_that_exchange_receipted_messages(tmp_path: Path) 
         got = vn.execute(
             "SELECT origin_package_id, manifest_digest, status FROM evidence_packages"
         ).fetchall()
+        # Filed under the MLA request's id, which both nodes share: it shows on Viet Nam's own request.
+        filed = vn.execute(
+            "SELECT r.type, r.direction FROM evidence_packages p JOIN requests r "
+            "ON replace(p.request_ref, '-', '') = r.id"
+        ).fetchall()
         vn_red = vn.execute("SELECT count(*) FROM intel_objects WHERE raw LIKE '%198.51.100.77%'").fetchone()
     assert [(o.replace("-", ""), d) for o, d, _ in got] == [(i.replace("-", ""), d) for i, d in sent]
+    assert filed == [("stored_data", "outgoing")]
 
     # Threat information: a malformed object refused alone; TLP:RED kept home; only the sharing group got
     # anything; the two States' reports of one address correlate.

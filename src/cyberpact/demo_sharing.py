@@ -59,9 +59,10 @@ _ACCESS_LOG = (
 )
 
 
-def send_evidence(au: Node, vn: Node, tick: Tick, our_ref: str, their_ref: str) -> str:
-    """Australia seals what CloudMail produced and sends it; Viet Nam verifies it. Returns the id of
-    Australia's package, which its execution of the request cites."""
+def send_evidence(au: Node, vn: Node, tick: Tick, request_id: str, their_ref: str) -> str:
+    """Australia seals what CloudMail produced and sends it; Viet Nam verifies it. Filed under the
+    request's id, which both nodes share, the package shows on that request on both desks. Returns the id
+    of Australia's package, which its execution of the request cites."""
     console.print("  au-24x7 packages what CloudMail produced as electronic evidence")
     acquisition = {
         "by": "Sgt. J. Walker, AFP Cybercrime Operations",
@@ -78,7 +79,7 @@ def send_evidence(au: Node, vn: Node, tick: Tick, our_ref: str, their_ref: str) 
         as_="officer",
         json={
             "case_ref": their_ref,
-            "request_ref": our_ref,
+            "request_ref": request_id,
             "title": "CloudMail production: minh.tran.88@cloudmail.example",
             "use_conditions": {
                 "purpose": "Criminal proceedings in Viet Nam on the Hanoi hospitals ransomware",
@@ -120,7 +121,7 @@ def send_evidence(au: Node, vn: Node, tick: Tick, our_ref: str, their_ref: str) 
 
     _until("the evidence to reach vn-24x7", tick, accepted)
     received = vn.api(
-        "GET", "/api/v1/evidence/packages", as_="officer", params={"request_ref": our_ref}
+        "GET", "/api/v1/evidence/packages", as_="officer", params={"request_ref": request_id}
     ).json()["items"]
     package = next(p for p in received if p["manifest_digest"] == digest)
     checked = vn.api("POST", f"/api/v1/evidence/packages/{package['id']}/verify", as_="officer").json()

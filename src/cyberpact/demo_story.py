@@ -141,7 +141,7 @@ def run_story(nodes: list[Any], wait: Wait, timeline: Callable[[list[Any]], int]
     _step(vn, mla, "provide_info", answers="Article 289 of the Penal Code: up to 7 years' imprisonment.")
     wait(nodes, au, mla, ("info_provided",))
     _step(au, mla, "start_execution")
-    package = send_evidence(au, vn, lambda: timeline(nodes), "VN-CA-2026-0442", "AU-MLA-2026-088")
+    package = send_evidence(au, vn, lambda: timeline(nodes), mla, "AU-MLA-2026-088")
     _step(
         au,
         mla,

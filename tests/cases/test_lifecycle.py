@@ -237,6 +237,10 @@ def test_confidential_requests_are_hidden_from_plain_officers(two_sides: tuple[S
     assert case_id not in [c["id"] for c in au.plain.get("/api/v1/cases").json()]
     assert case_id in [c["id"] for c in au.ca.get("/api/v1/cases").json()]
     assert au.ca.get(f"/api/v1/cases/{case_id}").status_code == 200
+    # Nor through the federation's record of the conversation that carried it.
+    conversation = f"/api/v1/federation/conversations/{rid}/events"
+    assert au.plain.get(conversation).status_code == 404
+    assert [e["kind"] for e in au.ca.get(conversation).json()] == ["received"]
     act(au.ca, rid, "acknowledge", reference="AU-1")
     events = au.ca.get(f"/api/v1/requests/{rid}/timeline").json()
     assert all(e["detail"]["use_limitation"] == "Only for case VN-117" for e in events)
@@ -298,3 +302,52 @@ def test_conditions_on_spontaneous_information_bind_the_receiver(two_sides: tupl
     act(au.ca, rid, "acknowledge", reference="AU-INFO-1")
     events = au.ca.get(f"/api/v1/requests/{rid}/timeline").json()
     assert all(e["detail"]["use_limitation"] == fields["conditions"] for e in events)
+    # Once received there is nothing to execute: either side concludes it, and both timelines say so.
+    assert "conclude" in au.ca.get(f"/api/v1/requests/{rid}").json()["allowed_actions"]
+    assert act(au.ca, rid, "conclude", note="Passed to the AFP financial unit").status_code == 200
+    au.deliver()
+    assert status(vn, rid) == "closed" and status(au, rid) == "closed"
+
+
+def test_preservation_keeps_running_through_the_path_disclosure_and_a_declined_extension(
+    two_sides: tuple[Side, Side],
+) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    act(au.ca, rid, "acknowledge", reference="AU-PRES-9")
+    until = (date.today() + timedelta(days=90)).isoformat()
+    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    # Art. 43: the traffic data found on the way go out at once; the data stay preserved and tracked.
+    assert "execute" not in au.ca.get(f"/api/v1/requests/{rid}").json()["allowed_actions"]
+    path = "Relayed through mx2.mailhost.example (MailHost GmbH, Frankfurt) on 2 Nov 2026 03:12 UTC"
+    assert act(au.ca, rid, "disclose_path", traffic_data=path).status_code == 200
+    au.deliver()
+    for side in (vn, au):
+        view = side.ca.get(f"/api/v1/requests/{rid}").json()
+        assert (view["status"], view["preserved_until"], view["expiry"]) == ("preserved", until, "ok")
+    disclosed = next(
+        e for e in vn.ca.get(f"/api/v1/requests/{rid}/timeline").json() if e["action"] == "disclose_path"
+    )
+    assert disclosed["side"] == "remote" and disclosed["detail"]["traffic_data"] == path
+
+    # An "extension" to a date before the current end would shorten the preservation: refused.
+    earlier = (date.today() + timedelta(days=70)).isoformat()
+    r = act(vn.officer, rid, "request_extension", until=earlier, reason="MLA request on its way")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "data.until"
+    later = (date.today() + timedelta(days=150)).isoformat()
+    assert (
+        act(vn.officer, rid, "request_extension", until=later, reason="MLA request on its way").status_code
+        == 200
+    )
+    vn.deliver()
+    r = act(au.ca, rid, "grant_extension", preserved_until=earlier)
+    assert r.status_code == 422 and "after the current end" in r.json()["errors"][0]["message"]
+    # Declining is not releasing: the data stay preserved until the date already given.
+    assert (
+        act(au.ca, rid, "decline_extension", reason="Domestic law allows no more than 90 days").status_code
+        == 200
+    )
+    au.deliver()
+    for side in (vn, au):
+        view = side.ca.get(f"/api/v1/requests/{rid}").json()
+        assert (view["status"], view["preserved_until"]) == ("preserved", until)

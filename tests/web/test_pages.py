@@ -112,8 +112,11 @@ def test_request_page_offers_exactly_the_allowed_actions_and_takes_them(two_side
     officer = person(vn.node, "an", "officer")
     text = text_of(officer.get(f"/desk/requests/{rid}").text)
     assert "Acknowledge" in text and "AU-PRES-5521" in text and "Delivered (signed receipt)" in text
-    # The requested side sees the receipt for its own step message too.
-    assert "Message delivered (signed receipt)" in text_of(kate.get(f"/desk/requests/{rid}").text)
+    assert "Receipt accepted and signed for" in text
+    # The requested side sees the receipt for its own step message too, in words, not as a code.
+    text = text_of(kate.get(f"/desk/requests/{rid}").text)
+    assert "Message delivered (signed receipt)" in text and "Receipt accepted and signed for" in text
+    assert "receipt from" not in text and "(accepted)" not in text
 
 
 def test_case_page_merges_every_request_and_custody_event(two_sides: tuple[Side, Side]) -> None:
@@ -195,6 +198,9 @@ def test_wizard_saves_each_step_and_names_the_article_for_what_is_missing(
     assert r.status_code == 303 and r.headers["location"].endswith("/edit/contact")
     review = an.get(f"{base}/review").text
     assert "The draft cannot be submitted yet. Still missing:" in text_of(review)
+    # Each gap by the name the officer sees on the form, not the field's internal path.
+    assert "Offence under investigation : Missing: required by art. 42(2)(b)." in text_of(review)
+    assert "fields.offence" not in text_of(review) and "header.contact_phone" not in text_of(review)
     assert "Submit for approval" not in review
 
 
@@ -380,7 +386,7 @@ def test_intel_collections_show_tlp_badges(node: LiveNode) -> None:
         )
     text = text_of(root.get("/desk/intel/ransom").text)
     assert "Shared with au-24x7, fr-ca as the TLP markings allow" in text
-    assert "TLP:RED never leaves this node." in text and "TLP:AMBER+STRICT goes only to au-24x7." in text
+    assert "TLP:RED never leaves this node. TLP:AMBER+STRICT goes only to au-24x7." in text
     nobody = person(node, "eve", "officer")
     assert nobody.get("/desk/intel/ransom").status_code == 404
     assert "No collection is open to you." in nobody.get("/desk/intel").text

@@ -21,7 +21,7 @@ from cyberpact.accounts import service as accounts
 from cyberpact.cases import deadlines, lifecycle, service
 from cyberpact.catalog.service import DraftReport, get_catalog
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.cli import console, err_console, friendly, unit_of_work
+from cyberpact.kit.cli import cli_actor, console, err_console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
 from cyberpact.kit.time import check_timezone
 
@@ -33,7 +33,11 @@ def _actor(session: Session, username: str) -> Actor:
     user = accounts.get_user(session, username)
     if user.disabled:
         raise InvalidInput("That user is disabled", [Problem("--as", username)])
-    return Actor(user_id=user.id, username=user.username, roles=user.roles, source="cli")
+    # The account acts; the audit record's source names who at this machine made it act, since the
+    # command line proves no one's password.
+    return Actor(
+        user_id=user.id, username=user.username, roles=user.roles, source=f"cli:{cli_actor().username[4:]}"
+    )
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -179,6 +179,25 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
         and date.fromisoformat(new_until) <= utcnow().date()
     ):
         problems.append(Problem("data.until", "must be a future date", "invalid"))
+    # An extension lengthens: a date on or before the current end would shorten the preservation under
+    # the name of extending it.
+    extended = data.get("until") if name == "request_extension" else data.get("preserved_until")
+    if (
+        name in ("request_extension", "grant_extension")
+        and isinstance(extended, str)
+        and request.preserved_until is not None
+        and date.fromisoformat(extended) <= request.preserved_until
+    ):
+        field = "data.until" if name == "request_extension" else "data.preserved_until"
+        problems.append(
+            Problem(
+                field,
+                f"art. 42(7): an extension must end after the current end of preservation, "
+                f"{request.preserved_until.isoformat()}",
+                "invalid",
+                "art. 42(7)",
+            )
+        )
     if name == "refuse" and not data.get("grounds"):
         problems.append(
             Problem("data.grounds", "art. 40(21): cite at least one refusal ground", "missing", "art. 40(21)")

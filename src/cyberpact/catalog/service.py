@@ -48,6 +48,14 @@ class Catalog:
         allowed = set(self.type(type_id).grounds)
         return {g.id: g for g in self.head.grounds if g.id in allowed}
 
+    def field_label(self, type_id: str, path: str) -> str | None:
+        """The English label of a problem's field (``fields.x``, ``header.x``), for people to read instead
+        of the path; None when the path names no catalog field."""
+        section, _, name = path.partition(".")
+        rt = self.types.get(type_id)
+        defs = rt.fields if section == "fields" and rt else self.head.header if section == "header" else []
+        return next((f.label for f in defs if f.name == name and f.label), None)
+
     def options(self, f: FieldDef) -> list[str]:
         if f.options_from == "mla_assistance":
             return [c.id for c in self.head.mla_assistance]

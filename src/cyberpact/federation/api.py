@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cyberpact.accounts.api import require_roles
+from cyberpact.cases import service as cases
+from cyberpact.cases.models import Request as RequestRow
 from cyberpact.config import Settings
 from cyberpact.federation import handlers, identity, outbox, peers
 from cyberpact.federation.inbox import Inbox
@@ -168,7 +171,15 @@ def retry(message_id: str, actor: Admin, session: WriteSession) -> OutboxOut:
 
 
 @router.get("/conversations/{conversation_id}/events", response_model=list[EventOut])
-def events(conversation_id: str, _: Sender, session: ReadSession) -> list[EventOut]:
+def events(conversation_id: str, actor: Sender, session: WriteSession) -> list[EventOut]:
+    # A request's conversation carries its steps and references: whoever may not read the request may
+    # not read them here either, and the read is recorded as one of the request.
+    try:
+        request_id = uuid.UUID(conversation_id)
+    except ValueError:
+        request_id = None
+    if request_id is not None and session.get(RequestRow, request_id) is not None:
+        cases.get_request(session, actor, request_id)
     rows = session.scalars(
         select(ConversationEvent)
         .where(ConversationEvent.conversation_id == conversation_id)

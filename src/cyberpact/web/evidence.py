@@ -195,6 +195,13 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
             CustodyLine(e.seq, e.at, e.kind, e.actor, json.loads(e.entry).get("detail") or {})
             for e in custody.events_of(session, str(package.id))
         ]
+        answered = service.request_of(session, package)
+        # A link only to a request the reader may open; otherwise the reference as text.
+        request_link = (
+            (str(answered.id), str(answered.header.get("our_reference") or answered.id))
+            if answered is not None and cases.can_see(viewer.actor, answered)
+            else None
+        )
         sent: list[EvidenceTransfer] = []
         trusted: list[Any] = []
         if package.status == "sealed" and package.origin_package_id is None:  # what "Send to a State" shows
@@ -210,6 +217,7 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
         "transfers": sent,
         "peers": trusted,
         "package": package,
+        "request_link": request_link,
         "files": files,
         "custody": lines,
         "verification": _verification(lines),

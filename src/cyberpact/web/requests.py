@@ -160,6 +160,7 @@ def request_context(
             clock(viewer.locale, viewer.timezone),
         ),
         "packages": packages_for(session, [row]),
+        "label_of": lambda path: catalog.field_label(row.type, path),
         "report": report,
         "editable": row.direction == "outgoing" and row.status in EDITABLE,
         "state": state_info(session, catalog, row),

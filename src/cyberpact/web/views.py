@@ -7,6 +7,7 @@ the viewer may see and records the read); nothing here decides access.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -201,6 +202,9 @@ def _details(catalog: Catalog, action: str, detail: dict[str, Any]) -> tuple[Det
                 out.append(Detail(N_("Ground for refusal"), grounds.get(str(g), str(g)), str(g) in grounds))
             continue
         label = labels.get(key) or DETAIL_LABELS.get(key, key)
+        if key == "receipt" and value in RECEIPT_LABELS:
+            out.append(Detail(label, RECEIPT_LABELS[value], True))
+            continue
         if isinstance(value, str):
             text = value
         elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -210,6 +214,13 @@ def _details(catalog: Catalog, action: str, detail: dict[str, Any]) -> tuple[Det
         out.append(Detail(label, text))
     return tuple(out)
 
+
+# What the peer's signed receipt said, in words: the code itself means nothing to an officer.
+RECEIPT_LABELS: dict[str, str] = {
+    "accepted": N_("accepted and signed for"),
+    "duplicate": N_("accepted: it had arrived before"),
+}
+_RECEIPT_SUMMARY = re.compile(r"receipt from \S+ \((accepted|duplicate)\)")
 
 DETAIL_LABELS: dict[str, str] = {
     "reference": N_("Reference"),
@@ -232,6 +243,15 @@ DETAIL_LABELS: dict[str, str] = {
     "missing": N_("Missing items"),
     "days_left": N_("Days left"),
 }
+
+
+def _message_details(kind: str, summary: str) -> tuple[Detail, ...]:
+    """A federation event's line: a receipt in words (the peer is already named as who), anything else
+    as the federation wrote it."""
+    found = _RECEIPT_SUMMARY.fullmatch(summary) if kind == "delivered" else None
+    if found:
+        return (Detail(N_("Receipt"), RECEIPT_LABELS[found.group(1)], True),)
+    return (Detail(N_("Message"), summary),) if summary else ()
 
 
 def timeline(
@@ -302,7 +322,7 @@ def timeline(
                 side="federation",
                 label=EVENT_LABELS.get(f"msg.{ce.kind}", ce.kind),
                 message_id=ce.message_id,
-                details=(Detail(N_("Message"), ce.summary),) if ce.summary else (),
+                details=_message_details(ce.kind, ce.summary),
                 order=ce.seq,
             )
         )

@@ -234,6 +234,7 @@ def _step_context(
             catalog, field_defs, "fields", fields if fields is not None else row.fields, shown
         ),
         "problems": shown,
+        "label_of": lambda path: catalog.field_label(row.type, path),
         "report": report,
         "state": state_info(session, catalog, row),
         "peers": [p for p in peers.list_peers(session) if p.status == "active"],
