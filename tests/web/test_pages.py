@@ -33,6 +33,10 @@ def test_today_shows_what_needs_me_with_counts_and_links(two_sides: tuple[Side, 
     assert act(vn.officer, eid, "submit").status_code == 200
     vn.deliver()
     kate = person(au.node, "kate", "central_authority", "officer", "supervisor")
+    # A new request waits for its acknowledgement before anything is overdue.
+    page = kate.get("/desk").text
+    assert re.search(r"Received: to acknowledge 1\b", text_of(page)), text_of(page)
+    assert f'href="/desk/requests/{rid}"' in page
     with au.node.db.transaction() as session:
         session.execute(update(RequestRow).values(due_at=utcnow() - timedelta(hours=1)))
     page = kate.get("/desk").text
@@ -45,6 +49,15 @@ def test_today_shows_what_needs_me_with_counts_and_links(two_sides: tuple[Side, 
     assert re.search(r"Waiting for your approval 1\b", text_of(page))
     assert f'href="/desk/requests/{eid}"' in page
     assert re.search(r"Emergency requests 1\b", text_of(page))
+
+    # Australia asks a question: on Viet Nam's desk the request waits for our answer.
+    assert act(au.ca, rid, "acknowledge", reference="AU-1").status_code == 200
+    assert act(au.ca, rid, "request_info", questions="Which account exactly?").status_code == 200
+    au.deliver()
+    an = person(vn.node, "an", "officer")
+    page = an.get("/desk").text
+    assert re.search(r"The other State waits for our answer 1\b", text_of(page)), text_of(page)
+    assert f'href="/desk/requests/{rid}"' in page
 
     with vn.node.db.transaction() as session:
         session.execute(update(OutboxMessage).values(status="dead"))

@@ -116,6 +116,28 @@ def today_view(session: Session, catalog: Catalog, viewer: Viewer) -> Today:
                 RequestRow.created_at.desc(),
                 "/desk/inbox?emergency=1",
             ),
+            # What a duty officer answers first: a new request waiting for its acknowledgement (24 hours
+            # for a preservation), before it turns overdue.
+            _section(
+                session,
+                catalog,
+                "to_acknowledge",
+                base.where(RequestRow.direction == "incoming", RequestRow.status == "received"),
+                RequestRow.due_at,
+                "/desk/inbox?status=received&sort=due&order=asc",
+            ),
+            # The other State asked us something and waits: nothing moves until we answer.
+            _section(
+                session,
+                catalog,
+                "questions",
+                base.where(
+                    RequestRow.direction == "outgoing",
+                    RequestRow.status.in_(("info_requested", "consultation")),
+                ),
+                RequestRow.updated_at,
+                "/desk/outbox?status=info_requested",
+            ),
             _section(
                 session,
                 catalog,

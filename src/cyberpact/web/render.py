@@ -68,6 +68,8 @@ ERROR_HINTS: Mapping[str, str] = {
 
 SECTION_TITLES: Mapping[str, str] = {
     "emergency": N_("Emergency requests"),
+    "to_acknowledge": N_("Received: to acknowledge"),
+    "questions": N_("The other State waits for our answer"),
     "expiring": N_("Preservations ending within 14 days"),
     "overdue": N_("Overdue requests"),
     "approvals": N_("Waiting for your approval"),
