@@ -192,3 +192,27 @@ def test_an_emergency_disclosure_is_an_emergency_by_its_type(two_sides: tuple[Si
     assert r.status_code == 201, r.text
     assert r.json()["request"]["emergency"] is True
     assert draft(vn).json()["request"]["emergency"] is False
+
+
+def test_an_approval_is_of_the_version_the_supervisor_read(two_sides: tuple[Side, Side]) -> None:
+    # Read at version 1, returned by someone else, rewritten and resubmitted as version 2 while the first
+    # page stayed open: approving from that page would approve words the supervisor never saw.
+    vn, _ = two_sides
+    rid = draft(vn).json()["request"]["id"]
+    act(vn.officer, rid, "submit")
+    read = vn.supervisor.get(f"/api/v1/requests/{rid}").json()["version"]
+    assert act(vn.supervisor2, rid, "return", comments="Name the legal entity.").status_code == 200
+    body = {
+        "counterpart": "au-24x7",
+        "header": HEADER,
+        "version": read,
+        "fields": {**PRESERVATION, "offence": "Other"},
+    }
+    assert vn.officer.put(f"/api/v1/requests/{rid}", json=body).status_code == 200
+    assert act(vn.officer, rid, "submit").status_code == 200
+    stale = vn.supervisor.post(f"/api/v1/requests/{rid}/actions/approve", json={"data": {}, "version": read})
+    assert stale.status_code == 409 and "edited since you read it" in stale.json()["detail"]
+    assert _count(vn, OutboxMessage) == 0
+    now = vn.supervisor.get(f"/api/v1/requests/{rid}").json()["version"]
+    r = vn.supervisor.post(f"/api/v1/requests/{rid}/actions/approve", json={"data": {}, "version": now})
+    assert r.status_code == 200 and r.json()["status"] == "sent"

@@ -351,3 +351,23 @@ def test_preservation_keeps_running_through_the_path_disclosure_and_a_declined_e
     for side in (vn, au):
         view = side.ca.get(f"/api/v1/requests/{rid}").json()
         assert (view["status"], view["preserved_until"]) == ("preserved", until)
+
+
+def test_the_clock_waits_while_the_requesting_side_owes_answers(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = draft(vn, type_="stored_data", fields=MLA_FIELDS).json()["request"]["id"]
+    act(vn.officer, rid, "submit")
+    act(vn.supervisor, rid, "approve")
+    vn.deliver()
+    act(au.ca, rid, "acknowledge", reference="AU-MLA-10")
+    assert au.ca.get(f"/api/v1/requests/{rid}").json()["due_at"] is not None
+    assert act(au.ca, rid, "request_info", questions="Which court issued the order?").status_code == 200
+    au.deliver()
+    for side in (vn, au):
+        view = side.ca.get(f"/api/v1/requests/{rid}").json()
+        assert (view["status"], view["due_at"], view["overdue"]) == ("info_requested", None, False)
+    # If the answers never come, the requested side can still close the matter with a ground.
+    assert "refuse" in au.ca.get(f"/api/v1/requests/{rid}").json()["allowed_actions"]
+    act(vn.officer, rid, "provide_info", answers="The Hanoi People's Court, order 12/2026")
+    vn.deliver()
+    assert au.ca.get(f"/api/v1/requests/{rid}").json()["due_at"] is not None, "the answers restart it"

@@ -221,7 +221,7 @@ def take_action(
     """Move the request along its life cycle; 409 lists the actions allowed instead."""
     catalog = catalog_of(request)
     row = service.get_request(session, actor, request_id, purpose=action)
-    lifecycle.act(session, actor, catalog, row, action, body.data)
+    lifecycle.act(session, actor, catalog, row, action, body.data, expected_version=body.version)
     outbox.wake_workers(request.app)
     return request_out(catalog, row, actor)
 

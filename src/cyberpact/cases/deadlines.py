@@ -62,6 +62,10 @@ def after_transition(
             if x
         ]
         request.due_at = min(candidates) if candidates else None
+    elif action == "request_info" and request.status == "info_requested":
+        # The clock waits for the answers: the requested side cannot be late while the requesting side
+        # owes it information, and the answers start it again.
+        request.due_at = None
     elif action == "postpone" and request.status == "postponed":
         # Execution is due again when the postponement ends: a request nobody is reminded of is lost.
         try:

@@ -90,9 +90,24 @@ def _digest(request: Request) -> str:
 
 
 def act(
-    session: Session, actor: Actor, catalog: Catalog, request: Request, name: str, data: dict[str, Any]
+    session: Session,
+    actor: Actor,
+    catalog: Catalog,
+    request: Request,
+    name: str,
+    data: dict[str, Any],
+    *,
+    expected_version: int | None = None,
 ) -> Request:
-    """Take action ``name`` on this side; refuse with the actions that are allowed instead."""
+    """Take action ``name`` on this side; refuse with the actions that are allowed instead.
+
+    ``expected_version`` is the version the person read: an approval must be of the words the supervisor
+    saw, not of a text returned, edited and resubmitted while their page was open."""
+    if expected_version is not None and expected_version != request.version:
+        raise Conflict(
+            f"The request was edited since you read it (you read version {expected_version}, it is now "
+            f"version {request.version}); read it again"
+        )
     rt = catalog.type(request.type)
     action = catalog.lifecycle.actions.get(name)
     if action is None or name not in rt.actions:

@@ -102,6 +102,9 @@ class DraftOut(BaseModel):
 
 class ActionIn(Strict):
     data: dict[str, Any] = Field(default_factory=dict)
+    version: int | None = Field(
+        None, ge=1, description="the version of the request you read; 409 if it has been edited since"
+    )
 
 
 class EventOut(BaseModel):

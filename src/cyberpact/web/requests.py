@@ -202,7 +202,16 @@ def take_action(
     try:
         with get_database(request).transaction() as session:
             row = cases.get_request(session, viewer.actor, rid, purpose=name)
-            lifecycle.act(session, viewer.actor, catalog, row, name, data)
+            read = form.get("version")
+            lifecycle.act(
+                session,
+                viewer.actor,
+                catalog,
+                row,
+                name,
+                data,
+                expected_version=int(read) if read.isdigit() else None,
+            )
     except InvalidInput as exc:
         # Rolled back whole: the page comes again with each problem beside its control.
         return render_request(request, viewer, rid, failed=(name, exc.problems, data), status=422)
