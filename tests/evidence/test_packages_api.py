@@ -275,6 +275,11 @@ def test_evidence_under_a_confidential_request_is_as_confidential_as_the_request
     assert admin.get("/api/v1/evidence/packages").status_code == 403
     assert admin.get(base).status_code == 403
     # A request id must name a request of this node the person may see.
+    # Written in any spelling, kept in the one the request's pages look it up by.
+    r = channel.post(
+        "/api/v1/evidence/packages", json={"case_ref": "C", "title": "t", "request_ref": rid.upper()}
+    )
+    assert r.status_code == 201 and r.json()["request_ref"] == rid
     r = plain.post("/api/v1/evidence/packages", json={"case_ref": "C", "title": "t", "request_ref": rid})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "request_ref"
     unknown = "0b5a6c1e-1111-4222-8333-944455556666"

@@ -104,7 +104,7 @@ def create_package(
     description: str | None = None,
     use_conditions: UseConditions | None = None,
 ) -> EvidencePackage:
-    _check_request_ref(session, actor, request_ref)
+    request_ref = _checked_request_ref(session, actor, request_ref)
     kek = current_kek(session, ctx.keys)
     pid = uuid.uuid4()
     package = EvidencePackage(
@@ -177,18 +177,20 @@ def request_of_ref(session: Session, request_ref: Any) -> Request | None:
     return session.get(Request, rid)
 
 
-def _check_request_ref(session: Session, actor: Actor, request_ref: str | None) -> None:
+def _checked_request_ref(session: Session, actor: Actor, request_ref: str | None) -> str | None:
     """A package filed under a request's id shows on that request, on both sides: the id must name a
-    request of this node the person may see. Any other text is a reference kept as it is."""
+    request of this node the person may see, and is kept in its one canonical spelling. Any other text is
+    a reference kept as it is."""
     try:
         rid = uuid.UUID(request_ref or "")
     except ValueError:
-        return
+        return request_ref
     request = session.get(Request, rid)
     if request is None or not (_operator(actor) or cases.can_see(actor, request)):
         raise InvalidInput(
             "Unknown request", [Problem("request_ref", f"no request {rid} on this node that you may see")]
         )
+    return str(rid)
 
 
 def _operator(actor: Actor) -> bool:
