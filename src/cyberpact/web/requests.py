@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,6 +31,7 @@ from cyberpact.federation import outbox
 from cyberpact.kit.errors import InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.kit.i18n import LANGUAGES, translator
+from cyberpact.kit.time import utcnow
 from cyberpact.web import forms
 from cyberpact.web.render import CASE_ROLES, catalog_of, clock, page
 from cyberpact.web.security import DOCUMENT_CSP, CheckedForm, CurrentViewer, DeskRoute, Viewer, require
@@ -118,6 +120,10 @@ def action_forms(
         values: dict[str, Any] = {}
         if failed is not None and failed[0] == name:
             problems, values = failed[1], failed[2]
+        elif name == "preserve" and rt.deadlines.default_preservation_days:
+            # The usual period already filled in (the officer may shorten it to the 60-day minimum).
+            days = rt.deadlines.default_preservation_days
+            values = {"preserved_until": (utcnow().date() + timedelta(days=days)).isoformat()}
         out.append(
             ActionForm(
                 name,
