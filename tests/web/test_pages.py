@@ -116,7 +116,7 @@ def test_request_page_offers_exactly_the_allowed_actions_and_takes_them(two_side
     }  # fmt: skip
     # The usual 90 days are filled in for the officer confirming preservation.
     usual = (date.today() + timedelta(days=90)).isoformat()
-    assert re.search(rf'name="data\.preserved_until"[^>]*value="{usual}"', page), "preserve form not prefilled"
+    assert re.search(rf'name="data\.preserved_until"[^>]*value="{usual}"', page), "not prefilled"
     until = (date.today() + timedelta(days=10)).isoformat()
     r = kate.post(f"/desk/requests/{rid}/actions/preserve", {"data.preserved_until": until})
     assert r.status_code == 422
