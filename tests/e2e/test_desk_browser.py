@@ -64,7 +64,12 @@ def sign_in_and_enrol(page: Any, node: LiveNode, username: str) -> Totp:
     totp = Totp(page.locator("#totp-secret").inner_text())
     page.get_by_label("Six-digit code").fill(totp.code())
     page.get_by_role("button", name="Confirm").click()
-    assert page.locator("#recovery-codes li").count() == 10
+    from playwright.sync_api import (
+        expect,
+    )  # imported here: conftest turns a missing Playwright into a clear failure
+
+    # Waits for the answer page: on a loaded machine the click returns before it has rendered.
+    expect(page.locator("#recovery-codes li")).to_have_count(10, timeout=15_000)
     page.get_by_role("link", name="Continue to the desk").click()
     page.wait_for_url(re.compile(r".*/desk$"))
     return totp
