@@ -4,31 +4,23 @@ the edge (API clients, CLI, web)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
 from cyberpact.cases.models import Request
 from cyberpact.catalog.service import Catalog
 from cyberpact.kit import jobs
-from cyberpact.kit.time import utcnow
+from cyberpact.kit.time import end_of_day, utcnow
 
 REMINDER = "cases.preservation_reminder"
 CLOSED = ("executed", "refused", "released", "closed", "withdrawn")
 
 
-def end_of_day(day: date, zone: Any = None) -> datetime:
-    """The last minute of ``day`` on the clock of ``zone`` (an IANA name), as a UTC time. A date someone
-    writes is a date where they are: 10 March in Hanoi ends seven hours before 10 March ends in UTC."""
-    tz: tzinfo = UTC
-    if isinstance(zone, str) and zone:
-        try:
-            tz = ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            tz = UTC
-    return datetime.combine(day, time(23, 59), tzinfo=tz).astimezone(UTC)
+def _end_of(day: date, zone: object = None) -> datetime:
+    # Deadlines are read as 23:59 of the day, on the writer's clock.
+    return end_of_day(day, zone, time(23, 59)).astimezone(UTC)
 
 
 def _deadline_from_header(request: Request) -> datetime | None:
@@ -40,7 +32,7 @@ def _deadline_from_header(request: Request) -> datetime | None:
     except ValueError:
         return None
     # The requesting authority set it, on its contact's clock (the header names that zone).
-    return end_of_day(day, request.header.get("contact_timezone"))
+    return _end_of(day, request.header.get("contact_timezone"))
 
 
 def after_transition(
@@ -69,7 +61,7 @@ def after_transition(
     elif action == "postpone" and request.status == "postponed":
         # Execution is due again when the postponement ends: a request nobody is reminded of is lost.
         try:
-            request.due_at = end_of_day(date.fromisoformat(str((data or {}).get("until"))))
+            request.due_at = _end_of(date.fromisoformat(str((data or {}).get("until"))))
         except ValueError:
             request.due_at = None
     if action in ("preserve", "grant_extension") and request.preserved_until is not None:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import threading
 import time
@@ -120,6 +121,20 @@ def enqueue(
         detail={"recipient": recipient, "type": message_type, "conversation": row.conversation_id},
     )
     return row
+
+
+_RECEIPT_SUMMARY = re.compile(r"receipt from \S+ \((accepted|duplicate)\)")
+
+
+def receipt_summary(recipient: str, status: str) -> str:
+    """The timeline line of a delivered message; :func:`receipt_status` reads it back."""
+    return f"receipt from {recipient} ({status})"
+
+
+def receipt_status(summary: str) -> str | None:
+    """What a delivered message's receipt said (accepted, duplicate), from its timeline line."""
+    found = _RECEIPT_SUMMARY.fullmatch(summary)
+    return found.group(1) if found else None
 
 
 def wake_workers(app: Any) -> None:
@@ -676,7 +691,7 @@ class OutboxWorker:
             # The receipt names the envelope that arrived first, which a crash may have kept us from
             # recording; the receiver hands it back, and we keep it only if it is provably ours.
             proof = self._original(item, receipt, row, own_keys) or ({} if row.envelope else proof)
-        note("delivered", f"receipt from {recipient} ({status})")
+        note("delivered", receipt_summary(recipient, status))
         return (
             "delivered",
             {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cyberpact.kit.errors import InvalidInput, Problem
@@ -27,6 +27,18 @@ def parse_rfc3339(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"time without a zone offset: {text!r}")
     return value.astimezone(UTC)
+
+
+def end_of_day(day: date, zone: object = None, last: time = time(23, 59, 59)) -> datetime:
+    """The ``last`` moment of ``day`` on the clock of ``zone`` (an IANA name; UTC if none or unknown). A date
+    someone writes is a date where they are: 10 March in Hanoi ends seven hours before it ends in UTC."""
+    tz: tzinfo = UTC
+    if isinstance(zone, str) and zone:
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            tz = UTC
+    return datetime.combine(day, last, tzinfo=tz)
 
 
 _ZONES: frozenset[str] | None = None

@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -36,6 +36,7 @@ from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.federation import outbox, peers
 from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
+from cyberpact.kit.time import end_of_day
 from cyberpact.web.render import page
 from cyberpact.web.requests import parse_id
 from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, HeaderChecked, Viewer, require
@@ -99,7 +100,7 @@ def _use_conditions(values: dict[str, str], tz: str) -> UseConditions | list[Pro
     until: datetime | None = None
     if values["use.until"]:
         try:
-            until = datetime.combine(date.fromisoformat(values["use.until"]), time(23, 59, 59), ZoneInfo(tz))
+            until = end_of_day(date.fromisoformat(values["use.until"]), tz)
         except ValueError:
             return [Problem("use.until", "a date, as YYYY-MM-DD", "invalid")]
     try:

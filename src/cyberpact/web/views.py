@@ -7,7 +7,6 @@ the viewer may see and records the read); nothing here decides access.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from cyberpact.cases.models import Case, RequestEvent
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.catalog.service import Catalog
 from cyberpact.evidence.models import CustodyEvent, EvidencePackage
+from cyberpact.federation import outbox
 from cyberpact.federation.models import ConversationEvent
 from cyberpact.kit.i18n import N_, Translator
 
@@ -220,7 +220,6 @@ RECEIPT_LABELS: dict[str, str] = {
     "accepted": N_("accepted and signed for"),
     "duplicate": N_("accepted: it had arrived before"),
 }
-_RECEIPT_SUMMARY = re.compile(r"receipt from \S+ \((accepted|duplicate)\)")
 
 DETAIL_LABELS: dict[str, str] = {
     "reference": N_("Reference"),
@@ -248,9 +247,9 @@ DETAIL_LABELS: dict[str, str] = {
 def _message_details(kind: str, summary: str) -> tuple[Detail, ...]:
     """A federation event's line: a receipt in words (the peer is already named as who), anything else
     as the federation wrote it."""
-    found = _RECEIPT_SUMMARY.fullmatch(summary) if kind == "delivered" else None
-    if found:
-        return (Detail(N_("Receipt"), RECEIPT_LABELS[found.group(1)], True),)
+    status = outbox.receipt_status(summary) if kind == "delivered" else None
+    if status is not None:
+        return (Detail(N_("Receipt"), RECEIPT_LABELS[status], True),)
     return (Detail(N_("Message"), summary),) if summary else ()
 
 
