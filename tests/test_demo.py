@@ -34,6 +34,10 @@ def test_demo_runs_three_nodes_that_exchange_receipted_messages(tmp_path: Path) 
     # The story, on both sides of every exchange.
     assert seen("vn-24x7", "preserve", "acknowledged → preserved")
     assert seen("au-24x7", "preserve", "acknowledged → preserved")
+    # Art. 42: the MLA request that follows holds the preservation on both sides until it is decided.
+    assert seen("au-24x7", "held", "preserved") and seen("vn-24x7", "held", "preserved")
+    assert seen("au-24x7", "hold_ended", "preserved")
+    assert seen("vn-24x7", "release", "preserved → released")
     assert seen("au-24x7", "request_info", "acknowledged → info_requested")
     assert seen("vn-24x7", "execute", "in_execution → executed")
     assert seen("pl-ca", "consult", "acknowledged → consultation")

@@ -1,7 +1,8 @@
 """The demo's story: Viet Nam's 24/7 point asks Australia to preserve a cloud account's data (art. 42);
 Australia acknowledges and preserves; Viet Nam's central authority follows with an MLA request for
-disclosure (art. 44); Australia asks for more information, then executes, sending the produced data as
-sealed electronic evidence. In a separate case Poland consults, then refuses citing a ground. Last, Viet Nam
+disclosure (art. 44), which holds the preservation until it is decided; Australia asks for more
+information, then executes, sending the produced data as sealed electronic evidence, and releases the
+preserved data. In a separate case Poland consults, then refuses citing a ground. Last, Viet Nam
 shares the ransomware's indicators with Australia under TLP (``demo_sharing``). Every step is a signed
 message the other side checks again."""
 
@@ -150,6 +151,10 @@ def run_story(nodes: list[Any], wait: Wait, timeline: Callable[[list[Any]], int]
         evidence_refs=[package],
     )
     wait(nodes, vn, mla, ("executed",))
+    # The preservation was held while the MLA request waited for its decision (art. 42); decided, the
+    # data it kept can go.
+    _step(au, rid, "release", reason="Produced under the MLA request AU-MLA-2026-088.")
+    wait(nodes, vn, rid, ("released",))
 
     console.rule("3. A separate case: Poland consults, then refuses citing a ground")
     pl_rid = _send(

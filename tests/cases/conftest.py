@@ -114,3 +114,24 @@ def sent_preservation(vn: Side, au: Side) -> str:
     assert act(vn.supervisor, rid, "approve").status_code == 200
     assert vn.deliver() == 1
     return str(rid)
+
+
+def sent_follow_up(vn: Side, ticket: str) -> tuple[str, list[str]]:
+    """An MLA request for the stored data citing a preservation's ``ticket``, delivered to AU; with the
+    codes of the draft check's warnings."""
+    header = {**HEADER, "request_kind": "follow_up_to_preservation", "related_ticket": ticket}
+    fields = {
+        "subject_matter": "Criminal investigation of a ransomware group attacking hospitals in Hanoi",
+        "facts_summary": "Hospital systems in Hanoi were encrypted on 2 Nov 2026.",
+        "assistance_sought": "Produce the preserved data with a certificate of authenticity.",
+        "data_sought": "All stored content and logs of the account minh.tran.88@cloudmail.example",
+        "purpose": "Identify the operators and use the data as evidence at trial.",
+    }
+    r = draft(vn, type_="stored_data", header=header, fields=fields)
+    assert r.status_code == 201, r.text
+    mla = str(r.json()["request"]["id"])
+    warned = [w["code"] for w in r.json()["check"]["warnings"]]
+    assert act(vn.officer, mla, "submit").status_code == 200
+    assert act(vn.supervisor, mla, "approve").status_code == 200
+    assert vn.deliver() == 1
+    return mla, warned

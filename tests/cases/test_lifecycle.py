@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 
+from cyberpact.cases.models import Request
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.jobs import Job, JobWorker
 
-from .conftest import HEADER, Side, act, draft, sent_preservation
+from .conftest import HEADER, Side, act, draft, sent_follow_up, sent_preservation
 
 
 def status(side: Side, rid: str) -> str:
@@ -371,3 +373,69 @@ def test_the_clock_waits_while_the_requesting_side_owes_answers(two_sides: tuple
     act(vn.officer, rid, "provide_info", answers="The Hanoi People's Court, order 12/2026")
     vn.deliver()
     assert au.ca.get(f"/api/v1/requests/{rid}").json()["due_at"] is not None, "the answers restart it"
+
+
+def _pending_reminders(side: Side, rid: str) -> list[int]:
+    with side.node.db.transaction(read_only=True) as s:
+        jobs = s.scalars(select(Job).where(Job.status == "pending")).all()
+    return sorted(j.payload["days_before"] for j in jobs if j.payload.get("request_id") == rid)
+
+
+def test_a_preservation_is_held_until_its_follow_up_request_is_decided(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    act(au.ca, rid, "acknowledge", reference="AU-PRES-77")
+    until = (date.today() + timedelta(days=60)).isoformat()
+    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    au.deliver()
+    assert _pending_reminders(au, rid) == [0, 2, 7, 14] == _pending_reminders(vn, rid)
+
+    # Art. 42: once the MLA request that follows arrives, the data stay preserved until it is decided.
+    # It cites the ticket the requested side gave in its acknowledgement.
+    mla, warned = sent_follow_up(vn, "AU-PRES-77")
+    assert "preservation_unknown" not in warned
+    for side in (au, vn):
+        view = side.ca.get(f"/api/v1/requests/{rid}").json()
+        assert (view["held_by"], view["expiry"], view["preserved_until"]) == (mla, "held", until)
+        assert _pending_reminders(side, rid) == [], "a held preservation does not run out"
+        assert "held" in actions_on(side, rid)
+    assert "release" not in au.ca.get(f"/api/v1/requests/{rid}").json()["allowed_actions"]
+    r = act(au.ca, rid, "release", reason="Period over")
+    assert r.status_code == 409 and "Art. 42" in r.json()["detail"]
+    assert status(au, rid) == "preserved"
+    # Even past its date it is not "expired", and the Today page does not list it as ending.
+    with au.node.db.transaction() as s:
+        s.get_one(Request, uuid.UUID(rid)).preserved_until = date.today() - timedelta(days=1)
+    assert au.ca.get(f"/api/v1/requests/{rid}").json()["expiry"] == "held"
+
+    # Decided (here withdrawn by the requesting side): the period runs again on both sides, and since it
+    # has passed on the requested side meanwhile, the reminder that it ends comes at once.
+    assert act(vn.officer, mla, "withdraw", reason="The suspect was identified otherwise").status_code == 200
+    vn.deliver()
+    assert status(au, mla) == "withdrawn"
+    for side in (au, vn):
+        view = side.ca.get(f"/api/v1/requests/{rid}").json()
+        assert view["held_by"] is None and "hold_ended" in actions_on(side, rid)
+    assert au.ca.get(f"/api/v1/requests/{rid}").json()["expiry"] == "expired"
+    assert _pending_reminders(au, rid) == [0]
+    assert _pending_reminders(vn, rid) == [0, 2, 7, 14]
+    assert JobWorker(au.node.db).run_once() == 1
+    assert actions_on(au, rid)[-1] == "expires_today"
+    assert act(au.ca, rid, "release", reason="Period over").status_code == 200
+
+
+def test_a_follow_up_citing_an_unknown_preservation_says_so_and_holds_nothing(
+    two_sides: tuple[Side, Side],
+) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    act(au.ca, rid, "acknowledge", reference="AU-PRES-78")
+    act(au.ca, rid, "preserve", preserved_until=(date.today() + timedelta(days=60)).isoformat())
+    au.deliver()
+    mla, warned = sent_follow_up(vn, "AU-PRES-7")  # a typing slip
+    assert "preservation_unknown" in warned, "the drafter is told before sending"
+    assert au.ca.get(f"/api/v1/requests/{rid}").json()["expiry"] == "ok"
+    assert _pending_reminders(au, rid) == [0, 2, 7, 14]
+    events = au.ca.get(f"/api/v1/requests/{mla}/timeline").json()
+    missing = [e for e in events if e["action"] == "preservation_not_found"]
+    assert len(missing) == 1 and missing[0]["detail"]["reference"] == "AU-PRES-7"

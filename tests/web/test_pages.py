@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select, update
 
-from cases.conftest import HEADER, PRESERVATION, Side, act, draft, sent_preservation
+from cases.conftest import HEADER, PRESERVATION, Side, act, draft, sent_follow_up, sent_preservation
 from conftest import LiveNode
 from cyberpact.accounts.models import User
 from cyberpact.cases.models import Request as RequestRow
@@ -65,6 +65,32 @@ def test_today_shows_what_needs_me_with_counts_and_links(two_sides: tuple[Side, 
     text = text_of(admin.get("/desk").text)
     assert re.search(r"Requests with undelivered messages 1\b", text)
     assert "0 being retried, 1 given up." in text
+
+
+def test_a_held_preservation_links_its_follow_up_and_is_not_listed_as_ending(
+    two_sides: tuple[Side, Side],
+) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    act(au.ca, rid, "acknowledge", reference="AU-PRES-31")
+    act(au.ca, rid, "preserve", preserved_until=(date.today() + timedelta(days=60)).isoformat())
+    with au.node.db.transaction() as session:  # ends within days: Today lists it as ending
+        session.execute(update(RequestRow).values(preserved_until=date.today() + timedelta(days=3)))
+    kate = person(au.node, "kate", "central_authority", "officer")
+    ending = re.compile(r"Preservations ending within 14 days 1\b")
+    assert ending.search(text_of(kate.get("/desk").text))
+    release = f'action="/desk/requests/{rid}/actions/release"'
+    assert release in kate.get(f"/desk/requests/{rid}").text
+
+    mla, _ = sent_follow_up(vn, "AU-PRES-31")
+    assert not ending.search(text_of(kate.get("/desk").text))
+    page = kate.get(f"/desk/requests/{rid}").text
+    assert "Held for the follow-up request" in text_of(page)
+    assert f'href="/desk/requests/{mla}"' in page
+    assert release not in page, "the data must stay preserved: no release is offered"
+    page = kate.get(f"/desk/requests/{mla}").text
+    assert "Preserved data held for this request" in text_of(page)
+    assert f'href="/desk/requests/{rid}"' in page
 
 
 def test_inbox_and_outbox_filter_sort_and_page(two_sides: tuple[Side, Side]) -> None:

@@ -74,6 +74,11 @@ def test_figures(db: Database) -> None:
         _event(session, late, "close", T0 + timedelta(days=40))  # after the period ran out
         running = _request(session, case)
         _event(session, running, "preserve", T0, preserved_until="2027-01-01")
+        # The MLA request arrived within the period and held the data; released long after: met.
+        held = _request(session, case)
+        _event(session, held, "preserve", T0, preserved_until="2026-10-01")
+        _event(session, held, "held", T0 + timedelta(days=15))
+        _event(session, held, "release", T0 + timedelta(days=60))
     with db.transaction() as session:
         f = reports.figures(session, OFFICER, today=date(2026, 11, 15))
         everything = reports.figures(session, CA, today=date(2026, 11, 15))
@@ -84,7 +89,7 @@ def test_figures(db: Database) -> None:
     assert ack == {("AU", "outgoing"): (3, 3), ("PL", "outgoing"): (5, 1), ("PL", "incoming"): (2, 1)}
     assert [(m.country, m.median_hours) for m in f.execute] == [("PL", 240)]
     sept = next(p for p in f.preservations if p.month == "2026-09")
-    assert (sept.met, sept.expired, sept.running) == (1, 2, 1)
+    assert (sept.met, sept.expired, sept.running) == (2, 2, 1)
     assert ("DE", "incoming") in {(m.country, m.direction) for m in everything.acknowledge}
 
 

@@ -66,6 +66,7 @@ def request_out(catalog: Catalog, row: RequestRow, actor: Actor | None = None) -
         due_at=row.due_at,
         overdue=deadlines.is_overdue(row),
         preserved_until=row.preserved_until,
+        held_by=row.held_by,
         expiry=deadlines.expiry_state(row),
         sent_at=row.sent_at,
         created_at=row.created_at,

@@ -7,9 +7,10 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cyberpact.cases.models import Request
+from cyberpact.cases.models import Request, RequestEvent
 from cyberpact.catalog.service import Catalog
 from cyberpact.kit import jobs
 from cyberpact.kit.time import end_of_day, utcnow
@@ -66,13 +67,17 @@ def after_transition(
             request.due_at = None
     if action in ("preserve", "grant_extension") and request.preserved_until is not None:
         request.due_at = None
-        schedule_reminders(session, request, d.reminder_days)
+        if request.held_by is None:
+            schedule_reminders(session, request, d.reminder_days)
     if request.status in CLOSED:
         request.due_at = None
         jobs.cancel(session, f"preserve:{request.id}:")
+        end_holds(session, catalog, request)
 
 
-def schedule_reminders(session: Session, request: Request, days: list[int]) -> None:
+def schedule_reminders(session: Session, request: Request, days: list[int], round_: str = "") -> None:
+    """Reminders before the preservation ends; ``round_`` tells apart a second schedule for the same date
+    (after a hold), since a job's key is used once."""
     assert request.preserved_until is not None
     jobs.cancel(session, f"preserve:{request.id}:")
     until = request.preserved_until
@@ -86,7 +91,7 @@ def schedule_reminders(session: Session, request: Request, days: list[int]) -> N
             REMINDER,
             max(run_at, utcnow()),
             {"request_id": str(request.id), "until": until.isoformat(), "days_before": before},
-            key=f"preserve:{request.id}:{until.isoformat()}:{before}",
+            key=f"preserve:{request.id}:{until.isoformat()}:{before}{round_}",
         )
 
 
@@ -95,7 +100,7 @@ def _remind(session: Session, payload: dict[str, Any]) -> None:
     from cyberpact.cases.service import event
 
     request = session.get(Request, uuid.UUID(payload["request_id"]))
-    if request is None or request.preserved_until is None:
+    if request is None or request.preserved_until is None or request.held_by is not None:
         return
     if request.preserved_until.isoformat() != payload["until"] or request.status in CLOSED:
         return  # extended or released since: this reminder is stale
@@ -113,9 +118,11 @@ def _remind(session: Session, payload: dict[str, Any]) -> None:
 
 
 def expiry_state(request: Request, today: date | None = None) -> str | None:
-    """ok, expiring (within 14 days), expires_today or expired; None when nothing is preserved."""
+    """held, ok, expiring (within 14 days), expires_today or expired; None when nothing is preserved."""
     if request.preserved_until is None or request.status not in ("preserved", "extension_requested"):
         return None
+    if request.held_by is not None:
+        return "held"
     left = (request.preserved_until - (today or utcnow().date())).days
     if left < 0:
         return "expired"
@@ -126,3 +133,111 @@ def expiry_state(request: Request, today: date | None = None) -> str | None:
 
 def is_overdue(request: Request, now: datetime | None = None) -> bool:
     return request.due_at is not None and request.due_at < (now or utcnow()) and request.status not in CLOSED
+
+
+# --- art. 42: preserved until the follow-up request is decided ------------------------------------------
+
+
+def cited_tickets(header: dict[str, Any], fields: dict[str, Any]) -> set[str]:
+    """The references of an earlier preservation a request says it follows (header and fields)."""
+    found = {fields.get("preservation_reference")}
+    if header.get("request_kind") == "follow_up_to_preservation":
+        found.add(header.get("related_ticket"))
+    return {t.strip() for t in found if isinstance(t, str) and t.strip()}
+
+
+def _tickets_of(session: Session, preservation: Request) -> set[str]:
+    """Every name the two sides may know a preservation by: its id, each side's reference, and the
+    ticket the requested side gave in its acknowledgement."""
+    names = {str(preservation.id), preservation.remote_reference, preservation.header.get("our_reference")}
+    if preservation.direction == "incoming":
+        names.update(
+            e.get("reference")
+            for e in session.scalars(
+                select(RequestEvent.detail).where(
+                    RequestEvent.request_id == preservation.id, RequestEvent.action == "acknowledge"
+                )
+            )
+        )
+    return {n.strip() for n in names if isinstance(n, str) and n.strip()}
+
+
+def cited_preservations(
+    session: Session,
+    catalog: Catalog,
+    follow_up_type: str,
+    direction: str,
+    counterpart: str | None,
+    tickets: set[str],
+    exclude: uuid.UUID | None = None,
+) -> list[Request]:
+    """The open preservations with the same State, on the same side, that ``tickets`` name and that a
+    request of ``follow_up_type`` may follow (the catalog's ``follow_up``)."""
+    kinds = [
+        t for t, rt in catalog.types.items() if follow_up_type in rt.follow_up and "preserve" in rt.actions
+    ]
+    if not tickets or not kinds or counterpart is None:
+        return []
+    query = select(Request).where(
+        Request.direction == direction,
+        Request.counterpart == counterpart,
+        Request.type.in_(kinds),
+        Request.status.not_in(CLOSED),
+    )
+    if exclude is not None:
+        query = query.where(Request.id != exclude)
+    return [p for p in session.scalars(query) if tickets & _tickets_of(session, p)]
+
+
+def hold_for_follow_up(session: Session, catalog: Catalog, follow_up: Request) -> list[Request]:
+    """Once the request that follows a preservation is received, the data stay preserved until it is
+    decided (art. 42 [parallel: Budapest 29(7)]): the preservations it cites, with the same State, are
+    held and their expiry reminders stop. Called on the requested side when it arrives and on the
+    requesting side when its signed receipt comes back; returns the preservations held."""
+    tickets = cited_tickets(follow_up.header, follow_up.fields)
+    if not tickets:
+        return []
+    from cyberpact.cases.service import event
+
+    held = cited_preservations(
+        session, catalog, follow_up.type, follow_up.direction, follow_up.counterpart, tickets, follow_up.id
+    )
+    for p in held:
+        p.held_by = follow_up.id
+        jobs.cancel(session, f"preserve:{p.id}:")
+        event(
+            session, p, "system", "system", "held", before=p.status, detail={"follow_up": str(follow_up.id)}
+        )
+    if not held and follow_up.direction == "incoming":
+        # The officer must find the preservation by hand before its period runs out.
+        event(
+            session,
+            follow_up,
+            "system",
+            "system",
+            "preservation_not_found",
+            before=follow_up.status,
+            detail={"reference": ", ".join(sorted(tickets))},
+        )
+    return held
+
+
+def end_holds(session: Session, catalog: Catalog, decided: Request) -> None:
+    """The follow-up is decided: the preservations it held run to their date again, reminded as before
+    (at once, when that date has passed meanwhile)."""
+    from cyberpact.cases.service import event
+
+    for p in session.scalars(select(Request).where(Request.held_by == decided.id)):
+        p.held_by = None
+        event(
+            session,
+            p,
+            "system",
+            "system",
+            "hold_ended",
+            before=p.status,
+            detail={"follow_up": str(decided.id)},
+        )
+        if p.preserved_until is not None and p.status in ("preserved", "extension_requested"):
+            days = catalog.type(p.type).deadlines.reminder_days
+            schedule_reminders(session, p, days, round_=f":after:{decided.id}")

@@ -58,8 +58,16 @@ def allowed_actions(
             continue
         if actor is not None and not _may(actor, request, action):
             continue
+        if name == "release" and _held_here(request, side):
+            continue
         out.append(name)
     return out
+
+
+def _held_here(request: Request, side: str) -> bool:
+    # The requested side may not let the data go while the follow-up waits (art. 42); the requesting
+    # side may still say it no longer needs them.
+    return request.held_by is not None and side == "requested"
 
 
 def _may(actor: Actor, request: Request, action: Action) -> bool:
@@ -127,6 +135,11 @@ def act(
         )
     if not actor.has_any(*action.roles):
         raise PermissionDenied(f"{name} needs one of the roles: {', '.join(action.roles)}")
+    if name == "release" and _held_here(request, our_side(request)):
+        raise TransitionRefused(
+            f"Art. 42: the data stay preserved until the follow-up request {request.held_by} is decided",
+            extra={"allowed": allowed_actions(catalog, request, actor)},
+        )
     if action.four_eyes and _wrote(request, actor.username):
         raise PermissionDenied(
             "Four eyes: you drafted, edited or submitted this request; another supervisor must review it"
@@ -405,6 +418,7 @@ def receive_request(session: Session, message: OpenedEnvelope) -> str:
         message_id=message.message_id,
     )
     deadlines.after_transition(session, catalog, request, "received")
+    deadlines.hold_for_follow_up(session, catalog, request)
     return f"{catalog.type(type_id).label} ({header.get('our_reference', '')})"
 
 
@@ -497,3 +511,6 @@ def request_delivered(session: Session, row: OutboxMessage, status: str) -> None
         detail={"receipt": status},
         message_id=row.message_id,
     )
+    # Their signed receipt is the proof the follow-up was received: from then on our preservation is held
+    # as theirs is.
+    deadlines.hold_for_follow_up(session, _catalog(), request)

@@ -50,6 +50,9 @@ class Request(IdMixin, Base):
     remote_reference: Mapped[str | None] = mapped_column(String(120))
     due_at: Mapped[datetime | None]
     preserved_until: Mapped[date | None] = mapped_column(Date)
+    # The follow-up request whose decision the preserved data now wait for (art. 42): set when it is
+    # received, cleared when it is decided; the preservation period does not run out meanwhile.
+    held_by: Mapped[uuid.UUID | None] = mapped_column(index=True)
     sent_at: Mapped[datetime | None]
     acknowledged_at: Mapped[datetime | None]
     executed_at: Mapped[datetime | None]

@@ -87,6 +87,9 @@ class RequestOut(BaseModel):
     due_at: datetime | None
     overdue: bool
     preserved_until: date | None
+    held_by: uuid.UUID | None = Field(
+        None, description="the follow-up request the preserved data wait for (art. 42); no expiry meanwhile"
+    )
     expiry: str | None
     sent_at: datetime | None
     created_at: datetime

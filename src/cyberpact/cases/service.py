@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
+from cyberpact.cases import deadlines
 from cyberpact.cases.models import Case, Request, RequestEvent
 from cyberpact.catalog.service import Catalog, DraftReport, RequestedState, check_draft
 from cyberpact.directory.models import Authority, AuthorityLanguage, Party, TreatyStatus
@@ -191,6 +192,26 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
     report = check_draft(
         catalog, data.type, data.header, data.fields, requested_state(session, country, rt.channel)
     )
+    tickets = deadlines.cited_tickets(data.header, data.fields)
+    if (
+        tickets
+        and data.counterpart is not None
+        and not deadlines.cited_preservations(
+            session, catalog, data.type, "outgoing", data.counterpart, tickets
+        )
+    ):
+        # Caught here, not when the data are gone: a ticket the requested side does not know holds nothing.
+        report.warnings.append(
+            Problem(
+                "fields.preservation_reference"
+                if str(data.fields.get("preservation_reference") or "").strip() in tickets
+                else "header.related_ticket",
+                "art. 42: no open preservation sent to this node carries this ticket, so the data it kept "
+                "will not be held for this request; check the ticket the requested side gave",
+                "preservation_unknown",
+                "art. 42(7)",
+            )
+        )
     if data.counterpart is None:
         report.errors.insert(
             0,

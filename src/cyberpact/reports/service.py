@@ -27,7 +27,9 @@ from cyberpact.kit.time import utcnow
 
 READER_ROLES = ("officer", "supervisor", "central_authority", "contact_point", "auditor")
 # A follow-up that uses or ends preserved data before its period runs out means the preservation served.
-FOLLOW_UP = ("execute", "release", "close", "withdraw")
+# "held": the MLA request that follows arrived (art. 42), the follow-up the preservation was for, even when
+# its release comes after the period it first had.
+FOLLOW_UP = ("held", "execute", "release", "close", "withdraw")
 PRESERVED = ("preserve", "grant_extension")
 
 

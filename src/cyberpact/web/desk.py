@@ -145,6 +145,7 @@ def today_view(session: Session, catalog: Catalog, viewer: Viewer) -> Today:
                 base.where(
                     RequestRow.status.in_(("preserved", "extension_requested")),
                     RequestRow.preserved_until <= soon,
+                    RequestRow.held_by.is_(None),  # kept until its follow-up is decided: not ending
                 ),
                 RequestRow.preserved_until,
                 "/desk/inbox?status=preserved&sort=due&order=asc",

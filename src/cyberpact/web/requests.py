@@ -166,12 +166,26 @@ def request_context(
             clock(viewer.locale, viewer.timezone),
         ),
         "packages": packages_for(session, [row]),
+        # Art. 42 holds, both ways: the follow-up this preservation waits for, the preservations this
+        # request holds. Linked only where the reader may open them.
+        "held_for": _link(viewer, session.get(RequestRow, row.held_by) if row.held_by else None),
+        "holding": [
+            link
+            for p in session.scalars(select(RequestRow).where(RequestRow.held_by == row.id))
+            if (link := _link(viewer, p)) is not None
+        ],
         "label_of": lambda path: catalog.field_label(row.type, path),
         "report": report,
         "editable": row.direction == "outgoing" and row.status in EDITABLE,
         "state": state_info(session, catalog, row),
         "done": None,
     }
+
+
+def _link(viewer: Viewer, other: RequestRow | None) -> tuple[str, str] | None:
+    if other is None or not cases.can_see(viewer.actor, other):
+        return None
+    return str(other.id), str(other.header.get("our_reference") or other.remote_reference or other.id)
 
 
 def render_request(

@@ -35,6 +35,9 @@ EVENT_LABELS: dict[str, str] = {
     "rejected_by_peer": N_("Refused by the requested node"),
     "reminder": N_("Reminder: preservation ends soon"),
     "expires_today": N_("Preservation ends today"),
+    "held": N_("Follow-up request received: the data stay preserved until it is decided (art. 42)"),
+    "hold_ended": N_("Follow-up request decided: the preservation period runs again"),
+    "preservation_not_found": N_("The preservation request it follows is not on this node: find it by hand"),
     "msg.delivered": N_("Message delivered (signed receipt)"),
     "msg.rejected": N_("Message refused by the peer"),
     "msg.dead": N_("Message undelivered: given up"),
@@ -79,6 +82,10 @@ WARNING_LABELS: dict[str, str] = {
     "not_ratified": N_("The requested State has signed but not ratified the convention."),
     "no_follow_up": N_("No date is planned yet for the follow-up request for mutual assistance."),
     "emergency_unjustified": N_("Marked as an emergency without saying what makes it one."),
+    "preservation_unknown": N_(
+        "No open preservation sent to this State carries this ticket: the preserved data will not be held "
+        "for this request. Check the ticket the requested side gave."
+    ),
 }
 ACQUISITION_LABELS: dict[str, str] = {
     "by": N_("Acquired by (person or unit)"),
@@ -95,6 +102,7 @@ EXPIRY_LABELS: dict[str, str] = {
     "expiring": N_("Ends within 14 days"),
     "expires_today": N_("Ends today"),
     "expired": N_("Preservation period over"),
+    "held": N_("Held for the follow-up request"),
 }
 
 
@@ -223,6 +231,7 @@ RECEIPT_LABELS: dict[str, str] = {
 
 DETAIL_LABELS: dict[str, str] = {
     "reference": N_("Reference"),
+    "follow_up": N_("Follow-up request"),
     "questions": N_("Questions"),
     "answers": N_("Answers"),
     "subject": N_("Subject"),
