@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
 from cyberpact.cases.models import Request
-from cyberpact.catalog.service import get_catalog
+from cyberpact.catalog.service import DATA, get_catalog, load
 from cyberpact.federation.models import OutboxMessage
+from cyberpact.kit.errors import ConfigurationError
 
 from .conftest import HEADER, PRESERVATION, Side, act, draft
 
@@ -216,3 +220,14 @@ def test_an_approval_is_of_the_version_the_supervisor_read(two_sides: tuple[Side
     now = vn.supervisor.get(f"/api/v1/requests/{rid}").json()["version"]
     r = vn.supervisor.post(f"/api/v1/requests/{rid}/actions/approve", json={"data": {}, "version": now})
     assert r.status_code == 200 and r.json()["status"] == "sent"
+
+
+def test_a_catalog_that_asks_for_consultation_without_the_consult_step_does_not_load(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    path = data / "types" / "le_exchange.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("follow_up = []", 'follow_up = []\nconsult_before = ["refuse"]', 1), "utf-8")
+    with pytest.raises(ConfigurationError, match="consult_before names 'refuse'"):
+        load(data)
+    assert get_catalog().type("stored_data").consult_before == ["refuse", "postpone"]

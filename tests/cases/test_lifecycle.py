@@ -133,7 +133,14 @@ def test_a_deadline_ends_on_the_requesting_contact_s_clock_and_a_postponement_is
     assert due == datetime.combine(day, time(16, 59), tzinfo=UTC)
     # Postponed until a date: due again that day, on every list of what is due, instead of on none.
     until = date.today() + timedelta(days=30)
-    r = act(au.ca, rid, "postpone", until=until.isoformat(), reason="A domestic undercover operation")
+    r = act(
+        au.ca,
+        rid,
+        "postpone",
+        until=until.isoformat(),
+        reason="A domestic undercover operation",
+        consultation="Agreed by telephone with Nguyen Van An on 3 Dec",
+    )
     assert r.status_code == 200, r.text
     due = datetime.fromisoformat(au.ca.get(f"/api/v1/requests/{rid}").json()["due_at"])
     assert due == datetime.combine(until, time(23, 59), tzinfo=UTC)
@@ -168,6 +175,31 @@ def test_refusal_needs_applicable_grounds_and_reasons(two_sides: tuple[Side, Sid
     au.deliver()
     refused = [e for e in vn.ca.get(f"/api/v1/requests/{rid}/timeline").json() if e["action"] == "refuse"]
     assert refused[0]["detail"]["grounds"] == ["political_offence"]
+
+
+def test_mla_is_refused_or_postponed_only_after_consulting_the_requesting_state(
+    two_sides: tuple[Side, Side],
+) -> None:
+    vn, au = two_sides
+    rid = draft(vn, type_="stored_data", fields=MLA_FIELDS).json()["request"]["id"]
+    act(vn.officer, rid, "submit")
+    act(vn.supervisor, rid, "approve")
+    vn.deliver()
+    act(au.ca, rid, "acknowledge", reference="AU-MLA-12")
+    grounds = {"grounds": ["domestic_prohibition"], "reasons": "A production order needs a warrant here."}
+    for step, data in (("refuse", grounds), ("postpone", {"until": "2099-01-01", "reason": "Trial pending"})):
+        r = act(au.ca, rid, step, **data)
+        assert r.status_code == 422, r.text
+        problem = r.json()["errors"][0]
+        assert problem["field"] == "data.consultation" and "UNTOC 18(26)" in problem["message"]
+    assert status(au, rid) == "acknowledged"
+    # Consulted through the network: the step itself is the record, on both sides.
+    subject = "Could a narrower order for logs only be enough?"
+    assert act(au.ca, rid, "consult", subject=subject).status_code == 200
+    assert act(au.ca, rid, "refuse", **grounds).status_code == 200
+    au.deliver()
+    assert status(vn, rid) == "refused"
+    assert [a for a in actions_on(vn, rid) if a in ("consult", "refuse")] == ["consult", "refuse"]
 
 
 def test_withdrawal_at_any_time(two_sides: tuple[Side, Side]) -> None:

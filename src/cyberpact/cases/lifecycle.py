@@ -226,11 +226,38 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
                 "art. 42(7)",
             )
         )
+    if name in rt.consult_before and not _present(data.get("consultation")) and not _consulted(request):
+        cite = "art. 40 [parallel: UNTOC 18(26)]"
+        problems.append(
+            Problem(
+                "data.consultation",
+                f"{cite}: consult the requesting State first, to see whether assistance can be given on "
+                "conditions: take the step “Consult before refusing or postponing”, or say here when and "
+                "how you consulted",
+                "missing",
+                cite,
+            )
+        )
     if name == "refuse" and not data.get("grounds"):
         problems.append(
             Problem("data.grounds", "art. 40(21): cite at least one refusal ground", "missing", "art. 40(21)")
         )
     return problems
+
+
+def _present(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _consulted(request: Request) -> bool:
+    session = object_session(request)
+    assert session is not None
+    found = session.scalar(
+        select(RequestEvent.seq)
+        .where(RequestEvent.request_id == request.id, RequestEvent.action == "consult")
+        .limit(1)
+    )
+    return found is not None
 
 
 def _effects(request: Request, name: str, data: dict[str, Any], catalog: Catalog) -> None:

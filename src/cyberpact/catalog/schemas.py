@@ -83,6 +83,9 @@ class RequestType(Strict):
     grounds: list[str]
     actions: list[str]
     follow_up: list[str]
+    # Steps the requested side takes only after consulting the requesting side (the Consult step, or a
+    # consultation held outside the network and said in the step).
+    consult_before: list[str] = Field(default_factory=list)
     emergency: bool = False
     deadlines: Deadlines = Field(default_factory=Deadlines)
     fields: list[FieldDef]

@@ -146,6 +146,11 @@ def _check(c: Catalog) -> None:
         for f in t.follow_up:
             if f not in c.types:
                 raise ConfigurationError(f"catalog {where}: unknown follow-up type {f!r}")
+        for a in t.consult_before:
+            if a not in t.actions or "consult" not in t.actions:
+                raise ConfigurationError(
+                    f"catalog {where}: consult_before names {a!r}, but the type lacks it or the consult step"
+                )
         if "refuse" in t.actions and not t.grounds:
             raise ConfigurationError(f"catalog {where}: refusal allowed but no grounds listed")
 
