@@ -193,13 +193,24 @@ def test_release_and_delete(enode: LiveNode, officer: httpx.Client) -> None:
         f"/api/v1/evidence/packages/{pkg['id']}/release", json={"to": "Prosecutor", "reason": "trial"}
     )
     assert r.status_code == 204
-    r = admin.delete(f"/api/v1/evidence/packages/{pkg['id']}", params={"reason": "retention ended"})
-    assert r.status_code == 204
-    assert officer.get(f"/api/v1/evidence/packages/{pkg['id']}/files/0/content").status_code == 409
-    assert kinds(enode, pkg["id"])[-2:] == ["released", "deleted"]
+    url = f"/api/v1/evidence/packages/{pkg['id']}"
+    content = f"{url}/files/0/content"
+    # Irreversible, so four eyes: the first administrator only asks; the same one cannot confirm.
+    r = admin.delete(url, params={"reason": "retention ended"})
+    assert r.status_code == 202 and r.json()["status"] == "deletion_requested"
+    assert officer.get(content).content == b"payload", "nothing is destroyed on one person's word"
+    r = admin.delete(url, params={"reason": "retention ended"})
+    assert r.status_code == 409 and "another administrator" in r.json()["detail"]
+    second = enode.client(enode.user("boss2", "admin"))
+    assert second.delete(url, params={"reason": "checked the retention schedule"}).status_code == 204
+    assert officer.get(content).status_code == 409
+    assert kinds(enode, pkg["id"])[-4:] == ["released", "delete_asked", "downloaded", "deleted"]
+    entries = [e["entry"] for e in officer.get(f"{url}/custody").json()]
+    deleted = next(e for e in entries if e["kind"] == "deleted")
+    assert (deleted["actor"], deleted["detail"]["requested"]["by"]) == ("boss2", "boss")
     assert not list((enode.settings.data_dir / "evidence").rglob(f"{pkg['id']}/*/*"))
     first = officer.get("/api/v1/evidence/custody/events/0").json()
-    assert first["entry"]["kind"] == "created" and first["tree_size"] == 4
+    assert first["entry"]["kind"] == "created" and first["tree_size"] == 7
 
 
 def test_custody_proofs_over_the_api_verify_and_nothing_is_proved_beyond_the_log(
@@ -293,3 +304,11 @@ def test_evidence_under_a_confidential_request_is_as_confidential_as_the_request
         ).status_code
         == 201
     )
+
+
+def test_every_custody_kind_fits_its_column() -> None:
+    # SQLite does not enforce VARCHAR lengths; PostgreSQL refuses the event, and with it the step.
+    from cyberpact.evidence import custody
+    from cyberpact.evidence.models import CustodyEvent
+
+    assert max(len(k) for k in custody.KINDS) <= CustodyEvent.__table__.c.kind.type.length

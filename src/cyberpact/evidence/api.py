@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import ClientDisconnect
@@ -290,17 +290,29 @@ def release(package_id: str, body: Release, actor: Officer, session: WriteSessio
     _head(session, ctx)
 
 
-@router.delete(f"{PREFIX}/packages/{{package_id}}", status_code=204)
+@router.delete(
+    f"{PREFIX}/packages/{{package_id}}",
+    status_code=204,
+    responses={202: {"description": "deletion requested; a second administrator must confirm it"}},
+)
 def delete(
     package_id: str,
     actor: Admin,
     session: WriteSession,
     request: Request,
     reason: Annotated[str, Query(min_length=1, max_length=2000)],
-) -> None:
+) -> Response:
+    """Destroy a package's content. Irreversible, so four eyes: the first administrator's call is a
+    request (202), another administrator's call destroys (204); the requester cannot confirm (409)."""
     ctx = _ctx(request)
-    service.delete(session, ctx, actor, service.get_package(session, package_id), reason)
+    removed = service.delete(session, ctx, actor, service.get_package(session, package_id), reason)
     _head(session, ctx)
+    if removed is None:
+        return JSONResponse(
+            {"status": "deletion_requested", "detail": "another administrator must confirm the deletion"},
+            status_code=202,
+        )
+    return Response(status_code=204)
 
 
 @router.get(f"{PREFIX}/packages/{{package_id}}/custody", response_model=list[EventOut])

@@ -31,7 +31,7 @@ from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
 
 Kind = Literal[
     "created", "viewed", "downloaded", "copied", "transferred", "received", "verified",
-    "exported", "sealed", "released", "deleted",
+    "exported", "sealed", "released", "delete_asked", "deleted",  # delete_asked: the first of two admins
 ]  # fmt: skip
 KINDS: Final = frozenset(get_args(Kind))
 STH_TYP: Final = "cyberpact-sth+jws"

@@ -7,6 +7,7 @@ units of work of its own, guarded by a lease on the file row.
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -26,7 +27,7 @@ from cyberpact.cases.models import Request
 from cyberpact.config import Settings
 from cyberpact.evidence import chunks, custody
 from cyberpact.evidence.errors import DigestMismatch, PackageSealed, TamperDetected
-from cyberpact.evidence.models import EvidenceFile, EvidencePackage
+from cyberpact.evidence.models import CustodyEvent, EvidenceFile, EvidencePackage
 from cyberpact.evidence.schemas import Acquisition, UseConditions
 from cyberpact.federation import peers
 from cyberpact.kit import crypto
@@ -679,21 +680,55 @@ def release(
     )
 
 
-def delete(session: Session, ctx: Context, actor: Actor, package: EvidencePackage, reason: str) -> int:
-    """Destroy the content (every chunk and the data key); the manifest and custody record remain."""
+def pending_deletion(session: Session, package: EvidencePackage) -> dict[str, Any] | None:
+    """The standing request to delete the package (actor, reason), if one was made."""
+    if package.status == "deleted":
+        return None
+    row = session.scalar(
+        select(CustodyEvent)
+        .where(CustodyEvent.package_id == str(package.id), CustodyEvent.kind == "delete_asked")
+        .order_by(CustodyEvent.seq.desc())
+        .limit(1)
+    )
+    return json.loads(row.entry) if row is not None else None
+
+
+def delete(session: Session, ctx: Context, actor: Actor, package: EvidencePackage, reason: str) -> int | None:
+    """Destroy the content (every chunk and the data key); the manifest and custody record remain.
+
+    Irreversible, so two administrators: the first call records the request (custody and audit) and
+    returns None; a second administrator's call destroys and returns the objects removed."""
     _readable(package)
+    asked = pending_deletion(session, package)
+    if asked is None:
+        custody.record(session, ctx.node_id, "delete_asked", package.id, actor, reason=reason)
+        audit.record(
+            session,
+            actor,
+            "evidence.package.delete_requested",
+            "evidence_package",
+            package.id,
+            detail={"reason": reason},
+        )
+        return None
+    first = str(asked.get("actor") or "")
+    if first == actor.username:
+        raise Conflict("Four eyes: you asked for this deletion; another administrator must confirm it")
     removed = ctx.storage.delete_prefix(chunks.package_prefix(package.id))
     package.status = "deleted"
     # Crypto-shredding as a second line: even a backup of the chunks can no longer be decrypted.
     package.wrapped_key = b"\x00"
     session.flush()
-    custody.record(session, ctx.node_id, "deleted", package.id, actor, reason=reason, objects=removed)
+    asked_by = {"by": first, "reason": (asked.get("detail") or {}).get("reason")}
+    custody.record(
+        session, ctx.node_id, "deleted", package.id, actor, reason=reason, objects=removed, requested=asked_by
+    )
     audit.record(
         session,
         actor,
         "evidence.package.delete",
         "evidence_package",
         package.id,
-        detail={"reason": reason, "objects": removed},
+        detail={"reason": reason, "objects": removed, "requested_by": first},
     )
     return removed

@@ -52,6 +52,7 @@ EVENT_LABELS: dict[str, str] = {
     "custody.exported": N_("Court bundle exported"),
     "custody.sealed": N_("Evidence package sealed"),
     "custody.released": N_("Evidence released"),
+    "custody.delete_asked": N_("Deletion requested: a second administrator must confirm it"),
     "custody.deleted": N_("Evidence deleted"),
 }
 SIDE_LABELS: dict[str, str] = {
