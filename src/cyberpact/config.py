@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cyberpact.kit.errors import ConfigurationError
 
+# A year at most: a token copied into a script outlives the reason it was issued; renew it instead.
+MAX_TOKEN_DAYS = 366
+
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the value refused outside dev
 DEV_PASSPHRASE = "dev-insecure-passphrase"  # noqa: S105 - the value refused outside dev
 
@@ -49,7 +52,7 @@ class Settings(BaseSettings):
     )
     login_max_failures: int = Field(5, ge=1, description="failed logins before a lock-out")
     login_lockout_seconds: int = Field(900, ge=1, description="how long a lock-out lasts")
-    token_default_days: int = Field(90, ge=1, le=3650, description="lifetime of a new API token")
+    token_default_days: int = Field(90, ge=1, le=MAX_TOKEN_DAYS, description="lifetime of a new API token")
     page_size_max: int = Field(500, ge=1, description="largest page an API list returns")
     catalog_dir: Path | None = Field(None, description="a corrected copy of the convention catalog to use")
     jobs_poll_seconds: float = Field(1.0, gt=0, description="how often the job worker looks for due jobs")

@@ -6,8 +6,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from conftest import LiveNode, make_settings, start_node
+from cyberpact.accounts import service as accounts
 from cyberpact.accounts.models import ApiToken, User
 from cyberpact.audit.models import AuditRecord
+from cyberpact.kit.actor import SYSTEM
+from cyberpact.kit.errors import InvalidInput
 
 
 def _count(node: LiveNode, model: type) -> int:
@@ -130,6 +133,15 @@ def test_token_secret_shown_once_and_only_hash_stored(node: LiveNode) -> None:
         stored = [t.secret_hash for t in s.scalars(select(ApiToken))]
     assert secret not in stored and all(len(h) == 64 for h in stored)
     assert node.client(secret).get("/api/v1/me").status_code == 200
+
+
+def test_a_token_lasts_a_year_at_most(node: LiveNode) -> None:
+    c = node.client(node.user("dora", "officer"))
+    r = c.post("/api/v1/tokens", json={"name": "script", "days": 400})
+    assert r.status_code == 422
+    assert c.post("/api/v1/tokens", json={"name": "script", "days": 366}).status_code == 201
+    with node.db.transaction() as s, pytest.raises(InvalidInput, match="at most 366 days"):
+        accounts.issue_token(s, SYSTEM, s.scalars(select(User)).first(), "x", timedelta(days=3650))
 
 
 def test_other_users_tokens_cannot_be_revoked(node: LiveNode) -> None:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from cyberpact.accounts import service
+from cyberpact.config import MAX_TOKEN_DAYS
 from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, Problem
 
@@ -98,7 +99,7 @@ def users_roles(
 def tokens_create(
     username: str,
     name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
-    days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
+    days: Annotated[int, typer.Option(min=1, max=MAX_TOKEN_DAYS)] = 90,
 ) -> None:
     """Issue a token for a user; it is printed once and never again."""
     with unit_of_work() as (session, _, _db):

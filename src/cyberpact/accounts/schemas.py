@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from cyberpact.config import MAX_TOKEN_DAYS
+
 Role = Literal["officer", "supervisor", "central_authority", "contact_point", "auditor", "admin"]
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
 Password = Annotated[str, StringConstraints(min_length=12, max_length=256)]
@@ -43,7 +45,7 @@ class RolesUpdate(Strict):
 
 class TokenCreate(Strict):
     name: str = Field(min_length=1, max_length=120)
-    days: int | None = Field(None, ge=1, le=3650)
+    days: int | None = Field(None, ge=1, le=MAX_TOKEN_DAYS)
 
 
 class TokenOut(BaseModel):

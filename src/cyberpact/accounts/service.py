@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cyberpact.accounts.models import ROLES, ApiToken, User, UserRole
 from cyberpact.audit import service as audit
+from cyberpact.config import MAX_TOKEN_DAYS
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import (
     AuthenticationRequired,
@@ -210,6 +211,10 @@ def issue_token(
     session: Session, actor: Actor, user: User, name: str, lifetime: timedelta
 ) -> tuple[ApiToken, str]:
     """Create a token; the plaintext is returned once and never stored."""
+    if lifetime > timedelta(days=MAX_TOKEN_DAYS):
+        raise InvalidInput(
+            f"A token lasts at most {MAX_TOKEN_DAYS} days", [Problem("days", f"at most {MAX_TOKEN_DAYS}")]
+        )
     if user.disabled:
         raise Conflict("Cannot issue a token to a disabled user")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
