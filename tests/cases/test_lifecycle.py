@@ -186,7 +186,9 @@ def test_mla_is_refused_or_postponed_only_after_consulting_the_requesting_state(
     act(vn.supervisor, rid, "approve")
     vn.deliver()
     act(au.ca, rid, "acknowledge", reference="AU-MLA-12")
-    grounds = {"grounds": ["domestic_prohibition"], "reasons": "A production order needs a warrant here."}
+    # Absence of dual criminality is a ground for the coercive MLA types (art. 40(9) [parallel: UNTOC 18(9)]).
+    reasons = "Not an offence here, and a production order is coercive."
+    grounds = {"grounds": ["no_dual_criminality"], "reasons": reasons}
     for step, data in (("refuse", grounds), ("postpone", {"until": "2099-01-01", "reason": "Trial pending"})):
         r = act(au.ca, rid, step, **data)
         assert r.status_code == 422, r.text
