@@ -337,3 +337,66 @@ def test_a_package_citing_a_request_the_sender_is_not_part_of_is_refused(
     assert statuses == ["rejected", "accepted"]
     with b.db.transaction(read_only=True) as s:
         assert [p.request_ref for p in s.scalars(select(EvidencePackage))] == [str(ours)]
+
+
+def test_the_transfer_key_is_stored_only_wrapped_to_the_receiver(pair: tuple[LiveNode, LiveNode]) -> None:
+    # Both nodes keep the offer's payload in clear for proof (outbox, inbox, the signed inner JWS); the
+    # key that opens every chunk of the transfer must not be readable there.
+    import base64
+    import uuid
+
+    from cyberpact.federation.models import InboxMessage, OutboxMessage
+
+    a, b = pair
+    _pkg, tid = offer(a, {"mail.eml": b"the evidence"})
+    with a.db.transaction(read_only=True) as s:
+        key = transfer.transfer_key(s, context(a), s.get_one(EvidenceTransfer, uuid.UUID(tid)))
+        sent = s.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "evidence.offer")).one()
+    with b.db.transaction(read_only=True) as s:
+        got = s.scalars(select(InboxMessage).where(InboxMessage.message_type == "evidence.offer")).one()
+    assert sent.receipt_status == "accepted" and "key" not in got.payload
+    signed = base64.urlsafe_b64decode(got.signed.split(".")[1] + "==").decode()
+    for form in (
+        base64.b64encode(key).decode(),
+        base64.urlsafe_b64encode(key).decode().rstrip("="),
+        key.hex(),
+    ):
+        for stored in (json.dumps(sent.payload), json.dumps(got.payload), signed):
+            assert form not in stored
+    # The receiver opens it with its own key and the transfer completes.
+    with httpx.Client(timeout=30) as client:
+        assert sending.push(a.db, context(a), tid, client).status == "accepted"
+
+
+def test_an_offer_whose_key_does_not_open_with_the_receiver_s_key_is_refused(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    from cyberpact.federation.models import OutboxMessage
+    from cyberpact.kit import crypto
+    from cyberpact.kit.keystore import NodeKey
+
+    a, b = pair
+    with b.db.transaction(read_only=True) as s:
+        enc_kid = s.scalars(select(NodeKey.kid).where(NodeKey.purpose == "enc")).first()
+    stranger = crypto.public_jwk(crypto.generate_key("X25519"))
+    client = a.client(a.admin_token)
+    bad_keys = [
+        crypto.wrap_for(stranger, b"k" * 32, transfer.KEY_TYP),  # to a key b does not have
+        crypto.wrap_for({**stranger, "kid": enc_kid}, b"k" * 32, transfer.KEY_TYP),  # b's kid, not b's key
+        "not-a-jwe",
+    ]
+    for bad in bad_keys:
+        pkg = sealed_package(client, {"x.bin": b"x"})
+        assert client.post(
+            f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "pl-ca"}
+        ).is_success
+        with a.db.transaction() as s:
+            row = s.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending")).one()
+            row.payload = {**row.payload, "key_jwe": bad}
+        deliver(a)
+    with a.db.transaction(read_only=True) as s:
+        query = select(OutboxMessage.receipt_status).where(OutboxMessage.message_type == "evidence.offer")
+        assert list(s.scalars(query)) == ["rejected"] * len(bad_keys)
+    with b.db.transaction(read_only=True) as s:
+        assert s.scalars(select(EvidencePackage)).all() == []
+        assert s.scalars(select(EvidenceTransfer)).all() == []

@@ -37,13 +37,14 @@ from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem
-from cyberpact.kit.keystore import current_kek, kek_by_id
+from cyberpact.kit.keystore import NodeKey, current_kek, kek_by_id
 from cyberpact.kit.time import rfc3339, utcnow
 
 log = logging.getLogger("cyberpact.evidence.transfer")
 OFFER = "evidence.offer"
 RECEIPT = "evidence.receipt"
 RECEIPT_TYP = "cyberpact-evidence-receipt+jws"
+KEY_TYP = "cyberpact-transfer-key+jwe"
 BASE = "/federation/v1/transfers"
 AUTH_HEADER = "X-Cyberpact-Transfer-Auth"
 MAX_SKEW = 300
@@ -148,8 +149,10 @@ def offer(
             "manifest": package.manifest_jws,
             "manifest_digest": package.manifest_digest,
             "files": terms["files"],
-            # Safe in the payload: the envelope is encrypted to the recipient's key alone.
-            "key": base64.b64encode(key).decode("ascii"),
+            # Wrapped to the recipient's own key, not only carried inside an envelope encrypted to it: the
+            # payload is kept in clear in both nodes' databases (outbox, inbox) for proof, and the key
+            # opens every chunk of the transfer.
+            "key_jwe": crypto.wrap_for(peers.encryption_jwk(session, peer_id), key, KEY_TYP),
             "summary": f"evidence package {package.title}"[:200],
         },
     )
@@ -175,6 +178,15 @@ def register_context(ctx: service.Context) -> None:
     CONTEXTS[ctx.node_id] = ctx
 
 
+def _unwrap_transfer_key(session: Session, ctx: service.Context, wrapped: str) -> bytes:
+    """The transfer key, opened with this node's encryption key that the sender named (current or
+    retired: an offer may have been sealed just before a rotation)."""
+    row = session.get(NodeKey, crypto.wrapped_kid(wrapped))
+    if row is None or row.purpose != "enc":
+        raise IntegrityFailure("the transfer key is not wrapped to any encryption key of this node")
+    return crypto.unwrap_with(ctx.keys.private(row), wrapped, KEY_TYP)
+
+
 @handlers.register(OFFER)
 def _on_offer(session: Session, message: OpenedEnvelope) -> str:
     ctx = CONTEXTS.get(message.recipient)
@@ -183,10 +195,11 @@ def _on_offer(session: Session, message: OpenedEnvelope) -> str:
     p = message.payload
     try:
         tid = uuid.UUID(str(p["transfer_id"]))
-        key = base64.b64decode(str(p["key"]), validate=True)
+        wrapped = str(p["key_jwe"])
         token, digest, files = str(p["manifest"]), str(p["manifest_digest"]), list(p["files"])
     except (KeyError, ValueError, TypeError) as exc:
         raise InvalidInput(f"malformed evidence offer: {exc}") from exc
+    key = _unwrap_transfer_key(session, ctx, wrapped)
     if len(key) != crypto.DATA_KEY_BYTES:
         raise InvalidInput("the transfer key has the wrong length")
     kid = str(custody.peek_header(token).get("kid", ""))

@@ -107,6 +107,43 @@ def open_private_key(sealed: str, passphrase: str) -> OKPKey:
         ) from exc
 
 
+AGREEMENT_ALG = "ECDH-ES+A256KW"
+
+
+def wrap_for(recipient_jwk: dict[str, Any], secret: bytes, typ: str) -> str:
+    """``secret`` as a compact JWE that only the holder of the recipient's X25519 private key opens
+    (ECDH-ES+A256KW, A256GCM). For a key that travels inside a signed message and is then stored: the
+    message's own encryption protects it on the wire, not in the outbox or the inbox."""
+    key = import_public(recipient_jwk)
+    kid = recipient_jwk.get("kid")
+    if key.curve_name != "X25519" or not isinstance(kid, str):
+        raise ValueError("the recipient key must be an X25519 public JWK with a kid")
+    header = {"alg": AGREEMENT_ALG, "enc": CONTENT_ENC, "typ": typ, "kid": kid}
+    return jwe.encrypt_compact(header, secret, key, algorithms=[AGREEMENT_ALG, CONTENT_ENC])
+
+
+def wrapped_kid(token: str) -> str:
+    """The recipient key id a :func:`wrap_for` token names, read before any key is looked up."""
+    try:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "=="))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IntegrityFailure(f"the wrapped key is not a compact JWE: {exc}") from exc
+    kid = header.get("kid") if isinstance(header, dict) else None
+    if not isinstance(kid, str):
+        raise IntegrityFailure("the wrapped key names no recipient key")
+    return kid
+
+
+def unwrap_with(private_key: OKPKey, token: str, typ: str) -> bytes:
+    try:
+        obj = jwe.decrypt_compact(token, private_key, algorithms=[AGREEMENT_ALG, CONTENT_ENC])
+    except (JoseError, ValueError) as exc:
+        raise IntegrityFailure(f"the wrapped key does not open with this node's key: {exc}") from exc
+    if obj.protected.get("typ") != typ or obj.plaintext is None:
+        raise IntegrityFailure(f"the wrapped key is not a {typ}")
+    return bytes(obj.plaintext)
+
+
 def sign_json(key: OKPKey, payload: Any, extra_header: dict[str, Any] | None = None) -> str:
     """Compact JWS (alg Ed25519) over the RFC 8785 canonical form of ``payload``."""
     header = {"alg": SIG_ALG, "kid": thumbprint(key.as_dict(private=False))}
