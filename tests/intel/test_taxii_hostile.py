@@ -43,14 +43,17 @@ def test_malformed_envelopes_and_media_types(node: LiveNode) -> None:
     admin, a, _ = _setup(node)
     url = f"/taxii2/intel/collections/{a}/objects/"
     before = _count(node)
-    _error(admin.post(url, content=b"{not json", headers=H), 400)
-    _error(admin.post(url, content=b"[]", headers=H), 400)
-    _error(admin.post(url, content=b'{"objects": []}', headers=H), 400)
-    _error(admin.post(url, content=b'{"objects": {"a": 1}}', headers=H), 400)
+    # A body that is not an envelope is "a malformed body, or other unprocessable content": 422 (TAXII 2.1
+    # section 5.5), where 400 would tell the client that the request itself was not understood. An empty
+    # objects list is one too: TAXII has no empty lists (section 2).
+    _error(admin.post(url, content=b"{not json", headers=H), 422)
+    _error(admin.post(url, content=b"[]", headers=H), 422)
+    _error(admin.post(url, content=b'{"objects": []}', headers=H), 422)
+    _error(admin.post(url, content=b'{"objects": {"a": 1}}', headers=H), 422)
     _error(
-        admin.post(url, content=b'{"objects": [{"type": "indicator", "confidence": NaN}]}', headers=H), 400
+        admin.post(url, content=b'{"objects": [{"type": "indicator", "confidence": NaN}]}', headers=H), 422
     )
-    _error(admin.post(url, content=b"[" * 100_000 + b"]" * 100_000, headers=H), 400)
+    _error(admin.post(url, content=b"[" * 100_000 + b"]" * 100_000, headers=H), 422)
     body = json.dumps({"objects": [indicator("192.0.2.1")]}).encode()
     _error(admin.post(url, content=body, headers={**H, "Content-Type": "application/json"}), 415)
     _error(
@@ -87,11 +90,12 @@ def test_invalid_objects_are_refused_one_by_one(node: LiveNode) -> None:
     assert "modified" in reasons[bad_time["id"]]
     assert "pattern" in reasons[bad_pattern["id"]]
     assert any("not a JSON object" in f["message"] for f in status["failures"])
-    # Every entry names the version the object claimed (TAXII 2.1 section 4.3.1), even an unreadable one.
-    versions = {f.get("id"): f.get("version") for f in status["failures"]}
+    # Every entry names the id and version the object claimed (TAXII 2.1 section 4.3.1), even an unreadable
+    # one: that has a stand-in id, and the request's time for its version.
+    versions = {f["id"]: f["version"] for f in status["failures"]}
     assert versions[bad_time["id"]] == "2024-02-30T00:00:00Z"
     assert versions["indicator--not-a-uuid"] == versions[bad_pattern["id"]] == good["modified"]
-    assert versions[None] == status["request_timestamp"]
+    assert versions["(no id)"] == status["request_timestamp"]
     stored = admin.get(f"/taxii2/intel/collections/{a}/objects/", headers=H).json()["objects"]
     assert [o["id"] for o in stored] == [good["id"]]
     # The same id and version with different content: refused, the stored object unchanged.

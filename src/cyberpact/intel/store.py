@@ -14,10 +14,11 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -60,6 +61,14 @@ MAX_PAGE = 1000
 _TICK = timedelta(microseconds=1)
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 _OBJ = cast(Table, IntelObject.__table__)  # Core statements over the ORM table
+# A status entry must name an id (TAXII 2.1 section 4.3.1); this one stands for an item that states none.
+NO_ID = "(no id)"
+
+
+def taxii_timestamp(value: datetime) -> str:
+    """A TAXII timestamp (date added, request time): unlike a STIX one it always has microsecond
+    precision, six digits even where they end in zeros (TAXII 2.1 section 2)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -147,7 +156,7 @@ def add_objects(
     request_ts = now or utcnow()
     prepared = objects if isinstance(objects, Prepared) else prepare(objects)
     _lock_collection(session, collection.id)
-    request_version = stix.format_timestamp(request_ts)
+    request_version = taxii_timestamp(request_ts)  # the same text as the status's request_timestamp
     failures = [[f[0], f[1] or request_version, *f[2:]] for f in prepared.failures]
     envelope_defs = definitions_for(session, collection.id, prepared)
     accepted = prepared.accepted
@@ -500,17 +509,32 @@ class Filters:
         return hashlib.sha256(body.encode()).hexdigest()[:24]
 
 
+# A STIX timestamp may have any number of fraction digits; stored versions have at most six.
+_FINER_THAN_STORED = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})(\d+)Z")
+
+
 def parse_versions(values: Sequence[str]) -> tuple[str, ...]:
+    """``match[version]`` as keywords and normalised timestamps; ``()`` when every version asked for is one
+    no object here can have (see ``_none_stored``)."""
+    if not values:
+        return ("last",)
     out = []
     for v in values:
         if v in ("last", "first", "all"):
             out.append(v)
             continue
+        finer = _FINER_THAN_STORED.fullmatch(v)
+        if finer is not None:
+            if finer.group(2).strip("0"):
+                # Beyond a microsecond: a version no stored object has (one that states it is refused), so it
+                # matches nothing, which is an empty answer and not a malformed request.
+                continue
+            v = finer.group(1) + "Z"
         try:
             out.append(stix.format_timestamp(stix.parse_timestamp(v)))
         except ValueError as exc:
             raise MalformedInput(f"match[version]: {exc}; use last, first, all or a STIX timestamp") from None
-    return tuple(out) or ("last",)
+    return tuple(out)
 
 
 def _version_clause(filters: Filters) -> ColumnElement[bool] | None:
@@ -536,6 +560,8 @@ def _version_clause(filters: Filters) -> ColumnElement[bool] | None:
 
 
 def _none_stored(filters: Filters) -> bool:
+    if not filters.versions:
+        return True  # only versions finer than any stored one were asked for (parse_versions)
     return bool(filters.spec_versions) and "2.1" not in filters.spec_versions  # only STIX 2.1 is stored
 
 
@@ -853,7 +879,7 @@ def status_resource(row: IntelStatus) -> dict[str, Any]:
     def details(items: list[Any]) -> list[dict[str, Any]]:
         out = []
         for item in items:
-            d: dict[str, Any] = {"id": item[0], "version": item[1]}
+            d: dict[str, Any] = {"id": item[0] or NO_ID, "version": item[1]}
             if len(item) > 2:
                 d["message"] = item[2]
             out.append({k: v for k, v in d.items() if v is not None})
@@ -862,7 +888,7 @@ def status_resource(row: IntelStatus) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": str(row.id),
         "status": row.status,
-        "request_timestamp": stix.format_timestamp(row.request_timestamp),
+        "request_timestamp": taxii_timestamp(row.request_timestamp),
         "total_count": row.total_count,
         "success_count": row.success_count,
         "failure_count": row.failure_count,

@@ -28,6 +28,7 @@ from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import (
     AuthenticationRequired,
     CyberpactError,
+    InvalidInput,
     MalformedInput,
     NotFound,
     PayloadTooLarge,
@@ -94,12 +95,25 @@ router = APIRouter(prefix="/taxii2", tags=["taxii"], route_class=TaxiiRoute)
 # ------------------------------------------------------------------------------------ request checks
 
 
+def _media_type(value: str) -> tuple[str, str | None]:
+    """A media type or range and its version parameter, if any. A parameter's value may be sent as a
+    quoted string, which means the same as the bare token (RFC 9110, 5.6.6)."""
+    media, *params = (p.strip().lower() for p in value.split(";"))
+    for param in params:
+        name, _, given = param.partition("=")
+        if name.strip() == "version":
+            given = given.strip()
+            if len(given) >= 2 and given[0] == given[-1] == '"':
+                given = given[1:-1]
+            return media, given
+    return media, None
+
+
 def _acceptable(header: str | None) -> bool:
     if not header:
         return True  # no Accept header means any representation will do (RFC 9110, 12.5.1)
     for item in header.split(","):
-        media, *params = (p.strip().lower() for p in item.split(";"))
-        version = next((p.split("=", 1)[1].strip() for p in params if p.startswith("version=")), None)
+        media, version = _media_type(item)
         if media in ("*/*", "application/*"):
             return True
         if media == "application/taxii+json" and version in (None, "2.1"):
@@ -248,8 +262,8 @@ def _added_headers(page: store.Page) -> dict[str, str]:
         return {}
     assert page.first_added is not None and page.last_added is not None
     return {
-        "X-TAXII-Date-Added-First": stix.format_timestamp(page.first_added),
-        "X-TAXII-Date-Added-Last": stix.format_timestamp(page.last_added),
+        "X-TAXII-Date-Added-First": store.taxii_timestamp(page.first_added),
+        "X-TAXII-Date-Added-Last": store.taxii_timestamp(page.last_added),
     }
 
 
@@ -354,8 +368,7 @@ def _writable_collection(api_root: str, collection_id: str, request: Request, ac
 
 async def _body(request: Request) -> bytes:
     media = request.headers.get("content-type", "")
-    kind, *params = (p.strip().lower() for p in media.split(";"))
-    version = next((p.split("=", 1)[1].strip() for p in params if p.startswith("version=")), None)
+    kind, version = _media_type(media)
     if kind != "application/taxii+json" or version not in (None, "2.1"):
         raise UnsupportedMediaType(f"Send the envelope as {TAXII}, not {media or 'no Content-Type'}")
     declared = request.headers.get("content-length")
@@ -377,16 +390,19 @@ def _refuse_constant(name: str) -> Any:
 
 
 def parse_envelope(body: bytes) -> list[Any]:
-    """The envelope's objects; a body that is not a TAXII envelope is refused whole with a 400."""
+    """The envelope's objects. A body that is not a TAXII envelope is refused whole with a 422: TAXII 2.1
+    (section 5.5) gives that code to "a malformed body, or other unprocessable content", and keeps 400 for
+    a request the server did not understand."""
     try:
         data = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
-        raise MalformedInput(f"The body is not valid JSON: {str(exc)[:200]}") from None
+        raise InvalidInput(f"The body is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
-        raise MalformedInput("An envelope is a JSON object with an 'objects' list")
+        raise InvalidInput("An envelope is a JSON object with an 'objects' list")
     objects = data.get("objects")
     if not isinstance(objects, list) or not objects:
-        raise MalformedInput("An envelope needs a non-empty 'objects' list")
+        # TAXII has no empty lists (section 2), and an envelope without objects adds nothing.
+        raise InvalidInput("An envelope needs a non-empty 'objects' list")
     return objects
 
 
@@ -460,8 +476,9 @@ def delete_object(
     session: WriteSession,
 ) -> Response:
     row, acc = _collection(session, actor, api_root, collection_id)
-    if not acc.can_write:
-        raise PermissionDenied("You may not delete objects from this collection")
+    # Both, not only write: TAXII 2.1 (section 5.7) answers 403 to a client that may write but not read.
+    if not (acc.can_read and acc.can_write):
+        raise PermissionDenied("Deleting needs both read and write access to this collection")
     oid = _object_id(object_id)
     base = filters_from(request, default_versions=("all",))
     filters = store.Filters(None, (oid,), (), base.versions, base.spec_versions)
@@ -528,7 +545,7 @@ def manifest(
         body["objects"] = [
             {
                 "id": r.stix_id,
-                "date_added": stix.format_timestamp(r.date_added),
+                "date_added": store.taxii_timestamp(r.date_added),
                 "version": stix.format_timestamp(r.version),
                 "media_type": STIX,
             }
