@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from stix2validator import ValidationOptions, validate_instance
+from typer.testing import CliRunner
 
-from cyberpact.intel import misp, misp_export, stix
+from cyberpact.cli import app
+from cyberpact.intel import misp, misp_export, patterns, service, stix, store
 from cyberpact.intel.markings import PAP_IDS, TLP2_IDS
+from cyberpact.kit.actor import SYSTEM
+from cyberpact.kit.db import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -26,7 +32,9 @@ def _by_type(objects: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize("name", ["misp_event_botnet.json", "misp_event_phishing.json"])
+@pytest.mark.parametrize(
+    "name", ["misp_event_botnet.json", "misp_event_phishing.json", "misp_event_ransomware.json"]
+)
 def test_every_converted_object_is_valid_stix(name: str) -> None:
     converted = misp.misp_to_stix(_load(name))
     assert converted.objects
@@ -102,7 +110,7 @@ def test_round_trip_misp_stix_misp() -> None:
     event, skipped = misp_export.stix_to_misp(misp.misp_to_stix(original).objects)
     back = event["Event"]
     assert back["uuid"] == original["uuid"] and back["info"] == original["info"]
-    assert (back["threat_level_id"], back["analysis"]) == ("1", "2")
+    assert (back["threat_level_id"], back["analysis"]) == ("1", "2") and back["published"] is True
     assert back["Orgc"] == {"name": "CERT-EX", "uuid": "55f6ea5e-2c60-40e5-964f-47a8950d210f"}
     tags = {t["name"] for t in back["Tag"]}
     assert {"tlp:green", "PAP:AMBER", 'circl:incident-classification="malware"'} <= tags
@@ -133,8 +141,9 @@ def test_round_trip_misp_stix_misp() -> None:
 def test_search_response_deleted_attributes_and_tlp_mapping() -> None:
     converted = misp.misp_to_stix(_load("misp_event_phishing.json"))
     t = _by_type(converted.objects)
-    ids = {i["id"] for i in t["indicator"]}
-    assert "indicator--7b8c9d0e-1f2a-4bc2-a3d4-6f7a8b9c0d1e" not in ids  # deleted in MISP
+    # Deleted in MISP: a revoked version, never a live indicator, so that a re-import takes it back.
+    gone = next(i for i in t["indicator"] if i["id"] == "indicator--7b8c9d0e-1f2a-4bc2-a3d4-6f7a8b9c0d1e")
+    assert gone["revoked"] is True
     sender = next(i for i in t["indicator"] if "email-addr" in i["pattern"])
     assert sender["object_marking_refs"] == [TLP2_IDS["amber+strict"]]
     url = next(i for i in t["indicator"] if i["pattern"].startswith("[url:"))
@@ -145,6 +154,8 @@ def test_search_response_deleted_attributes_and_tlp_mapping() -> None:
     assert "tlp:clear" in tags and 'misp-galaxy:mitre-attack-pattern="Phishing - T1566"' in tags
     sender_attr = next(a for a in event["Event"]["Attribute"] if a["type"] == "email-src")
     assert sender_attr["Tag"] == [{"name": "tlp:amber+strict"}]
+    deleted = next(a for a in event["Event"]["Attribute"] if a["value"] == "192.0.2.200")
+    assert deleted["deleted"] is True  # how MISP tells another instance of a revocation
 
 
 def test_round_trip_stix_misp_stix() -> None:
@@ -188,3 +199,492 @@ def test_round_trip_stix_misp_stix() -> None:
     assert ind["labels"] == ["botnet"]
     carried = next(i for i in again["indicator"] if i["id"] == objects[1]["id"])
     assert carried["pattern"] == objects[1]["pattern"] and carried["object_marking_refs"] == [green]
+
+
+# The category-type table of the MISP core format (draft-dulaunoy-misp-core-format, "type"), for the
+# types the export writes: a category outside it makes MISP refuse the attribute.
+_CATEGORIES = {
+    "ip-dst": {"Network activity", "Payload delivery", "External analysis"},
+    "ip-src": {"Network activity", "Payload delivery", "External analysis"},
+    "ip-dst|port": {"Network activity", "Payload delivery", "External analysis"},
+    "domain": {"Network activity", "Payload delivery", "External analysis"},
+    "domain|ip": {"Network activity", "External analysis"},
+    "url": {"Network activity", "Payload delivery", "External analysis"},
+    "email-src": {"Network activity", "Payload delivery", "Social network"},
+    "email-dst": {"Network activity", "Payload delivery", "Social network"},
+    "email-subject": {"Network activity", "Payload delivery"},
+    "mutex": {"Artifacts dropped"},
+    "filename": {
+        "Payload delivery",
+        "Payload installation",
+        "Artifacts dropped",
+        "External analysis",
+        "Persistence mechanism",
+    },
+    "md5": {"Payload delivery", "Payload installation", "Artifacts dropped", "External analysis"},
+    "sha256": {"Payload delivery", "Payload installation", "Artifacts dropped", "External analysis"},
+    "filename|sha256": {"Payload delivery", "Payload installation", "Artifacts dropped", "External analysis"},
+    "vulnerability": {"External analysis", "Payload delivery", "Payload installation"},
+    "stix2-pattern": {"Network activity", "Payload delivery", "Payload installation", "Artifacts dropped"},
+    "yara": {"Payload delivery", "Payload installation", "Artifacts dropped"},
+    "sigma": {"Payload delivery", "Payload installation", "Artifacts dropped"},
+    "port": {"Network activity", "Other"},
+}
+
+
+def _one(objects: list[dict[str, Any]], oid: str) -> dict[str, Any]:
+    return next(o for o in objects if o["id"] == oid)
+
+
+def _event(*attributes: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    event = {
+        "uuid": "0d6f3c1a-8b2e-4f5d-9a7c-1e3b5d7f9a2c",
+        "info": "hand-made",
+        "date": "2024-06-01",
+        "timestamp": "1717236000",
+        "Orgc": {"name": "CERT-EX", "uuid": "55f6ea5e-2c60-40e5-964f-47a8950d210f"},
+        "Attribute": list(attributes),
+        "Tag": [{"name": "tlp:green"}],
+    }
+    event.update(fields)
+    return {"Event": event}
+
+
+def _attr(atype: str, value: Any, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": atype,
+        "category": "Network activity",
+        "to_ids": True,
+        "timestamp": "1717230000",
+        "value": value,
+        "deleted": False,
+        **fields,
+    }
+
+
+def test_an_object_with_two_values_of_one_kind_keeps_both_and_can_match() -> None:
+    converted = misp.misp_to_stix(_load("misp_event_ransomware.json"))
+    objects = converted.objects
+    # domain-ip, no to_ids: one SCO per address; the address MISP deleted is not among them.
+    observed = _one(objects, "observed-data--d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f6a")
+    values = {_one(objects, r).get("value") for r in observed["object_refs"]}
+    assert values == {"cdn-sync.example", "192.0.2.10", "192.0.2.11"}
+    # email, to_ids: sender and recipient are two email-addr observations, not one address equal to both.
+    lure = _one(objects, "indicator--e3f4a5b6-c7d8-4e9f-8a1b-2c3d4e5f6a7b")
+    observations = lure["pattern"].split("] AND [")
+    assert len(observations) == 3
+    for observation in observations:
+        parsed = patterns.fast_parse(f"[{observation.strip('[]')}]")
+        assert parsed is not None
+        paths = [(c.object_type, c.path) for c in parsed]
+        assert len(paths) == len(set(paths)), lure["pattern"]  # no property compared to two values at once
+    assert patterns.validate(lure["pattern"]) is None
+    assert "192.0.2.99" not in json.dumps(objects)  # a deleted object attribute is in no pattern or SCO
+
+
+def test_object_attributes_come_back_with_their_relation_to_ids_and_uuid() -> None:
+    original = _load("misp_event_ransomware.json")["Event"]
+    event, _ = misp_export.stix_to_misp(misp.misp_to_stix(original).objects)
+    back = {o["uuid"]: o for o in event["Event"]["Object"]}
+
+    def attrs(mobj: dict[str, Any]) -> set[tuple[str, str, str, str, bool]]:
+        return {
+            (a["uuid"], a["object_relation"], a["type"], a["value"], bool(a["to_ids"]))
+            for a in mobj["Attribute"]
+            if not a.get("deleted") and a["type"] != "size-in-bytes"  # no STIX form: reported at import
+        }
+
+    for mobj in original["Object"]:
+        got = back[mobj["uuid"]]
+        assert (got["name"], got["template_uuid"]) == (mobj["name"], mobj["template_uuid"])
+        # Values are matched back by value: the file object lists its sha256 before its filename, which
+        # once came back as a "sha256" holding the file name; and "svchost.exe" is not an IDS value.
+        assert attrs(got) == attrs(mobj)
+        for a in got["Attribute"]:
+            assert a["category"] in _CATEGORIES[a["type"]] and a["timestamp"] == mobj["timestamp"]
+
+
+def test_object_references_become_relationships_and_come_back() -> None:
+    converted = misp.misp_to_stix(_load("misp_event_ransomware.json"))
+    rel = _one(converted.objects, "relationship--c7d8e9f0-a1b2-4c3d-8e4f-5a6b7c8d9e0f")
+    assert (rel["source_ref"], rel["relationship_type"], rel["target_ref"]) == (
+        "indicator--b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e",
+        "communicates-with",
+        "observed-data--d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f6a",
+    )
+    assert rel["object_marking_refs"] == [TLP2_IDS["amber"], PAP_IDS["green"]]
+    # A reference to something the event does not carry is named, not dropped in silence.
+    assert any("drops to ffffffff-0000-4000-8000-000000000001" in s for s in converted.skipped)
+    event, skipped = misp_export.stix_to_misp(converted.objects)
+    file_obj = next(o for o in event["Event"]["Object"] if o["name"] == "file")
+    assert [
+        (r["uuid"], r["object_uuid"], r["referenced_uuid"], r["relationship_type"])
+        for r in file_obj["ObjectReference"]
+    ] == [
+        (
+            "c7d8e9f0-a1b2-4c3d-8e4f-5a6b7c8d9e0f",
+            "b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e",
+            "d2e3f4a5-b6c7-4d8e-9f0a-1b2c3d4e5f6a",
+            "communicates-with",
+        )
+    ]
+    assert skipped == []
+
+
+def test_common_composite_and_host_types_map_and_come_back() -> None:
+    original = _load("misp_event_ransomware.json")["Event"]
+    converted = misp.misp_to_stix(original)
+    objects = converted.objects
+    c2 = _one(objects, "indicator--1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b")
+    assert c2["pattern"] == (
+        "[network-traffic:dst_ref.value = '198.51.100.23' AND network-traffic:dst_port = 8443]"
+    )
+    dns = _one(objects, "observed-data--2f3e4d5c-6b7a-4899-8b1c-2d3e4f5a6b7c")
+    assert {_one(objects, r)["value"] for r in dns["object_refs"]} == {"c2.ransom.example", "203.0.113.50"}
+    # Quotes and backslashes in values are escaped, so the patterns are valid STIX.
+    mutex = _one(objects, "indicator--4b5a6f7e-8d9c-4abb-8d3e-4f5a6b7c8d9e")
+    assert mutex["pattern"] == "[mutex:name = 'Global\\\\RansomMtx_0x5F']"
+    dropper = _one(objects, "indicator--5c6b7a8f-9e0d-4bcc-9e4f-5a6b7c8d9e0f")
+    assert "file:name = 'O\\'Brien invoice.exe'" in dropper["pattern"]
+    for ind in (c2, mutex, dropper, _one(objects, "indicator--3a4f5e6d-7c8b-49aa-9c2d-3e4f5a6b7c8d")):
+        assert patterns._oasis(ind["pattern"]) is None, ind["pattern"]
+    assert not any(
+        t in s for s in converted.skipped for t in ("ip-dst|port", "domain|ip", "mutex", "subject")
+    )
+
+    event, _ = misp_export.stix_to_misp(objects)
+    back = {a["uuid"]: a for a in event["Event"]["Attribute"]}
+    for attr in original["Attribute"][:5]:
+        got = back[attr["uuid"]]
+        assert (got["type"], got["value"], got["to_ids"], got["category"]) == (
+            attr["type"],
+            attr["value"],
+            attr["to_ids"],
+            attr["category"],
+        )
+
+
+def test_detection_rules_keep_their_pattern_type_and_to_ids() -> None:
+    converted = misp.misp_to_stix(_load("misp_event_ransomware.json"))
+    yara = _one(converted.objects, "indicator--7e8d9cab-1a2f-4eee-9a6b-7c8d9e0f1a2b")
+    assert (yara["pattern_type"], yara["pattern"]) == (
+        "yara",
+        'rule loader_strings { strings: $a = "RansomMtx_" ascii condition: $a }',
+    )
+    # MISP says the sigma rule is not to be deployed: no indicator (which is a rule to deploy), a reason.
+    assert "8f9eadbc-2b3a-4fff-8b7c-8d9e0f1a2b3c" not in json.dumps(converted.objects)
+    assert any(s.startswith("attribute 8f9eadbc") and "to_ids" in s for s in converted.skipped)
+    not_for_ids = misp.misp_to_stix(
+        _event(_attr("stix2-pattern", "[ipv4-addr:value = '192.0.2.1']", to_ids=False))
+    )
+    assert not [o for o in not_for_ids.objects if o["type"] == "indicator"] and not_for_ids.skipped
+
+    def rule(pattern_type: str, pattern: str) -> dict[str, Any]:
+        return {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": "indicator--3b1d7c5e-9f2a-4e6b-8d0c-2a4e6f8b0d1c",
+            "created": "2024-06-01T00:00:00.000Z",
+            "modified": "2024-06-01T00:00:00.000Z",
+            "pattern": pattern,
+            "pattern_type": pattern_type,
+            "valid_from": "2024-06-01T00:00:00Z",
+        }
+
+    event, _ = misp_export.stix_to_misp([yara])
+    assert [(a["type"], a["value"], a["to_ids"]) for a in event["Event"]["Attribute"]] == [
+        ("yara", yara["pattern"], True)
+    ]
+    sigma = "title: x\ndetection: {sel: {Image|endswith: '\\\\cmd.exe'}, condition: sel}"
+    event, _ = misp_export.stix_to_misp([rule("sigma", sigma)])
+    assert [(a["type"], a["value"]) for a in event["Event"]["Attribute"]] == [("sigma", sigma)]
+    event, skipped = misp_export.stix_to_misp([rule("pcre", "/evil[0-9]+/")])
+    assert event["Event"]["Attribute"] == [] and "pcre" in skipped[0]  # not a stix2-pattern in disguise
+
+
+def test_a_galaxy_on_an_attribute_without_to_ids_is_kept() -> None:
+    converted = misp.misp_to_stix(_load("misp_event_ransomware.json"))
+    t = _by_type(converted.objects)
+    lockbit = next(m for m in t["malware"] if m["name"] == "LockBit")
+    assert (
+        lockbit["id"] == "malware--9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d"
+    )  # the cluster's uuid, from its Galaxy
+    rel = next(r for r in t["relationship"] if r["target_ref"] == lockbit["id"])
+    assert (rel["source_ref"], rel["relationship_type"]) == (
+        "observed-data--6d7c8b9a-0f1e-4ddd-8f5a-6b7c8d9e0f1a",
+        "related-to",
+    )
+    assert rel["object_marking_refs"] == [
+        TLP2_IDS["amber"],
+        PAP_IDS["green"],
+    ]  # shared no wider than its source
+    event, _ = misp_export.stix_to_misp(converted.objects)
+    leak = next(a for a in event["Event"]["Attribute"] if a["value"] == "leaks.ransom.example")
+    assert 'misp-galaxy:ransomware="LockBit"' in {tag["name"] for tag in leak["Tag"]}
+
+
+def test_first_seen_and_last_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    # MISP keeps first_seen/last_seen in UTC: one written without an offset must not shift with the
+    # server's zone.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        converted = misp.misp_to_stix(
+            _event(
+                _attr(
+                    "ip-dst",
+                    "203.0.113.9",
+                    uuid="5e0a2c4f-6b8d-4f1a-9c3e-7d9f1b3d5f7a",
+                    first_seen="2024-05-02T09:30:00",
+                    last_seen="2024-05-09T18:00:00.000000+00:00",
+                ),
+                _attr("ip-src", "198.51.100.9", to_ids=False, first_seen="2024-05-03T07:00:00.123456+02:00"),
+            )
+        )
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    t = _by_type(converted.objects)
+    ind = t["indicator"][0]
+    assert (ind["valid_from"], ind["valid_until"]) == ("2024-05-02T09:30:00.000Z", "2024-05-09T18:00:00.000Z")
+    seen = t["observed-data"][0]
+    assert seen["first_observed"] == seen["last_observed"] == "2024-05-03T05:00:00.123456Z"
+    event, _ = misp_export.stix_to_misp(converted.objects)
+    back = next(a for a in event["Event"]["Attribute"] if a["uuid"] == "5e0a2c4f-6b8d-4f1a-9c3e-7d9f1b3d5f7a")
+    assert (back["first_seen"], back["last_seen"]) == ("2024-05-02T09:30:00.000Z", "2024-05-09T18:00:00.000Z")
+
+
+def test_comments_and_tags_of_vulnerabilities_and_object_attributes_are_kept() -> None:
+    converted = misp.misp_to_stix(
+        _event(
+            _attr(
+                "vulnerability",
+                "CVE-2023-4966",
+                category="External analysis",
+                to_ids=False,
+                comment="exploited for initial access",
+                Tag=[
+                    {"name": "tlp:amber"},
+                    {"name": "cve:exploited"},
+                    {"name": 'misp-galaxy:tool="Cobalt Strike"'},
+                ],
+            ),
+            Object=[
+                {
+                    "name": "domain-ip",
+                    "meta-category": "network",
+                    "uuid": "4c6e8a0c-2e4a-4c6e-8a0c-2e4a6c8e0a2c",
+                    "timestamp": "1717230000",
+                    "Attribute": [
+                        _attr(
+                            "domain", "x.example", object_relation="domain", Tag=[{"name": "kill-chain:c2"}]
+                        ),
+                    ],
+                }
+            ],
+        )
+    )
+    t = _by_type(converted.objects)
+    vuln = t["vulnerability"][0]
+    assert vuln["description"] == "exploited for initial access" and vuln["labels"] == ["cve:exploited"]
+    assert vuln["object_marking_refs"] == [TLP2_IDS["amber"]]
+    tool = t["tool"][0]
+    assert any(r["source_ref"] == vuln["id"] and r["target_ref"] == tool["id"] for r in t["relationship"])
+    assert t["indicator"][0]["labels"] == ["kill-chain:c2"]
+
+
+def test_tlp_and_pap_tags_in_any_spelling() -> None:
+    converted = misp.misp_to_stix(
+        _event(
+            _attr("domain", "a.example", Tag=[{"name": " TLP:AMBER+STRICT "}, {"name": "pap:White"}]),
+            _attr("domain", "b.example", Tag=[{"name": "Tlp:Clear"}, "PAP:RED"]),
+            Tag=[{"name": "tlp:white"}],
+        )
+    )
+    marked = {i["pattern"]: i["object_marking_refs"] for i in _by_type(converted.objects)["indicator"]}
+    assert marked == {
+        "[domain-name:value = 'a.example']": [TLP2_IDS["amber+strict"], PAP_IDS["clear"]],
+        "[domain-name:value = 'b.example']": [TLP2_IDS["clear"], PAP_IDS["red"]],
+    }
+    assert not any("labels" in i for i in _by_type(converted.objects)["indicator"])
+
+
+def _deep(levels: int) -> Any:
+    nested: list[Any] = []
+    for _ in range(levels):
+        nested = [nested]
+    return nested
+
+
+_NO_EVENT = {
+    "a number": 42,
+    "a string": "an event",
+    "an empty list": [],
+    "an empty object": {},
+    "an Event that is not an object": {"Event": "5f1c9b8e"},
+    "an empty search response": {"response": {"Event": []}},
+    "lists nested 5000 deep": {"response": _deep(5000)},
+    # The TLP cannot be read: storing the event unmarked would share it wider than its author allowed.
+    "a Tag that is not a list": _event(Tag="tlp:red"),
+    "a tag without a name": _event(Tag=[{"name": 5}]),
+    "an Orgc that is not an object": _event(Orgc="CERT-EX"),
+    "a Galaxy that is not a list": _event(Galaxy={"type": "threat-actor"}),
+    "an Attribute that is not a list": _event(Attribute={"type": "ip-dst", "value": "192.0.2.1"}),
+    "an Object that is not a list": _event(Object="file"),
+}
+
+
+@pytest.mark.parametrize("data", list(_NO_EVENT.values()), ids=list(_NO_EVENT))
+def test_input_that_holds_no_usable_event_is_refused_whole(data: Any) -> None:
+    converted = misp.misp_to_stix(data)  # neither a crash nor a partial, unmarked event
+    assert converted.objects == [] and converted.skipped
+    assert all(s.startswith(("event ", "no MISP event")) for s in converted.skipped)
+
+
+def test_hostile_attributes_are_refused_one_by_one_with_a_reason() -> None:
+    good = _attr("domain", "kept.example", uuid="6f1b3d5f-7a9c-4e2b-8d4f-6a8c0e2a4c6e")
+    converted = misp.misp_to_stix(
+        _event(
+            good,
+            _attr("domain", None, uuid="11111111-1111-4111-8111-111111111111"),
+            _attr("domain", "", uuid="22222222-2222-4222-8222-222222222222"),
+            _attr("ip-dst", {"value": "192.0.2.1"}, uuid="33333333-3333-4333-8333-333333333333"),
+            _attr("url", "http://x.example/" + "a" * 70_000, uuid="44444444-4444-4444-8444-444444444444"),
+            _attr("ip-dst", "192.0.2.5", uuid="55555555-5555-4555-8555-555555555555", Tag="tlp:red"),
+            _attr("ip-dst|port", "192.0.2.6|http", uuid="66666666-6666-4666-8666-666666666666"),
+            _attr("AS", "AS99999999999", uuid="77777777-7777-4777-8777-777777777777"),
+            _attr(["ip-dst"], "192.0.2.7", uuid="88888888-8888-4888-8888-888888888888"),
+            _attr("x-unheard-of", "zzz", uuid="99999999-9999-4999-8999-999999999999"),
+            _attr("domain", "nested-uuid.example", uuid=_deep(3000)),
+            "not an attribute",
+            Object=[
+                {"name": "file", "uuid": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "Attribute": ["x", 5]},
+                "not an object",
+            ],
+        )
+    )
+    patterns_ = [i["pattern"] for i in _by_type(converted.objects)["indicator"]]
+    # Never a value invented from a hostile one ('None', '', a dict printed as text).
+    assert sorted(patterns_) == [
+        "[domain-name:value = 'kept.example']",
+        "[domain-name:value = 'nested-uuid.example']",
+    ]
+    reasons = "\n".join(converted.skipped)
+    for key in "123456789":
+        assert f"{key * 8}-" in reasons, key
+    assert "attribute #12: not an attribute object" in reasons and "object #2: not a MISP object" in reasons
+    assert "object file aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa attribute #1: not an attribute object" in reasons
+    assert all(len(s) < 300 for s in converted.skipped)  # a reason names the fault, not the huge value
+
+
+def test_reimporting_an_event_after_misp_deleted_an_attribute_revokes_it(db: Database) -> None:
+    event = _load("misp_event_botnet.json")
+    later = copy.deepcopy(event)
+    c2 = later["Event"]["Attribute"][0]
+    c2.update(deleted=True, timestamp="1713460000")  # MISP stamps the deletion
+    later["Event"]["timestamp"] = "1713460000"
+    with db.transaction() as s:
+        coll = service.create_collection(s, SYSTEM, title="misp")
+        first = store.add_objects(s, SYSTEM, coll, misp.misp_to_stix(event).objects)
+        assert first.failures == []
+        again = store.add_objects(s, SYSTEM, coll, misp.misp_to_stix(event).objects)
+        assert again.stored == 0  # the same event twice stores nothing new
+        store.add_objects(s, SYSTEM, coll, misp.misp_to_stix(later).objects)
+        latest = {o["id"]: o for o in store.iter_objects(s, coll.id)}
+        assert latest["indicator--8a0e3c1b-6d2f-4b7a-9e5c-1f3a5b7c9d0e"]["revoked"] is True
+        exported, _ = misp_export.stix_to_misp(store.iter_objects(s, coll.id))
+    back = next(a for a in exported["Event"]["Attribute"] if a["value"] == "203.0.113.45")
+    assert back["deleted"] is True
+
+
+def test_cli_refuses_an_event_it_cannot_mark_and_stores_nothing(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    r = runner.invoke(app, ["intel", "collections", "create", "Hostile", "--alias", "hostile"])
+    assert r.exit_code == 0, r.output
+    bad = tmp_path / "event.json"
+    bad.write_text(json.dumps(_event(Tag="tlp:red")))
+    r = runner.invoke(app, ["intel", "import", str(bad), "-c", "hostile", "--format", "misp"])
+    assert r.exit_code == 0 and "Traceback" not in r.output
+    assert "skipped event 0d6f3c1a-8b2e-4f5d-9a7c-1e3b5d7f9a2c: Tag is not a list" in r.output
+    assert "stored 0, already present 0, refused 0" in r.output
+    out = tmp_path / "out.json"
+    assert runner.invoke(app, ["intel", "export", str(out), "-c", "hostile"]).exit_code == 0
+    assert json.loads(out.read_text())["objects"] == []
+
+
+def _indicator(pattern: str, n: int = 1, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--0f8e2d6c-4b1a-4e3d-9c7b-5a3f1e9d7b5{n}",
+        "created": "2024-03-01T00:00:00.000Z",
+        "modified": "2024-03-02T00:00:00.000Z",
+        "pattern": pattern,
+        "pattern_type": "stix",
+        "valid_from": "2024-03-01T00:00:00.000Z",
+        **extra,
+    }
+
+
+def test_export_never_widens_a_pattern_or_guesses_a_type() -> None:
+    sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    objects = [
+        _indicator(f"[file:name = 'setup.exe' AND file:hashes.'SHA-256' = '{sha}']", 1),
+        _indicator("[process:name = 'cmd.exe']", 2),
+        _indicator("[network-traffic:dst_port = 443 AND network-traffic:dst_ref.value = '192.0.2.1']", 3),
+        _indicator("[ipv4-addr:value = '192.0.2.1'] OR [ipv4-addr:value = '192.0.2.2']", 4),
+        _indicator(f"[file:hashes.SHA256 = '{sha}']", 5),
+        _indicator("[domain-name:value = 'AND.example']", 6),
+    ]
+    event, _ = misp_export.stix_to_misp(objects)
+    got = {(a["uuid"][-1], a["type"], a["value"]) for a in event["Event"]["Attribute"]}
+    # A conjunction stays whole: "setup.exe" alone, or port 443 alone, would flag far more than it does.
+    assert ("1", "stix2-pattern", objects[0]["pattern"]) in got
+    assert ("3", "stix2-pattern", objects[2]["pattern"]) in got
+    assert ("2", "stix2-pattern", objects[1]["pattern"]) in got  # no MISP type for process:name
+    # A disjunction may be split: either value alone is what the pattern looks for.
+    assert {(t, v) for _, t, v in got if t == "ip-dst"} == {("ip-dst", "192.0.2.1"), ("ip-dst", "192.0.2.2")}
+    assert ("5", "sha256", sha) in got and ("6", "domain", "AND.example") in got
+    assert not any(t == "text" for _, t, _ in got)
+
+
+def test_export_is_a_valid_core_format_event() -> None:
+    converted = misp.misp_to_stix(_load("misp_event_ransomware.json"))
+    event, _ = misp_export.stix_to_misp(converted.objects)
+    ev = event["Event"]
+    assert isinstance(ev["published"], bool) and isinstance(ev["timestamp"], str)
+    assert ev["published"] is False and ev["publish_timestamp"] == "0"  # never published: 0
+    assert ev["distribution"] in {"0", "1", "2", "3", "4"}
+    everything = [*ev["Attribute"], *(a for o in ev["Object"] for a in o["Attribute"])]
+    for a in everything:
+        assert isinstance(a["uuid"], str) and len(a["uuid"]) == 36
+        assert a["category"] in _CATEGORIES[a["type"]], (a["type"], a["category"])
+        assert isinstance(a["value"], str) and isinstance(a["to_ids"], bool)
+        assert isinstance(a["timestamp"], str) and a["timestamp"].isdigit()
+        assert a["distribution"] == "5" and a["deleted"] is False
+    for o in ev["Object"]:
+        assert {"uuid", "name", "meta-category", "timestamp", "distribution", "deleted"} <= set(o)
+    # Without a report and an identity there is no creator to name: no Orgc with an empty uuid.
+    alone, _ = misp_export.stix_to_misp([_indicator("[domain-name:value = 'x.example']")])
+    assert "Orgc" not in alone["Event"] and alone["Event"]["publish_timestamp"] == "0"
+
+
+def test_export_names_what_it_does_not_carry() -> None:
+    converted = misp.misp_to_stix(_load("misp_event_botnet.json")).objects
+    second = dict(_one(converted, "report--5f1c9b8e-2a4d-4e6f-9b1a-3c5d7e9f1a2b"))
+    second["id"] = "report--7c2e4a6b-8d0f-4b1c-9e3a-5c7e9a1b3d5f"
+    uses = {
+        "type": "relationship",
+        "spec_version": "2.1",
+        "id": "relationship--2b4d6f8a-0c1e-4a3b-9d5f-7b9d1f3a5c7e",
+        "created": "2024-04-18T00:00:00.000Z",
+        "modified": "2024-04-18T00:00:00.000Z",
+        "relationship_type": "uses",
+        "source_ref": "threat-actor--7a2f9c3d-5b1e-4f8a-9c2d-6e4b8a1c3f5d",
+        "target_ref": next(o["id"] for o in converted if o["type"] == "malware"),
+    }
+    _, skipped = misp_export.stix_to_misp([*converted, second, uses])
+    assert any(s.startswith(second["id"]) for s in skipped)
+    assert any(s.startswith(uses["id"]) and "uses" in s for s in skipped)

@@ -1,25 +1,32 @@
-"""MISP interchange: MISP core-format events to STIX 2.1, and STIX 2.1 objects back to a MISP event.
+"""MISP interchange: MISP core-format events (draft-dulaunoy-misp-core-format) to STIX 2.1; the way back is
+``misp_export``.
 
 What maps, as far as STIX can carry it:
 
 * the event becomes a ``report`` (its uuid kept), the creating organisation an ``identity``;
 * an attribute with ``to_ids`` becomes an ``indicator`` (its uuid kept) whose pattern compares the value;
-  one without becomes ``observed-data`` over the matching SCO (UUIDv5 ids, as STIX prescribes for SCOs);
-* a MISP object becomes one indicator (any attribute ``to_ids``) or one observed-data, over all its
-  attributes;
-* ``tlp:*`` tags become TLP 2.0 markings, ``PAP:*`` tags PAP markings, other tags labels;
+  one without becomes ``observed-data`` over the matching SCOs (UUIDv5 ids, as STIX prescribes for SCOs);
+  ``stix2-pattern``, ``yara``, ``snort`` and ``sigma`` attributes become indicators of that pattern type;
+* a MISP object becomes one indicator (any live attribute ``to_ids``) or one observed-data, over all its
+  live attributes; two values of one property (a domain's second address) are two SCOs, two
+  observations, never one impossible comparison; its references become relationships;
+* ``tlp:*`` tags become TLP 2.0 markings, ``PAP:*`` tags PAP markings, other tags labels; what carries no
+  level of its own takes the event's;
 * galaxy clusters become threat-actor, malware, tool, attack-pattern, intrusion-set or course-of-action
-  objects, tied to the attributes that carry them by ``indicates`` relationships.
+  objects, tied to what carries them (``indicates`` from an indicator, ``related-to`` from anything else);
+* a deleted attribute or object becomes a revoked version: re-importing an event takes back what MISP
+  revoked instead of leaving it standing.
 
-MISP's own type, category and object name ride along as ``x_misp_*`` properties so the way back
-(``misp_export``) is exact. Attribute types with no STIX form are reported as skipped, never silently dropped.
+MISP's own type, category, object name and object attributes ride along as ``x_misp_*`` properties so the
+way back is exact. Whatever is not carried is named in ``Conversion.skipped`` with the reason, down to a
+whole event whose structure is broken: nothing of a refused event is among the objects to store.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -40,8 +47,13 @@ from cyberpact.kit.canonical import canonical_json_floatless
 SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")  # STIX 2.1, section 2.9
 LOCAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://cyberpact.dev/stix/misp")
 _GALAXY_TAG = re.compile(r'misp-galaxy:([^=]+)="(.*)"')
+# Real values (a URL, a YARA rule) stay far below this; a longer one is refused on its own, before it
+# becomes a pattern that the validator would quote whole in its refusal.
+MAX_VALUE = 65_536
 
-# MISP attribute type -> (SCO type, property path); hashes are handled apart.
+Comp = tuple[str, str, Any]  # (SCO type, property path, value) of one comparison
+
+# MISP attribute type -> (SCO type, property path); addresses, AS numbers, hashes and composites apart.
 _SIMPLE: dict[str, tuple[str, str]] = {
     "domain": ("domain-name", "value"),
     "hostname": ("domain-name", "value"),
@@ -51,11 +63,31 @@ _SIMPLE: dict[str, tuple[str, str]] = {
     "email": ("email-addr", "value"),
     "email-src": ("email-addr", "value"),
     "email-dst": ("email-addr", "value"),
+    "email-subject": ("email-message", "subject"),
     "filename": ("file", "name"),
     "mac-address": ("mac-addr", "value"),
-    "AS": ("autonomous-system", "number"),
+    "mutex": ("mutex", "name"),
 }
-_HASHES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "sha512": "SHA-512", "ssdeep": "SSDEEP"}
+# Only the algorithms of STIX's hash-algorithm-ov, so that every consumer knows the key.
+_HASHES = {
+    "md5": "MD5",
+    "sha1": "SHA-1",
+    "sha256": "SHA-256",
+    "sha512": "SHA-512",
+    "sha3-256": "SHA3-256",
+    "sha3-512": "SHA3-512",
+    "ssdeep": "SSDEEP",
+    "tlsh": "TLSH",
+}
+# Composite MISP types: the pattern paths that may hold each part of the "a|b" value, in order.
+COMPOSITE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "ip-dst|port": (("network-traffic:dst_ref.value",), ("network-traffic:dst_port",)),
+    "ip-src|port": (("network-traffic:src_ref.value",), ("network-traffic:src_port",)),
+    "domain|ip": (("domain-name:value",), ("ipv4-addr:value", "ipv6-addr:value")),
+    **{f"filename|{k}": (("file:name",), (f"file:hashes.{v}",)) for k, v in _HASHES.items()},
+}
+# Attributes that are detection rules: indicators of that STIX pattern type (pattern-type-ov).
+PATTERN_TYPES = {"stix2-pattern": "stix", "yara": "yara", "snort": "snort", "sigma": "sigma"}
 # STIX path -> MISP type, for objects that do not say which MISP type they came from.
 MISP_TYPE_OF = {
     "ipv4-addr:value": "ip-dst",
@@ -63,19 +95,27 @@ MISP_TYPE_OF = {
     "domain-name:value": "domain",
     "url:value": "url",
     "email-addr:value": "email",
+    "email-message:subject": "email-subject",
     "file:name": "filename",
     "mac-addr:value": "mac-address",
+    "mutex:name": "mutex",
     "autonomous-system:number": "AS",
+    "network-traffic:dst_ref.value": "ip-dst",
+    "network-traffic:src_ref.value": "ip-src",
+    "network-traffic:dst_port": "port",
+    "network-traffic:src_port": "port",
     **{f"file:hashes.{v}": k for k, v in _HASHES.items()},
 }
+# A category valid for the type (the core format's category-type table), for objects that carry none.
 CATEGORY_OF = {
-    "md5": "Payload delivery",
-    "sha1": "Payload delivery",
-    "sha256": "Payload delivery",
-    "sha512": "Payload delivery",
-    "ssdeep": "Payload delivery",
+    **dict.fromkeys(_HASHES, "Payload delivery"),
+    **{k: "Payload delivery" for k in COMPOSITE if k.startswith("filename|")},
     "filename": "Payload delivery",
+    "email-subject": "Payload delivery",
+    "mutex": "Artifacts dropped",
     "vulnerability": "External analysis",
+    "yara": "Payload installation",
+    "sigma": "Payload installation",
 }
 # Galaxy type -> STIX type.
 _GALAXIES = {
@@ -100,12 +140,89 @@ GALAXY_OF_TYPE = {
     "tool": "mitre-tool",
     "course-of-action": "mitre-course-of-action",
 }
+_NOT_A_RELATIONSHIP_TYPE = re.compile(r"[^a-z0-9-]+")
 
 
 @dataclass
 class Conversion:
     objects: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+
+class Refused(Exception):
+    """One attribute, object or event that is not converted, and why."""
+
+
+def misp_to_stix(data: Any) -> Conversion:
+    """STIX 2.1 objects for MISP events (``{"Event": ...}``, a bare event, a list, or a search response).
+
+    An event whose structure is broken (a ``Tag`` that is not a list may hide its TLP) is refused whole,
+    an attribute or object on its own, each with its reason in ``skipped`` and nothing of it in
+    ``objects``.
+    """
+    out = Conversion()
+    for n, candidate in enumerate(_candidates(data)):
+        label = f"event {n + 1}"
+        try:
+            if not isinstance(candidate, dict) or not _looks_like_event(candidate):
+                raise Refused(
+                    "not a MISP event (expected {'Event': {...}}, a list of them or a search response)"
+                )
+            label = f"event {_text(candidate.get('uuid')) or n + 1}"
+            converted = _Event(candidate)
+        except Refused as exc:
+            out.skipped.append(f"{label}: {exc}")
+            continue
+        out.objects.extend(converted.objects)
+        out.skipped.extend(converted.skipped)
+    if not out.objects and not out.skipped:
+        out.skipped.append("no MISP event found (expected {'Event': {...}})")
+    return out
+
+
+def _candidates(data: Any) -> list[Any]:
+    # Read to a fixed depth, never recursively: a hostile file nests lists thousands deep.
+    items = data.get("response") if isinstance(data, dict) and "response" in data else data
+    if not isinstance(items, list):
+        items = [items]
+    return [item["Event"] if isinstance(item, dict) and "Event" in item else item for item in items]
+
+
+def _looks_like_event(value: dict[str, Any]) -> bool:
+    return any(k in value for k in ("Attribute", "Object", "info"))
+
+
+def _text(value: Any) -> str:
+    """A MISP string field ('' when absent); MISP writes some numbers bare, anything else is not text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _list(container: Mapping[str, Any], key: str) -> list[Any]:
+    value = container.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Refused(f"{key} is not a list")
+    return value
+
+
+def _value(attr: Mapping[str, Any]) -> str:
+    value = attr.get("value")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise Refused("no value")
+    if len(value) > MAX_VALUE:
+        raise Refused(f"the value is longer than {MAX_VALUE} characters")
+    return value
+
+
+def _truthy(value: Any) -> bool:
+    return value in (True, 1, "1", "true", "True")
 
 
 def _ts_epoch(value: Any, fallback: datetime) -> datetime:
@@ -115,91 +232,183 @@ def _ts_epoch(value: Any, fallback: datetime) -> datetime:
         return fallback
 
 
+def _day(value: Any) -> datetime:
+    try:
+        d = date.fromisoformat(str(value))
+    except ValueError:
+        d = date(1970, 1, 1)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def _seen(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # MISP stores first_seen/last_seen in UTC; a value without an offset is UTC, not the server's zone.
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def _uuid(value: Any, salt: str) -> str:
     """The MISP uuid when it is an RFC 4122 UUID (STIX requires that variant), else a stable UUIDv5."""
-    try:
-        u = uuid.UUID(str(value))
-        if u.variant == uuid.RFC_4122:
-            return str(u)
-    except ValueError:
-        pass
-    return str(uuid.uuid5(LOCAL_NAMESPACE, f"{salt}:{value}"))
+    if isinstance(value, str):
+        try:
+            u = uuid.UUID(value)
+            if u.variant == uuid.RFC_4122:
+                return str(u)
+        except ValueError:
+            pass
+    # Only scalars are spelled out: printing a hostile nested value would recurse without bound.
+    shown = value if isinstance(value, str | int | None) else type(value).__name__
+    return str(uuid.uuid5(LOCAL_NAMESPACE, f"{salt}:{shown}"))
 
 
-def _sco_id(kind: str, props: Mapping[str, Any]) -> str:
-    return f"{kind}--{uuid.uuid5(SCO_NAMESPACE, canonical_json_floatless(dict(props)).decode())}"
+# ------------------------------------------------------------------------------- values to comparisons
+
+
+def _address(value: str) -> str:
+    return "ipv6-addr" if ":" in value else "ipv4-addr"
+
+
+def _number(text: str, what: str, top: int) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) > top:
+        raise Refused(f"{text!r} is not {what}")
+    return int(text)
+
+
+def comparisons(misp_type: str, value: str) -> list[Comp] | None:
+    """(SCO type, property path, value) for a MISP attribute, or None when STIX has no form for its type;
+    raises :class:`Refused` for a value its type cannot hold."""
+    if misp_type in ("ip-src", "ip-dst"):
+        return [(_address(value), "value", value)]
+    if misp_type == "AS":
+        return [
+            (
+                "autonomous-system",
+                "number",
+                _number(value.upper().removeprefix("AS"), "an AS number", 2**32 - 1),
+            )
+        ]
+    if misp_type in _SIMPLE:
+        kind, path = _SIMPLE[misp_type]
+        return [(kind, path, value)]
+    if misp_type in _HASHES:
+        return [("file", f"hashes.{_HASHES[misp_type]}", value)]
+    if misp_type in COMPOSITE:
+        # The last '|': a file name may hold one, a hash, address or port never does.
+        first, sep, second = value.rpartition("|")
+        if not sep or not first or not second:
+            raise Refused(f"a {misp_type} value is two parts joined by '|'")
+        if misp_type == "domain|ip":
+            return [("domain-name", "value", first), (_address(second), "value", second)]
+        if misp_type.endswith("|port"):
+            end = misp_type[3:6]
+            port = _number(second, "a port number", 65535)
+            return [("network-traffic", f"{end}_ref.value", first), ("network-traffic", f"{end}_port", port)]
+        return [("file", "name", first), ("file", f"hashes.{_HASHES[misp_type[9:]]}", second)]
+    return None
+
+
+def _instances(comps: list[Comp]) -> list[tuple[str, dict[str, Any]]]:
+    """The comparisons grouped into the SCOs they describe. A second value for a property (a domain's
+    second address) is a second SCO: one object cannot have two values, so ANDing them in one observation
+    would give a pattern that never matches."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for kind, path, value in comps:
+        for k, props in out:
+            if k == kind and props.get(path, value) == value:
+                props[path] = value
+                break
+        else:
+            out.append((kind, {path: value}))
+    return out
 
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _comparisons(misp_type: str, value: str) -> list[tuple[str, str, Any]] | None:
-    """(SCO type, property path, value) for a MISP attribute, or None when STIX has no form for it."""
-    if misp_type in ("ip-src", "ip-dst"):
-        return [("ipv6-addr" if ":" in value else "ipv4-addr", "value", value)]
-    if misp_type in _SIMPLE:
-        kind, path = _SIMPLE[misp_type]
-        if misp_type == "AS":
-            digits = value.upper().removeprefix("AS")
-            return [(kind, path, int(digits))] if digits.isdigit() else None
-        return [(kind, path, value)]
-    if misp_type in _HASHES:
-        return [("file", f"hashes.{_HASHES[misp_type]}", value)]
-    if misp_type.startswith("filename|") and misp_type[9:] in _HASHES:
-        name, _, digest = value.partition("|")
-        return [("file", "name", name), ("file", f"hashes.{_HASHES[misp_type[9:]]}", digest)]
-    return None
-
-
-def _pattern(comps: list[tuple[str, str, Any]]) -> str:
+def _pattern(instances: list[tuple[str, dict[str, Any]]]) -> str:
     def one(kind: str, path: str, value: Any) -> str:
         steps = path.split(".")
         rendered = steps[0] + "".join(f".{_quote(s)}" if "-" in s else f".{s}" for s in steps[1:])
         literal = str(value) if isinstance(value, int) else _quote(str(value))
         return f"{kind}:{rendered} = {literal}"
 
-    by_type: dict[str, list[str]] = {}
-    for kind, path, value in comps:
-        by_type.setdefault(kind, []).append(one(kind, path, value))
-    return " AND ".join(f"[{' AND '.join(parts)}]" for parts in by_type.values())
+    return " AND ".join(
+        f"[{' AND '.join(one(kind, p, v) for p, v in props.items())}]" for kind, props in instances
+    )
 
 
-def _scos(comps: list[tuple[str, str, Any]]) -> list[dict[str, Any]]:
-    grouped: dict[str, dict[str, Any]] = {}
-    for kind, path, value in comps:
-        props = grouped.setdefault(kind, {})
-        if path.startswith("hashes."):
-            props.setdefault("hashes", {})[path[7:]] = value
-        else:
-            props[path] = value
+def _sco(kind: str, props: dict[str, Any]) -> dict[str, Any]:
+    # The id contributing properties STIX lists per type; a file with hashes is named by them alone.
+    keys = ("hashes", "value", "name", "number", "subject", "src_ref", "dst_ref", "src_port", "dst_port")
+    id_props = {k: props[k] for k in keys if k in props}
+    if kind == "file" and "hashes" in props:
+        id_props = {"hashes": props["hashes"]}
+    if kind == "network-traffic":
+        id_props["protocols"] = props["protocols"]
+    sid = uuid.uuid5(SCO_NAMESPACE, canonical_json_floatless(id_props).decode())
+    return {"type": kind, "spec_version": "2.1", "id": f"{kind}--{sid}", **props}
+
+
+def _scos(instances: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     out = []
-    for kind, props in grouped.items():
-        id_props: dict[str, Any] = {k: props[k] for k in ("hashes", "value", "name", "number") if k in props}
-        if kind == "file" and "hashes" in props:
-            id_props = {"hashes": props["hashes"]}
-        out.append({"type": kind, "spec_version": "2.1", "id": _sco_id(kind, id_props), **props})
+    for kind, props in instances:
+        body: dict[str, Any] = {}
+        for path, value in props.items():
+            if path.startswith("hashes."):
+                body.setdefault("hashes", {})[path[7:]] = value
+            elif path.endswith("_ref.value"):
+                ref = _sco(_address(value), {"value": value})
+                out.append(ref)
+                body[path[: -len(".value")]] = ref["id"]
+                body["protocols"] = ["ipv6" if ref["type"] == "ipv6-addr" else "ipv4"]
+            else:
+                body[path] = value
+        if kind == "email-message":
+            body["is_multipart"] = False
+        out.append(_sco(kind, body))
     return out
 
 
+# ----------------------------------------------------------------------------------------------- tags
+
+
 class _Tags:
-    def __init__(self, tags: Iterable[Any]) -> None:
+    def __init__(self, tags: list[Any]) -> None:
         self.tlp: Tlp | None = None
         self.pap: Pap | None = None
         self.labels: list[str] = []
         self.galaxies: list[tuple[str, str]] = []
-        for tag in tags or ():
+        for tag in tags:
             name = tag.get("name") if isinstance(tag, dict) else tag
-            if not isinstance(name, str) or not name:
-                continue
-            if (tlp := parse_tlp(name)) and name.lower().startswith("tlp:"):
-                self.tlp = _stricter(self.tlp, tlp, TLP_ORDER)
-            elif pap := parse_pap(name):
-                self.pap = _stricter(self.pap, pap, PAP_ORDER)
-            elif m := _GALAXY_TAG.fullmatch(name):
+            if not isinstance(name, str):
+                # The unreadable tag may be the one that carries the TLP: refuse, never store unmarked.
+                raise Refused("a Tag has no name")
+            self.add(name.strip())
+
+    def add(self, name: str) -> None:
+        if not name:
+            return
+        if (tlp := parse_tlp(name)) and name.lower().startswith("tlp:"):
+            self.tlp = _stricter(self.tlp, tlp, TLP_ORDER)
+        elif pap := parse_pap(name):
+            self.pap = _stricter(self.pap, pap, PAP_ORDER)
+        elif m := _GALAXY_TAG.fullmatch(name):
+            if (m.group(1), m.group(2)) not in self.galaxies:
                 self.galaxies.append((m.group(1), m.group(2)))
-            else:
-                self.labels.append(name)
+        elif name not in self.labels:
+            self.labels.append(name)
+
+    def merge(self, other: _Tags) -> None:
+        self.tlp = _stricter(self.tlp, other.tlp, TLP_ORDER) if other.tlp else self.tlp
+        self.pap = _stricter(self.pap, other.pap, PAP_ORDER) if other.pap else self.pap
+        for label in other.labels:
+            self.add(label)
+        self.galaxies += [g for g in other.galaxies if g not in self.galaxies]
 
     def markings(self, inherited: _Tags | None = None) -> list[str]:
         tlp = self.tlp or (inherited.tlp if inherited else None)
@@ -212,270 +421,393 @@ def _stricter(a: Any, b: Any, order: tuple[Any, ...]) -> Any:
     return b if a is None or order.index(b) > order.index(a) else a
 
 
-def _events(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, list):
-        return [e for item in data for e in _events(item)]
-    if isinstance(data, dict):
-        if "response" in data:
-            return _events(data["response"])
-        if isinstance(data.get("Event"), dict):
-            return [data["Event"]]
-        if "Attribute" in data or "info" in data:
-            return [data]
-    return []
+# ---------------------------------------------------------------------------------------------- event
 
 
-def misp_to_stix(data: Any) -> Conversion:
-    """STIX 2.1 objects for MISP events (``{"Event": ...}``, a bare event, a list, or a search response)."""
-    out = Conversion()
-    events = _events(data)
-    if not events:
-        out.skipped.append("no MISP event found (expected {'Event': {...}})")
-    for event in events:
-        _event(event, out)
-    return out
+class _Event:
+    """One event's STIX objects; raises :class:`Refused` (before anything is kept) when its structure is
+    broken, and lists in ``skipped`` the attributes and objects it does not carry."""
 
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.skipped: list[str] = []
+        self.ev_uuid = _uuid(event.get("uuid"), "event")
+        day = _day(event.get("date"))
+        self.modified = _ts_epoch(event.get("timestamp"), day)
+        self.created = min(day, self.modified)
+        self.created_s, self.modified_s = format_timestamp(self.created), format_timestamp(self.modified)
+        self.tags = _Tags(_list(event, "Tag"))
+        attributes, mobjects, galaxies = (_list(event, k) for k in ("Attribute", "Object", "Galaxy"))
+        orgc = event.get("Orgc") or event.get("Org") or {}
+        if not isinstance(orgc, dict) or not isinstance(orgc.get("name"), str | None):
+            raise Refused("Orgc is not an organisation")
+        identity = {
+            "type": "identity",
+            "spec_version": "2.1",
+            "id": f"identity--{_uuid(orgc.get('uuid'), 'org:' + str(orgc.get('name')))}",
+            "created": self.created_s,
+            "modified": self.created_s,
+            "name": orgc.get("name") or "unknown MISP organisation",
+            "identity_class": "organization",
+        }
+        self.common = {"spec_version": "2.1", "created_by_ref": identity["id"]}
+        self.refs: list[str] = []
+        self.items: list[dict[str, Any]] = []
+        self.clusters: dict[tuple[str, str], dict[str, Any]] = {}
+        self.cluster_meta: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.stix_of: dict[str, str] = {}  # MISP uuid -> STIX id, for object references
+        self.references: list[tuple[str, str, Mapping[str, Any], list[str], bool]] = []
 
-def _event(event: dict[str, Any], out: Conversion) -> None:
-    ev_uuid = _uuid(event.get("uuid"), "event")
-    day = _day(event.get("date"))
-    modified = _ts_epoch(event.get("timestamp"), day)
-    created = min(day, modified)
-    published = _ts_epoch(event.get("publish_timestamp"), modified) if event.get("published") else modified
-    created_s, modified_s = format_timestamp(created), format_timestamp(modified)
-    tags = _Tags(event.get("Tag", []))
-    orgc = event.get("Orgc") or event.get("Org") or {}
-    identity = {
-        "type": "identity",
-        "spec_version": "2.1",
-        "id": f"identity--{_uuid(orgc.get('uuid'), 'org:' + str(orgc.get('name')))}",
-        "created": created_s,
-        "modified": created_s,
-        "name": str(orgc.get("name") or "unknown MISP organisation"),
-        "identity_class": "organization",
-    }
-    common = {"spec_version": "2.1", "created_by_ref": identity["id"]}
-    refs: list[str] = []
-    objects: list[dict[str, Any]] = []
-    clusters: dict[tuple[str, str], dict[str, Any]] = {}
+        declared = self._galaxy_clusters(galaxies, "event")
+        for gtype, value, meta in declared:
+            self.cluster_meta.setdefault((gtype, value), meta)
+        # An attribute's own Galaxy block names the cluster's uuid that its galaxy tag lacks.
+        for attr in [
+            *attributes,
+            *(a for o in mobjects if isinstance(o, dict) for a in _loose(o, "Attribute")),
+        ]:
+            if isinstance(attr, dict):
+                for gtype, value, meta in self._galaxy_clusters(_loose(attr, "Galaxy"), None):
+                    self.cluster_meta.setdefault((gtype, value), meta)
+        for gtype, value, _meta in declared:
+            self._cluster(gtype, value)
+        for gtype, value in self.tags.galaxies:
+            self._cluster(gtype, value)
 
-    def cluster(gtype: str, value: str, meta: Mapping[str, Any] | None = None) -> str | None:
+        for n, attr in enumerate(attributes):
+            label = f"attribute {_label(attr, n)}"
+            try:
+                self._attribute(attr)
+            except Refused as exc:
+                if not (isinstance(attr, dict) and _truthy(attr.get("deleted"))):
+                    self.skipped.append(f"{label}: {exc}")
+        for n, mobj in enumerate(mobjects):
+            name = _text(mobj.get("name")) if isinstance(mobj, dict) else ""
+            label = f"object {name} {_label(mobj, n)}" if name else f"object {_label(mobj, n)}"
+            try:
+                self._object(mobj, label)
+            except Refused as exc:
+                self.skipped.append(f"{label}: {exc}")
+        self._object_references()
+
+        self.refs.extend(c["id"] for c in self.clusters.values())
+        published = (
+            _ts_epoch(event.get("publish_timestamp"), self.modified)
+            if _truthy(event.get("published"))
+            else None
+        )
+        report: dict[str, Any] = {
+            "type": "report",
+            "id": f"report--{self.ev_uuid}",
+            "created": self.created_s,
+            "modified": self.modified_s,
+            "name": _text(event.get("info")) or "MISP event",
+            "published": format_timestamp(published or self.modified),
+            "report_types": ["threat-report"],
+            "object_refs": self.refs or [identity["id"]],
+            **self.common,
+            "external_references": [{"source_name": "misp", "external_id": _text(event.get("uuid"))}],
+        }
+        if self.tags.labels:
+            report["labels"] = self.tags.labels
+        for key in ("threat_level_id", "analysis"):
+            if _text(event.get(key)):
+                report[f"x_misp_{key}"] = _text(event[key])
+        # A STIX report is always "published"; MISP's flag rides along so that a draft does not come back
+        # published (publishing is what starts MISP's dissemination of an event).
+        report["x_misp_published"] = published is not None
+        if self.tags.markings():
+            report["object_marking_refs"] = self.tags.markings()
+        used = {m for o in [*self.items, report] for m in o.get("object_marking_refs", [])}
+        definitions = [tlp_definition(lv) for lv in TLP_ORDER if tlp_definition(lv)["id"] in used]
+        definitions += [pap_definition(lv) for lv in PAP_ORDER if pap_definition(lv)["id"] in used]
+        self.objects = [*definitions, identity, *self.clusters.values(), *self.items, report]
+
+    # -------------------------------------------------------------------------------- galaxies
+
+    def _galaxy_clusters(
+        self, galaxies: list[Any], where: str | None
+    ) -> list[tuple[str, str, Mapping[str, Any]]]:
+        out: list[tuple[str, str, Mapping[str, Any]]] = []
+        for galaxy in galaxies:
+            clusters = galaxy.get("GalaxyCluster") if isinstance(galaxy, dict) else None
+            if not isinstance(clusters, list):
+                if where:
+                    self.skipped.append(f"{where} Galaxy entry without a GalaxyCluster list")
+                continue
+            for c in clusters:
+                if isinstance(c, dict) and isinstance(c.get("value"), str) and c["value"]:
+                    gtype = _text(c.get("type")) or _text(galaxy.get("type"))
+                    out.append((gtype, c["value"], c))
+                elif where:
+                    self.skipped.append(f"{where} galaxy cluster without a value")
+        return out
+
+    def _cluster(self, gtype: str, value: str) -> str | None:
         stix_type = _GALAXIES.get(gtype)
         if stix_type is None:
-            out.skipped.append(f"galaxy {gtype}={value!r}: no STIX type for this galaxy")
+            note = f"galaxy {gtype}={value!r}: no STIX type for this galaxy"
+            if note not in self.skipped:
+                self.skipped.append(note)
             return None
         key = (gtype, value)
-        if key not in clusters:
-            meta = meta or {}
+        if key not in self.clusters:
+            meta = self.cluster_meta.get(key, {})
             obj: dict[str, Any] = {
                 "type": stix_type,
                 "id": f"{stix_type}--{_uuid(meta.get('uuid'), f'galaxy:{gtype}:{value}')}",
-                "created": created_s,
-                "modified": modified_s,
+                "created": self.created_s,
+                "modified": self.modified_s,
                 "name": value,
-                **common,
+                **self.common,
                 "x_misp_galaxy_type": gtype,
             }
             if stix_type == "malware":
                 obj["is_family"] = True
             if isinstance(meta.get("description"), str) and meta["description"]:
                 obj["description"] = meta["description"]
-            clusters[key] = obj
-        return str(clusters[key]["id"])
+            self.clusters[key] = obj
+        return str(self.clusters[key]["id"])
 
-    for galaxy in event.get("Galaxy", []) or []:
-        for c in galaxy.get("GalaxyCluster", []) or []:
-            if isinstance(c, dict) and c.get("value"):
-                cluster(str(c.get("type") or galaxy.get("type")), str(c["value"]), c)
-    for gtype, value in tags.galaxies:
-        cluster(gtype, value)
+    # ------------------------------------------------------------------------- attributes, objects
 
-    def emit(
-        source: dict[str, Any], comps: list[tuple[str, str, Any]], item_tags: _Tags, extra: dict[str, Any]
-    ) -> None:
-        oid = _uuid(source.get("uuid"), f"{ev_uuid}:{source.get('type')}:{source.get('value')}")
-        when = _ts_epoch(source.get("timestamp"), modified)
-        when_s = format_timestamp(max(when, created))
-        markings = item_tags.markings(tags)
-        labelled = {"labels": item_tags.labels} if item_tags.labels else {}
-        described = {"description": source["comment"]} if source.get("comment") else {}
-        seen = _seen(source.get("first_seen")) or when_s
-        to_ids = extra.pop("_to_ids")
+    def _attribute(self, attr: Any) -> None:
+        if not isinstance(attr, dict):
+            raise Refused("not an attribute object")
+        atype = attr.get("type")
+        if not isinstance(atype, str) or not atype:
+            raise Refused("no type")
+        tags = _Tags(_list(attr, "Tag"))
+        value = _value(attr)
+        revoked = _truthy(attr.get("deleted"))
+        to_ids = _truthy(attr.get("to_ids"))
+        category = _text(attr.get("category"))
+        extra: dict[str, Any] = {"x_misp_type": atype, "x_misp_category": category}
+        if atype == "vulnerability":
+            self._vulnerability(attr, value, tags, revoked)
+            return
+        if atype in PATTERN_TYPES:
+            if not to_ids:
+                # An indicator is a detection rule whatever its flags: one MISP says not to deploy stays out.
+                raise Refused(f"a {atype} rule without to_ids has no STIX form that is not for detection")
+            self._emit(
+                attr, [], tags, extra, to_ids=True, revoked=revoked, rule=(value, PATTERN_TYPES[atype])
+            )
+            return
+        comps = comparisons(atype, value)
+        if comps is None:
+            raise Refused(f"type {atype} has no STIX form")
+        self._emit(attr, comps, tags, extra, to_ids=to_ids, revoked=revoked)
+
+    def _object(self, mobj: Any, label: str) -> None:
+        if not isinstance(mobj, dict):
+            raise Refused("not a MISP object")
+        name = _text(mobj.get("name"))
+        if not name:
+            raise Refused("no name")
+        attrs = _list(mobj, "Attribute")
+        live = [a for a in attrs if not (isinstance(a, dict) and _truthy(a.get("deleted")))]
+        # An object whose every attribute is deleted is gone as surely as one deleted whole.
+        revoked = _truthy(mobj.get("deleted")) or (bool(attrs) and not live)
+        comps: list[Comp] = []
+        entries: list[dict[str, Any]] = []
+        tags = _Tags([])
+        to_ids = False
+        for n, attr in enumerate(attrs if revoked else live):
+            relation = _text(attr.get("object_relation")) if isinstance(attr, dict) else ""
+            try:
+                if not isinstance(attr, dict):
+                    raise Refused("not an attribute object")
+                atype, value = _text(attr.get("type")), _value(attr)
+                more = _Tags(_list(attr, "Tag"))
+                found = comparisons(atype, value)
+                if found is None:
+                    raise Refused(f"type {atype or '(none)'} has no STIX form")
+            except Refused as exc:
+                if not revoked:
+                    self.skipped.append(f"{label} attribute {relation or _label(attr, n)}: {exc}")
+                continue
+            comps.extend(found)
+            tags.merge(more)
+            entry: dict[str, Any] = {"object_relation": relation or atype, "type": atype, "value": value}
+            entry["to_ids"] = _truthy(attr.get("to_ids"))
+            for key in ("uuid", "category"):
+                if _text(attr.get(key)):
+                    entry[key] = _text(attr.get(key))
+            entries.append(entry)
+            to_ids = to_ids or entry["to_ids"]
+        if not comps:
+            if not attrs:
+                raise Refused("no attributes")
+            return
+        extra: dict[str, Any] = {
+            "x_misp_object_name": name,
+            "x_misp_object_attributes": entries,
+            "x_misp_category": _text(mobj.get("meta-category")),
+        }
+        for key in ("template_uuid", "template_version"):
+            if _text(mobj.get(key)):
+                extra[f"x_misp_{key}"] = _text(mobj.get(key))
+        sid = self._emit(mobj, comps, tags, extra, to_ids=to_ids, revoked=revoked)
+        for entry in entries:  # a reference may name one attribute of the object
+            if "uuid" in entry:
+                self.stix_of.setdefault(entry["uuid"].lower(), sid)
+        for ref in _loose(mobj, "ObjectReference"):
+            if isinstance(ref, dict):
+                gone = revoked or _truthy(ref.get("deleted"))
+                self.references.append((sid, label, ref, tags.markings(self.tags), gone))
+
+    def _object_references(self) -> None:
+        for source, label, ref, markings, revoked in self.references:
+            target = self.stix_of.get(_text(ref.get("referenced_uuid")).lower())
+            misp_type = _text(ref.get("relationship_type"))
+            if target is None:
+                if not revoked:
+                    target_uuid = _text(ref.get("referenced_uuid"))
+                    self.skipped.append(
+                        f"{label} reference {misp_type or '(untyped)'} to {target_uuid}:"
+                        " the referenced attribute or object is not carried"
+                    )
+                continue
+            # STIX allows only lower-case letters, digits and '-' in a relationship type.
+            rel_type = _NOT_A_RELATIONSHIP_TYPE.sub("-", misp_type.lower()).strip("-") or "related-to"
+            when = format_timestamp(self._when(ref))
+            rel = _relationship(source, rel_type, target, when, self.common, ref.get("uuid"))
+            if rel_type != misp_type:
+                rel["x_misp_relationship_type"] = misp_type
+            if isinstance(ref.get("comment"), str) and ref["comment"]:
+                rel["description"] = ref["comment"]
+            self._keep(rel, None, markings, revoked)
+
+    def _when(self, source: Mapping[str, Any]) -> datetime:
+        return max(_ts_epoch(source.get("timestamp"), self.modified), self.created)
+
+    def _emit(
+        self,
+        source: dict[str, Any],
+        comps: list[Comp],
+        tags: _Tags,
+        extra: dict[str, Any],
+        *,
+        to_ids: bool,
+        revoked: bool,
+        rule: tuple[str, str] | None = None,
+    ) -> str:
+        oid = _uuid(source.get("uuid"), f"{self.ev_uuid}:{source.get('type')}:{source.get('value')}")
+        when = self._when(source)
+        when_s = format_timestamp(when)
+        markings = tags.markings(self.tags)
+        first = _seen(source.get("first_seen"))
+        last = _seen(source.get("last_seen"))
+        instances = _instances(comps)
+        obj: dict[str, Any]
         if to_ids:
-            obj: dict[str, Any] = {
+            valid_from = first or when
+            obj = {
                 "type": "indicator",
                 "id": f"indicator--{oid}",
                 "created": when_s,
                 "modified": when_s,
-                "pattern": extra.pop("_pattern", None) or _pattern(comps),
-                "pattern_type": "stix",
-                "valid_from": seen,
+                "pattern": rule[0] if rule else _pattern(instances),
+                "pattern_type": rule[1] if rule else "stix",
+                "valid_from": format_timestamp(valid_from),
                 "indicator_types": ["malicious-activity"],
-                **common,
+                **self.common,
             }
+            if last and last > valid_from:
+                obj["valid_until"] = format_timestamp(last)
         else:
-            scos = _scos(comps)
+            scos = _scos(instances)
             for sco in scos:
                 if markings:
                     sco["object_marking_refs"] = markings
-                objects.append(sco)
-            last = _seen(source.get("last_seen")) or seen
+                self.items.append(sco)
+            first_observed = first or when
             obj = {
                 "type": "observed-data",
                 "id": f"observed-data--{oid}",
                 "created": when_s,
                 "modified": when_s,
-                "first_observed": seen,
-                "last_observed": max(last, seen),
+                "first_observed": format_timestamp(first_observed),
+                "last_observed": format_timestamp(max(last or first_observed, first_observed)),
                 "number_observed": 1,
-                "object_refs": [s["id"] for s in scos],
-                **common,
+                "object_refs": list(dict.fromkeys(s["id"] for s in scos)),
+                **self.common,
             }
-        obj.update(described, **labelled, **extra)
+        if isinstance(source.get("comment"), str) and source["comment"]:
+            obj["description"] = source["comment"]
+        if tags.labels:
+            obj["labels"] = tags.labels
+        obj.update(extra)
+        self._keep(obj, source, markings, revoked)
+        rel_type = "indicates" if to_ids else "related-to"
+        for gtype, value in tags.galaxies:
+            target = self._cluster(gtype, value)
+            if target:
+                rel = _relationship(obj["id"], rel_type, target, when_s, self.common, None)
+                self._keep(rel, None, markings, revoked)
+        return str(obj["id"])
+
+    def _keep(
+        self, obj: dict[str, Any], source: Mapping[str, Any] | None, markings: list[str], revoked: bool
+    ) -> None:
         if markings:
             obj["object_marking_refs"] = markings
-        objects.append(obj)
-        refs.append(obj["id"])
-        for gtype, value in item_tags.galaxies:
-            target = cluster(gtype, value)
-            if target and to_ids:
-                objects.append(_relationship(obj["id"], target, when_s, common))
+        if revoked:
+            obj["revoked"] = True
+        self.items.append(obj)
+        if source is not None:
+            self.refs.append(obj["id"])
+            if _text(source.get("uuid")):
+                self.stix_of[_text(source.get("uuid")).lower()] = obj["id"]
 
-    for attr in event.get("Attribute", []) or []:
-        if not isinstance(attr, dict) or attr.get("deleted") in (True, "1"):
-            continue
-        atype, value = str(attr.get("type")), str(attr.get("value", ""))
-        item_tags = _Tags(attr.get("Tag", []))
-        if atype == "vulnerability":
-            vuln = _vulnerability(attr, value, modified, common, item_tags.markings(tags))
-            objects.append(vuln)
-            refs.append(vuln["id"])
-            continue
-        if atype == "stix2-pattern":
-            extra = {
-                "x_misp_type": atype,
-                "x_misp_category": str(attr.get("category") or ""),
-                "_to_ids": True,
-                "_pattern": value,
-            }
-            emit(attr, [], item_tags, extra)
-            continue
-        comps = _comparisons(atype, value)
-        if comps is None:
-            out.skipped.append(f"attribute {attr.get('uuid')} of type {atype}: no STIX form")
-            continue
-        extra = {
-            "x_misp_type": atype,
-            "x_misp_category": str(attr.get("category") or ""),
-            "_to_ids": _truthy(attr.get("to_ids")),
+    def _vulnerability(self, attr: dict[str, Any], value: str, tags: _Tags, revoked: bool) -> None:
+        when = format_timestamp(_ts_epoch(attr.get("timestamp"), self.modified))
+        vuln: dict[str, Any] = {
+            "type": "vulnerability",
+            "id": f"vulnerability--{_uuid(attr.get('uuid'), 'vuln:' + value)}",
+            "created": when,
+            "modified": when,
+            "name": value,
+            **self.common,
+            "x_misp_type": "vulnerability",
+            "x_misp_category": _text(attr.get("category")) or "External analysis",
         }
-        emit(attr, comps, item_tags, extra)
-
-    for mobj in event.get("Object", []) or []:
-        if not isinstance(mobj, dict) or mobj.get("deleted") in (True, "1"):
-            continue
-        comps, relations, to_ids, obj_tags = [], [], False, _Tags([])
-        for attr in mobj.get("Attribute", []) or []:
-            found = _comparisons(str(attr.get("type")), str(attr.get("value", "")))
-            if found is None:
-                out.skipped.append(
-                    f"object {mobj.get('name')} attribute {attr.get('object_relation')}: no STIX form"
-                )
-                continue
-            comps.extend(found)
-            relations.append([attr.get("object_relation"), attr.get("type")])
-            to_ids = to_ids or _truthy(attr.get("to_ids"))
-            more = _Tags(attr.get("Tag", []))
-            obj_tags.tlp = _stricter(obj_tags.tlp, more.tlp, TLP_ORDER) if more.tlp else obj_tags.tlp
-            obj_tags.pap = _stricter(obj_tags.pap, more.pap, PAP_ORDER) if more.pap else obj_tags.pap
-            obj_tags.galaxies += more.galaxies
-        if not comps:
-            continue
-        extra = {
-            "x_misp_object_name": str(mobj.get("name")),
-            "x_misp_object_relations": relations,
-            "x_misp_category": str(mobj.get("meta-category") or ""),
-            "_to_ids": to_ids,
-        }
-        emit(mobj, comps, obj_tags, extra)
-
-    refs.extend(c["id"] for c in clusters.values())
-    report: dict[str, Any] = {
-        "type": "report",
-        "id": f"report--{ev_uuid}",
-        "created": created_s,
-        "modified": modified_s,
-        "name": str(event.get("info") or "MISP event"),
-        "published": format_timestamp(published),
-        "report_types": ["threat-report"],
-        "object_refs": refs or [identity["id"]],
-        **common,
-        "external_references": [{"source_name": "misp", "external_id": str(event.get("uuid"))}],
-    }
-    if tags.labels:
-        report["labels"] = tags.labels
-    for key in ("threat_level_id", "analysis"):
-        if event.get(key) is not None:
-            report[f"x_misp_{key}"] = str(event[key])
-    if tags.markings():
-        report["object_marking_refs"] = tags.markings()
-    used = {m for o in [*objects, report] for m in o.get("object_marking_refs", [])}
-    definitions = [tlp_definition(lv) for lv in TLP_ORDER if tlp_definition(lv)["id"] in used]
-    definitions += [pap_definition(lv) for lv in PAP_ORDER if pap_definition(lv)["id"] in used]
-    out.objects.extend([*definitions, identity, *clusters.values(), *objects, report])
+        if value.upper().startswith("CVE-"):
+            vuln["external_references"] = [{"source_name": "cve", "external_id": value.upper()}]
+        if isinstance(attr.get("comment"), str) and attr["comment"]:
+            vuln["description"] = attr["comment"]
+        if tags.labels:
+            vuln["labels"] = tags.labels
+        markings = tags.markings(self.tags)
+        self._keep(vuln, attr, markings, revoked)
+        for gtype, gvalue in tags.galaxies:
+            target = self._cluster(gtype, gvalue)
+            if target:
+                rel = _relationship(vuln["id"], "related-to", target, when, self.common, None)
+                self._keep(rel, None, markings, revoked)
 
 
-def _truthy(value: Any) -> bool:
-    return value in (True, 1, "1", "true", "True")
+def _label(item: Any, n: int) -> str:
+    return (_text(item.get("uuid")) if isinstance(item, dict) else "") or f"#{n + 1}"
 
 
-def _day(value: Any) -> datetime:
-    try:
-        d = date.fromisoformat(str(value))
-    except ValueError:
-        d = date(1970, 1, 1)
-    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+def _loose(container: Mapping[str, Any], key: str) -> list[Any]:
+    value = container.get(key)
+    return value if isinstance(value, list) else []
 
 
-def _seen(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return format_timestamp(datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC))
-    except ValueError:
-        return None
-
-
-def _relationship(source: str, target: str, when: str, common: dict[str, Any]) -> dict[str, Any]:
-    rid = uuid.uuid5(LOCAL_NAMESPACE, f"{source}|indicates|{target}")
+def _relationship(
+    source: str, rel_type: str, target: str, when: str, common: dict[str, Any], misp_uuid: Any
+) -> dict[str, Any]:
+    key = f"{source}|{rel_type}|{target}"
+    rid = _uuid(misp_uuid, key) if misp_uuid else str(uuid.uuid5(LOCAL_NAMESPACE, key))
     return {
         "type": "relationship",
         "id": f"relationship--{rid}",
         "created": when,
         "modified": when,
-        "relationship_type": "indicates",
+        "relationship_type": rel_type,
         "source_ref": source,
         "target_ref": target,
         **common,
     }
-
-
-def _vulnerability(
-    attr: dict[str, Any], value: str, modified: datetime, common: dict[str, Any], markings: list[str]
-) -> dict[str, Any]:
-    when = format_timestamp(_ts_epoch(attr.get("timestamp"), modified))
-    vuln: dict[str, Any] = {
-        "type": "vulnerability",
-        "id": f"vulnerability--{_uuid(attr.get('uuid'), 'vuln:' + value)}",
-        "created": when,
-        "modified": when,
-        "name": value,
-        **common,
-        "x_misp_type": "vulnerability",
-        "x_misp_category": str(attr.get("category") or "External analysis"),
-    }
-    if value.upper().startswith("CVE-"):
-        vuln["external_references"] = [{"source_name": "cve", "external_id": value.upper()}]
-    if markings:
-        vuln["object_marking_refs"] = markings
-    return vuln

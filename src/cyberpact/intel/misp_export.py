@@ -1,22 +1,53 @@
 """STIX 2.1 objects to one MISP event (the MISP core JSON format): the way back of ``misp``.
 
-Indicators whose pattern is a conjunction of equality comparisons become attributes with ``to_ids`` (or the
-MISP object they came from); other patterns travel whole as ``stix2-pattern`` attributes. Observed data
-and SCOs become attributes without ``to_ids``; threat actors, malware, tools, attack patterns, intrusion
-sets and courses of action become galaxy clusters; TLP and PAP markings become ``tlp:*`` and ``PAP:*`` tags.
+An indicator becomes what it came from (an attribute or a MISP object, exactly, from its ``x_misp_*``
+properties); otherwise one attribute with ``to_ids`` per value when every comparison of its pattern is an
+equality on a value MISP has a type for and no comparison narrows another (a conjunction is kept whole: its
+parts alone would match far more than it does). Any other pattern travels whole as a ``stix2-pattern``,
+``yara``, ``snort`` or ``sigma`` attribute. Observed data and SCOs become attributes without ``to_ids``;
+threat actors, malware, tools, attack patterns, intrusion sets and courses of action become galaxy
+clusters; relationships to them become galaxy tags, those between MISP objects object references; TLP and
+PAP markings become ``tlp:*`` and ``PAP:*`` tags; a revoked object becomes a deleted attribute, which is
+how MISP tells other instances of a revocation. What cannot be carried is returned with the reason.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from cyberpact.intel import patterns
 from cyberpact.intel.markings import Pap, Tlp, definition_levels, effective
-from cyberpact.intel.misp import CATEGORY_OF, GALAXY_OF_TYPE, LOCAL_NAMESPACE, MISP_TYPE_OF
+from cyberpact.intel.misp import (
+    CATEGORY_OF,
+    COMPOSITE,
+    GALAXY_OF_TYPE,
+    LOCAL_NAMESPACE,
+    MISP_TYPE_OF,
+    Refused,
+    comparisons,
+)
 from cyberpact.intel.stix import format_timestamp, parse_timestamp
+
+# STIX pattern_type -> MISP attribute type, and a category valid for that type.
+_RULE_TYPES = {
+    "stix": ("stix2-pattern", "Network activity"),
+    "yara": ("yara", "Payload installation"),
+    "snort": ("snort", "Network activity"),
+    "sigma": ("sigma", "Payload installation"),
+}
+# Hash names as producers write them ("SHA256", "sha-256") -> MISP type.
+_HASH_TYPES = {
+    path.rpartition(".")[2].upper().replace("-", ""): mtype
+    for path, mtype in MISP_TYPE_OF.items()
+    if path.startswith("file:hashes.")
+}
+_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
+_AND = re.compile(r"\bAND\b")
+_DEFAULT_CATEGORY = "Network activity"
 
 
 def _epoch(value: Any) -> str:
@@ -36,121 +67,387 @@ def _tags(obj: Mapping[str, Any], defs: Mapping[str, tuple[Tlp | None, Pap | Non
     return [{"name": n} for n in [*names, *obj.get("labels", [])]]
 
 
+def misp_type(path: str) -> str | None:
+    """The MISP attribute type for a STIX path (``file:hashes.SHA-256``), None when MISP has none."""
+    if path.startswith("file:hashes."):
+        return _HASH_TYPES.get(path.rpartition(".")[2].upper().replace("-", ""))
+    return MISP_TYPE_OF.get(path)
+
+
 def stix_to_misp(
     objects: Iterable[Mapping[str, Any]], *, info: str | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """One MISP event (``{"Event": ...}``) for STIX objects, and what could not be carried."""
-    objs = [dict(o) for o in objects]
-    by_id = {str(o.get("id")): o for o in objs}
-    defs = {i: definition_levels(o) for i, o in by_id.items() if o.get("type") == "marking-definition"}
-    skipped: list[str] = []
-    report = next((o for o in objs if o.get("type") == "report"), None)
-    creator = by_id.get(str((report or {}).get("created_by_ref"))) or next(
-        (o for o in objs if o.get("type") == "identity"), None
-    )
-    galaxy_of: dict[str, tuple[str, str]] = {}
-    galaxies: dict[str, dict[str, Any]] = {}
-    for o in objs:
-        gtype = o.get("x_misp_galaxy_type") or GALAXY_OF_TYPE.get(str(o.get("type")))
-        if gtype and o.get("type") in GALAXY_OF_TYPE:
-            galaxy_of[str(o["id"])] = (str(gtype), str(o.get("name")))
-            g = galaxies.setdefault(str(gtype), {"type": gtype, "name": gtype, "GalaxyCluster": []})
-            cluster = {"uuid": str(o["id"]).partition("--")[2], "type": gtype, "value": o.get("name")}
-            if o.get("description"):
-                cluster["description"] = o["description"]
-            g["GalaxyCluster"].append(cluster)
-    indicated: dict[str, list[str]] = {}
-    for o in objs:
-        if o.get("type") == "relationship" and o.get("relationship_type") == "indicates":
-            target = galaxy_of.get(str(o.get("target_ref")))
-            if target:
-                indicated.setdefault(str(o.get("source_ref")), []).append(
-                    f'misp-galaxy:{target[0]}="{target[1]}"'
-                )
+    return _Export([dict(o) for o in objects], info).event()
 
-    attributes: list[dict[str, Any]] = []
-    misp_objects: list[dict[str, Any]] = []
-    consumed: set[str] = set()
-    for o in objs:
-        kind, oid = o.get("type"), str(o.get("id"))
-        tags = _tags(o, defs) + [{"name": t} for t in indicated.get(oid, [])]
-        base = {
-            "uuid": oid.partition("--")[2],
-            "timestamp": _epoch(o.get("modified") or o.get("created")),
-            "comment": str(o.get("description", "")),
-            "Tag": tags,
+
+class _Export:
+    def __init__(self, objs: list[dict[str, Any]], info: str | None) -> None:
+        self.objs = objs
+        self.info = info
+        self.by_id = {str(o.get("id")): o for o in objs}
+        self.defs = {
+            i: definition_levels(o) for i, o in self.by_id.items() if o.get("type") == "marking-definition"
         }
-        if kind == "indicator":
-            comps = _pattern_values(o)
-            if comps is None:
-                attributes.append(
-                    {
-                        **base,
-                        "type": "stix2-pattern",
-                        "category": "Network activity",
-                        "value": o.get("pattern"),
-                        "to_ids": True,
-                    }
+        self.skipped: list[str] = []
+        self.attributes: list[dict[str, Any]] = []
+        self.misp_objects: dict[str, dict[str, Any]] = {}  # STIX id -> MISP object
+        self.emitted: dict[str, str] = {}  # STIX id -> uuid of the MISP attribute or object it became
+        self.galaxy_of: dict[str, tuple[str, str]] = {}  # STIX id of a cluster -> (galaxy type, value)
+        self.galaxy_tags: dict[str, list[str]] = {}  # STIX id -> the galaxy tags relationships give it
+
+    def event(self) -> tuple[dict[str, Any], list[str]]:
+        reports = [o for o in self.objs if o.get("type") == "report"]
+        report = reports[0] if reports else None
+        for extra in reports[1:]:
+            self.skipped.append(
+                f"{extra.get('id')}: one event holds one report; its name and tags are not carried"
+            )
+        creator = self.by_id.get(str((report or {}).get("created_by_ref"))) or next(
+            (o for o in self.objs if o.get("type") == "identity"), None
+        )
+        galaxies = self._galaxies()
+        consumed: set[str] = set()
+        for o in self.objs:
+            kind, oid = o.get("type"), str(o.get("id"))
+            tags = _tags(o, self.defs) + [{"name": t} for t in self.galaxy_tags.get(oid, [])]
+            base = self._base(o, tags)
+            if kind == "indicator":
+                self._indicator(o, base)
+            elif kind == "observed-data":
+                scos = []
+                for ref in o.get("object_refs", []):
+                    sco = self.by_id.get(str(ref))
+                    if sco is None:
+                        self.skipped.append(f"{oid}: {ref} is not in the selection")
+                        continue
+                    consumed.add(str(ref))
+                    scos.append(sco)
+                self._observed(o, base, scos, consumed)
+            elif kind == "vulnerability":
+                self._attribute(o, base, "vulnerability", o.get("name"), False, "External analysis")
+        when = (report or {}).get("modified") or format_timestamp(datetime.now(UTC))
+        consumed |= {
+            str(o[f"{end}_ref"])
+            for o in self.objs
+            if o.get("type") == "network-traffic" and str(o.get("id")) not in consumed
+            for end in ("src", "dst")
+            if o.get(f"{end}_ref")
+        }
+        for o in self.objs:
+            kind, oid = str(o.get("type")), str(o.get("id"))
+            if kind in _SCO_BACK_TYPES and oid not in consumed:
+                base = self._base(o, _tags(o, self.defs))
+                base["timestamp"] = _epoch(when)
+                self._observed(o, base, [o], consumed)
+            elif kind not in _HANDLED and kind not in GALAXY_OF_TYPE and kind not in _SCO_BACK_TYPES:
+                self.skipped.append(f"{oid}: {kind} has no MISP form")
+        self._relationships()
+
+        event_tags = _tags(report, self.defs) if report else []
+        event_tags += [
+            {"name": f'misp-galaxy:{g}="{c["value"]}"'}
+            for g, gal in galaxies.items()
+            for c in gal["GalaxyCluster"]
+        ]
+        published = report is not None and report.get("x_misp_published") is not False
+        event: dict[str, Any] = {
+            "uuid": str((report or {}).get("id", f"report--{uuid.uuid4()}")).partition("--")[2],
+            "info": (report or {}).get("name") or self.info or "cyberpact export",
+            "date": str(when)[:10],
+            "timestamp": _epoch(when),
+            "published": published,
+            # The core format: 0 for an event never published.
+            "publish_timestamp": _epoch((report or {}).get("published") or when) if published else "0",
+            "threat_level_id": str((report or {}).get("x_misp_threat_level_id", "4")),
+            "analysis": str((report or {}).get("x_misp_analysis", "0")),
+            "distribution": "0",
+        }
+        if creator is not None:
+            # Without a known creator the receiving MISP names its own organisation; an empty uuid would
+            # be an organisation of its own.
+            event["Orgc"] = {
+                "name": creator.get("name", "cyberpact"),
+                "uuid": str(creator["id"]).partition("--")[2],
+            }
+        event.update(
+            {
+                "Tag": event_tags,
+                "Attribute": self.attributes,
+                "Object": list(self.misp_objects.values()),
+                "Galaxy": list(galaxies.values()),
+            }
+        )
+        return {"Event": event}, self.skipped
+
+    # ------------------------------------------------------------------------------ galaxies
+
+    def _galaxies(self) -> dict[str, dict[str, Any]]:
+        galaxies: dict[str, dict[str, Any]] = {}
+        for o in self.objs:
+            gtype = o.get("x_misp_galaxy_type") or GALAXY_OF_TYPE.get(str(o.get("type")))
+            if gtype and o.get("type") in GALAXY_OF_TYPE:
+                self.galaxy_of[str(o["id"])] = (str(gtype), str(o.get("name")))
+                g = galaxies.setdefault(str(gtype), {"type": gtype, "name": gtype, "GalaxyCluster": []})
+                cluster = {"uuid": str(o["id"]).partition("--")[2], "type": gtype, "value": o.get("name")}
+                if o.get("description"):
+                    cluster["description"] = o["description"]
+                g["GalaxyCluster"].append(cluster)
+        for o in self.objs:
+            if o.get("type") == "relationship" and o.get("relationship_type") in _TAGGING:
+                target = self.galaxy_of.get(str(o.get("target_ref")))
+                if target:
+                    self.galaxy_tags.setdefault(str(o.get("source_ref")), []).append(
+                        f'misp-galaxy:{target[0]}="{target[1]}"'
+                    )
+        return galaxies
+
+    def _relationships(self) -> None:
+        for o in self.objs:
+            if o.get("type") != "relationship":
+                continue
+            oid, source, target = str(o.get("id")), str(o.get("source_ref")), str(o.get("target_ref"))
+            rel_type = str(o.get("relationship_type"))
+            if target in self.galaxy_of and rel_type in _TAGGING and source in self.emitted:
+                continue  # carried as the galaxy tag of its source
+            mobj = self.misp_objects.get(source)
+            if mobj is None or target not in self.emitted:
+                self.skipped.append(
+                    f"{oid}: {rel_type} from {source} to {target} has no MISP form"
+                    " (MISP references go from an object to an attribute or object of the event)"
                 )
                 continue
-            _emit_misp(o, base, comps, True, attributes, misp_objects)
-        elif kind == "observed-data":
-            comps = []
-            for ref in o.get("object_refs", []):
-                sco = by_id.get(str(ref))
-                if sco is None:
-                    skipped.append(f"{oid}: {ref} is not in the selection")
-                    continue
-                consumed.add(str(ref))
-                comps.extend(_sco_values(sco))
-            if comps:
-                _emit_misp(o, base, comps, False, attributes, misp_objects)
-        elif kind == "vulnerability":
-            attributes.append(
+            mobj.setdefault("ObjectReference", []).append(
                 {
-                    **base,
-                    "type": "vulnerability",
-                    "value": o.get("name"),
-                    "to_ids": False,
-                    "category": o.get("x_misp_category") or "External analysis",
+                    "uuid": oid.partition("--")[2],
+                    "object_uuid": mobj["uuid"],
+                    "referenced_uuid": self.emitted[target],
+                    "relationship_type": o.get("x_misp_relationship_type") or rel_type,
+                    "timestamp": _epoch(o.get("modified") or o.get("created")),
+                    "comment": str(o.get("description", "")),
+                    "deleted": o.get("revoked") is True,
                 }
             )
-    for o in objs:
-        kind, oid = str(o.get("type")), str(o.get("id"))
-        if kind in _SCO_BACK_TYPES and oid not in consumed:
-            comps = _sco_values(o)
-            base = {"uuid": oid.partition("--")[2], "timestamp": "0", "comment": "", "Tag": _tags(o, defs)}
-            _emit_misp(o, base, comps, False, attributes, misp_objects)
-        elif kind not in _HANDLED and kind not in GALAXY_OF_TYPE and kind not in _SCO_BACK_TYPES:
-            skipped.append(f"{oid}: {kind} has no MISP form")
 
-    event_tags = _tags(report, defs) if report else []
-    event_tags += [
-        {"name": f'misp-galaxy:{g}="{c["value"]}"'}
-        for g, gal in galaxies.items()
-        for c in gal["GalaxyCluster"]
-    ]
-    when = (report or {}).get("modified") or format_timestamp(datetime.now(UTC))
-    event: dict[str, Any] = {
-        "uuid": str((report or {}).get("id", f"report--{uuid.uuid4()}")).partition("--")[2],
-        "info": (report or {}).get("name") or info or "cyberpact export",
-        "date": str(when)[:10],
-        "timestamp": _epoch(when),
-        "published": report is not None,
-        "publish_timestamp": _epoch((report or {}).get("published") or when),
-        "threat_level_id": str((report or {}).get("x_misp_threat_level_id", "4")),
-        "analysis": str((report or {}).get("x_misp_analysis", "0")),
-        "distribution": "0",
-        "Orgc": {
-            "name": (creator or {}).get("name", "cyberpact"),
-            "uuid": str((creator or {}).get("id", "identity--")).partition("--")[2],
-        },
-        "Tag": event_tags,
-        "Attribute": attributes,
-        "Object": misp_objects,
-        "Galaxy": list(galaxies.values()),
-    }
-    return {"Event": event}, skipped
+    # --------------------------------------------------------------------- attributes and objects
+
+    def _base(self, o: Mapping[str, Any], tags: list[dict[str, str]]) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "uuid": str(o.get("id")).partition("--")[2],
+            "timestamp": _epoch(o.get("modified") or o.get("created")),
+            "distribution": "5",  # as the event
+            "comment": str(o.get("description", "")),
+            "deleted": o.get("revoked") is True,
+            "Tag": tags,
+        }
+        created = o.get("created")
+        if o.get("type") == "indicator":
+            first, last = o.get("valid_from"), o.get("valid_until")
+        else:
+            first, last = o.get("first_observed"), o.get("last_observed")
+            last = last if last != first else None
+        # Taken as MISP's first_seen only where it says more than when the object was made, which is
+        # what the import fills it with when MISP had none.
+        if isinstance(first, str) and first != created:
+            base["first_seen"] = first
+        if isinstance(last, str):
+            base["last_seen"] = last
+        return base
+
+    def _attribute(
+        self,
+        o: Mapping[str, Any],
+        base: dict[str, Any],
+        mtype: str,
+        value: Any,
+        to_ids: bool,
+        category: str | None = None,
+    ) -> None:
+        origin = o.get("x_misp_category") if o.get("x_misp_type") == mtype else None
+        self.attributes.append(
+            {
+                **base,
+                "type": mtype,
+                "category": origin or category or CATEGORY_OF.get(mtype, _DEFAULT_CATEGORY),
+                "value": str(value),
+                "to_ids": to_ids,
+            }
+        )
+        self.emitted.setdefault(str(o.get("id")), base["uuid"])
+
+    def _indicator(self, o: dict[str, Any], base: dict[str, Any]) -> None:
+        pattern = str(o.get("pattern", ""))
+        comps = _pattern_values(o)
+        if comps is not None and self._values(
+            o, base, comps, True, conjunction=_AND.search(_LITERAL.sub("", pattern)) is not None
+        ):
+            return
+        rule = _RULE_TYPES.get(str(o.get("pattern_type")))
+        if rule is None:
+            self.skipped.append(
+                f"{o.get('id')}: a {o.get('pattern_type')} pattern has no MISP attribute type"
+            )
+            return
+        self._attribute(o, base, rule[0], pattern, True, rule[1])
+
+    def _observed(
+        self,
+        o: Mapping[str, Any],
+        base: dict[str, Any],
+        scos: Sequence[Mapping[str, Any]],
+        consumed: set[str],
+    ) -> None:
+        # An address a network-traffic object points at is said by it (ip-dst|port), not again alone.
+        children = {str(s.get(f"{end}_ref")) for s in scos for end in ("src", "dst") if s.get(f"{end}_ref")}
+        consumed |= children
+        comps = [c for s in scos if str(s.get("id")) not in children for c in _sco_values(s, self.by_id)]
+        if comps:
+            self._values(o, base, comps, False, conjunction=False)
+
+    def _values(
+        self,
+        o: Mapping[str, Any],
+        base: dict[str, Any],
+        comps: list[tuple[str, Any]],
+        to_ids: bool,
+        *,
+        conjunction: bool,
+    ) -> bool:
+        """Attributes (or the MISP object) for these comparisons; False when they cannot be carried
+        exactly, for the caller to send the pattern whole."""
+        oid = str(o.get("id"))
+        if o.get("x_misp_object_name"):
+            self._object(o, base, comps, to_ids)
+            return True
+        mtype = o.get("x_misp_type")
+        if isinstance(mtype, str) and mtype in COMPOSITE and len(comps) == 2:
+            value = _composite(mtype, comps)
+            if value is not None:
+                self._attribute(o, base, mtype, value, to_ids)
+                return True
+        typed = [(misp_type(path), path, value) for path, value in comps]
+        if to_ids and ((conjunction and len(comps) > 1) or any(t is None for t, _, _ in typed)):
+            return False
+        for i, (t, path, value) in enumerate(typed):
+            if t is None:
+                self.skipped.append(f"{oid}: {path} has no MISP attribute type")
+                continue
+            if isinstance(mtype, str) and len(comps) == 1 and mtype not in COMPOSITE:
+                t = mtype
+            one = dict(base)
+            if i:
+                one["uuid"] = str(uuid.uuid5(LOCAL_NAMESPACE, f"{base['uuid']}:{i}"))
+            self._attribute(o, one, t, value, to_ids)
+        self.emitted[oid] = base["uuid"]
+        return True
+
+    def _object(
+        self, o: Mapping[str, Any], base: dict[str, Any], comps: list[tuple[str, Any]], to_ids: bool
+    ) -> None:
+        oid = str(o.get("id"))
+        attrs: list[dict[str, Any]] = []
+
+        def add(
+            relation: str, mtype: str, value: Any, ids: bool, auuid: str | None, category: str | None
+        ) -> None:
+            attrs.append(
+                {
+                    "uuid": auuid or str(uuid.uuid5(LOCAL_NAMESPACE, f"{base['uuid']}:{relation}:{value}")),
+                    "object_relation": relation,
+                    "type": mtype,
+                    "category": category or CATEGORY_OF.get(mtype, _DEFAULT_CATEGORY),
+                    "value": str(value),
+                    "to_ids": ids,
+                    "timestamp": base["timestamp"],
+                    "distribution": "5",
+                    "deleted": base["deleted"],
+                    "Tag": base["Tag"],
+                }
+            )
+
+        remaining = list(comps)
+        entries = o.get("x_misp_object_attributes")
+        legacy = o.get("x_misp_object_relations")
+        if isinstance(entries, list):
+            # Matched by value, not position: the pattern and the SCOs order values their own way.
+            for e in entries:
+                wanted = _entry_comparisons(e)
+                if wanted is None or any(remaining.count(w) < wanted.count(w) for w in wanted):
+                    continue
+                for w in wanted:
+                    remaining.remove(w)
+                ids = to_ids and e.get("to_ids") is not False
+                add(
+                    str(e.get("object_relation") or e["type"]),
+                    e["type"],
+                    e["value"],
+                    ids,
+                    _str(e.get("uuid")),
+                    _str(e.get("category")),
+                )
+        elif isinstance(legacy, list):
+            # Objects stored before the attributes rode along: [relation, type] in the pattern's order.
+            for i, (path, value) in enumerate(remaining):
+                rel, mtype = (
+                    legacy[i]
+                    if i < len(legacy) and isinstance(legacy[i], list) and len(legacy[i]) == 2
+                    else (None, None)
+                )
+                mtype = mtype or misp_type(path) or "text"
+                add(str(rel or mtype), str(mtype), value, to_ids, None, None)
+            remaining = []
+        for path, value in remaining:  # values a later version added to what MISP sent
+            t = misp_type(path)
+            if t is None:
+                self.skipped.append(f"{oid}: {path} has no MISP attribute type")
+                continue
+            add(t, t, value, to_ids, None, None)
+        mobj: dict[str, Any] = {
+            "uuid": base["uuid"],
+            "name": o["x_misp_object_name"],
+            "meta-category": o.get("x_misp_category", ""),
+            "timestamp": base["timestamp"],
+            "distribution": "5",
+            "deleted": base["deleted"],
+            "comment": base["comment"],
+            "Attribute": attrs,
+        }
+        for key in ("template_uuid", "template_version"):
+            if o.get(f"x_misp_{key}"):
+                mobj[key] = o[f"x_misp_{key}"]
+        for key in ("first_seen", "last_seen"):
+            if key in base:
+                mobj[key] = base[key]
+        self.misp_objects[oid] = mobj
+        self.emitted[oid] = base["uuid"]
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _entry_comparisons(entry: Any) -> list[tuple[str, Any]] | None:
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("type"), str)
+        or not isinstance(entry.get("value"), str)
+    ):
+        return None
+    try:
+        found = comparisons(entry["type"], entry["value"])
+    except Refused:
+        return None
+    return [(f"{kind}:{path}", value) for kind, path, value in found] if found else None
+
+
+def _composite(mtype: str, comps: list[tuple[str, Any]]) -> str | None:
+    parts = []
+    for paths in COMPOSITE[mtype]:
+        value = next((v for p, v in comps if p in paths), None)
+        if value is None:
+            return None
+        parts.append(str(value))
+    return "|".join(parts)
 
 
 _HANDLED = {
@@ -162,15 +459,19 @@ _HANDLED = {
     "marking-definition",
     "relationship",
 }
+_TAGGING = ("indicates", "related-to")
 _SCO_BACK_TYPES = {
     "ipv4-addr",
     "ipv6-addr",
     "domain-name",
     "url",
     "email-addr",
+    "email-message",
     "mac-addr",
+    "mutex",
     "file",
     "autonomous-system",
+    "network-traffic",
 }
 
 
@@ -183,73 +484,18 @@ def _pattern_values(ind: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
     return [(f"{c.object_type}:{'.'.join(c.path)}", c.value) for c in parsed]
 
 
-def _sco_values(sco: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _sco_values(sco: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Any]]:
     kind = sco.get("type")
     out: list[tuple[str, Any]] = []
-    for prop in ("value", "name", "number"):
+    for prop in ("value", "name", "number", "subject"):
         if prop in sco:
             out.append((f"{kind}:{prop}", sco[prop]))
     for alg, digest in (sco.get("hashes") or {}).items():
         out.append((f"{kind}:hashes.{alg}", digest))
+    for end in ("src", "dst"):
+        ref = by_id.get(str(sco.get(f"{end}_ref")))
+        if ref is not None and "value" in ref:
+            out.append((f"{kind}:{end}_ref.value", ref["value"]))
+        if f"{end}_port" in sco:
+            out.append((f"{kind}:{end}_port", sco[f"{end}_port"]))
     return out
-
-
-def _emit_misp(
-    o: Mapping[str, Any],
-    base: dict[str, Any],
-    comps: list[tuple[str, Any]],
-    to_ids: bool,
-    attributes: list[dict[str, Any]],
-    misp_objects: list[dict[str, Any]],
-) -> None:
-    relations = o.get("x_misp_object_relations")
-    if o.get("x_misp_object_name"):
-        attrs = []
-        for i, (path, value) in enumerate(comps):
-            rel, mtype = relations[i] if isinstance(relations, list) and i < len(relations) else (None, None)
-            mtype = mtype or MISP_TYPE_OF.get(path, "text")
-            attrs.append(
-                {
-                    "object_relation": rel or mtype,
-                    "type": mtype,
-                    "value": str(value),
-                    "to_ids": to_ids,
-                    "Tag": base["Tag"],
-                }
-            )
-        misp_objects.append(
-            {
-                "uuid": base["uuid"],
-                "name": o["x_misp_object_name"],
-                "timestamp": base["timestamp"],
-                "meta-category": o.get("x_misp_category", ""),
-                "comment": base["comment"],
-                "Attribute": attrs,
-            }
-        )
-        return
-    mtype = o.get("x_misp_type")
-    if isinstance(mtype, str) and mtype.startswith("filename|") and len(comps) == 2:
-        value = f"{comps[0][1]}|{comps[1][1]}"
-        attributes.append(
-            {
-                **base,
-                "type": mtype,
-                "value": value,
-                "to_ids": to_ids,
-                "category": o.get("x_misp_category") or "Payload delivery",
-            }
-        )
-        return
-    for i, (path, value) in enumerate(comps):
-        t = mtype if isinstance(mtype, str) and len(comps) == 1 else MISP_TYPE_OF.get(path, "text")
-        attr = {
-            **base,
-            "type": t,
-            "value": str(value),
-            "to_ids": to_ids,
-            "category": o.get("x_misp_category") or CATEGORY_OF.get(t, "Network activity"),
-        }
-        if i:
-            attr["uuid"] = str(uuid.uuid5(LOCAL_NAMESPACE, f"{base['uuid']}:{i}"))
-        attributes.append(attr)
