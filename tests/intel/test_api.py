@@ -52,6 +52,19 @@ def test_collections_policy_grants_and_misp(node: LiveNode) -> None:
         params={"id": "indicator--8a0e3c1b-6d2f-4b7a-9e5c-1f3a5b7c9d0e"},
     ).json()
     assert [a["value"] for a in one["Event"]["Attribute"]] == ["203.0.113.45"]
+    # A selection without a report is one stable event, so that MISP updates it instead of copying it.
+    again_one = officer.get(
+        "/api/v1/intel/collections/ransom/misp",
+        params={"id": "indicator--8a0e3c1b-6d2f-4b7a-9e5c-1f3a5b7c9d0e"},
+    ).json()
+    assert one["Event"]["uuid"] == again_one["Event"]["uuid"] != exported["Event"]["uuid"]
+    # Bounded like a TAXII envelope, and refused whole with a reason when it is not JSON.
+    big = b'{"Event": {"info": "' + b"x" * (16 * 1024 * 1024) + b'"}}'
+    headers = {"Content-Type": "application/json"}
+    r = admin.post("/api/v1/intel/collections/ransom/misp", content=big, headers=headers)
+    assert r.status_code == 413
+    r = admin.post("/api/v1/intel/collections/ransom/misp", content=b"[" * 100_000, headers=headers)
+    assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
 
     admin.put("/api/v1/intel/collections/ransom/grants/olga", json={"read": False, "write": False})
     assert admin.get("/api/v1/intel/collections/ransom/grants").json() == []

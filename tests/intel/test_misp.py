@@ -193,6 +193,9 @@ def test_round_trip_stix_misp_stix() -> None:
     assert {t["name"] for t in dom["Tag"]} == {"tlp:red", "botnet"}
     complex_ = attrs["1a9f3e7d-5c2b-4f4e-8d8c-6b4a2f0e8c6d"]
     assert complex_["type"] == "stix2-pattern"  # not expressible as one MISP value: carried as the pattern
+    # A MISP sync honours distribution, not TLP tags: RED stays in the receiving organisation, GREEN goes
+    # to the event's community; imported back, each keeps its level.
+    assert (event["Event"]["distribution"], dom["distribution"], complex_["distribution"]) == ("1", "0", "5")
     again = _by_type(misp.misp_to_stix(event).objects)
     ind = next(i for i in again["indicator"] if i["id"] == objects[0]["id"])
     assert ind["pattern"] == objects[0]["pattern"] and ind["object_marking_refs"] == [red]
@@ -509,6 +512,42 @@ def test_tlp_and_pap_tags_in_any_spelling() -> None:
     assert not any("labels" in i for i in _by_type(converted.objects)["indicator"])
 
 
+def test_an_event_misp_keeps_in_the_organisation_is_marked_red_and_never_federates() -> None:
+    # MISP distribution 0 (your organisation only) and 4 (a sharing group) say who may see it; cyberpact
+    # shares by TLP, and TLP:RED never leaves the node. The event's bounds its attributes, as in MISP.
+    galaxy = [{"type": "threat-actor", "GalaxyCluster": [{"value": "Wizard Spider", "tag_name": "x"}]}]
+    home = misp.misp_to_stix(
+        _event(_attr("domain", "a.example", distribution="3"), distribution="0", Galaxy=galaxy)
+    )
+    assert any("your organisation only: kept on this node as TLP:RED" in s for s in home.skipped)
+    marked = [o for o in home.objects if o["type"] not in ("identity", "marking-definition")]
+    assert marked and all(TLP2_IDS["red"] in o.get("object_marking_refs", []) for o in marked)
+    # Within a shared event, only the attribute kept to a sharing group is.
+    shared = misp.misp_to_stix(
+        _event(_attr("domain", "b.example", distribution=4), _attr("domain", "c.example"), distribution=1)
+    )
+    marks = {i["pattern"]: i["object_marking_refs"] for i in _by_type(shared.objects)["indicator"]}
+    assert marks == {
+        "[domain-name:value = 'b.example']": [TLP2_IDS["red"]],
+        "[domain-name:value = 'c.example']": [TLP2_IDS["green"]],
+    }
+
+
+def test_a_list_of_misp_events_is_recognised_without_a_format(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["intel", "collections", "create", "Auto", "--alias", "auto"]).exit_code == 0
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([_event(_attr("domain", "d.example"))]))
+    r = runner.invoke(app, ["intel", "import", str(events), "-c", "auto"])
+    assert r.exit_code == 0 and "refused 0" in r.output and "stored 0," not in r.output, r.output
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000)
+    r = runner.invoke(app, ["intel", "import", str(nested), "-c", "auto"])
+    assert r.exit_code != 0 and "is not JSON" in r.output and "Traceback" not in r.output
+
+
 def _deep(levels: int) -> Any:
     nested: list[Any] = []
     for _ in range(levels):
@@ -663,7 +702,7 @@ def test_export_is_a_valid_core_format_event() -> None:
         assert a["category"] in _CATEGORIES[a["type"]], (a["type"], a["category"])
         assert isinstance(a["value"], str) and isinstance(a["to_ids"], bool)
         assert isinstance(a["timestamp"], str) and a["timestamp"].isdigit()
-        assert a["distribution"] == "5" and a["deleted"] is False
+        assert a["distribution"] in ("0", "5") and a["deleted"] is False
     for o in ev["Object"]:
         assert {"uuid", "name", "meta-category", "timestamp", "distribution", "deleted"} <= set(o)
     # Without a report and an identity there is no creator to name: no Orgc with an empty uuid.

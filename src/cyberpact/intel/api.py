@@ -3,11 +3,12 @@ the one router the app mounts, which also carries the TAXII 2.1 server."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 
 from cyberpact.accounts import service as accounts
 from cyberpact.accounts.api import AdminActor, CurrentActor
@@ -29,7 +30,7 @@ from cyberpact.intel.schemas import (
 )
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import InvalidInput, NotFound, PermissionDenied, Problem
-from cyberpact.kit.http import ReadSession, WriteSession
+from cyberpact.kit.http import ReadSession, WriteSession, read_limited
 from cyberpact.kit.pagination import Page, decode_cursor, encode_cursor
 from cyberpact.kit.time import parse_rfc3339
 
@@ -214,11 +215,25 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
-@rest.post("/collections/{ref}/misp", response_model=ImportOut)
+async def _misp_body(request: Request) -> Any:
+    # Bounded like a TAXII envelope: FastAPI's own body parsing would buffer whatever a client sends.
+    raw = await read_limited(request, taxii.MAX_CONTENT_LENGTH)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(f"The body is not valid JSON: {str(exc)[:200]}") from None
+
+
+@rest.post(
+    "/collections/{ref}/misp",
+    response_model=ImportOut,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
+)
 def import_misp(
-    ref: str, body: Annotated[dict[str, Any], Body()], actor: CurrentActor, session: WriteSession
+    ref: str, body: Annotated[Any, Depends(_misp_body)], actor: CurrentActor, session: WriteSession
 ) -> ImportOut:
-    """Import MISP events (core JSON format) into a collection as STIX 2.1."""
+    """Import MISP events (core JSON format) into a collection as STIX 2.1; at most the TAXII
+    ``max_content_length`` of JSON."""
     row, acc = _visible(session, actor, ref)
     if not acc.can_write:
         raise PermissionDenied("You may not add objects to this collection")
@@ -250,7 +265,9 @@ def export_misp(
     if not acc.can_read:
         raise PermissionDenied("You may not read this collection")
     event, skipped = misp_export.stix_to_misp(
-        store.iter_objects(session, row.id, ids=ids or ()), info=row.title
+        store.iter_objects(session, row.id, ids=ids or ()),
+        info=row.title,
+        event_uuid=misp.export_uuid(row.id, ids or ()),
     )
     returned = len(event["Event"]["Attribute"]) + len(event["Event"]["Object"])
     service.record_read(session, actor, row.id, "misp export", returned, ids=len(ids or ()))

@@ -117,8 +117,8 @@ def _load(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"Cannot read {path}", [Problem("file", str(exc))]) from None
-    except ValueError as exc:
-        raise MalformedInput(f"{path} is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise MalformedInput(f"{path} is not JSON: {str(exc)[:200]}") from None
 
 
 def _stix_objects(data: Any) -> list[Any] | None:
@@ -139,7 +139,8 @@ def import_file(
     """Validate and store the objects of FILE; invalid objects are listed and the valid ones kept."""
     data = _load(file)
     skipped: list[str] = []
-    objects = _stix_objects(data) if fmt != Format.misp else None
+    as_misp = fmt == Format.misp or (fmt == Format.auto and misp.is_misp(data))
+    objects = None if as_misp else _stix_objects(data)
     if objects is None:
         if fmt == Format.stix:
             raise MalformedInput(f"{file} is not a STIX bundle, envelope or list of objects")
@@ -203,7 +204,9 @@ def export_file(
         count = 0
         with file.open("w", encoding="utf-8") as out:
             if fmt == Format.misp:
-                event, skipped = misp_export.stix_to_misp(objects, info=row.title)
+                event, skipped = misp_export.stix_to_misp(
+                    objects, info=row.title, event_uuid=misp.export_uuid(cid, ids or ())
+                )
                 json.dump(event, out, ensure_ascii=False, indent=1)
                 count = len(event["Event"]["Attribute"]) + len(event["Event"]["Object"])
                 for reason in skipped:

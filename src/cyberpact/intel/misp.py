@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -186,6 +186,21 @@ def _candidates(data: Any) -> list[Any]:
     if not isinstance(items, list):
         items = [items]
     return [item["Event"] if isinstance(item, dict) and "Event" in item else item for item in items]
+
+
+def is_misp(data: Any) -> bool:
+    """Whether ``data`` is shaped as MISP events rather than STIX objects (an import with no format)."""
+    return any(
+        isinstance(item, dict) and ("Event" in item or "response" in item or _looks_like_event(item))
+        for item in (data if isinstance(data, list) else [data])[:1]
+    )
+
+
+def export_uuid(collection_id: uuid.UUID, ids: Sequence[str] = ()) -> str:
+    """The MISP event uuid of a collection's export, or of a selection of it: stable across exports."""
+    if not ids:
+        return str(collection_id)
+    return str(uuid.uuid5(collection_id, "\n".join(sorted(ids))))
 
 
 def _looks_like_event(value: dict[str, Any]) -> bool:
@@ -379,6 +394,8 @@ def _scos(instances: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 class _Tags:
     def __init__(self, tags: list[Any]) -> None:
+        # MISP's distribution said this may not leave the organisation (see _kept_home): TLP:RED here.
+        self.local = False
         self.tlp: Tlp | None = None
         self.pap: Pap | None = None
         self.labels: list[str] = []
@@ -404,6 +421,7 @@ class _Tags:
             self.labels.append(name)
 
     def merge(self, other: _Tags) -> None:
+        self.local = self.local or other.local
         self.tlp = _stricter(self.tlp, other.tlp, TLP_ORDER) if other.tlp else self.tlp
         self.pap = _stricter(self.pap, other.pap, PAP_ORDER) if other.pap else self.pap
         for label in other.labels:
@@ -412,9 +430,26 @@ class _Tags:
 
     def markings(self, inherited: _Tags | None = None) -> list[str]:
         tlp = self.tlp or (inherited.tlp if inherited else None)
+        if self.local or (inherited is not None and inherited.local):
+            tlp = "red"
         pap = self.pap or (inherited.pap if inherited else None)
         out = [tlp_definition(tlp)["id"]] if tlp else []
         return out + ([pap_definition(pap)["id"]] if pap else [])
+
+
+# MISP distribution levels that keep an item inside the organisation or a sharing group this node cannot
+# express; 5 (inherit) and an absent value follow the event.
+_DISTRIBUTIONS = {0: "your organisation only", 4: "a sharing group"}
+
+
+def _kept_home(source: Mapping[str, Any]) -> str | None:
+    """Why MISP's ``distribution`` keeps ``source`` from being shared beyond this node, if it does.
+
+    An event's distribution bounds its attributes and objects whatever theirs says, as in MISP itself;
+    cyberpact's sharing follows TLP, so such an item is marked TLP:RED, which never leaves the node."""
+    raw = source.get("distribution")
+    level = int(raw) if isinstance(raw, int | str) and str(raw).strip().isdigit() else None
+    return _DISTRIBUTIONS.get(level) if level is not None else None
 
 
 def _stricter(a: Any, b: Any, order: tuple[Any, ...]) -> Any:
@@ -436,6 +471,11 @@ class _Event:
         self.created = min(day, self.modified)
         self.created_s, self.modified_s = format_timestamp(self.created), format_timestamp(self.modified)
         self.tags = _Tags(_list(event, "Tag"))
+        if why := _kept_home(event):
+            self.tags.local = True
+            self.skipped.append(
+                f"event {self.ev_uuid}: its MISP distribution is {why}: kept on this node as TLP:RED"
+            )
         attributes, mobjects, galaxies = (_list(event, k) for k in ("Attribute", "Object", "Galaxy"))
         orgc = event.get("Orgc") or event.get("Org") or {}
         if not isinstance(orgc, dict) or not isinstance(orgc.get("name"), str | None):
@@ -565,6 +605,8 @@ class _Event:
                 obj["is_family"] = True
             if isinstance(meta.get("description"), str) and meta["description"]:
                 obj["description"] = meta["description"]
+            if self.tags.local:  # even naming the actor an organisation tracks may not leave it
+                obj["object_marking_refs"] = self.tags.markings()
             self.clusters[key] = obj
         return str(self.clusters[key]["id"])
 
@@ -577,6 +619,7 @@ class _Event:
         if not isinstance(atype, str) or not atype:
             raise Refused("no type")
         tags = _Tags(_list(attr, "Tag"))
+        tags.local = _kept_home(attr) is not None
         value = _value(attr)
         revoked = _truthy(attr.get("deleted"))
         to_ids = _truthy(attr.get("to_ids"))
@@ -611,6 +654,7 @@ class _Event:
         comps: list[Comp] = []
         entries: list[dict[str, Any]] = []
         tags = _Tags([])
+        tags.local = _kept_home(mobj) is not None
         to_ids = False
         for n, attr in enumerate(attrs if revoked else live):
             relation = _text(attr.get("object_relation")) if isinstance(attr, dict) else ""
@@ -619,6 +663,7 @@ class _Event:
                     raise Refused("not an attribute object")
                 atype, value = _text(attr.get("type")), _value(attr)
                 more = _Tags(_list(attr, "Tag"))
+                more.local = _kept_home(attr) is not None
                 found = comparisons(atype, value)
                 if found is None:
                     raise Refused(f"type {atype or '(none)'} has no STIX form")

@@ -61,6 +61,11 @@ def _levels(obj: Mapping[str, Any], defs: Mapping[str, tuple[Tlp | None, Pap | N
     return effective(obj.get("object_marking_refs", []), defs)
 
 
+# Levels that may not go beyond the receiving organisation in MISP terms (distribution 0): imported back,
+# such an item is kept on this node as TLP:RED (misp._kept_home), stricter, never wider.
+_ORGANISATION_ONLY = ("amber", "amber+strict", "red")
+
+
 def _tags(obj: Mapping[str, Any], defs: Mapping[str, tuple[Tlp | None, Pap | None]]) -> list[dict[str, str]]:
     tlp, pap = _levels(obj, defs)
     names = ([f"tlp:{tlp}"] if tlp else []) + ([f"PAP:{pap.upper()}"] if pap else [])
@@ -75,16 +80,20 @@ def misp_type(path: str) -> str | None:
 
 
 def stix_to_misp(
-    objects: Iterable[Mapping[str, Any]], *, info: str | None = None
+    objects: Iterable[Mapping[str, Any]], *, info: str | None = None, event_uuid: str | None = None
 ) -> tuple[dict[str, Any], list[str]]:
-    """One MISP event (``{"Event": ...}``) for STIX objects, and what could not be carried."""
-    return _Export([dict(o) for o in objects], info).event()
+    """One MISP event (``{"Event": ...}``) for STIX objects, and what could not be carried.
+
+    The event's uuid is its report's; without a report, ``event_uuid``: the same export must be the same
+    event, or MISP makes a new copy at every import."""
+    return _Export([dict(o) for o in objects], info, event_uuid).event()
 
 
 class _Export:
-    def __init__(self, objs: list[dict[str, Any]], info: str | None) -> None:
+    def __init__(self, objs: list[dict[str, Any]], info: str | None, event_uuid: str | None = None) -> None:
         self.objs = objs
         self.info = info
+        self.event_uuid = event_uuid or str(uuid.uuid4())
         self.by_id = {str(o.get("id")): o for o in objs}
         self.defs = {
             i: definition_levels(o) for i, o in self.by_id.items() if o.get("type") == "marking-definition"
@@ -152,7 +161,7 @@ class _Export:
         ]
         published = report is not None and report.get("x_misp_published") is not False
         event: dict[str, Any] = {
-            "uuid": str((report or {}).get("id", f"report--{uuid.uuid4()}")).partition("--")[2],
+            "uuid": str(report["id"]).partition("--")[2] if report else self.event_uuid,
             "info": (report or {}).get("name") or self.info or "cyberpact export",
             "date": str(when)[:10],
             "timestamp": _epoch(when),
@@ -161,7 +170,9 @@ class _Export:
             "publish_timestamp": _epoch((report or {}).get("published") or when) if published else "0",
             "threat_level_id": str((report or {}).get("x_misp_threat_level_id", "4")),
             "analysis": str((report or {}).get("x_misp_analysis", "0")),
-            "distribution": "0",
+            # The community: what TLP:GREEN means. Anything stricter is kept to the receiving organisation
+            # on the item itself (_base), which is what a MISP sync honours; its TLP tag alone is not.
+            "distribution": "1",
         }
         if creator is not None:
             # Without a known creator the receiving MISP names its own organisation; an empty uuid would
@@ -235,7 +246,7 @@ class _Export:
         base: dict[str, Any] = {
             "uuid": str(o.get("id")).partition("--")[2],
             "timestamp": _epoch(o.get("modified") or o.get("created")),
-            "distribution": "5",  # as the event
+            "distribution": "0" if _levels(o, self.defs)[0] in _ORGANISATION_ONLY else "5",
             "comment": str(o.get("description", "")),
             "deleted": o.get("revoked") is True,
             "Tag": tags,
@@ -359,7 +370,7 @@ class _Export:
                     "value": str(value),
                     "to_ids": ids,
                     "timestamp": base["timestamp"],
-                    "distribution": "5",
+                    "distribution": base["distribution"],
                     "deleted": base["deleted"],
                     "Tag": base["Tag"],
                 }
@@ -407,7 +418,7 @@ class _Export:
             "name": o["x_misp_object_name"],
             "meta-category": o.get("x_misp_category", ""),
             "timestamp": base["timestamp"],
-            "distribution": "5",
+            "distribution": base["distribution"],
             "deleted": base["deleted"],
             "comment": base["comment"],
             "Attribute": attrs,
