@@ -89,3 +89,20 @@ def test_cli_bad_input(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
     assert r.exit_code == 1 and "UUID" in r.output
     r = runner.invoke(app, ["requests", "list", "--as", "nobody"])
     assert r.exit_code == 1 and "No user nobody" in r.output
+
+
+def test_register_a_request_received_by_fax(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
+    vn, _ = vn_cli
+    vn.ca  # create the central authority's account  # noqa: B018
+    received = tmp_path / "fax.json"
+    fields = {k: v for k, v in PRESERVATION.items() if k != "necessity"}
+    received.write_text(json.dumps({"header": {**HEADER, "our_reference": "PL-2026-77"}, "fields": fields}))
+    base = ["requests", "register", str(received), "--type", "preservation", "--as", "vn-ca"]
+    args = [*base, "--country", "pl", "--authority", "Prokuratura Krajowa", "--via", "fax"]
+    r = runner.invoke(app, [*args, "--received", "2026-11-28T09:00:00+01:00"])
+    assert r.exit_code == 0, r.output
+    assert "registered" in r.output and "incoming from PL" in r.output and "fields.necessity" in r.output
+    r = runner.invoke(app, [*args, "--received", "yesterday"])
+    assert r.exit_code != 0 and "RFC 3339" in r.output and "Traceback" not in r.output
+    listed = vn.ca.get("/api/v1/requests", params={"direction": "incoming"}).json()["items"]
+    assert [(i["counterpart_country"], i["status"]) for i in listed] == [("PL", "received")]

@@ -25,6 +25,7 @@ from cyberpact.cases.schemas import (
     DraftOut,
     DraftUpdate,
     EventOut,
+    ReceivedIn,
     RequestOut,
     RequestPage,
     RevisionOut,
@@ -127,6 +128,26 @@ def create_request(body: DraftIn, request: Request, actor: CurrentActor, session
         catalog,
         case,
         service.DraftInput(body.type, body.counterpart, body.header, body.fields),
+    )
+    return DraftOut(request=request_out(catalog, row, actor), check=check_out(report))
+
+
+@router.post("/requests/received", status_code=201, response_model=DraftOut)
+def register_received(
+    body: ReceivedIn, request: Request, actor: CurrentActor, session: WriteSession
+) -> DraftOut:
+    """Register a request that reached this authority outside the network; ``check`` lists what the
+    convention requires that it lacks (what to ask the requesting State for)."""
+    catalog = catalog_of(request)
+    case = service.get_case(session, actor, body.case_id) if body.case_id is not None else None
+    row, report = service.register_received(
+        session,
+        actor,
+        catalog,
+        case,
+        service.ReceivedInput(
+            body.type, body.header, body.fields, body.country, body.authority, body.channel, body.received_at
+        ),
     )
     return DraftOut(request=request_out(catalog, row, actor), check=check_out(report))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tomllib
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -23,7 +24,7 @@ from cyberpact.catalog.service import DraftReport, get_catalog
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.cli import cli_actor, console, err_console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
-from cyberpact.kit.time import check_timezone
+from cyberpact.kit.time import check_timezone, utcnow
 
 app = typer.Typer(help="Cooperation requests.", no_args_is_help=True)
 AsUser = Annotated[str, typer.Option("--as", help="the user of this node acting")]
@@ -113,6 +114,42 @@ def new(
             service.DraftInput(type_, to, data.get("header") or {}, data.get("fields") or {}),
         )
         console.print(f"draft {row.id} in case {case_row.reference}")
+    _print_report(report)
+
+
+@app.command("register")
+@friendly
+def register(
+    file: Path,
+    type_: Annotated[str, typer.Option("--type")],
+    as_: AsUser,
+    country: Annotated[str, typer.Option(help="the requesting State, ISO 3166-1 alpha-2")],
+    authority: Annotated[str, typer.Option(help="the requesting authority")],
+    via: Annotated[str, typer.Option(help=f"how it arrived: {', '.join(service.CHANNELS)}")],
+    received: Annotated[
+        str | None, typer.Option(help="when it arrived, RFC 3339 with its offset (default: now)")
+    ] = None,
+) -> None:
+    """Register a request that arrived outside the network (file: `header`, `fields` as written)."""
+    data = _load(file)
+    try:
+        at = datetime.fromisoformat(received) if received else utcnow()
+    except ValueError:
+        raise InvalidInput(
+            "Not a time", [Problem("--received", "RFC 3339, e.g. 2026-11-29T08:30:00+07:00")]
+        ) from None
+    with unit_of_work() as (session, _s, _db):
+        actor = _actor(session, as_)
+        row, report = service.register_received(
+            session,
+            actor,
+            get_catalog(),
+            None,
+            service.ReceivedInput(
+                type_, data.get("header") or {}, data.get("fields") or {}, country.upper(), authority, via, at
+            ),
+        )
+        console.print(f"registered {row.id}: incoming from {country.upper()}, due {row.due_at}")
     _print_report(report)
 
 

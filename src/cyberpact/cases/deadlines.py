@@ -170,17 +170,24 @@ def cited_preservations(
     counterpart: str | None,
     tickets: set[str],
     exclude: uuid.UUID | None = None,
+    country: str | None = None,
 ) -> list[Request]:
     """The open preservations with the same State, on the same side, that ``tickets`` name and that a
-    request of ``follow_up_type`` may follow (the catalog's ``follow_up``)."""
+    request of ``follow_up_type`` may follow (the catalog's ``follow_up``). The same State is the same
+    peer, or for requests registered from outside the network (no peer), the same country."""
     kinds = [
         t for t, rt in catalog.types.items() if follow_up_type in rt.follow_up and "preserve" in rt.actions
     ]
-    if not tickets or not kinds or counterpart is None:
+    if not tickets or not kinds or (counterpart is None and country is None):
         return []
+    same_state = (
+        Request.counterpart == counterpart
+        if counterpart is not None
+        else (Request.counterpart.is_(None) & (Request.counterpart_country == country))
+    )
     query = select(Request).where(
         Request.direction == direction,
-        Request.counterpart == counterpart,
+        same_state,
         Request.type.in_(kinds),
         Request.status.not_in(CLOSED),
     )
@@ -200,7 +207,14 @@ def hold_for_follow_up(session: Session, catalog: Catalog, follow_up: Request) -
     from cyberpact.cases.service import event
 
     held = cited_preservations(
-        session, catalog, follow_up.type, follow_up.direction, follow_up.counterpart, tickets, follow_up.id
+        session,
+        catalog,
+        follow_up.type,
+        follow_up.direction,
+        follow_up.counterpart,
+        tickets,
+        follow_up.id,
+        follow_up.counterpart_country,
     )
     for p in held:
         p.held_by = follow_up.id

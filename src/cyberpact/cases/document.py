@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.cases.models import RequestEvent
+from cyberpact.cases.service import CHANNELS
 from cyberpact.catalog.schemas import FieldDef
 from cyberpact.catalog.service import Catalog
 from cyberpact.federation.identity import current_card, fingerprint
@@ -90,14 +91,17 @@ class Party:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where the document's content came from. ``state``: draft, queued (not yet sealed), sealed, received."""
+    """Where the document's content came from. ``state``: draft, queued (not yet sealed), sealed, received,
+    registered (typed in from a request that arrived outside the network)."""
 
-    state: Literal["draft", "queued", "sealed", "received"]
+    state: Literal["draft", "queued", "sealed", "received", "registered"]
     message_id: str | None = None
     key_fingerprint: str | None = None
     key_id: str | None = None
     envelope_digest: str | None = None
     at: datetime | None = None
+    channel: str | None = None  # registered: how it arrived (a key of cases.service.CHANNELS)
+    registered_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +294,14 @@ def _own_fingerprint(session: Session, kid: str | None) -> tuple[str | None, str
 
 
 def provenance(session: Session, row: RequestRow) -> Provenance:
+    if row.direction == "incoming" and row.counterpart is None:
+        approval = row.approval or {}
+        return Provenance(
+            "registered",
+            at=row.sent_at,
+            channel=_str(approval.get("channel")),
+            registered_by=_str(approval.get("registered_by")),
+        )
     if not row.request_message_id:
         return Provenance("draft")
     if row.direction == "incoming":
@@ -451,6 +463,7 @@ def page_footer(t: Translator) -> Markup:
 def environment() -> Environment:
     env = jinja_environment(FileSystemLoader(TEMPLATES))
     env.filters["css_string"] = css_string
+    env.globals["CHANNELS"] = CHANNELS
     return env
 
 

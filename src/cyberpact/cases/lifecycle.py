@@ -162,9 +162,16 @@ def act(
     _effects(request, name, data, catalog)
     session.flush()
     message_id = None
-    if action.message:
+    detail = data
+    if action.message and request.counterpart is not None:
         message_id = _send_step(session, actor, request, name, data)
-    event(session, request, actor.username, "local", name, before=before, detail=data, message_id=message_id)
+    elif action.message:
+        # Registered from outside the network: no peer to tell. The timeline says the step must go back
+        # the way the request came.
+        detail = {**data, "outside_network": (request.approval or {}).get("channel") or "other"}
+    event(
+        session, request, actor.username, "local", name, before=before, detail=detail, message_id=message_id
+    )
     audit.record(
         session,
         actor,

@@ -39,6 +39,19 @@ class DraftIn(Strict):
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
+class ReceivedIn(Strict):
+    """An incoming request that arrived outside the network (e-mail, fax, post, telephone), as written."""
+
+    type: str = Field(min_length=1, max_length=40)
+    case_id: uuid.UUID | None = Field(None, description="default: the case of the sender's reference")
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="the requesting State (ISO 3166-1 alpha-2)")
+    authority: str = Field(min_length=1, max_length=300, description="the requesting authority")
+    channel: str = Field(description="email, fax, post, diplomatic, phone or in_person")
+    received_at: datetime = Field(description="when it arrived, with its time zone")
+    header: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
 class DraftUpdate(Strict):
     counterpart: str | None = Field(None, max_length=120)
     header: dict[str, Any]

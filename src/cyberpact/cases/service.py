@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, true
@@ -19,7 +19,8 @@ from cyberpact.federation.models import Peer
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
-from cyberpact.kit.time import utcnow
+from cyberpact.kit.i18n import N_
+from cyberpact.kit.time import rfc3339, utcnow
 
 CASE_ROLES = ("officer", "supervisor", "central_authority", "contact_point")
 # Who may see a request whose sender asked for confidentiality: the operational channels and their
@@ -303,6 +304,107 @@ def create_draft(
         request.id,
         detail={"type": data.type, "case": case.reference},
     )
+    return request, report
+
+
+# How a request that did not come over the network reached us: its steps go back the same way.
+CHANNELS: dict[str, str] = {
+    "email": N_("e-mail"),
+    "fax": N_("fax"),
+    "post": N_("post or courier"),
+    "diplomatic": N_("diplomatic channel"),
+    "phone": N_("telephone"),
+    "in_person": N_("handed over in person"),
+}
+REGISTER_ROLES = ("central_authority", "contact_point")
+
+
+@dataclass(frozen=True)
+class ReceivedInput:
+    """A request another State sent by e-mail, fax, post or telephone, typed in from what arrived."""
+
+    type: str
+    header: dict[str, Any]
+    fields: dict[str, Any]
+    country: str
+    authority: str
+    channel: str
+    received_at: datetime
+
+
+def register_received(
+    session: Session, actor: Actor, catalog: Catalog, case: Case | None, data: ReceivedInput
+) -> tuple[Request, DraftReport]:
+    """Record an incoming request that reached this node outside the network, so that it is tracked,
+    acknowledged, decided and reported like any other; its steps are not sent (no peer to send them to)
+    and the timeline says so. What the catalog finds missing is what to ask the requesting State for."""
+    if not actor.has_any(*REGISTER_ROLES):
+        raise PermissionDenied("Registering a request needs the central_authority or contact_point role")
+    if data.type not in catalog.types:
+        raise InvalidInput("Unknown request type", [Problem("type", f"{data.type!r} is not a request type")])
+    problems = []
+    if session.get(Party, data.country) is None:
+        problems.append(Problem("country", f"{data.country!r} is not a State in the directory"))
+    if data.channel not in CHANNELS:
+        problems.append(Problem("channel", f"one of: {', '.join(CHANNELS)}"))
+    if data.received_at.tzinfo is None or data.received_at > utcnow() + timedelta(minutes=5):
+        problems.append(Problem("received_at", "a past moment with its time zone"))
+    if problems:
+        raise InvalidInput("The registration is incomplete or wrong", problems)
+    report = check_draft(catalog, data.type, data.header, data.fields, None)
+    _reject_malformed(report)
+    now = utcnow()
+    reference = str(data.header.get("our_reference") or "") or None
+    if case is None:
+        # As for a request that arrives over the network: its later requests join the same case.
+        ref = f"IN-{data.country}-{reference or uuid.uuid4().hex[:12]}"[:120]
+        case = session.scalar(select(Case).where(Case.reference == ref)) or create_case(
+            session, actor, f"{catalog.type(data.type).label} from {data.authority}"[:300], ref
+        )
+    received_at = data.received_at.astimezone(UTC)
+    request = Request(
+        case_id=case.id,
+        direction="incoming",
+        type=data.type,
+        status="received",
+        catalog_version=catalog.version,
+        counterpart=None,
+        counterpart_country=data.country,
+        drafted_by=f"outside:{data.authority}"[:120],
+        approval={"registered_by": actor.username, "channel": data.channel, "authority": data.authority},
+        remote_reference=reference,
+        sent_at=received_at,
+        created_at=now,
+        updated_at=now,
+        version=1,
+        header={},
+        fields={},
+    )
+    _sync(catalog, request, DraftInput(data.type, None, data.header, data.fields), data.country)
+    session.add(request)
+    session.flush()
+    event(
+        session,
+        request,
+        actor.username,
+        "local",
+        "registered",
+        before=None,
+        detail={"channel": data.channel, "authority": data.authority, "received_at": rfc3339(received_at)},
+    )
+    audit.record(
+        session,
+        actor,
+        "cases.request.register",
+        "request",
+        request.id,
+        detail={"type": data.type, "case": case.reference, "channel": data.channel},
+    )
+    deadlines.after_transition(session, catalog, request, "received")
+    deadlines.hold_for_follow_up(session, catalog, request)
+    hours = catalog.type(data.type).deadlines.acknowledge_hours
+    if hours:  # the clock started when it arrived, not when it was typed in
+        request.due_at = received_at + timedelta(hours=hours)
     return request, report
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from cyberpact.cases import deadlines
 from cyberpact.cases.models import Case, RequestEvent
 from cyberpact.cases.models import Request as RequestRow
+from cyberpact.cases.service import CHANNELS
 from cyberpact.catalog.service import Catalog
 from cyberpact.evidence.models import CustodyEvent, EvidencePackage
 from cyberpact.federation import outbox
@@ -35,6 +36,7 @@ EVENT_LABELS: dict[str, str] = {
     "rejected_by_peer": N_("Refused by the requested node"),
     "reminder": N_("Reminder: preservation ends soon"),
     "expires_today": N_("Preservation ends today"),
+    "registered": N_("Registered: received outside the network"),
     "held": N_("Follow-up request received: the data stay preserved until it is decided (art. 42)"),
     "hold_ended": N_("Follow-up request decided: the preservation period runs again"),
     "preservation_not_found": N_("The preservation request it follows is not on this node: find it by hand"),
@@ -214,6 +216,9 @@ def _details(catalog: Catalog, action: str, detail: dict[str, Any]) -> tuple[Det
         if key == "receipt" and value in RECEIPT_LABELS:
             out.append(Detail(label, RECEIPT_LABELS[value], True))
             continue
+        if key in ("channel", "outside_network") and value in CHANNELS:
+            out.append(Detail(label, CHANNELS[value], True))
+            continue
         if isinstance(value, str):
             text = value
         elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -233,6 +238,10 @@ RECEIPT_LABELS: dict[str, str] = {
 DETAIL_LABELS: dict[str, str] = {
     "reference": N_("Reference"),
     "follow_up": N_("Follow-up request"),
+    "channel": N_("Received by"),
+    "authority": N_("Requesting authority"),
+    "received_at": N_("Received on"),
+    "outside_network": N_("Not sent through the network: answer by"),
     "questions": N_("Questions"),
     "answers": N_("Answers"),
     "subject": N_("Subject"),

@@ -1,0 +1,116 @@
+"""Requests that arrive outside the network (e-mail, fax, post): registered, tracked and decided like any
+other, their steps recorded as to be answered the same way, and nothing sent to any peer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from cyberpact.cases.models import Request
+from cyberpact.federation.models import OutboxMessage
+from web.helpers import person, text_of
+
+from .conftest import HEADER, PRESERVATION, Side, act
+
+ARRIVED = datetime(2026, 11, 28, 20, 5, tzinfo=UTC)
+
+
+def _register(side: Side, who: str = "ca", **overrides: Any) -> Any:
+    body = {
+        "type": "preservation",
+        "country": "VN",
+        "authority": "Ministry of Public Security of Viet Nam (A05)",
+        "channel": "email",
+        "received_at": ARRIVED.isoformat(),
+        "header": {**HEADER, "our_reference": "VN-A05-2026-200"},
+        "fields": {k: v for k, v in PRESERVATION.items() if k != "necessity"},
+        **overrides,
+    }
+    return getattr(side, who).post("/api/v1/requests/received", json=body)
+
+
+def _count(side: Side, model: type) -> int:
+    with side.node.db.transaction(read_only=True) as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_a_request_received_by_e_mail_is_registered_tracked_and_decided(two_sides: tuple[Side, Side]) -> None:
+    _vn, au = two_sides
+    r = _register(au)
+    assert r.status_code == 201, r.text
+    row, check = r.json()["request"], r.json()["check"]
+    assert (row["direction"], row["status"], row["counterpart"], row["counterpart_country"]) == (
+        "incoming",
+        "received",
+        None,
+        "VN",
+    )
+    # What the convention requires and the e-mail lacks: what to ask Viet Nam for.
+    assert [e["field"] for e in check["errors"]] == ["fields.necessity"]
+    # The 24 hours to acknowledge run from its arrival, not from when it was typed in.
+    assert datetime.fromisoformat(row["due_at"]) == ARRIVED + timedelta(hours=24)
+    assert row["overdue"] is True and "acknowledge" in row["allowed_actions"]
+    rid = row["id"]
+    assert act(au.ca, rid, "acknowledge", reference="AU-PRES-900").status_code == 200
+    r = act(au.ca, rid, "request_info", questions="Why must the data be preserved?")
+    assert r.status_code == 200, r.text
+    timeline = au.ca.get(f"/api/v1/requests/{rid}/timeline").json()
+    assert [e["action"] for e in timeline] == ["registered", "acknowledge", "request_info"]
+    assert timeline[0]["detail"]["channel"] == "email" and timeline[0]["actor"] == "au-ca"
+    # No peer to send to: each step says it must go back by e-mail, and the outbox stays empty.
+    assert all(e["detail"]["outside_network"] == "email" for e in timeline[1:])
+    assert _count(au, OutboxMessage) == 0
+    # The formal document says where it came from, and that no signature protects it.
+    doc = au.ca.get(f"/api/v1/requests/{rid}/document").text
+    assert "Received outside the network, by" in doc and "e-mail" in doc and "au-ca" in doc
+    assert "No signature protects this content" in doc
+    # On the desk, in the reader's language: how it came and how to answer.
+    page = text_of(person(au.node, "kim", "central_authority").get(f"/desk/requests/{rid}").text)
+    assert "Registered: received outside the network" in page and "Received by e-mail" in page
+    assert "Not sent through the network: answer by e-mail" in page
+
+
+def test_registration_needs_the_role_and_refuses_bad_input_storing_nothing(
+    two_sides: tuple[Side, Side],
+) -> None:
+    _vn, au = two_sides
+    assert _register(au, "plain").status_code == 403
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    cases = [
+        ({"country": "ZZ"}, "country"),
+        ({"channel": "pigeon"}, "channel"),
+        ({"received_at": future}, "received_at"),
+        ({"received_at": "2026-11-28T20:05:00"}, "received_at"),  # no time zone
+        ({"type": "extradition"}, "type"),
+        ({"fields": {"offence": 42}}, "fields.offence"),
+    ]
+    for overrides, field in cases:
+        r = _register(au, **overrides)
+        assert r.status_code == 422, (overrides, r.text)
+        assert field in [e["field"] for e in r.json()["errors"]], (overrides, r.json())
+    assert _count(au, Request) == 0
+
+
+def test_a_follow_up_registered_from_the_same_state_holds_the_registered_preservation(
+    two_sides: tuple[Side, Side],
+) -> None:
+    _vn, au = two_sides
+    rid = _register(au).json()["request"]["id"]
+    act(au.ca, rid, "acknowledge", reference="AU-PRES-901")
+    until = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
+    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    fields = {
+        "subject_matter": "Ransomware against hospitals",
+        "facts_summary": "Systems encrypted on 2 Nov 2026.",
+        "assistance_sought": "Produce the preserved data.",
+        "data_sought": "The mailbox preserved under AU-PRES-901",
+        "purpose": "Evidence at trial.",
+    }
+    header = {**HEADER, "request_kind": "follow_up_to_preservation", "related_ticket": "AU-PRES-901"}
+    for country, held in (("PL", False), ("VN", True)):  # the same ticket from another State holds nothing
+        r = _register(au, type="stored_data", country=country, header=header, fields=fields)
+        assert r.status_code == 201, r.text
+        view = au.ca.get(f"/api/v1/requests/{rid}").json()
+        assert (view["held_by"] == r.json()["request"]["id"]) is held
