@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from conftest import LiveNode
 from cyberpact.federation.outbox import OutboxWorker
@@ -135,3 +136,8 @@ def sent_follow_up(vn: Side, ticket: str) -> tuple[str, list[str]]:
     assert act(vn.supervisor, mla, "approve").status_code == 200
     assert vn.deliver() == 1
     return mla, warned
+
+
+def count_rows(side: Side, model: type) -> int:
+    with side.node.db.transaction(read_only=True) as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)

@@ -6,21 +6,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cyberpact.cases.models import Request
 from cyberpact.catalog.service import DATA, get_catalog, load
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.errors import ConfigurationError
 
-from .conftest import HEADER, PRESERVATION, Side, act, draft
+from .conftest import HEADER, PRESERVATION, Side, act, count_rows, draft
 
 REQUIRED = [f.name for f in get_catalog().type("preservation").fields if f.required]
-
-
-def _count(side: Side, model: type) -> int:
-    with side.node.db.transaction(read_only=True) as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_complete_draft_checks_clean(two_sides: tuple[Side, Side]) -> None:
@@ -79,7 +74,7 @@ def test_wrong_types_are_refused_and_nothing_is_stored(
     r = draft(vn, header=header, fields=fields)
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]]
-    assert _count(vn, Request) == 0
+    assert count_rows(vn, Request) == 0
 
 
 def test_unknown_type_and_unknown_peer(two_sides: tuple[Side, Side]) -> None:
@@ -88,7 +83,7 @@ def test_unknown_type_and_unknown_peer(two_sides: tuple[Side, Side]) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "type"
     r = draft(vn, to="nowhere")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "counterpart"
-    assert _count(vn, Request) == 0
+    assert count_rows(vn, Request) == 0
 
 
 def test_soft_checks_are_warnings(two_sides: tuple[Side, Side]) -> None:
@@ -110,7 +105,7 @@ def test_check_endpoint_stores_nothing(two_sides: tuple[Side, Side]) -> None:
     assert r.status_code == 200
     cites = {e["cite"] for e in r.json()["errors"]}
     assert {"art. 40(15)(b)", "art. 40(15)(c)", "art. 40(15)(d)", "art. 40(15)(f)"} <= cites
-    assert _count(vn, Request) == 0
+    assert count_rows(vn, Request) == 0
 
 
 def test_four_eyes(two_sides: tuple[Side, Side]) -> None:
@@ -120,7 +115,7 @@ def test_four_eyes(two_sides: tuple[Side, Side]) -> None:
     assert act(vn.officer, rid, "submit").status_code == 200
     r = act(vn.officer, rid, "approve")
     assert r.status_code == 403
-    assert _count(vn, OutboxMessage) == 0, "nothing reaches the outbox before approval"
+    assert count_rows(vn, OutboxMessage) == 0, "nothing reaches the outbox before approval"
     r = act(vn.supervisor, rid, "return")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "data.comments"
     r = act(vn.supervisor, rid, "return", comments="Name the provider's legal entity.")
@@ -183,9 +178,9 @@ def test_a_supervisor_who_rewrote_someone_else_s_draft_cannot_approve_it(
     assert "approve" not in shown["allowed_actions"] and "return" not in shown["allowed_actions"]
     r = act(vn.supervisor2, rid, "approve")
     assert r.status_code == 403 and "edited" in r.json()["detail"]
-    assert _count(vn, OutboxMessage) == 0
+    assert count_rows(vn, OutboxMessage) == 0
     assert act(vn.supervisor, rid, "approve").status_code == 200
-    assert _count(vn, OutboxMessage) == 1
+    assert count_rows(vn, OutboxMessage) == 1
 
 
 def test_an_emergency_disclosure_is_an_emergency_by_its_type(two_sides: tuple[Side, Side]) -> None:
@@ -216,7 +211,7 @@ def test_an_approval_is_of_the_version_the_supervisor_read(two_sides: tuple[Side
     assert act(vn.officer, rid, "submit").status_code == 200
     stale = vn.supervisor.post(f"/api/v1/requests/{rid}/actions/approve", json={"data": {}, "version": read})
     assert stale.status_code == 409 and "edited since you read it" in stale.json()["detail"]
-    assert _count(vn, OutboxMessage) == 0
+    assert count_rows(vn, OutboxMessage) == 0
     now = vn.supervisor.get(f"/api/v1/requests/{rid}").json()["version"]
     r = vn.supervisor.post(f"/api/v1/requests/{rid}/actions/approve", json={"data": {}, "version": now})
     assert r.status_code == 200 and r.json()["status"] == "sent"

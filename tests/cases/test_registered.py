@@ -6,13 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from cyberpact.cases.models import Request
 from cyberpact.federation.models import OutboxMessage
 from web.helpers import person, text_of
 
-from .conftest import HEADER, PRESERVATION, Side, act
+from .conftest import HEADER, PRESERVATION, Side, act, count_rows
 
 ARRIVED = datetime(2026, 11, 28, 20, 5, tzinfo=UTC)
 
@@ -29,11 +27,6 @@ def _register(side: Side, who: str = "ca", **overrides: Any) -> Any:
         **overrides,
     }
     return getattr(side, who).post("/api/v1/requests/received", json=body)
-
-
-def _count(side: Side, model: type) -> int:
-    with side.node.db.transaction(read_only=True) as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_a_request_received_by_e_mail_is_registered_tracked_and_decided(two_sides: tuple[Side, Side]) -> None:
@@ -61,7 +54,7 @@ def test_a_request_received_by_e_mail_is_registered_tracked_and_decided(two_side
     assert timeline[0]["detail"]["channel"] == "email" and timeline[0]["actor"] == "au-ca"
     # No peer to send to: each step says it must go back by e-mail, and the outbox stays empty.
     assert all(e["detail"]["outside_network"] == "email" for e in timeline[1:])
-    assert _count(au, OutboxMessage) == 0
+    assert count_rows(au, OutboxMessage) == 0
     # The formal document says where it came from, and that no signature protects it.
     doc = au.ca.get(f"/api/v1/requests/{rid}/document").text
     assert "Received outside the network, by" in doc and "e-mail" in doc and "au-ca" in doc
@@ -90,7 +83,7 @@ def test_registration_needs_the_role_and_refuses_bad_input_storing_nothing(
         r = _register(au, **overrides)
         assert r.status_code == 422, (overrides, r.text)
         assert field in [e["field"] for e in r.json()["errors"]], (overrides, r.json())
-    assert _count(au, Request) == 0
+    assert count_rows(au, Request) == 0
 
 
 def test_a_follow_up_registered_from_the_same_state_holds_the_registered_preservation(
