@@ -233,7 +233,8 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
                 "art. 42(7)",
             )
         )
-    if name in rt.consult_before and not _present(data.get("consultation")) and not _consulted(request):
+    said = str(data.get("consultation") or "").strip()
+    if name in rt.consult_before and not said and not _consulted(request):
         cite = "art. 40 [parallel: UNTOC 18(26)]"
         problems.append(
             Problem(
@@ -250,10 +251,6 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
             Problem("data.grounds", "art. 40(21): cite at least one refusal ground", "missing", "art. 40(21)")
         )
     return problems
-
-
-def _present(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
 
 
 def _consulted(request: Request) -> bool:
