@@ -107,3 +107,35 @@ def test_a_follow_up_registered_from_the_same_state_holds_the_registered_preserv
         assert r.status_code == 201, r.text
         view = au.ca.get(f"/api/v1/requests/{rid}").json()
         assert (view["held_by"] == r.json()["request"]["id"]) is held
+
+
+def test_the_desk_registers_a_request_received_by_post(two_sides: tuple[Side, Side]) -> None:
+    _vn, au = two_sides
+    kim = person(au.node, "kim", "central_authority", timezone="Australia/Sydney")
+    assert 'href="/desk/received"' in kim.get("/desk/inbox").text
+    assert person(au.node, "olaf", "officer").get("/desk/received").status_code == 403
+    assert 'value="preservation"' in kim.get("/desk/received").text
+    kim.get("/desk/received", params={"type": "preservation"})
+    form = {
+        "type": "preservation",
+        "country": "VN",
+        "authority": "",  # forgotten: the page comes back with the values typed and the problem named
+        "channel": "post",
+        "received_at": "2026-11-27T09:30",
+        **{f"header.{k}": v for k, v in HEADER.items()},
+        **{f"fields.{k}": v for k, v in PRESERVATION.items() if k not in ("necessity", "mla_intended")},
+        "fields.mla_intended": "on",
+    }
+    r = kim.post("/desk/received", form)
+    assert r.status_code == 422 and "name the authority that sent it" in text_of(r.text)
+    assert "A05 Investigation Division" in r.text, "what was typed is kept"
+    assert count_rows(au, Request) == 0
+    r = kim.post("/desk/received", {**form, "authority": "Embassy of Viet Nam, Canberra"})
+    assert r.status_code == 303, text_of(r.text)
+    rid = r.headers["location"].rsplit("/", 1)[1]
+    view = au.ca.get(f"/api/v1/requests/{rid}").json()
+    # 09:30 on the officer's clock in Sydney (UTC+11 in summer) is 22:30 UTC the day before.
+    assert (view["counterpart_country"], view["sent_at"][:16]) == ("VN", "2026-11-26T22:30")
+    page = text_of(kim.get(f"/desk/requests/{rid}").text)
+    assert "As received, it lacks what the convention requires: ask the requesting State for" in page
+    assert "Why preservation is necessary" in page and "Received by post or courier" in page

@@ -203,6 +203,8 @@ def test_every_control_of_every_page_has_a_label(two_sides: tuple[Side, Side]) -
             )
         },
         "incoming": kate.get(f"/desk/requests/{rid}").text,
+        "register": kate.get("/desk/received").text,
+        "register-form": kate.get("/desk/received", params={"type": "stored_data"}).text,
         "error": an.get("/desk/requests/00000000-0000-0000-0000-000000000000").text,
     }
     for name, html in pages.items():

@@ -19,12 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
-from cyberpact.cases import document, lifecycle
+from cyberpact.cases import deadlines, document, lifecycle
 from cyberpact.cases import service as cases
 from cyberpact.cases.models import Case, RequestRevision
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.catalog.schemas import Action, FieldDef
-from cyberpact.catalog.service import Catalog, RequestedState
+from cyberpact.catalog.service import Catalog, RequestedState, check_draft
 from cyberpact.directory.models import TreatyStatus
 from cyberpact.directory.service import convention
 from cyberpact.federation import outbox
@@ -150,6 +150,9 @@ def request_context(
         report = cases.check(
             session, catalog, cases.DraftInput(row.type, row.counterpart, row.header, row.fields)
         )
+    elif row.direction == "incoming" and row.counterpart is None and row.status not in deadlines.CLOSED:
+        # Registered from outside the network: what it lacks is what to ask the requesting State for.
+        report = check_draft(catalog, row.type, row.header, row.fields, None)
     general = [p for p in (failed[1] if failed else []) if not p.field.startswith("data.")]
     return {
         "req": summary(catalog, row),
