@@ -65,6 +65,8 @@ def test_collections_policy_grants_and_misp(node: LiveNode) -> None:
     assert r.status_code == 413
     r = admin.post("/api/v1/intel/collections/ransom/misp", content=b"[" * 100_000, headers=headers)
     assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
+    r = admin.post("/api/v1/intel/collections/ransom/misp", json={"Event": {"info": "x", "Tag": "tlp:red"}})
+    assert r.status_code == 422 and "Tag is not a list" in r.json()["errors"][0]["message"]
 
     admin.put("/api/v1/intel/collections/ransom/grants/olga", json={"read": False, "write": False})
     assert admin.get("/api/v1/intel/collections/ransom/grants").json() == []

@@ -645,9 +645,10 @@ def test_cli_refuses_an_event_it_cannot_mark_and_stores_nothing(
     bad = tmp_path / "event.json"
     bad.write_text(json.dumps(_event(Tag="tlp:red")))
     r = runner.invoke(app, ["intel", "import", str(bad), "-c", "hostile", "--format", "misp"])
-    assert r.exit_code == 0 and "Traceback" not in r.output
-    assert "skipped event 0d6f3c1a-8b2e-4f5d-9a7c-1e3b5d7f9a2c: Tag is not a list" in r.output
-    assert "stored 0, already present 0, refused 0" in r.output
+    # Nothing usable is a failure a script sees (exit 1), with the reason, not "stored 0" and success.
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "Nothing to import" in r.output
+    assert "event 0d6f3c1a-8b2e-4f5d-9a7c-1e3b5d7f9a2c: Tag is not a list" in r.output
     out = tmp_path / "out.json"
     assert runner.invoke(app, ["intel", "export", str(out), "-c", "hostile"]).exit_code == 0
     assert json.loads(out.read_text())["objects"] == []

@@ -238,6 +238,7 @@ def import_misp(
     if not acc.can_write:
         raise PermissionDenied("You may not add objects to this collection")
     converted = misp.misp_to_stix(body)
+    misp.require_objects(converted, "the body")
     result = store.add_objects(session, actor, row, converted.objects)
     return _import_out(result, converted.skipped)
 

@@ -141,15 +141,16 @@ def import_file(
     skipped: list[str] = []
     as_misp = fmt == Format.misp or (fmt == Format.auto and misp.is_misp(data))
     objects = None if as_misp else _stix_objects(data)
-    if objects is None:
-        if fmt == Format.stix:
-            raise MalformedInput(f"{file} is not a STIX bundle, envelope or list of objects")
-        converted = misp.misp_to_stix(data)
-        objects, skipped = converted.objects, converted.skipped
+    if objects is None and fmt == Format.stix:
+        raise MalformedInput(f"{file} is not a STIX bundle, envelope or list of objects")
     stored = duplicates = 0
     failures: list[list[Any]] = []
     with unit_of_work() as (session, _, _db):
         row = service.get_collection(session, collection)
+        if objects is None:
+            converted = misp.misp_to_stix(data)
+            misp.require_objects(converted, str(file))
+            objects, skipped = converted.objects, converted.skipped
         actor = cli_actor()
         for start in range(0, len(objects), _BATCH):
             result = store.add_objects(session, actor, row, objects[start : start + _BATCH])

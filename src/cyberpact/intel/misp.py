@@ -19,7 +19,8 @@ What maps, as far as STIX can carry it:
 
 MISP's own type, category, object name and object attributes ride along as ``x_misp_*`` properties so the
 way back is exact. Whatever is not carried is named in ``Conversion.skipped`` with the reason, down to a
-whole event whose structure is broken: nothing of a refused event is among the objects to store.
+whole event whose structure is broken: nothing of a refused event is among the objects to store. The
+vocabulary both directions share (types, categories, galaxies, a value as comparisons) is ``misp_types``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cyberpact.intel import misp_types as vocab
 from cyberpact.intel.markings import (
     PAP_ORDER,
     TLP_ORDER,
@@ -41,105 +43,18 @@ from cyberpact.intel.markings import (
     parse_tlp,
     tlp_definition,
 )
+from cyberpact.intel.misp_types import (
+    LOCAL_NAMESPACE,
+    MAX_VALUE,
+    PATTERN_TYPES,
+    Comp,
+    Refused,
+    comparisons,
+)
 from cyberpact.intel.stix import format_timestamp
-from cyberpact.kit.canonical import canonical_json_floatless
+from cyberpact.kit.errors import InvalidInput, Problem
 
-SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")  # STIX 2.1, section 2.9
-LOCAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://cyberpact.dev/stix/misp")
 _GALAXY_TAG = re.compile(r'misp-galaxy:([^=]+)="(.*)"')
-# Real values (a URL, a YARA rule) stay far below this; a longer one is refused on its own, before it
-# becomes a pattern that the validator would quote whole in its refusal.
-MAX_VALUE = 65_536
-
-Comp = tuple[str, str, Any]  # (SCO type, property path, value) of one comparison
-
-# MISP attribute type -> (SCO type, property path); addresses, AS numbers, hashes and composites apart.
-_SIMPLE: dict[str, tuple[str, str]] = {
-    "domain": ("domain-name", "value"),
-    "hostname": ("domain-name", "value"),
-    "url": ("url", "value"),
-    "link": ("url", "value"),
-    "uri": ("url", "value"),
-    "email": ("email-addr", "value"),
-    "email-src": ("email-addr", "value"),
-    "email-dst": ("email-addr", "value"),
-    "email-subject": ("email-message", "subject"),
-    "filename": ("file", "name"),
-    "mac-address": ("mac-addr", "value"),
-    "mutex": ("mutex", "name"),
-}
-# Only the algorithms of STIX's hash-algorithm-ov, so that every consumer knows the key.
-_HASHES = {
-    "md5": "MD5",
-    "sha1": "SHA-1",
-    "sha256": "SHA-256",
-    "sha512": "SHA-512",
-    "sha3-256": "SHA3-256",
-    "sha3-512": "SHA3-512",
-    "ssdeep": "SSDEEP",
-    "tlsh": "TLSH",
-}
-# Composite MISP types: the pattern paths that may hold each part of the "a|b" value, in order.
-COMPOSITE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "ip-dst|port": (("network-traffic:dst_ref.value",), ("network-traffic:dst_port",)),
-    "ip-src|port": (("network-traffic:src_ref.value",), ("network-traffic:src_port",)),
-    "domain|ip": (("domain-name:value",), ("ipv4-addr:value", "ipv6-addr:value")),
-    **{f"filename|{k}": (("file:name",), (f"file:hashes.{v}",)) for k, v in _HASHES.items()},
-}
-# Attributes that are detection rules: indicators of that STIX pattern type (pattern-type-ov).
-PATTERN_TYPES = {"stix2-pattern": "stix", "yara": "yara", "snort": "snort", "sigma": "sigma"}
-# STIX path -> MISP type, for objects that do not say which MISP type they came from.
-MISP_TYPE_OF = {
-    "ipv4-addr:value": "ip-dst",
-    "ipv6-addr:value": "ip-dst",
-    "domain-name:value": "domain",
-    "url:value": "url",
-    "email-addr:value": "email",
-    "email-message:subject": "email-subject",
-    "file:name": "filename",
-    "mac-addr:value": "mac-address",
-    "mutex:name": "mutex",
-    "autonomous-system:number": "AS",
-    "network-traffic:dst_ref.value": "ip-dst",
-    "network-traffic:src_ref.value": "ip-src",
-    "network-traffic:dst_port": "port",
-    "network-traffic:src_port": "port",
-    **{f"file:hashes.{v}": k for k, v in _HASHES.items()},
-}
-# A category valid for the type (the core format's category-type table), for objects that carry none.
-CATEGORY_OF = {
-    **dict.fromkeys(_HASHES, "Payload delivery"),
-    **{k: "Payload delivery" for k in COMPOSITE if k.startswith("filename|")},
-    "filename": "Payload delivery",
-    "email-subject": "Payload delivery",
-    "mutex": "Artifacts dropped",
-    "vulnerability": "External analysis",
-    "yara": "Payload installation",
-    "sigma": "Payload installation",
-}
-# Galaxy type -> STIX type.
-_GALAXIES = {
-    "threat-actor": "threat-actor",
-    "mitre-intrusion-set": "intrusion-set",
-    "intrusion-set": "intrusion-set",
-    "mitre-attack-pattern": "attack-pattern",
-    "attack-pattern": "attack-pattern",
-    "mitre-malware": "malware",
-    "malpedia": "malware",
-    "ransomware": "malware",
-    "malware": "malware",
-    "mitre-tool": "tool",
-    "tool": "tool",
-    "mitre-course-of-action": "course-of-action",
-}
-GALAXY_OF_TYPE = {
-    "threat-actor": "threat-actor",
-    "intrusion-set": "mitre-intrusion-set",
-    "attack-pattern": "mitre-attack-pattern",
-    "malware": "malpedia",
-    "tool": "mitre-tool",
-    "course-of-action": "mitre-course-of-action",
-}
 _NOT_A_RELATIONSHIP_TYPE = re.compile(r"[^a-z0-9-]+")
 
 
@@ -147,10 +62,6 @@ _NOT_A_RELATIONSHIP_TYPE = re.compile(r"[^a-z0-9-]+")
 class Conversion:
     objects: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-
-
-class Refused(Exception):
-    """One attribute, object or event that is not converted, and why."""
 
 
 def misp_to_stix(data: Any) -> Conversion:
@@ -186,6 +97,16 @@ def _candidates(data: Any) -> list[Any]:
     if not isinstance(items, list):
         items = [items]
     return [item["Event"] if isinstance(item, dict) and "Event" in item else item for item in items]
+
+
+def require_objects(converted: Conversion, source: str) -> None:
+    """Refuse an import that holds nothing to store (no event, or every event refused), with the reasons:
+    "stored 0" and success would tell a script all went well."""
+    if not converted.objects:
+        raise InvalidInput(
+            f"Nothing to import from {source}",
+            [Problem("events", reason) for reason in converted.skipped[:50]],
+        )
 
 
 def is_misp(data: Any) -> bool:
@@ -278,115 +199,6 @@ def _uuid(value: Any, salt: str) -> str:
     # Only scalars are spelled out: printing a hostile nested value would recurse without bound.
     shown = value if isinstance(value, str | int | None) else type(value).__name__
     return str(uuid.uuid5(LOCAL_NAMESPACE, f"{salt}:{shown}"))
-
-
-# ------------------------------------------------------------------------------- values to comparisons
-
-
-def _address(value: str) -> str:
-    return "ipv6-addr" if ":" in value else "ipv4-addr"
-
-
-def _number(text: str, what: str, top: int) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > top:
-        raise Refused(f"{text!r} is not {what}")
-    return int(text)
-
-
-def comparisons(misp_type: str, value: str) -> list[Comp] | None:
-    """(SCO type, property path, value) for a MISP attribute, or None when STIX has no form for its type;
-    raises :class:`Refused` for a value its type cannot hold."""
-    if misp_type in ("ip-src", "ip-dst"):
-        return [(_address(value), "value", value)]
-    if misp_type == "AS":
-        return [
-            (
-                "autonomous-system",
-                "number",
-                _number(value.upper().removeprefix("AS"), "an AS number", 2**32 - 1),
-            )
-        ]
-    if misp_type in _SIMPLE:
-        kind, path = _SIMPLE[misp_type]
-        return [(kind, path, value)]
-    if misp_type in _HASHES:
-        return [("file", f"hashes.{_HASHES[misp_type]}", value)]
-    if misp_type in COMPOSITE:
-        # The last '|': a file name may hold one, a hash, address or port never does.
-        first, sep, second = value.rpartition("|")
-        if not sep or not first or not second:
-            raise Refused(f"a {misp_type} value is two parts joined by '|'")
-        if misp_type == "domain|ip":
-            return [("domain-name", "value", first), (_address(second), "value", second)]
-        if misp_type.endswith("|port"):
-            end = misp_type[3:6]
-            port = _number(second, "a port number", 65535)
-            return [("network-traffic", f"{end}_ref.value", first), ("network-traffic", f"{end}_port", port)]
-        return [("file", "name", first), ("file", f"hashes.{_HASHES[misp_type[9:]]}", second)]
-    return None
-
-
-def _instances(comps: list[Comp]) -> list[tuple[str, dict[str, Any]]]:
-    """The comparisons grouped into the SCOs they describe. A second value for a property (a domain's
-    second address) is a second SCO: one object cannot have two values, so ANDing them in one observation
-    would give a pattern that never matches."""
-    out: list[tuple[str, dict[str, Any]]] = []
-    for kind, path, value in comps:
-        for k, props in out:
-            if k == kind and props.get(path, value) == value:
-                props[path] = value
-                break
-        else:
-            out.append((kind, {path: value}))
-    return out
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _pattern(instances: list[tuple[str, dict[str, Any]]]) -> str:
-    def one(kind: str, path: str, value: Any) -> str:
-        steps = path.split(".")
-        rendered = steps[0] + "".join(f".{_quote(s)}" if "-" in s else f".{s}" for s in steps[1:])
-        literal = str(value) if isinstance(value, int) else _quote(str(value))
-        return f"{kind}:{rendered} = {literal}"
-
-    return " AND ".join(
-        f"[{' AND '.join(one(kind, p, v) for p, v in props.items())}]" for kind, props in instances
-    )
-
-
-def _sco(kind: str, props: dict[str, Any]) -> dict[str, Any]:
-    # The id contributing properties STIX lists per type; a file with hashes is named by them alone.
-    keys = ("hashes", "value", "name", "number", "subject", "src_ref", "dst_ref", "src_port", "dst_port")
-    id_props = {k: props[k] for k in keys if k in props}
-    if kind == "file" and "hashes" in props:
-        id_props = {"hashes": props["hashes"]}
-    if kind == "network-traffic":
-        id_props["protocols"] = props["protocols"]
-    sid = uuid.uuid5(SCO_NAMESPACE, canonical_json_floatless(id_props).decode())
-    return {"type": kind, "spec_version": "2.1", "id": f"{kind}--{sid}", **props}
-
-
-def _scos(instances: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    out = []
-    for kind, props in instances:
-        body: dict[str, Any] = {}
-        for path, value in props.items():
-            if path.startswith("hashes."):
-                body.setdefault("hashes", {})[path[7:]] = value
-            elif path.endswith("_ref.value"):
-                ref = _sco(_address(value), {"value": value})
-                out.append(ref)
-                body[path[: -len(".value")]] = ref["id"]
-                body["protocols"] = ["ipv6" if ref["type"] == "ipv6-addr" else "ipv4"]
-            else:
-                body[path] = value
-        if kind == "email-message":
-            body["is_multipart"] = False
-        out.append(_sco(kind, body))
-    return out
 
 
 # ----------------------------------------------------------------------------------------------- tags
@@ -583,7 +395,7 @@ class _Event:
         return out
 
     def _cluster(self, gtype: str, value: str) -> str | None:
-        stix_type = _GALAXIES.get(gtype)
+        stix_type = vocab.GALAXIES.get(gtype)
         if stix_type is None:
             note = f"galaxy {gtype}={value!r}: no STIX type for this galaxy"
             if note not in self.skipped:
@@ -743,7 +555,7 @@ class _Event:
         markings = tags.markings(self.tags)
         first = _seen(source.get("first_seen"))
         last = _seen(source.get("last_seen"))
-        instances = _instances(comps)
+        instances = vocab.instances(comps)
         obj: dict[str, Any]
         if to_ids:
             valid_from = first or when
@@ -752,7 +564,7 @@ class _Event:
                 "id": f"indicator--{oid}",
                 "created": when_s,
                 "modified": when_s,
-                "pattern": rule[0] if rule else _pattern(instances),
+                "pattern": rule[0] if rule else vocab.pattern(instances),
                 "pattern_type": rule[1] if rule else "stix",
                 "valid_from": format_timestamp(valid_from),
                 "indicator_types": ["malicious-activity"],
@@ -761,7 +573,7 @@ class _Event:
             if last and last > valid_from:
                 obj["valid_until"] = format_timestamp(last)
         else:
-            scos = _scos(instances)
+            scos = vocab.scos(instances)
             for sco in scos:
                 if markings:
                     sco["object_marking_refs"] = markings

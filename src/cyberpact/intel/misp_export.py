@@ -21,7 +21,7 @@ from typing import Any
 
 from cyberpact.intel import patterns
 from cyberpact.intel.markings import Pap, Tlp, definition_levels, effective
-from cyberpact.intel.misp import (
+from cyberpact.intel.misp_types import (
     CATEGORY_OF,
     COMPOSITE,
     GALAXY_OF_TYPE,
