@@ -344,3 +344,39 @@ def test_resumable_upload_survives_a_cut_connection(browser: Any, nodes: Nodes, 
     assert download.value.suggested_filename.endswith(".zip")
     assert not csp_violations(errors), errors
     ctx.close()
+
+
+def test_a_request_received_by_fax_is_registered_on_the_desk(
+    browser: Any, nodes: Nodes, shots: Shots
+) -> None:
+    b = nodes.b
+    make_user(b, "kate", "central_authority", "officer")
+    ctx = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = watch_console(page)
+    sign_in_and_enrol(page, b, "kate")
+    page.goto(f"{b.url}/desk/inbox")
+    page.get_by_role("link", name="Register a request received outside the network").click()
+    page.get_by_label(re.compile("Expedited preservation of stored electronic data")).check()
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Requesting State").select_option("VN")
+    page.get_by_label("Requesting authority", exact=True).fill("Embassy of Viet Nam, Canberra")
+    page.get_by_label("Received by").select_option("fax")
+    page.get_by_label("Received on").fill("2026-11-27T09:30")
+    fill(page, "header.our_reference", "VN-A05-2026-300")
+    fill(page, "fields.offence", "Ransomware extortion of hospitals")
+    shots(page, "register")
+    page.get_by_role("button", name="Register").click()
+    page.wait_for_url(re.compile(r".*/desk/requests/[0-9a-f-]{36}$"))
+    text = page.locator("main").inner_text()
+    assert "As received, it lacks what the convention requires" in text
+    assert "outside:" not in text
+    assert "Registered: received outside the network" in text and "fax" in text
+    shots(page, "registered")
+    # Worked like any incoming request: the acknowledgement is open, and the page says how it came.
+    assert page.locator("summary", has_text="Acknowledge").count() == 1
+    assert "Registered by" in text and "Nov 27, 2026" in text
+    with b.db.transaction(read_only=True) as session:
+        row = session.scalars(select(RequestRow)).one()
+        assert (row.direction, row.counterpart, row.counterpart_country) == ("incoming", None, "VN")
+    assert csp_violations(errors) == []

@@ -238,6 +238,7 @@ def environment() -> Environment:
         tlp=tlp_label,
         problem_detail=problem_detail,
     )
+    from cyberpact.cases.service import CHANNELS
     from cyberpact.web.views import (
         ACQUISITION_LABELS,
         DIRECTION_LABELS,
@@ -256,6 +257,7 @@ def environment() -> Environment:
         SECTION_TITLES=SECTION_TITLES,
         SORT_LABELS=SORT_LABELS,
         EXPIRY_LABELS=EXPIRY_LABELS,
+        CHANNELS=CHANNELS,
         SIDE_LABELS=SIDE_LABELS,
         DIRECTION_LABELS=DIRECTION_LABELS,
         PACKAGE_STATES=PACKAGE_STATES,

@@ -200,12 +200,16 @@ def _ground_labels(catalog: Catalog) -> dict[str, str]:
     return _LABELS[key]
 
 
+# Kept in the event for the record, shown on the request page instead (in the reader's time zone).
+_SHOWN_ELSEWHERE = frozenset({"received_at"})
+
+
 def _details(catalog: Catalog, action: str, detail: dict[str, Any]) -> tuple[Detail, ...]:
     """The fields an action carried, labelled from the catalog where it knows them."""
     labels = _field_labels(catalog, action)
     out = []
     for key, value in detail.items():
-        if value in (None, "", [], {}):
+        if value in (None, "", [], {}) or key in _SHOWN_ELSEWHERE:
             continue
         if key == "grounds" and isinstance(value, list):
             grounds = _ground_labels(catalog)
@@ -240,7 +244,6 @@ DETAIL_LABELS: dict[str, str] = {
     "follow_up": N_("Follow-up request"),
     "channel": N_("Received by"),
     "authority": N_("Requesting authority"),
-    "received_at": N_("Received on"),
     "outside_network": N_("Not sent through the network: answer by"),
     "questions": N_("Questions"),
     "answers": N_("Answers"),
