@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cyberpact.cases.models import Request, RequestEvent
+from cyberpact.cases.models import Request
 from cyberpact.catalog.service import Catalog
 from cyberpact.kit import jobs
 from cyberpact.kit.time import end_of_day, utcnow
@@ -37,12 +37,18 @@ def _deadline_from_header(request: Request) -> datetime | None:
 
 
 def after_transition(
-    session: Session, catalog: Catalog, request: Request, action: str, data: dict[str, Any] | None = None
+    session: Session,
+    catalog: Catalog,
+    request: Request,
+    action: str,
+    data: dict[str, Any] | None = None,
+    *,
+    at: datetime | None = None,
 ) -> None:
     """Recompute the next due date and (re)schedule reminders after a step on either side; ``data`` is
-    what the step carried."""
+    what the step carried, ``at`` when it happened if not now (a request registered after it arrived)."""
     d = catalog.type(request.type).deadlines
-    now = utcnow()
+    now = at or utcnow()
     if action in ("received", "approve") and d.acknowledge_hours:
         request.due_at = now + timedelta(hours=d.acknowledge_hours)
     elif action in ("acknowledge", "start_execution", "info_provided", "provide_info"):
@@ -148,17 +154,15 @@ def cited_tickets(header: dict[str, Any], fields: dict[str, Any]) -> set[str]:
 
 def _tickets_of(session: Session, preservation: Request) -> set[str]:
     """Every name the two sides may know a preservation by: its id, each side's reference, and the
-    ticket the requested side gave in its acknowledgement."""
-    names = {str(preservation.id), preservation.remote_reference, preservation.header.get("our_reference")}
-    if preservation.direction == "incoming":
-        names.update(
-            e.get("reference")
-            for e in session.scalars(
-                select(RequestEvent.detail).where(
-                    RequestEvent.request_id == preservation.id, RequestEvent.action == "acknowledge"
-                )
-            )
-        )
+    requested side's ticket."""
+    from cyberpact.cases.service import requested_reference
+
+    names = {
+        str(preservation.id),
+        preservation.remote_reference,
+        preservation.header.get("our_reference"),
+        requested_reference(session, preservation),
+    }
     return {n.strip() for n in names if isinstance(n, str) and n.strip()}
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.cases.models import RequestEvent
-from cyberpact.cases.service import CHANNELS
+from cyberpact.cases.service import CHANNELS, requested_reference
 from cyberpact.catalog.schemas import FieldDef
 from cyberpact.catalog.service import Catalog
 from cyberpact.federation.identity import current_card, fingerprint
@@ -339,19 +339,6 @@ def provenance(session: Session, row: RequestRow) -> Provenance:
     )
 
 
-def _requested_reference(session: Session, row: RequestRow) -> str | None:
-    """The requested side's ticket: kept on an outgoing row, in our acknowledgement of an incoming one."""
-    if row.direction == "outgoing":
-        return row.remote_reference
-    ack = session.scalar(
-        select(RequestEvent)
-        .where(RequestEvent.request_id == row.id, RequestEvent.action == "acknowledge")
-        .order_by(RequestEvent.seq.desc())
-        .limit(1)
-    )
-    return _str(ack.detail.get("reference")) if ack is not None else None
-
-
 def _refusal(session: Session, t: Translator, catalog: Catalog, row: RequestRow) -> Refusal | None:
     if row.status != "refused":
         return None
@@ -412,7 +399,7 @@ def build_view(
         requesting=requesting,
         requested=requested,
         requesting_reference=_str(row.header.get("our_reference")),
-        requested_reference=_requested_reference(session, row),
+        requested_reference=requested_reference(session, row),
         header=_rows(t, catalog, catalog.head.header, row.header),
         particulars=_rows(t, catalog, rt.fields, row.fields),
         other=_unknown_rows(t, header_names, row.header) + _unknown_rows(t, field_names, row.fields),

@@ -234,6 +234,20 @@ def _sync(catalog: Catalog, request: Request, data: DraftInput, country: str | N
     request.use_limitation = data.header.get("use_limitation") or None
 
 
+def requested_reference(session: Session, request: Request) -> str | None:
+    """The requested side's ticket: kept on an outgoing row, in our acknowledgement of an incoming one."""
+    if request.direction == "outgoing":
+        return request.remote_reference
+    ack = session.scalar(
+        select(RequestEvent)
+        .where(RequestEvent.request_id == request.id, RequestEvent.action == "acknowledge")
+        .order_by(RequestEvent.seq.desc())
+        .limit(1)
+    )
+    reference = ack.detail.get("reference") if ack is not None else None
+    return reference if isinstance(reference, str) and reference else None
+
+
 def event(
     session: Session,
     request: Request,
@@ -400,11 +414,9 @@ def register_received(
         request.id,
         detail={"type": data.type, "case": case.reference, "channel": data.channel},
     )
-    deadlines.after_transition(session, catalog, request, "received")
+    # The clock started when it arrived, not when it was typed in.
+    deadlines.after_transition(session, catalog, request, "received", at=received_at)
     deadlines.hold_for_follow_up(session, catalog, request)
-    hours = catalog.type(data.type).deadlines.acknowledge_hours
-    if hours:  # the clock started when it arrived, not when it was typed in
-        request.due_at = received_at + timedelta(hours=hours)
     return request, report
 
 

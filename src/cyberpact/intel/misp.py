@@ -25,6 +25,7 @@ vocabulary both directions share (types, categories, galaxies, a value as compar
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -190,12 +191,10 @@ def _seen(value: Any) -> datetime | None:
 def _uuid(value: Any, salt: str) -> str:
     """The MISP uuid when it is an RFC 4122 UUID (STIX requires that variant), else a stable UUIDv5."""
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):  # not a UUID at all: derived below like any other value
             u = uuid.UUID(value)
             if u.variant == uuid.RFC_4122:
                 return str(u)
-        except ValueError:
-            pass
     # Only scalars are spelled out: printing a hostile nested value would recurse without bound.
     shown = value if isinstance(value, str | int | None) else type(value).__name__
     return str(uuid.uuid5(LOCAL_NAMESPACE, f"{salt}:{shown}"))
