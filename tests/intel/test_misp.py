@@ -512,6 +512,31 @@ def test_tlp_and_pap_tags_in_any_spelling() -> None:
     assert not any("labels" in i for i in _by_type(converted.objects)["indicator"])
 
 
+def test_an_attribute_is_never_shared_wider_than_its_event() -> None:
+    # An AMBER event's attribute tagged tlp:clear stays AMBER; a stricter attribute keeps its own level.
+    converted = misp.misp_to_stix(
+        _event(
+            _attr("domain", "wide.example", Tag=[{"name": "tlp:clear"}, {"name": "PAP:CLEAR"}]),
+            _attr("domain", "strict.example", Tag=[{"name": "tlp:red"}]),
+            _attr("domain", "plain.example"),
+            Tag=[{"name": "tlp:amber"}, {"name": "PAP:AMBER"}],
+        )
+    )
+    marked = {i["pattern"]: i["object_marking_refs"] for i in _by_type(converted.objects)["indicator"]}
+    assert marked == {
+        "[domain-name:value = 'wide.example']": [TLP2_IDS["amber"], PAP_IDS["amber"]],
+        "[domain-name:value = 'strict.example']": [TLP2_IDS["red"], PAP_IDS["amber"]],
+        "[domain-name:value = 'plain.example']": [TLP2_IDS["amber"], PAP_IDS["amber"]],
+    }
+    # And on the way out and back in, nothing becomes wider (AMBER items leave MISP's organisation-only
+    # distribution, which comes back as RED).
+    event, _ = misp_export.stix_to_misp(converted.objects)
+    again = misp.misp_to_stix(event)
+    level = {v: k for k, v in TLP2_IDS.items()}
+    back = {i["pattern"]: level[i["object_marking_refs"][0]] for i in _by_type(again.objects)["indicator"]}
+    assert back == dict.fromkeys(marked, "red")
+
+
 def test_an_event_misp_keeps_in_the_organisation_is_marked_red_and_never_federates() -> None:
     # MISP distribution 0 (your organisation only) and 4 (a sharing group) say who may see it; cyberpact
     # shares by TLP, and TLP:RED never leaves the node. The event's bounds its attributes, as in MISP.

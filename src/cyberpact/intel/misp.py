@@ -10,8 +10,8 @@ What maps, as far as STIX can carry it:
 * a MISP object becomes one indicator (any live attribute ``to_ids``) or one observed-data, over all its
   live attributes; two values of one property (a domain's second address) are two SCOs, two
   observations, never one impossible comparison; its references become relationships;
-* ``tlp:*`` tags become TLP 2.0 markings, ``PAP:*`` tags PAP markings, other tags labels; what carries no
-  level of its own takes the event's;
+* ``tlp:*`` tags become TLP 2.0 markings, ``PAP:*`` tags PAP markings, other tags labels; an attribute or
+  object takes the stricter of its own level and the event's, never a wider one;
 * galaxy clusters become threat-actor, malware, tool, attack-pattern, intrusion-set or course-of-action
   objects, tied to what carries them (``indicates`` from an indicator, ``related-to`` from anything else);
 * a deleted attribute or object becomes a revoked version: re-importing an event takes back what MISP
@@ -240,10 +240,15 @@ class _Tags:
         self.galaxies += [g for g in other.galaxies if g not in self.galaxies]
 
     def markings(self, inherited: _Tags | None = None) -> list[str]:
-        tlp = self.tlp or (inherited.tlp if inherited else None)
+        """The item's TLP and PAP markings. An event's levels bound its attributes' and objects': a
+        ``tlp:clear`` attribute in a ``tlp:amber`` event is AMBER, since whoever marked the event did not
+        clear it for wider sharing; a stricter tag on the item wins as well."""
+        tlp, pap = self.tlp, self.pap
+        if inherited is not None:
+            tlp = _stricter(tlp, inherited.tlp, TLP_ORDER) if inherited.tlp else tlp
+            pap = _stricter(pap, inherited.pap, PAP_ORDER) if inherited.pap else pap
         if self.local or (inherited is not None and inherited.local):
             tlp = "red"
-        pap = self.pap or (inherited.pap if inherited else None)
         out = [tlp_definition(tlp)["id"]] if tlp else []
         return out + ([pap_definition(pap)["id"]] if pap else [])
 
