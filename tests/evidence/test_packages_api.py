@@ -12,7 +12,15 @@ from conftest import LiveNode, make_settings, start_node
 from cyberpact.audit.models import AuditRecord
 from cyberpact.config import Settings
 from cyberpact.evidence.models import CustodyEvent, EvidenceFile
-from evidence.helpers import declare, incoming_request, make_package, put, random_bytes, sealed_package
+from evidence.helpers import (
+    context,
+    declare,
+    incoming_request,
+    make_package,
+    put,
+    random_bytes,
+    sealed_package,
+)
 
 CHUNK = 64 * 1024
 
@@ -211,6 +219,50 @@ def test_release_and_delete(enode: LiveNode, officer: httpx.Client) -> None:
     assert not list((enode.settings.data_dir / "evidence").rglob(f"{pkg['id']}/*/*"))
     first = officer.get("/api/v1/evidence/custody/events/0").json()
     assert first["entry"]["kind"] == "created" and first["tree_size"] == 7
+
+
+def test_a_deletion_request_can_be_withdrawn_and_lapses_after_seven_days(
+    enode: LiveNode, officer: httpx.Client
+) -> None:
+    from datetime import timedelta
+
+    from cyberpact.evidence import service
+    from cyberpact.kit.actor import Actor
+
+    admin = enode.client(enode.user("boss", "admin"))
+    second = enode.client(enode.user("boss2", "admin"))
+    pkg = sealed_package(officer, {"a": b"payload"})
+    url = f"/api/v1/evidence/packages/{pkg['id']}"
+    content = f"{url}/files/0/content"
+    withdraw = f"{url}/deletion-request"
+    # Nothing to withdraw yet; an officer may not withdraw what only administrators decide.
+    assert second.delete(withdraw, params={"reason": "x"}).status_code == 409
+    assert admin.delete(url, params={"reason": "retention ended"}).status_code == 202
+    assert officer.delete(withdraw, params={"reason": "x"}).status_code == 403
+    assert second.delete(withdraw, params={"reason": ""}).status_code == 422
+    # Another administrator withdraws it: the next call only asks again, and destroys nothing.
+    assert second.delete(withdraw, params={"reason": "the appeal is pending"}).status_code == 204
+    assert audits(enode, "evidence.package.delete_withdrawn") == 1
+    r = second.delete(url, params={"reason": "retention ended"})
+    assert r.status_code == 202, "a withdrawn request cannot be confirmed"
+    assert officer.get(content).content == b"payload"
+    kept = [e["entry"] for e in officer.get(f"{url}/custody").json() if e["entry"]["kind"] == "delete_kept"]
+    assert [(k["actor"], k["detail"]["requested_by"]) for k in kept] == [("boss2", "boss")]
+
+    # boss2's fresh request, confirmed by boss more than seven days later, is a new request instead.
+    ctx = context(enode)
+    later = service.utcnow() + service.DELETION_REQUEST_LIFETIME + timedelta(minutes=1)
+    boss = Actor(user_id=None, username="boss", roles=frozenset({"admin"}))
+    with enode.db.transaction() as s:
+        package = service.get_package(s, pkg["id"])
+        assert service.pending_deletion(s, package) is not None
+        assert service.delete(s, ctx, boss, package, "retention ended", now=later) is None
+    assert officer.get(content).content == b"payload"
+    steps = [k for k in kinds(enode, pkg["id"]) if k.startswith("delete")]
+    assert steps == ["delete_asked", "delete_kept", "delete_asked", "delete_asked"]
+    # Within the week, the other administrator's confirmation destroys.
+    assert second.delete(url, params={"reason": "checked the schedule"}).status_code == 204
+    assert officer.get(content).status_code == 409
 
 
 def test_custody_proofs_over_the_api_verify_and_nothing_is_proved_beyond_the_log(

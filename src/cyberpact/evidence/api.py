@@ -303,7 +303,8 @@ def delete(
     reason: Annotated[str, Query(min_length=1, max_length=2000)],
 ) -> Response:
     """Destroy a package's content. Irreversible, so four eyes: the first administrator's call is a
-    request (202), another administrator's call destroys (204); the requester cannot confirm (409)."""
+    request (202), another administrator's call within seven days destroys (204); the requester cannot
+    confirm (409). A request withdrawn or older than seven days is asked afresh."""
     ctx = _ctx(request)
     removed = service.delete(session, ctx, actor, service.get_package(session, package_id), reason)
     _head(session, ctx)
@@ -313,6 +314,21 @@ def delete(
             status_code=202,
         )
     return Response(status_code=204)
+
+
+@router.delete(f"{PREFIX}/packages/{{package_id}}/deletion-request", status_code=204)
+def withdraw_deletion(
+    package_id: str,
+    actor: Admin,
+    session: WriteSession,
+    request: Request,
+    reason: Annotated[str, Query(min_length=1, max_length=2000)],
+) -> None:
+    """Withdraw a deletion that waits for its second administrator (409 when none waits); any
+    administrator may, and the custody record keeps both the request and its withdrawal."""
+    ctx = _ctx(request)
+    service.withdraw_deletion(session, ctx, actor, service.get_package(session, package_id), reason)
+    _head(session, ctx)
 
 
 @router.get(f"{PREFIX}/packages/{{package_id}}/custody", response_model=list[EventOut])

@@ -32,6 +32,7 @@ from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
 Kind = Literal[
     "created", "viewed", "downloaded", "copied", "transferred", "received", "verified",
     "exported", "sealed", "released", "delete_asked", "deleted",  # delete_asked: the first of two admins
+    "delete_kept",  # the deletion request withdrawn (kinds are at most 12 characters: the column's width)
 ]  # fmt: skip
 KINDS: Final = frozenset(get_args(Kind))
 STH_TYP: Final = "cyberpact-sth+jws"

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import and_, not_, or_, select, update
 from sqlalchemy.orm import Session
@@ -45,7 +45,7 @@ from cyberpact.kit.errors import (
 )
 from cyberpact.kit.keystore import KeyStore, NodeKey, current_kek, kek_by_id
 from cyberpact.kit.storage import ObjectStorage
-from cyberpact.kit.time import rfc3339, utcnow
+from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
 
 MANIFEST_TYP = "cyberpact-manifest+jws"
 _LEASE = timedelta(seconds=30)
@@ -680,26 +680,70 @@ def release(
     )
 
 
-def pending_deletion(session: Session, package: EvidencePackage) -> dict[str, Any] | None:
-    """The standing request to delete the package (actor, reason), if one was made."""
+# A deletion request waits this long for a second administrator; after it, the confirmation a stale
+# request would get is no longer a second look at the same facts, so the next call asks afresh.
+DELETION_REQUEST_LIFETIME: Final = timedelta(days=7)
+
+
+def pending_deletion(
+    session: Session, package: EvidencePackage, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """The standing request to delete the package (its custody entry: actor, at, reason), if there is
+    one: not withdrawn since, and younger than ``DELETION_REQUEST_LIFETIME``."""
     if package.status == "deleted":
         return None
     row = session.scalar(
         select(CustodyEvent)
-        .where(CustodyEvent.package_id == str(package.id), CustodyEvent.kind == "delete_asked")
+        .where(
+            CustodyEvent.package_id == str(package.id),
+            CustodyEvent.kind.in_(("delete_asked", "delete_kept")),
+        )
         .order_by(CustodyEvent.seq.desc())
         .limit(1)
     )
-    return json.loads(row.entry) if row is not None else None
+    if row is None or row.kind != "delete_asked":
+        return None
+    entry: dict[str, Any] = json.loads(row.entry)
+    if parse_rfc3339(entry["at"]) + DELETION_REQUEST_LIFETIME <= (now or utcnow()):
+        return None
+    return entry
 
 
-def delete(session: Session, ctx: Context, actor: Actor, package: EvidencePackage, reason: str) -> int | None:
+def withdraw_deletion(
+    session: Session, ctx: Context, actor: Actor, package: EvidencePackage, reason: str
+) -> None:
+    """Take back a standing deletion request; any administrator may, the one who asked included."""
+    _readable(package)
+    asked = pending_deletion(session, package)
+    if asked is None:
+        raise Conflict("No deletion of this package is waiting for confirmation")
+    first = str(asked.get("actor") or "")
+    custody.record(session, ctx.node_id, "delete_kept", package.id, actor, reason=reason, requested_by=first)
+    audit.record(
+        session,
+        actor,
+        "evidence.package.delete_withdrawn",
+        "evidence_package",
+        package.id,
+        detail={"reason": reason, "requested_by": first},
+    )
+
+
+def delete(
+    session: Session,
+    ctx: Context,
+    actor: Actor,
+    package: EvidencePackage,
+    reason: str,
+    now: datetime | None = None,
+) -> int | None:
     """Destroy the content (every chunk and the data key); the manifest and custody record remain.
 
     Irreversible, so two administrators: the first call records the request (custody and audit) and
-    returns None; a second administrator's call destroys and returns the objects removed."""
+    returns None; a second administrator's call, within ``DELETION_REQUEST_LIFETIME`` and unless the
+    request was withdrawn, destroys and returns the objects removed."""
     _readable(package)
-    asked = pending_deletion(session, package)
+    asked = pending_deletion(session, package, now)
     if asked is None:
         custody.record(session, ctx.node_id, "delete_asked", package.id, actor, reason=reason)
         audit.record(

@@ -55,6 +55,7 @@ EVENT_LABELS: dict[str, str] = {
     "custody.sealed": N_("Evidence package sealed"),
     "custody.released": N_("Evidence released"),
     "custody.delete_asked": N_("Deletion requested: a second administrator must confirm it"),
+    "custody.delete_kept": N_("Deletion request withdrawn: the evidence is kept"),
     "custody.deleted": N_("Evidence deleted"),
 }
 SIDE_LABELS: dict[str, str] = {
