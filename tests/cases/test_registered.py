@@ -10,7 +10,7 @@ from cyberpact.cases.models import Request
 from cyberpact.federation.models import OutboxMessage
 from web.helpers import person, text_of
 
-from .conftest import HEADER, PRESERVATION, Side, act, count_rows
+from .conftest import HEADER, PRESERVATION, Side, act, count_rows, sent_follow_up
 
 ARRIVED = datetime(2026, 11, 28, 20, 5, tzinfo=UTC)
 
@@ -107,6 +107,23 @@ def test_a_follow_up_registered_from_the_same_state_holds_the_registered_preserv
         assert r.status_code == 201, r.text
         view = au.ca.get(f"/api/v1/requests/{rid}").json()
         assert (view["held_by"] == r.json()["request"]["id"]) is held
+
+
+def test_a_follow_up_over_the_network_holds_a_preservation_received_by_e_mail(
+    two_sides: tuple[Side, Side],
+) -> None:
+    # Viet Nam's 24/7 point of contact e-mailed the preservation; its MLA request follows over the network.
+    vn, au = two_sides
+    rid = _register(au).json()["request"]["id"]
+    act(au.ca, rid, "acknowledge", reference="AU-PRES-902")
+    until = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
+    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    sent_follow_up(vn, "AU-PRES-902")
+    view = au.ca.get(f"/api/v1/requests/{rid}").json()
+    assert view["held_by"] is not None, "art. 42: preserved until the follow-up is decided"
+    follow_up = au.ca.get(f"/api/v1/requests/{view['held_by']}").json()
+    assert (follow_up["type"], follow_up["counterpart_country"]) == ("stored_data", "VN")
+    assert follow_up["counterpart"] is not None, "it came over the network"
 
 
 def test_the_desk_registers_a_request_received_by_post(two_sides: tuple[Side, Side]) -> None:

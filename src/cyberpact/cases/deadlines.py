@@ -177,17 +177,21 @@ def cited_preservations(
     country: str | None = None,
 ) -> list[Request]:
     """The open preservations with the same State, on the same side, that ``tickets`` name and that a
-    request of ``follow_up_type`` may follow (the catalog's ``follow_up``). The same State is the same
-    peer, or for requests registered from outside the network (no peer), the same country."""
+    request of ``follow_up_type`` may follow (the catalog's ``follow_up``).
+
+    The same State is the same country, whatever the channel: a State's 24/7 point of contact often
+    sends the preservation (art. 41) and its central authority the MLA request that follows (art. 40),
+    from two nodes, and either may come by fax and be registered. Only when no country is known is it
+    the same peer."""
     kinds = [
         t for t, rt in catalog.types.items() if follow_up_type in rt.follow_up and "preserve" in rt.actions
     ]
     if not tickets or not kinds or (counterpart is None and country is None):
         return []
     same_state = (
-        Request.counterpart == counterpart
-        if counterpart is not None
-        else (Request.counterpart.is_(None) & (Request.counterpart_country == country))
+        Request.counterpart_country == country
+        if country is not None
+        else (Request.counterpart == counterpart) & Request.counterpart_country.is_(None)
     )
     query = select(Request).where(
         Request.direction == direction,

@@ -198,7 +198,7 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
         tickets
         and data.counterpart is not None
         and not deadlines.cited_preservations(
-            session, catalog, data.type, "outgoing", data.counterpart, tickets
+            session, catalog, data.type, "outgoing", data.counterpart, tickets, country=country
         )
     ):
         # Caught here, not when the data are gone: a ticket the requested side does not know holds nothing.
@@ -207,7 +207,7 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
                 "fields.preservation_reference"
                 if str(data.fields.get("preservation_reference") or "").strip() in tickets
                 else "header.related_ticket",
-                "art. 42: no open preservation sent to this node carries this ticket, so the data it kept "
+                "art. 42: no open preservation sent to this State carries this ticket, so the data it kept "
                 "will not be held for this request; check the ticket the requested side gave",
                 "preservation_unknown",
                 "art. 42(7)",
