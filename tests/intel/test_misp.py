@@ -13,7 +13,7 @@ from stix2validator import ValidationOptions, validate_instance
 from typer.testing import CliRunner
 
 from cyberpact.cli import app
-from cyberpact.intel import misp, misp_export, patterns, service, stix, store
+from cyberpact.intel import misp, misp_export, misp_sightings, patterns, service, stix, store
 from cyberpact.intel.markings import PAP_IDS, TLP2_IDS
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.db import Database
@@ -639,6 +639,128 @@ def test_hostile_attributes_are_refused_one_by_one_with_a_reason() -> None:
     assert "attribute #12: not an attribute object" in reasons and "object #2: not a MISP object" in reasons
     assert "object file aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa attribute #1: not an attribute object" in reasons
     assert all(len(s) < 300 for s in converted.skipped)  # a reason names the fault, not the huge value
+
+
+def test_sightings_become_stix_sightings_and_false_positives_opinions_and_come_back() -> None:
+    original = _load("misp_event_botnet.json")["Event"]
+    converted = misp.misp_to_stix(original)
+    t = _by_type(converted.objects)
+    c2 = "indicator--8a0e3c1b-6d2f-4b7a-9e5c-1f3a5b7c9d0e"
+    orgs = {i["id"]: i["name"] for i in t["identity"]}
+    seen = {
+        (orgs[s["where_sighted_refs"][0]], s["first_seen"], s.get("x_misp_source"))
+        for s in t["sighting"]
+        if s["sighting_of_ref"] == c2
+    }
+    assert seen == {
+        ("CERT-EX", "2024-04-18T15:00:00.000Z", None),
+        ("GH-CERT", "2024-04-19T15:00:00.000Z", "ids-sensor-3"),
+    }
+    sighting = next(s for s in t["sighting"] if s["id"] == "sighting--4a7f2d3b-9c5e-4f0a-b2d4-6e8f0a2c4d6f")
+    assert orgs[sighting["created_by_ref"]] == "GH-CERT" and sighting["count"] == 1
+    # Seen by the attribute's readers only: the sighting and who saw it carry the attribute's AMBER.
+    assert TLP2_IDS["amber"] in sighting["object_marking_refs"]
+    gh = next(i for i in t["identity"] if i["name"] == "GH-CERT")
+    assert TLP2_IDS["amber"] in gh["object_marking_refs"]
+    (fp,) = t["opinion"]
+    assert (fp["opinion"], fp["object_refs"], orgs[fp["created_by_ref"]]) == (
+        "strongly-disagree",
+        [c2],
+        "CERT-PL",
+    )
+    options = ValidationOptions(version="2.1", strict=False)
+    for obj in [*t["sighting"], *t["opinion"], *t["identity"]]:
+        stix.check(obj)
+        assert validate_instance(obj, options).is_valid, obj
+    # Back to MISP: the same sightings on the same attribute, same organisations, dates and types.
+    event, skipped = misp_export.stix_to_misp(converted.objects)
+    assert skipped == []
+    back = next(a for a in event["Event"]["Attribute"] if a["uuid"] == "8a0e3c1b-6d2f-4b7a-9e5c-1f3a5b7c9d0e")
+
+    def sightings(attr: dict[str, Any]) -> set[tuple[str, str, str, str, str]]:
+        return {
+            (s["uuid"], s["type"], s["date_sighting"], s["Organisation"]["uuid"], s.get("source") or "")
+            for s in attr["Sighting"]
+        }
+
+    assert sightings(back) == sightings(original["Attribute"][0])
+    # And converting that export again gives the same STIX sightings: a re-import stores nothing new.
+    again = _by_type(misp.misp_to_stix(event).objects)
+    assert sorted(s["id"] for s in again["sighting"]) == sorted(s["id"] for s in t["sighting"])
+
+
+def test_sightings_that_cannot_be_carried_are_named_and_the_attribute_is_kept() -> None:
+    org = {"name": "GH-CERT", "uuid": "6c1d3e5f-7a9b-4c2d-8e4f-0a1b2c3d4e5f"}
+    converted = misp.misp_to_stix(
+        _event(
+            _attr(
+                "domain",
+                "a.example",
+                uuid="1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d",
+                Sighting=[
+                    {"type": "2", "date_sighting": "1717230000", "Organisation": org},  # expiration
+                    {"type": "0", "Organisation": org},  # no date
+                    {"type": "0", "date_sighting": "not a time", "Organisation": org},
+                    {"type": "7", "date_sighting": "1717230000"},
+                    "a string",
+                    {"type": "0", "date_sighting": 10**30},
+                    {"type": "0", "date_sighting": "1717230000", "Organisation": {"name": ["x"]}},
+                ],
+            ),
+            _attr(
+                "ip-src",
+                "192.0.2.9",
+                to_ids=False,
+                uuid="2b3c4d5e-6f7a-4b2c-9d3e-4f5a6b7c8d9e",
+                Sighting=[{"type": "0", "date_sighting": "1717230000", "Organisation": org}],
+            ),
+            _attr("domain", "b.example", Sighting={"type": "0"}),
+        )
+    )
+    t = _by_type(converted.objects)
+    assert len(t["indicator"]) == 2 and len(t["observed-data"]) == 1, "every attribute is still carried"
+    # Only the last sighting of a.example is whole; with no organisation, the event's creator reports it.
+    (only,) = t["sighting"]
+    assert only["created_by_ref"] == t["report"][0]["created_by_ref"] and "where_sighted_refs" not in only
+    reasons = "\n".join(converted.skipped)
+    for expected in (
+        "1 expiration sighting(s) have no STIX form",
+        "no date_sighting",
+        "unknown sighting type '7'",
+        "not a sighting object",
+        "not for detection (to_ids)",
+        "Sighting is not a list",
+    ):
+        assert expected in reasons, expected
+    assert reasons.count("no date_sighting") == 3
+
+
+def test_export_of_a_counted_sighting_is_bounded() -> None:
+    converted = misp.misp_to_stix(_event(_attr("domain", "a.example")))
+    ind = _by_type(converted.objects)["indicator"][0]
+    many = {
+        "type": "sighting",
+        "spec_version": "2.1",
+        "id": "sighting--0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d",
+        "created": "2024-06-01T10:00:00Z",
+        "modified": "2024-06-01T10:00:00Z",
+        "count": 999_999_999,
+        "sighting_of_ref": ind["id"],
+    }
+    agree = {
+        **many,
+        "type": "opinion",
+        "id": "opinion--0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4e",
+        "opinion": "agree",
+        "object_refs": [ind["id"]],
+    }
+    del agree["count"], agree["sighting_of_ref"]
+    event, skipped = misp_export.stix_to_misp([*converted.objects, many, agree])
+    attr = event["Event"]["Attribute"][0]
+    assert len(attr["Sighting"]) == misp_sightings.MAX_PER_SIGHTING
+    assert len({s["uuid"] for s in attr["Sighting"]}) == misp_sightings.MAX_PER_SIGHTING
+    assert any("counts 999999999 occurrences" in s for s in skipped)
+    assert any("only disagreement has a MISP form" in s for s in skipped)
 
 
 def test_reimporting_an_event_after_misp_deleted_an_attribute_revokes_it(db: Database) -> None:

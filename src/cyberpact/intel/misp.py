@@ -15,7 +15,8 @@ What maps, as far as STIX can carry it:
 * galaxy clusters become threat-actor, malware, tool, attack-pattern, intrusion-set or course-of-action
   objects, tied to what carries them (``indicates`` from an indicator, ``related-to`` from anything else);
 * a deleted attribute or object becomes a revoked version: re-importing an event takes back what MISP
-  revoked instead of leaving it standing.
+  revoked instead of leaving it standing;
+* sightings become STIX sightings of the indicator, false positives opinions on it (``misp_sightings``).
 
 MISP's own type, category, object name and object attributes ride along as ``x_misp_*`` properties so the
 way back is exact. Whatever is not carried is named in ``Conversion.skipped`` with the reason, down to a
@@ -25,7 +26,6 @@ vocabulary both directions share (types, categories, galaxies, a value as compar
 
 from __future__ import annotations
 
-import contextlib
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -44,6 +44,7 @@ from cyberpact.intel.markings import (
     parse_tlp,
     tlp_definition,
 )
+from cyberpact.intel.misp_sightings import SightingsIn
 from cyberpact.intel.misp_types import (
     LOCAL_NAMESPACE,
     MAX_VALUE,
@@ -51,6 +52,8 @@ from cyberpact.intel.misp_types import (
     Comp,
     Refused,
     comparisons,
+    stix_uuid,
+    text,
 )
 from cyberpact.intel.stix import format_timestamp
 from cyberpact.kit.errors import InvalidInput, Problem
@@ -80,7 +83,7 @@ def misp_to_stix(data: Any) -> Conversion:
                 raise Refused(
                     "not a MISP event (expected {'Event': {...}}, a list of them or a search response)"
                 )
-            label = f"event {_text(candidate.get('uuid')) or n + 1}"
+            label = f"event {text(candidate.get('uuid')) or n + 1}"
             converted = _Event(candidate)
         except Refused as exc:
             out.skipped.append(f"{label}: {exc}")
@@ -127,15 +130,6 @@ def export_uuid(collection_id: uuid.UUID, ids: Sequence[str] = ()) -> str:
 
 def _looks_like_event(value: dict[str, Any]) -> bool:
     return any(k in value for k in ("Attribute", "Object", "info"))
-
-
-def _text(value: Any) -> str:
-    """A MISP string field ('' when absent); MISP writes some numbers bare, anything else is not text."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return ""
 
 
 def _list(container: Mapping[str, Any], key: str) -> list[Any]:
@@ -186,18 +180,6 @@ def _seen(value: Any) -> datetime | None:
         return None
     # MISP stores first_seen/last_seen in UTC; a value without an offset is UTC, not the server's zone.
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _uuid(value: Any, salt: str) -> str:
-    """The MISP uuid when it is an RFC 4122 UUID (STIX requires that variant), else a stable UUIDv5."""
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):  # not a UUID at all: derived below like any other value
-            u = uuid.UUID(value)
-            if u.variant == uuid.RFC_4122:
-                return str(u)
-    # Only scalars are spelled out: printing a hostile nested value would recurse without bound.
-    shown = value if isinstance(value, str | int | None) else type(value).__name__
-    return str(uuid.uuid5(LOCAL_NAMESPACE, f"{salt}:{shown}"))
 
 
 # ----------------------------------------------------------------------------------------------- tags
@@ -281,7 +263,7 @@ class _Event:
 
     def __init__(self, event: dict[str, Any]) -> None:
         self.skipped: list[str] = []
-        self.ev_uuid = _uuid(event.get("uuid"), "event")
+        self.ev_uuid = stix_uuid(event.get("uuid"), "event")
         day = _day(event.get("date"))
         self.modified = _ts_epoch(event.get("timestamp"), day)
         self.created = min(day, self.modified)
@@ -299,7 +281,7 @@ class _Event:
         identity = {
             "type": "identity",
             "spec_version": "2.1",
-            "id": f"identity--{_uuid(orgc.get('uuid'), 'org:' + str(orgc.get('name')))}",
+            "id": f"identity--{stix_uuid(orgc.get('uuid'), 'org:' + str(orgc.get('name')))}",
             "created": self.created_s,
             "modified": self.created_s,
             "name": orgc.get("name") or "unknown MISP organisation",
@@ -312,6 +294,7 @@ class _Event:
         self.cluster_meta: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.stix_of: dict[str, str] = {}  # MISP uuid -> STIX id, for object references
         self.references: list[tuple[str, str, Mapping[str, Any], list[str], bool]] = []
+        self.sightings = SightingsIn(self.created_s)
 
         declared = self._galaxy_clusters(galaxies, "event")
         for gtype, value, meta in declared:
@@ -332,18 +315,21 @@ class _Event:
         for n, attr in enumerate(attributes):
             label = f"attribute {_label(attr, n)}"
             try:
-                self._attribute(attr)
+                self._attribute(attr, label)
             except Refused as exc:
                 if not (isinstance(attr, dict) and _truthy(attr.get("deleted"))):
                     self.skipped.append(f"{label}: {exc}")
         for n, mobj in enumerate(mobjects):
-            name = _text(mobj.get("name")) if isinstance(mobj, dict) else ""
+            name = text(mobj.get("name")) if isinstance(mobj, dict) else ""
             label = f"object {name} {_label(mobj, n)}" if name else f"object {_label(mobj, n)}"
             try:
                 self._object(mobj, label)
             except Refused as exc:
                 self.skipped.append(f"{label}: {exc}")
         self._object_references()
+        self.items += [i for i in self.sightings.identities.values() if i["id"] != identity["id"]]
+        self.items += self.sightings.objects
+        self.skipped += self.sightings.skipped
 
         self.refs.extend(c["id"] for c in self.clusters.values())
         published = (
@@ -356,18 +342,18 @@ class _Event:
             "id": f"report--{self.ev_uuid}",
             "created": self.created_s,
             "modified": self.modified_s,
-            "name": _text(event.get("info")) or "MISP event",
+            "name": text(event.get("info")) or "MISP event",
             "published": format_timestamp(published or self.modified),
             "report_types": ["threat-report"],
             "object_refs": self.refs or [identity["id"]],
             **self.common,
-            "external_references": [{"source_name": "misp", "external_id": _text(event.get("uuid"))}],
+            "external_references": [{"source_name": "misp", "external_id": text(event.get("uuid"))}],
         }
         if self.tags.labels:
             report["labels"] = self.tags.labels
         for key in ("threat_level_id", "analysis"):
-            if _text(event.get(key)):
-                report[f"x_misp_{key}"] = _text(event[key])
+            if text(event.get(key)):
+                report[f"x_misp_{key}"] = text(event[key])
         # A STIX report is always "published"; MISP's flag rides along so that a draft does not come back
         # published (publishing is what starts MISP's dissemination of an event).
         report["x_misp_published"] = published is not None
@@ -392,7 +378,7 @@ class _Event:
                 continue
             for c in clusters:
                 if isinstance(c, dict) and isinstance(c.get("value"), str) and c["value"]:
-                    gtype = _text(c.get("type")) or _text(galaxy.get("type"))
+                    gtype = text(c.get("type")) or text(galaxy.get("type"))
                     out.append((gtype, c["value"], c))
                 elif where:
                     self.skipped.append(f"{where} galaxy cluster without a value")
@@ -410,7 +396,7 @@ class _Event:
             meta = self.cluster_meta.get(key, {})
             obj: dict[str, Any] = {
                 "type": stix_type,
-                "id": f"{stix_type}--{_uuid(meta.get('uuid'), f'galaxy:{gtype}:{value}')}",
+                "id": f"{stix_type}--{stix_uuid(meta.get('uuid'), f'galaxy:{gtype}:{value}')}",
                 "created": self.created_s,
                 "modified": self.modified_s,
                 "name": value,
@@ -428,7 +414,7 @@ class _Event:
 
     # ------------------------------------------------------------------------- attributes, objects
 
-    def _attribute(self, attr: Any) -> None:
+    def _attribute(self, attr: Any, label: str) -> None:
         if not isinstance(attr, dict):
             raise Refused("not an attribute object")
         atype = attr.get("type")
@@ -439,7 +425,7 @@ class _Event:
         value = _value(attr)
         revoked = _truthy(attr.get("deleted"))
         to_ids = _truthy(attr.get("to_ids"))
-        category = _text(attr.get("category"))
+        category = text(attr.get("category"))
         extra: dict[str, Any] = {"x_misp_type": atype, "x_misp_category": category}
         if atype == "vulnerability":
             self._vulnerability(attr, value, tags, revoked)
@@ -448,19 +434,21 @@ class _Event:
             if not to_ids:
                 # An indicator is a detection rule whatever its flags: one MISP says not to deploy stays out.
                 raise Refused(f"a {atype} rule without to_ids has no STIX form that is not for detection")
-            self._emit(
+            sid = self._emit(
                 attr, [], tags, extra, to_ids=True, revoked=revoked, rule=(value, PATTERN_TYPES[atype])
             )
-            return
-        comps = comparisons(atype, value)
-        if comps is None:
-            raise Refused(f"type {atype} has no STIX form")
-        self._emit(attr, comps, tags, extra, to_ids=to_ids, revoked=revoked)
+        else:
+            comps = comparisons(atype, value)
+            if comps is None:
+                raise Refused(f"type {atype} has no STIX form")
+            sid = self._emit(attr, comps, tags, extra, to_ids=to_ids, revoked=revoked)
+        if not revoked:
+            self._sightings([attr], sid, tags, label)
 
     def _object(self, mobj: Any, label: str) -> None:
         if not isinstance(mobj, dict):
             raise Refused("not a MISP object")
-        name = _text(mobj.get("name"))
+        name = text(mobj.get("name"))
         if not name:
             raise Refused("no name")
         attrs = _list(mobj, "Attribute")
@@ -473,11 +461,11 @@ class _Event:
         tags.local = _kept_home(mobj) is not None
         to_ids = False
         for n, attr in enumerate(attrs if revoked else live):
-            relation = _text(attr.get("object_relation")) if isinstance(attr, dict) else ""
+            relation = text(attr.get("object_relation")) if isinstance(attr, dict) else ""
             try:
                 if not isinstance(attr, dict):
                     raise Refused("not an attribute object")
-                atype, value = _text(attr.get("type")), _value(attr)
+                atype, value = text(attr.get("type")), _value(attr)
                 more = _Tags(_list(attr, "Tag"))
                 more.local = _kept_home(attr) is not None
                 found = comparisons(atype, value)
@@ -492,8 +480,8 @@ class _Event:
             entry: dict[str, Any] = {"object_relation": relation or atype, "type": atype, "value": value}
             entry["to_ids"] = _truthy(attr.get("to_ids"))
             for key in ("uuid", "category"):
-                if _text(attr.get(key)):
-                    entry[key] = _text(attr.get(key))
+                if text(attr.get(key)):
+                    entry[key] = text(attr.get(key))
             entries.append(entry)
             to_ids = to_ids or entry["to_ids"]
         if not comps:
@@ -503,12 +491,14 @@ class _Event:
         extra: dict[str, Any] = {
             "x_misp_object_name": name,
             "x_misp_object_attributes": entries,
-            "x_misp_category": _text(mobj.get("meta-category")),
+            "x_misp_category": text(mobj.get("meta-category")),
         }
         for key in ("template_uuid", "template_version"):
-            if _text(mobj.get(key)):
-                extra[f"x_misp_{key}"] = _text(mobj.get(key))
+            if text(mobj.get(key)):
+                extra[f"x_misp_{key}"] = text(mobj.get(key))
         sid = self._emit(mobj, comps, tags, extra, to_ids=to_ids, revoked=revoked)
+        if not revoked:
+            self._sightings([a for a in live if isinstance(a, dict)], sid, tags, label)
         for entry in entries:  # a reference may name one attribute of the object
             if "uuid" in entry:
                 self.stix_of.setdefault(entry["uuid"].lower(), sid)
@@ -517,13 +507,23 @@ class _Event:
                 gone = revoked or _truthy(ref.get("deleted"))
                 self.references.append((sid, label, ref, tags.markings(self.tags), gone))
 
+    def _sightings(self, attrs: list[dict[str, Any]], sid: str, tags: _Tags, label: str) -> None:
+        for attr in attrs:
+            self.sightings.add(
+                attr.get("Sighting"),
+                sid,
+                markings=tags.markings(self.tags),
+                reporter=self.common["created_by_ref"],
+                label=label if attr.get("object_relation") is None else f"{label} {_label(attr, 0)}",
+            )
+
     def _object_references(self) -> None:
         for source, label, ref, markings, revoked in self.references:
-            target = self.stix_of.get(_text(ref.get("referenced_uuid")).lower())
-            misp_type = _text(ref.get("relationship_type"))
+            target = self.stix_of.get(text(ref.get("referenced_uuid")).lower())
+            misp_type = text(ref.get("relationship_type"))
             if target is None:
                 if not revoked:
-                    target_uuid = _text(ref.get("referenced_uuid"))
+                    target_uuid = text(ref.get("referenced_uuid"))
                     self.skipped.append(
                         f"{label} reference {misp_type or '(untyped)'} to {target_uuid}:"
                         " the referenced attribute or object is not carried"
@@ -553,7 +553,7 @@ class _Event:
         revoked: bool,
         rule: tuple[str, str] | None = None,
     ) -> str:
-        oid = _uuid(source.get("uuid"), f"{self.ev_uuid}:{source.get('type')}:{source.get('value')}")
+        oid = stix_uuid(source.get("uuid"), f"{self.ev_uuid}:{source.get('type')}:{source.get('value')}")
         when = self._when(source)
         when_s = format_timestamp(when)
         markings = tags.markings(self.tags)
@@ -618,20 +618,20 @@ class _Event:
         self.items.append(obj)
         if source is not None:
             self.refs.append(obj["id"])
-            if _text(source.get("uuid")):
-                self.stix_of[_text(source.get("uuid")).lower()] = obj["id"]
+            if text(source.get("uuid")):
+                self.stix_of[text(source.get("uuid")).lower()] = obj["id"]
 
     def _vulnerability(self, attr: dict[str, Any], value: str, tags: _Tags, revoked: bool) -> None:
         when = format_timestamp(_ts_epoch(attr.get("timestamp"), self.modified))
         vuln: dict[str, Any] = {
             "type": "vulnerability",
-            "id": f"vulnerability--{_uuid(attr.get('uuid'), 'vuln:' + value)}",
+            "id": f"vulnerability--{stix_uuid(attr.get('uuid'), 'vuln:' + value)}",
             "created": when,
             "modified": when,
             "name": value,
             **self.common,
             "x_misp_type": "vulnerability",
-            "x_misp_category": _text(attr.get("category")) or "External analysis",
+            "x_misp_category": text(attr.get("category")) or "External analysis",
         }
         if value.upper().startswith("CVE-"):
             vuln["external_references"] = [{"source_name": "cve", "external_id": value.upper()}]
@@ -649,7 +649,7 @@ class _Event:
 
 
 def _label(item: Any, n: int) -> str:
-    return (_text(item.get("uuid")) if isinstance(item, dict) else "") or f"#{n + 1}"
+    return (text(item.get("uuid")) if isinstance(item, dict) else "") or f"#{n + 1}"
 
 
 def _loose(container: Mapping[str, Any], key: str) -> list[Any]:
@@ -661,7 +661,7 @@ def _relationship(
     source: str, rel_type: str, target: str, when: str, common: dict[str, Any], misp_uuid: Any
 ) -> dict[str, Any]:
     key = f"{source}|{rel_type}|{target}"
-    rid = _uuid(misp_uuid, key) if misp_uuid else str(uuid.uuid5(LOCAL_NAMESPACE, key))
+    rid = stix_uuid(misp_uuid, key) if misp_uuid else str(uuid.uuid5(LOCAL_NAMESPACE, key))
     return {
         "type": "relationship",
         "id": f"relationship--{rid}",

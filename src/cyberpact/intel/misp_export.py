@@ -8,7 +8,8 @@ parts alone would match far more than it does). Any other pattern travels whole 
 threat actors, malware, tools, attack patterns, intrusion sets and courses of action become galaxy
 clusters; relationships to them become galaxy tags, those between MISP objects object references; TLP and
 PAP markings become ``tlp:*`` and ``PAP:*`` tags; a revoked object becomes a deleted attribute, which is
-how MISP tells other instances of a revocation. What cannot be carried is returned with the reason.
+how MISP tells other instances of a revocation; sightings and disagreeing opinions become the attribute's
+sightings (``misp_sightings``). What cannot be carried is returned with the reason.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cyberpact.intel import patterns
+from cyberpact.intel import misp_sightings, patterns
 from cyberpact.intel.markings import Pap, Tlp, definition_levels, effective
 from cyberpact.intel.misp_types import (
     CATEGORY_OF,
@@ -152,6 +153,7 @@ class _Export:
             elif kind not in _HANDLED and kind not in GALAXY_OF_TYPE and kind not in _SCO_BACK_TYPES:
                 self.skipped.append(f"{oid}: {kind} has no MISP form")
         self._relationships()
+        self.skipped += misp_sightings.to_misp(self.objs, self.by_id, self._attribute_of())
 
         event_tags = _tags(report, self.defs) if report else []
         event_tags += [
@@ -190,6 +192,18 @@ class _Export:
             }
         )
         return {"Event": event}, self.skipped
+
+    def _attribute_of(self) -> dict[str, dict[str, Any]]:
+        """STIX id -> the MISP attribute it became; for a MISP object, its first attribute for detection
+        (MISP keeps sightings on attributes, never on objects)."""
+        by_uuid = {a["uuid"]: a for a in self.attributes}
+        out = {sid: by_uuid[u] for sid, u in self.emitted.items() if u in by_uuid}
+        for sid, mobj in self.misp_objects.items():
+            attrs = mobj.get("Attribute") or []
+            first = next((a for a in attrs if a.get("to_ids")), attrs[0] if attrs else None)
+            if first is not None:
+                out[sid] = first
+        return out
 
     # ------------------------------------------------------------------------------ galaxies
 
@@ -469,6 +483,8 @@ _HANDLED = {
     "identity",
     "marking-definition",
     "relationship",
+    "sighting",
+    "opinion",
 }
 _TAGGING = ("indicates", "related-to")
 _SCO_BACK_TYPES = {

@@ -4,6 +4,7 @@ STIX comparisons, a pattern and SCOs."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
@@ -19,6 +20,28 @@ LOCAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://cyberpact.dev/stix/mis
 # Real values (a URL, a YARA rule) stay far below this; a longer one is refused on its own, before it
 # becomes a pattern that the validator would quote whole in its refusal.
 MAX_VALUE = 65_536
+
+
+def text(value: Any) -> str:
+    """A MISP string field ('' when absent); MISP writes some numbers bare, anything else is not text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def stix_uuid(value: Any, salt: str) -> str:
+    """The MISP uuid when it is an RFC 4122 UUID (STIX requires that variant), else a stable UUIDv5."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # not a UUID at all: derived below like any other value
+            u = uuid.UUID(value)
+            if u.variant == uuid.RFC_4122:
+                return str(u)
+    # Only scalars are spelled out: printing a hostile nested value would recurse without bound.
+    shown = value if isinstance(value, str | int | None) else type(value).__name__
+    return str(uuid.uuid5(LOCAL_NAMESPACE, f"{salt}:{shown}"))
+
 
 Comp = tuple[str, str, Any]  # (SCO type, property path, value) of one comparison
 
