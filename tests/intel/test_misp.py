@@ -13,7 +13,7 @@ from stix2validator import ValidationOptions, validate_instance
 from typer.testing import CliRunner
 
 from cyberpact.cli import app
-from cyberpact.intel import misp, misp_export, misp_sightings, patterns, service, stix, store
+from cyberpact.intel import misp, misp_export, misp_reports, misp_sightings, patterns, service, stix, store
 from cyberpact.intel.markings import PAP_IDS, TLP2_IDS
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.db import Database
@@ -733,6 +733,70 @@ def test_sightings_that_cannot_be_carried_are_named_and_the_attribute_is_kept() 
     ):
         assert expected in reasons, expected
     assert reasons.count("no date_sighting") == 3
+
+
+def test_event_reports_become_notes_on_the_report_and_come_back() -> None:
+    original = _load("misp_event_ransomware.json")["Event"]
+    converted = misp.misp_to_stix(original)
+    t = _by_type(converted.objects)
+    report = t["report"][0]
+    notes = {n["abstract"]: n for n in t["note"]}
+    summary = notes["Initial access and lateral movement"]
+    assert summary["id"] == "note--9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+    assert summary["object_refs"] == [report["id"]] and summary["content"].startswith("## Summary")
+    assert summary["created_by_ref"] == report["created_by_ref"]
+    assert summary.get("object_marking_refs") == report.get("object_marking_refs")
+    # MISP keeps the negotiation notes in the organisation: RED here, which never leaves the node.
+    assert TLP2_IDS["red"] in notes["Negotiation notes (internal)"]["object_marking_refs"]
+    options = ValidationOptions(version="2.1", strict=False)
+    for note in t["note"]:
+        stix.check(note)
+        assert validate_instance(note, options).is_valid, note
+    event, _ = misp_export.stix_to_misp(converted.objects)
+    back = {r["uuid"]: r for r in event["Event"]["EventReport"]}
+    for er in original["EventReport"]:
+        got = back[er["uuid"]]
+        assert (got["name"], got["content"], got["timestamp"]) == (er["name"], er["content"], er["timestamp"])
+    assert back["8d7c6b5a-4f3e-4d2c-9b1a-0f9e8d7c6b5a"]["distribution"] == "0"
+    # Imported again, the export gives the same notes: a re-import stores nothing new.
+    again = _by_type(misp.misp_to_stix(event).objects)["note"]
+
+    def essence(n: dict[str, Any]) -> tuple[str, str, str, str]:
+        return (n["id"], n["abstract"], n["content"], n["modified"])
+
+    assert sorted(map(essence, again)) == sorted(map(essence, t["note"]))
+
+
+def test_unusable_event_reports_are_named_and_the_event_is_kept() -> None:
+    long = "x" * (misp_reports.MAX_CONTENT + 1)
+    converted = misp.misp_to_stix(
+        _event(
+            _attr("domain", "a.example"),
+            EventReport=[
+                {"uuid": "1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d", "name": "empty", "content": "  "},
+                {"name": "huge", "content": long},
+                "a string",
+                {"name": "gone", "content": "withdrawn analysis", "deleted": True, "timestamp": "x"},
+            ],
+        )
+    )
+    t = _by_type(converted.objects)
+    assert len(t["indicator"]) == 1
+    (gone,) = t["note"]
+    assert gone["revoked"] is True and gone["abstract"] == "gone"
+    reasons = "\n".join(converted.skipped)
+    assert "no content" in reasons and "longer than 1,000,000 characters" in reasons
+    assert "not an event report object" in reasons and long not in reasons
+    bad = misp.misp_to_stix(_event(_attr("domain", "a.example"), EventReport={"content": "x"}))
+    assert "EventReport is not a list" in "\n".join(bad.skipped) and "note" not in _by_type(bad.objects)
+    # A note on something other than the report stays behind on export, named.
+    other = {
+        **gone,
+        "id": "note--2b3c4d5e-6f7a-4b2c-9d3e-4f5a6b7c8d9e",
+        "object_refs": [t["indicator"][0]["id"]],
+    }
+    _, skipped = misp_export.stix_to_misp([*converted.objects, other])
+    assert any(s.startswith(other["id"]) and "has no MISP form" in s for s in skipped)
 
 
 def test_export_of_a_counted_sighting_is_bounded() -> None:

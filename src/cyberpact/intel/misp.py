@@ -16,7 +16,8 @@ What maps, as far as STIX can carry it:
   objects, tied to what carries them (``indicates`` from an indicator, ``related-to`` from anything else);
 * a deleted attribute or object becomes a revoked version: re-importing an event takes back what MISP
   revoked instead of leaving it standing;
-* sightings become STIX sightings of the indicator, false positives opinions on it (``misp_sightings``).
+* sightings become STIX sightings of the indicator, false positives opinions on it (``misp_sightings``);
+  event reports become notes on the report (``misp_reports``).
 
 MISP's own type, category, object name and object attributes ride along as ``x_misp_*`` properties so the
 way back is exact. Whatever is not carried is named in ``Conversion.skipped`` with the reason, down to a
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cyberpact.intel import misp_reports
 from cyberpact.intel import misp_types as vocab
 from cyberpact.intel.markings import (
     PAP_ORDER,
@@ -359,6 +361,16 @@ class _Event:
         report["x_misp_published"] = published is not None
         if self.tags.markings():
             report["object_marking_refs"] = self.tags.markings()
+        notes, unreported = misp_reports.to_notes(
+            event.get("EventReport"),
+            report_id=report["id"],
+            event_uuid=self.ev_uuid,
+            creator=identity["id"],
+            fallback=self.modified,
+            markings_of=self._own_markings,
+        )
+        self.items += notes
+        self.skipped += unreported
         used = {m for o in [*self.items, report] for m in o.get("object_marking_refs", [])}
         definitions = [tlp_definition(lv) for lv in TLP_ORDER if tlp_definition(lv)["id"] in used]
         definitions += [pap_definition(lv) for lv in PAP_ORDER if pap_definition(lv)["id"] in used]
@@ -506,6 +518,12 @@ class _Event:
             if isinstance(ref, dict):
                 gone = revoked or _truthy(ref.get("deleted"))
                 self.references.append((sid, label, ref, tags.markings(self.tags), gone))
+
+    def _own_markings(self, item: Mapping[str, Any]) -> list[str]:
+        """The markings of an item with no tags of its own: the event's, or RED if MISP keeps it home."""
+        tags = _Tags([])
+        tags.local = _kept_home(item) is not None
+        return tags.markings(self.tags)
 
     def _sightings(self, attrs: list[dict[str, Any]], sid: str, tags: _Tags, label: str) -> None:
         for attr in attrs:

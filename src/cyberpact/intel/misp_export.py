@@ -9,7 +9,8 @@ threat actors, malware, tools, attack patterns, intrusion sets and courses of ac
 clusters; relationships to them become galaxy tags, those between MISP objects object references; TLP and
 PAP markings become ``tlp:*`` and ``PAP:*`` tags; a revoked object becomes a deleted attribute, which is
 how MISP tells other instances of a revocation; sightings and disagreeing opinions become the attribute's
-sightings (``misp_sightings``). What cannot be carried is returned with the reason.
+sightings (``misp_sightings``); notes on the report become event reports (``misp_reports``). What cannot
+be carried is returned with the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cyberpact.intel import misp_sightings, patterns
+from cyberpact.intel import misp_reports, misp_sightings, patterns
 from cyberpact.intel.markings import Pap, Tlp, definition_levels, effective
 from cyberpact.intel.misp_types import (
     CATEGORY_OF,
@@ -191,6 +192,12 @@ class _Export:
                 "Galaxy": list(galaxies.values()),
             }
         )
+        event_reports, unreported = misp_reports.to_event_reports(
+            self.objs, str(report["id"]) if report else None, self._distribution
+        )
+        if event_reports:
+            event["EventReport"] = event_reports
+        self.skipped += unreported
         return {"Event": event}, self.skipped
 
     def _attribute_of(self) -> dict[str, dict[str, Any]]:
@@ -256,11 +263,14 @@ class _Export:
 
     # --------------------------------------------------------------------- attributes and objects
 
+    def _distribution(self, o: Mapping[str, Any]) -> str:
+        return "0" if _levels(o, self.defs)[0] in _ORGANISATION_ONLY else "5"
+
     def _base(self, o: Mapping[str, Any], tags: list[dict[str, str]]) -> dict[str, Any]:
         base: dict[str, Any] = {
             "uuid": str(o.get("id")).partition("--")[2],
             "timestamp": _epoch(o.get("modified") or o.get("created")),
-            "distribution": "0" if _levels(o, self.defs)[0] in _ORGANISATION_ONLY else "5",
+            "distribution": self._distribution(o),
             "comment": str(o.get("description", "")),
             "deleted": o.get("revoked") is True,
             "Tag": tags,
@@ -485,6 +495,7 @@ _HANDLED = {
     "relationship",
     "sighting",
     "opinion",
+    "note",
 }
 _TAGGING = ("indicates", "related-to")
 _SCO_BACK_TYPES = {
