@@ -86,14 +86,21 @@ def test_registration_needs_the_role_and_refuses_bad_input_storing_nothing(
     assert count_rows(au, Request) == 0
 
 
+def _preserved_by_e_mail(au: Side, ticket: str) -> str:
+    """A preservation registered as received by e-mail from Viet Nam, acknowledged with ``ticket`` and
+    preserved for 90 days; its id."""
+    rid = str(_register(au).json()["request"]["id"])
+    assert act(au.ca, rid, "acknowledge", reference=ticket).status_code == 200
+    until = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
+    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    return rid
+
+
 def test_a_follow_up_registered_from_the_same_state_holds_the_registered_preservation(
     two_sides: tuple[Side, Side],
 ) -> None:
     _vn, au = two_sides
-    rid = _register(au).json()["request"]["id"]
-    act(au.ca, rid, "acknowledge", reference="AU-PRES-901")
-    until = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
-    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    rid = _preserved_by_e_mail(au, "AU-PRES-901")
     fields = {
         "subject_matter": "Ransomware against hospitals",
         "facts_summary": "Systems encrypted on 2 Nov 2026.",
@@ -114,10 +121,7 @@ def test_a_follow_up_over_the_network_holds_a_preservation_received_by_e_mail(
 ) -> None:
     # Viet Nam's 24/7 point of contact e-mailed the preservation; its MLA request follows over the network.
     vn, au = two_sides
-    rid = _register(au).json()["request"]["id"]
-    act(au.ca, rid, "acknowledge", reference="AU-PRES-902")
-    until = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
-    assert act(au.ca, rid, "preserve", preserved_until=until).status_code == 200
+    rid = _preserved_by_e_mail(au, "AU-PRES-902")
     sent_follow_up(vn, "AU-PRES-902")
     view = au.ca.get(f"/api/v1/requests/{rid}").json()
     assert view["held_by"] is not None, "art. 42: preserved until the follow-up is decided"
