@@ -407,7 +407,26 @@ def test_intel_collections_show_tlp_badges(node: LiveNode) -> None:
             "valid_from": "2026-11-01T00:00:00Z",
             "object_marking_refs": ["marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"],
         }
-        store.add_objects(session, SYSTEM, col, store.prepare([indicator]))
+        note = {
+            "type": "note",
+            "spec_version": "2.1",
+            "id": "note--0c7b5a1e-2d3f-4a6b-9c8d-7e6f5a4b3c2d",
+            "created": "2026-11-02T00:00:00.000Z",
+            "modified": "2026-11-02T00:00:00.000Z",
+            "abstract": "How the operators got in",
+            "content": "Through an unpatched VPN appliance.",
+            "object_refs": [indicator["id"]],
+        }
+        sighting = {
+            "type": "sighting",
+            "spec_version": "2.1",
+            "id": "sighting--1d8c6b2f-3e4a-4b7c-8d9e-8f7a6b5c4d3e",
+            "created": "2026-11-03T00:00:00.000Z",
+            "modified": "2026-11-03T00:00:00.000Z",
+            "last_seen": "2026-11-03T00:00:00Z",
+            "sighting_of_ref": indicator["id"],
+        }
+        store.add_objects(session, SYSTEM, col, store.prepare([indicator, note, sighting]))
     root = person(node, "root", "admin")
     assert "Ransomware infrastructure" in root.get("/desk/intel").text
     page = root.get("/desk/intel/ransom").text
@@ -415,6 +434,9 @@ def test_intel_collections_show_tlp_badges(node: LiveNode) -> None:
     # What an analyst acts on, and where the collection's objects go, are on the page.
     text = text_of(page)
     assert "[ipv4-addr:value = '198.51.100.7']" in text
+    # A note by its abstract and text, a sighting by what was sighted and when: not by their ids.
+    assert "How the operators got in" in text and "Through an unpatched VPN appliance." in text
+    assert f"{indicator['id']} 2026-11-03T00:00:00Z" in " ".join(text.split())
     assert "Not shared: everything in it stays on this node." in text
     assert "Objects without a TLP marking count as TLP:AMBER." in text
     with node.db.transaction() as session:

@@ -42,12 +42,16 @@ class ObjectLine:
     detail: str = ""  # what an analyst acts on: an indicator's pattern, an observable's value
 
 
-_NAMING = ("name", "value", "pattern", "path", "hashes", "id")
+# A note by its abstract, an opinion by its verdict, a sighting by what was sighted; the id only as a last
+# resort. The detail is what to read next: a pattern or value, a note's text, the opinion's reasons, when a
+# sighting was last seen.
+_NAMING = ("name", "abstract", "value", "pattern", "path", "hashes", "opinion", "sighting_of_ref", "id")
+_DETAIL = ("pattern", "value", "content", "explanation", "last_seen")
 
 
 def _line(raw: str) -> tuple[str, str]:
-    """What a person recognises an object by (its name, else its value, pattern or id), and its pattern or
-    value when the name is something else."""
+    """What a person recognises an object by (``_NAMING``, the first it has) and what to read next
+    (``_DETAIL``, the first that is not the name itself)."""
     try:
         obj: dict[str, Any] = json.loads(raw)
     except ValueError:
@@ -55,7 +59,8 @@ def _line(raw: str) -> tuple[str, str]:
     found = [(k, obj[k]) for k in _NAMING if obj.get(k)]
     texts = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for _, v in found]
     name = texts[0] if texts else ""
-    detail = next((t for (k, _), t in zip(found, texts, strict=True) if k in ("pattern", "value")), "")
+    details = [obj[k] for k in _DETAIL if isinstance(obj.get(k), str) and obj[k] and obj[k] != name]
+    detail = details[0] if details else ""
     return name[:300], detail[:1000]
 
 
