@@ -120,3 +120,59 @@ def test_deleted_and_revoked_reports_are_taken_back(node: LiveNode) -> None:
     assert admin.delete(f"{objects}{fr_v1['id']}/", headers=H).status_code == 200
     assert admin.post(objects, json={"objects": [indicator(ip, by=VN)]}, headers=H).status_code == 202
     assert states() == {"BR": 1, "VN": 1}
+
+
+def _sighting(of: str, by: str, seen: str, **extra: object) -> dict[str, object]:
+    return {
+        "type": "sighting",
+        "spec_version": "2.1",
+        "id": f"sighting--{uuid.uuid4()}",
+        "created": seen,
+        "modified": seen,
+        "first_seen": seen,
+        "last_seen": seen,
+        "sighting_of_ref": of,
+        "created_by_ref": by,
+        **extra,
+    }
+
+
+def test_a_sighting_is_its_states_report_of_what_it_sighted(node: LiveNode) -> None:
+    admin = node.client(node.user("root", "admin"))
+    coll = admin.post("/api/v1/intel/collections", json={"title": "shared"}).json()["id"]
+    objects = f"/taxii2/intel/collections/{coll}/objects/"
+    for ref, code in ((VN, "VN"), (FR, "FR"), (BR, "BR")):
+        assert admin.put(f"/api/v1/intel/identities/{ref}", json={"state": code}).status_code == 200
+
+    def post(objs: list[dict[str, object]]) -> None:
+        r = admin.post(objects, json={"objects": objs}, headers=H)
+        assert r.json()["failure_count"] == 0, r.json()
+
+    def states() -> dict[str, list[str]]:
+        items = admin.get("/api/v1/intel/correlations").json()["items"]
+        return {c["value"]: [s["state"] for s in c["states"]] for c in items}
+
+    vn = indicator("203.0.113.45", by=VN)
+    post([identity(VN), vn])
+    # France saw Viet Nam's indicator: the address is now reported by two States, seen when France saw it.
+    seen_fr = _sighting(vn["id"], FR, "2024-06-02T08:00:00.000Z")
+    post([identity(FR), seen_fr])
+    assert states() == {"203.0.113.45": ["FR", "VN"]}
+    one = admin.get("/api/v1/intel/correlations").json()["items"][0]
+    assert one["last_seen"].startswith("2024-06-02T08:00")
+    # An indicator and its sighting in one envelope count as well; a sighting of what the collection does
+    # not hold reports nothing.
+    br = indicator("198.51.100.7", by=BR)
+    post([identity(BR), br, _sighting(br["id"], VN, "2024-06-03T00:00:00.000Z")])
+    post([_sighting(f"indicator--{uuid.uuid4()}", FR, "2024-06-04T00:00:00.000Z")])
+    assert states() == {"203.0.113.45": ["FR", "VN"], "198.51.100.7": ["BR", "VN"]}
+
+    # Viet Nam's indicator changes its address; France's sighting still stands for what it saw, and
+    # revoking it takes back exactly that, not the new address.
+    post([dict(vn, modified="2024-06-10T00:00:00.000Z", pattern="[ipv4-addr:value = '192.0.2.99']")])
+    post([_sighting(vn["id"], BR, "2024-06-11T00:00:00.000Z")])  # Brazil saw the new address
+    assert states()["192.0.2.99"] == ["BR", "VN"]
+    revoked = dict(seen_fr, modified="2024-06-12T00:00:00.000Z", revoked=True)
+    post([revoked])
+    found = states()
+    assert "203.0.113.45" not in found and found["192.0.2.99"] == ["BR", "VN"]

@@ -43,6 +43,17 @@ class Driver:
     def bool(self, value: bool) -> Any:
         return value if self.pg else int(value)
 
+    def json(self, value: list[Any] | None) -> Any:
+        """A JSON column's value, or None."""
+        if value is None:
+            return None
+        text = json.dumps(value, ensure_ascii=False)
+        if self.pg:
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(text, dumps=_as_is)
+        return text
+
     def markings(self, value: tuple[str, ...] | None) -> Any:
         """A row's marking ids as the JSON column holds them; an envelope's objects mostly share them."""
         if not value:
@@ -82,7 +93,7 @@ def _as_is(text: str) -> str:
 
 _OBJECT_COLUMNS = (
     "collection_id, stix_id, stix_type, version, date_added, is_latest, created_by_ref, tlp, pap, markings, "
-    "source_peer, raw"
+    "source_peer, raw, reported"
 )
 
 
@@ -120,12 +131,13 @@ def insert_objects(d: Driver, rows: Sequence[dict[str, Any]]) -> None:
                 d.markings(r["markings"]),
                 r["source_peer"],
                 r["raw"],
+                d.json(r.get("reported")),
             )
             for r in rows
         ]
         _copy(d, f"COPY intel_objects ({_OBJECT_COLUMNS}) FROM STDIN", values)
         return
-    sql = f"INSERT INTO intel_objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['?'] * 12)})"
+    sql = f"INSERT INTO intel_objects ({_OBJECT_COLUMNS}) VALUES ({', '.join(['?'] * 13)})"
     d.many(
         sql,
         [
@@ -142,6 +154,7 @@ def insert_objects(d: Driver, rows: Sequence[dict[str, Any]]) -> None:
                 d.markings(r["markings"]),
                 r["source_peer"],
                 r["raw"],
+                d.json(r.get("reported")),
             )
             for r in rows
         ],

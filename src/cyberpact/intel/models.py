@@ -80,6 +80,10 @@ class IntelObject(Base):
     markings: Mapped[list[Any] | None]
     source_peer: Mapped[str | None] = mapped_column(String(120))  # None: originated on this node
     raw: Mapped[str] = mapped_column(Text)
+    # A sighting's report is what it sighted: the observables of that indicator when the sighting was
+    # stored, [[kind, value], ...], kept so that revoking the sighting takes back exactly those even if the
+    # indicator changed since. None for every other object: its own content says what it reports.
+    reported: Mapped[list[Any] | None]
 
 
 class IntelStatus(Base):

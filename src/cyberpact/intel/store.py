@@ -11,6 +11,7 @@ so it neither skips nor repeats rows even where times do tie (imported or migrat
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -261,7 +262,7 @@ def add_objects(
     # longer a State's report. (Looked up before the revoking version is stored, which would hide them.)
     revoked = sorted({r["stix_id"] for r in new_rows if r["_checked"].obj.get("revoked") is True})
     withdrawn = _standing_reports(session, collection.id, revoked) if revoked else []
-    reports = _reports(new_rows, source_peer, skip=set(revoked))
+    reports = _reports(session, collection.id, new_rows, source_peer, skip=set(revoked))
     if new_rows:
         bulk.insert_objects(driver, new_rows)
         correlate.withdraw(session, collection.id, withdrawn)
@@ -438,15 +439,73 @@ def _set_latest(
         session.execute(update(IntelObject).where(IntelObject.seq.in_(chunk)).values(is_latest=False))
 
 
-def _reports(rows: list[dict[str, Any]], source_peer: str | None, skip: set[str]) -> list[correlate.Report]:
+def _reports(
+    session: Session,
+    collection_id: uuid.UUID,
+    rows: list[dict[str, Any]],
+    source_peer: str | None,
+    skip: set[str],
+) -> list[correlate.Report]:
     """What the new rows report, for correlation, but for the objects in ``skip``; also strips the rows
-    down to their columns."""
+    down to their columns, and fills in what each sighting reports (``_sighted``)."""
+    sightings = [row for row in rows if row["stix_type"] == "sighting"]
+    if sightings:
+        _sighted(session, collection_id, rows, sightings)
     reports: list[correlate.Report] = []
     for row in rows:
         c: stix.Checked = row.pop("_checked")
-        if c.stix_id not in skip:
+        if c.stix_id in skip:
+            continue
+        if c.stix_type == "sighting":
+            reports.extend(_sighting_reports(c.obj, source_peer, row["version"], row["reported"]))
+        else:
             reports.extend(_reports_of(c, source_peer, row["version"]))
     return reports
+
+
+def _sighted(
+    session: Session, collection_id: uuid.UUID, rows: list[dict[str, Any]], sightings: list[dict[str, Any]]
+) -> None:
+    """Set each sighting row's ``reported``: the observables of the object it sighted, as that object
+    stands now, in this envelope (its newest version) or else stored in this collection. A sighting of an
+    object this collection does not hold reports nothing."""
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        best = newest.get(row["stix_id"])
+        if row["stix_type"] != "sighting" and (best is None or row["version"] > best["version"]):
+            newest[row["stix_id"]] = row
+    here: dict[str, stix.Checked] = {sid: row["_checked"] for sid, row in newest.items()}
+    wanted = sorted({str(r["_checked"].obj.get("sighting_of_ref")) for r in sightings} - here.keys())
+    for start in range(0, len(wanted), _IN_CHUNK):
+        query = select(_OBJ.c.raw).where(
+            _OBJ.c.collection_id == collection_id,
+            _OBJ.c.stix_id.in_(wanted[start : start + _IN_CHUNK]),
+            _OBJ.c.is_latest == True,  # noqa: E712 - SQL, not Python, comparison
+        )
+        for (raw,) in session.execute(query):
+            with contextlib.suppress(stix.InvalidObject):  # stored under older rules: nothing to name
+                checked = stix.check(json.loads(raw))
+                here[checked.stix_id] = checked
+    for row in sightings:
+        target = here.get(str(row["_checked"].obj.get("sighting_of_ref")))
+        row["reported"] = [list(pair) for pair in correlate.observables(target)] if target else []
+
+
+def _sighting_reports(
+    obj: Mapping[str, Any],
+    source_peer: str | None,
+    version: datetime,
+    reported: Sequence[Sequence[str]] | None,
+) -> list[correlate.Report]:
+    """A sighting is its author's report of what it sighted, seen when the sighting says it was last."""
+    reporter = obj.get("created_by_ref") or (f"peer:{source_peer}" if source_peer else None)
+    if not reporter or not reported:
+        return []
+    try:
+        seen = stix.parse_timestamp(obj.get("last_seen") or obj.get("first_seen"))
+    except ValueError:
+        seen = version
+    return [correlate.Report(kind, value, str(reporter), seen) for kind, value in reported]
 
 
 def _reports_of(c: stix.Checked, source_peer: str | None, version: datetime) -> list[correlate.Report]:
@@ -465,7 +524,9 @@ def _standing_reports(
     """
     found: dict[str, list[tuple[Any, dict[str, Any]]]] = {}
     for start in range(0, len(stix_ids), _IN_CHUNK):
-        query = select(_OBJ.c.seq, _OBJ.c.stix_id, _OBJ.c.version, _OBJ.c.source_peer, _OBJ.c.raw).where(
+        query = select(
+            _OBJ.c.seq, _OBJ.c.stix_id, _OBJ.c.version, _OBJ.c.source_peer, _OBJ.c.raw, _OBJ.c.reported
+        ).where(
             _OBJ.c.collection_id == collection_id, _OBJ.c.stix_id.in_(stix_ids[start : start + _IN_CHUNK])
         )
         for row in session.execute(query):
@@ -476,6 +537,9 @@ def _standing_reports(
             continue
         for row, obj in versions:
             if only is not None and row.seq not in only:
+                continue
+            if obj.get("type") == "sighting":
+                reports.extend(_sighting_reports(obj, row.source_peer, row.version, row.reported))
                 continue
             try:
                 checked = stix.check(obj)
