@@ -170,9 +170,13 @@ def test_a_sighting_is_its_states_report_of_what_it_sighted(node: LiveNode) -> N
     # Viet Nam's indicator changes its address; France's sighting still stands for what it saw, and
     # revoking it takes back exactly that, not the new address.
     post([dict(vn, modified="2024-06-10T00:00:00.000Z", pattern="[ipv4-addr:value = '192.0.2.99']")])
-    post([_sighting(vn["id"], BR, "2024-06-11T00:00:00.000Z")])  # Brazil saw the new address
+    seen_br = _sighting(vn["id"], BR, "2024-06-11T00:00:00.000Z")
+    post([seen_br])  # Brazil saw the new address
     assert states()["192.0.2.99"] == ["BR", "VN"]
     revoked = dict(seen_fr, modified="2024-06-12T00:00:00.000Z", revoked=True)
     post([revoked])
     found = states()
     assert "203.0.113.45" not in found and found["192.0.2.99"] == ["BR", "VN"]
+    # Deleting Brazil's sighting takes its report back too.
+    assert admin.delete(f"{objects}{seen_br['id']}/", headers=H).status_code == 200
+    assert "192.0.2.99" not in states()
