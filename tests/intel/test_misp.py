@@ -13,7 +13,17 @@ from stix2validator import ValidationOptions, validate_instance
 from typer.testing import CliRunner
 
 from cyberpact.cli import app
-from cyberpact.intel import misp, misp_export, misp_reports, misp_sightings, patterns, service, stix, store
+from cyberpact.intel import (
+    misp,
+    misp_export,
+    misp_reports,
+    misp_sightings,
+    patterns,
+    query,
+    service,
+    stix,
+    store,
+)
 from cyberpact.intel.markings import PAP_IDS, TLP2_IDS
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.db import Database
@@ -840,9 +850,9 @@ def test_reimporting_an_event_after_misp_deleted_an_attribute_revokes_it(db: Dat
         again = store.add_objects(s, SYSTEM, coll, misp.misp_to_stix(event).objects)
         assert again.stored == 0  # the same event twice stores nothing new
         store.add_objects(s, SYSTEM, coll, misp.misp_to_stix(later).objects)
-        latest = {o["id"]: o for o in store.iter_objects(s, coll.id)}
+        latest = {o["id"]: o for o in query.iter_objects(s, coll.id)}
         assert latest["indicator--8a0e3c1b-6d2f-4b7a-9e5c-1f3a5b7c9d0e"]["revoked"] is True
-        exported, _ = misp_export.stix_to_misp(store.iter_objects(s, coll.id))
+        exported, _ = misp_export.stix_to_misp(query.iter_objects(s, coll.id))
     back = next(a for a in exported["Event"]["Attribute"] if a["value"] == "203.0.113.45")
     assert back["deleted"] is True
 

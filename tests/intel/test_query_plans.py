@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from cyberpact.intel import bulk, service, stix, store
+from cyberpact.intel import bulk, query, service, stix
 from cyberpact.intel.models import IntelObject
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.db import Database
@@ -97,7 +97,7 @@ def _analyze(db: Database) -> None:
         conn.commit()
 
 
-def _expected(session: Session, collection_id: uuid.UUID, f: store.Filters) -> list[int]:
+def _expected(session: Session, collection_id: uuid.UUID, f: query.Filters) -> list[int]:
     """The seqs ``f`` selects, by the TAXII 2.1 rules applied to every row of the collection in Python."""
     rows = list(
         session.execute(
@@ -126,12 +126,12 @@ def _expected(session: Session, collection_id: uuid.UUID, f: store.Filters) -> l
     return [r.seq for r in sorted((r for r in rows if keep(r)), key=lambda r: (r.date_added, r.seq))]
 
 
-def _pages(session: Session, collection_id: uuid.UUID, f: store.Filters, limit: int) -> list[list[Any]]:
-    pager = store.Pager("plans-" + "s" * 32)
+def _pages(session: Session, collection_id: uuid.UUID, f: query.Filters, limit: int) -> list[list[Any]]:
+    pager = query.Pager("plans-" + "s" * 32)
     pages: list[list[Any]] = []
     token = None
     while True:
-        page = store.page(
+        page = query.page(
             session, pager, collection_id, "manifest", f, limit=limit, next_token=token, columns=[_OBJ.raw]
         )
         pages.append(page.rows)
@@ -144,28 +144,28 @@ def _pages(session: Session, collection_id: uuid.UUID, f: store.Filters, limit: 
 MANY_TYPES = (*(f"x-custom-{i}" for i in range(150)), "malware")  # 302 ranges: several UNIONs
 
 CORRECTNESS = {
-    "type, every version": store.Filters(types=("malware",), versions=("all",)),
-    "types, latest": store.Filters(types=("malware", "report")),
-    "types, every version": store.Filters(types=("malware", "report", "identity"), versions=("all",)),
-    "a type named twice": store.Filters(types=("report", "report"), versions=("all",)),
-    "a version": store.Filters(versions=(S1,)),
-    "versions": store.Filters(versions=(S1, S2)),
-    "a type and a version": store.Filters(types=("indicator",), versions=(S1,)),
-    "types and versions": store.Filters(types=("indicator", "malware"), versions=(S1, S2)),
-    "latest and versions": store.Filters(versions=("last", S1, S2)),
-    "types, latest and a version": store.Filters(types=("malware", "ipv4-addr"), versions=("last", S2)),
-    "first": store.Filters(versions=("first",)),
-    "types, first": store.Filters(types=("malware", "report"), versions=("first",)),
-    "first and a version": store.Filters(versions=("first", S1)),
-    "latest": store.Filters(),
-    "a type": store.Filters(types=("malware",)),
-    "every version": store.Filters(versions=("all",)),
-    "added after, types, every version": store.Filters(
+    "type, every version": query.Filters(types=("malware",), versions=("all",)),
+    "types, latest": query.Filters(types=("malware", "report")),
+    "types, every version": query.Filters(types=("malware", "report", "identity"), versions=("all",)),
+    "a type named twice": query.Filters(types=("report", "report"), versions=("all",)),
+    "a version": query.Filters(versions=(S1,)),
+    "versions": query.Filters(versions=(S1, S2)),
+    "a type and a version": query.Filters(types=("indicator",), versions=(S1,)),
+    "types and versions": query.Filters(types=("indicator", "malware"), versions=(S1, S2)),
+    "latest and versions": query.Filters(versions=("last", S1, S2)),
+    "types, latest and a version": query.Filters(types=("malware", "ipv4-addr"), versions=("last", S2)),
+    "first": query.Filters(versions=("first",)),
+    "types, first": query.Filters(types=("malware", "report"), versions=("first",)),
+    "first and a version": query.Filters(versions=("first", S1)),
+    "latest": query.Filters(),
+    "a type": query.Filters(types=("malware",)),
+    "every version": query.Filters(versions=("all",)),
+    "added after, types, every version": query.Filters(
         added_after=datetime(2024, 1, 1, 0, 0, 0, 500, tzinfo=UTC),
         types=("malware", "report"),
         versions=("all",),
     ),
-    "added after, a version": store.Filters(
+    "added after, a version": query.Filters(
         added_after=datetime(2024, 1, 1, 0, 0, 0, 300, tzinfo=UTC), versions=(S1,)
     ),
 }
@@ -188,7 +188,7 @@ def test_every_filter_pages_like_a_brute_force_filter(db: Database) -> None:
 
 @dataclass(frozen=True)
 class Case:
-    filters: store.Filters
+    filters: query.Filters
     walks: frozenset[str]  # the indexes the page's ranges are read from
     ranges: int  # how many, each read no further than the page (limit + 1 rows); 0: unbounded ("first")
 
@@ -196,38 +196,38 @@ class Case:
 PLANS = {
     # (a) one type, every version: the type index, once for the latest versions and once for the others.
     "type, every version": Case(
-        store.Filters(types=("malware",), versions=("all",)), frozenset({"ix_intel_objects_type"}), 2
+        query.Filters(types=("malware",), versions=("all",)), frozenset({"ix_intel_objects_type"}), 2
     ),
     # (b) several types: one range per type.
     "types, latest": Case(
-        store.Filters(types=("malware", "report")), frozenset({"ix_intel_objects_type"}), 2
+        query.Filters(types=("malware", "report")), frozenset({"ix_intel_objects_type"}), 2
     ),
     "types, every version": Case(
-        store.Filters(types=("malware", "report"), versions=("all",)), frozenset({"ix_intel_objects_type"}), 4
+        query.Filters(types=("malware", "report"), versions=("all",)), frozenset({"ix_intel_objects_type"}), 4
     ),
     # (c) versions by timestamp, without ids: the version index, one range per timestamp.
-    "a version": Case(store.Filters(versions=(S1,)), frozenset({"ix_intel_objects_version"}), 1),
-    "versions": Case(store.Filters(versions=(S1, S2)), frozenset({"ix_intel_objects_version"}), 2),
+    "a version": Case(query.Filters(versions=(S1,)), frozenset({"ix_intel_objects_version"}), 1),
+    "versions": Case(query.Filters(versions=(S1, S2)), frozenset({"ix_intel_objects_version"}), 2),
     "latest and a version": Case(
-        store.Filters(versions=("last", S1)),
+        query.Filters(versions=("last", S1)),
         frozenset({"ix_intel_objects_latest", "ix_intel_objects_version"}),
         2,
     ),
     "added after, types": Case(
-        store.Filters(
+        query.Filters(
             added_after=datetime(2024, 1, 1, 0, 0, 0, 1000, tzinfo=UTC), types=("malware", "report")
         ),
         frozenset({"ix_intel_objects_type"}),
         2,
     ),
     # Unchanged shapes, checked too.
-    "latest": Case(store.Filters(), frozenset({"ix_intel_objects_latest"}), 1),
-    "a type": Case(store.Filters(types=("malware",)), frozenset({"ix_intel_objects_type"}), 1),
-    "every version": Case(store.Filters(versions=("all",)), frozenset({"ix_intel_objects_added"}), 1),
+    "latest": Case(query.Filters(), frozenset({"ix_intel_objects_latest"}), 1),
+    "a type": Case(query.Filters(types=("malware",)), frozenset({"ix_intel_objects_type"}), 1),
+    "every version": Case(query.Filters(versions=("all",)), frozenset({"ix_intel_objects_added"}), 1),
     # Not bounded: a walk in key order that looks each row up in the unique index.
-    "first": Case(store.Filters(versions=("first",)), frozenset({"ix_intel_objects_added"}), 0),
+    "first": Case(query.Filters(versions=("first",)), frozenset({"ix_intel_objects_added"}), 0),
     "types, first": Case(
-        store.Filters(types=("malware", "report"), versions=("first",)),
+        query.Filters(types=("malware", "report"), versions=("first",)),
         frozenset({"ix_intel_objects_type"}),
         0,
     ),
@@ -252,14 +252,14 @@ def _statements(db: Database) -> Iterator[list[tuple[str, Any]]]:
 
 
 def _second_page_statements(
-    db: Database, s: Session, cid: uuid.UUID, f: store.Filters
+    db: Database, s: Session, cid: uuid.UUID, f: query.Filters
 ) -> list[tuple[str, Any]]:
     """The statements of a page after the first, so that the keyset condition is in them."""
-    pager = store.Pager("plans-" + "s" * 32)
-    first = store.page(s, pager, cid, "objects", f, limit=_LIMIT, next_token=None, columns=[_OBJ.raw])
+    pager = query.Pager("plans-" + "s" * 32)
+    first = query.page(s, pager, cid, "objects", f, limit=_LIMIT, next_token=None, columns=[_OBJ.raw])
     assert first.more and first.next is not None
     with _statements(db) as seen:
-        second = store.page(
+        second = query.page(
             s, pager, cid, "objects", f, limit=_LIMIT, next_token=first.next, columns=[_OBJ.raw]
         )
     assert len(second.rows) == _LIMIT and seen
@@ -356,7 +356,7 @@ def _check_plan(db: Database, s: Session, cid: uuid.UUID, name: str, case: Case,
 
 def test_hundreds_of_types_are_read_in_several_unions(db: Database) -> None:
     cid = _collection(db, 600)
-    f = store.Filters(types=MANY_TYPES, versions=("all",))
+    f = query.Filters(types=MANY_TYPES, versions=("all",))
     with db.transaction(read_only=True) as s:
         want = _expected(s, cid, f)
         with _statements(db) as seen:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from conftest import LiveNode
-from cyberpact.intel import bulk, service, store
+from cyberpact.intel import bulk, query, service, store
 from cyberpact.intel.markings import TLP2_IDS
 from cyberpact.intel.models import IntelObject, IntelTombstone
 from cyberpact.kit.actor import SYSTEM
@@ -153,11 +153,11 @@ def test_delete_leaves_a_tombstone_and_promotes_the_previous_version(db: Databas
         v1 = indicator("192.0.2.1")
         v2 = dict(v1, modified="2024-06-01T00:00:00.000Z")
         store.add_objects(s, SYSTEM, coll, [v1, v2])
-        last = store.Filters(ids=(v1["id"],), versions=("2024-06-01T00:00:00.000Z",))
+        last = query.Filters(ids=(v1["id"],), versions=("2024-06-01T00:00:00.000Z",))
         assert store.delete_object(s, SYSTEM, coll, v1["id"], last) == 1
         row = s.scalars(select(IntelObject)).one()
         assert row.is_latest and row.version.month == 5
-        assert store.delete_object(s, SYSTEM, coll, v1["id"], store.Filters(versions=("all",))) == 1
+        assert store.delete_object(s, SYSTEM, coll, v1["id"], query.Filters(versions=("all",))) == 1
         stones = list(s.scalars(select(IntelTombstone).order_by(IntelTombstone.seq)))
         assert [t.version.month if t.version else None for t in stones] == [6, None]
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 
 from cyberpact.accounts import service as accounts
 from cyberpact.accounts.api import AdminActor, CurrentActor
-from cyberpact.intel import correlate, federation, misp, misp_export, service, store, taxii
+from cyberpact.intel import correlate, federation, misp, misp_export, query, service, store, taxii
 from cyberpact.intel.models import IntelCollection
 from cyberpact.intel.schemas import (
     CollectionCreate,
@@ -266,7 +266,7 @@ def export_misp(
     if not acc.can_read:
         raise PermissionDenied("You may not read this collection")
     event, skipped = misp_export.stix_to_misp(
-        store.iter_objects(session, row.id, ids=ids or ()),
+        query.iter_objects(session, row.id, ids=ids or ()),
         info=row.title,
         event_uuid=misp.export_uuid(row.id, ids or ()),
     )

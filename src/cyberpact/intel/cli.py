@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from cyberpact.accounts import service as accounts
-from cyberpact.intel import correlate, federation, misp, misp_export, service, store
+from cyberpact.intel import correlate, federation, misp, misp_export, query, service, store
 from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
 from cyberpact.kit.time import parse_rfc3339
@@ -201,7 +201,7 @@ def export_file(
     with unit_of_work(read_only=True) as (session, _, _db):
         row = service.get_collection(session, collection)
         cid = row.id
-        objects = store.iter_objects(session, cid, ids=ids or ())
+        objects = query.iter_objects(session, cid, ids=ids or ())
         count = 0
         with file.open("w", encoding="utf-8") as out:
             if fmt == Format.misp:

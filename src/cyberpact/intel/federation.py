@@ -49,7 +49,7 @@ from cyberpact.audit import service as audit
 from cyberpact.federation import handlers, outbox
 from cyberpact.federation.envelope import OpenedEnvelope
 from cyberpact.federation.models import OutboxMessage, Peer
-from cyberpact.intel import service, stix, store
+from cyberpact.intel import query, service, stix, store
 from cyberpact.intel.markings import TLP2_IDS, effective, parse_tlp
 from cyberpact.intel.models import IntelCollection, IntelObject, IntelTombstone
 from cyberpact.intel.policy import SharingPolicy, recipients
@@ -358,16 +358,16 @@ def answer_pull(
     peers = _active_peers(session)
     policy = service.policy_of(collection)
     o = IntelObject.__table__.c
-    query = select(o.seq, o.date_added, o.tlp, o.source_peer, o.raw).where(o.collection_id == collection.id)
+    stmt = select(o.seq, o.date_added, o.tlp, o.source_peer, o.raw).where(o.collection_id == collection.id)
     if added_after is not None:
-        query = query.where(o.date_added > added_after)
-    rows = list(session.execute(query.order_by(o.date_added, o.seq).limit(PULL_PAGE + 1)))
+        stmt = stmt.where(o.date_added > added_after)
+    rows = list(session.execute(stmt.order_by(o.date_added, o.seq).limit(PULL_PAGE + 1)))
     if len(rows) > PULL_PAGE:
         rows = rows[:PULL_PAGE]
         last = rows[-1]
         # The next answer starts strictly after this time, so rows sharing it must all be in this one.
         rows += list(
-            session.execute(query.where(o.date_added == last.date_added, o.seq > last.seq).order_by(o.seq))
+            session.execute(stmt.where(o.date_added == last.date_added, o.seq > last.seq).order_by(o.seq))
         )
         answer.next_after = last.date_added
     t = IntelTombstone.__table__.c
@@ -589,7 +589,7 @@ def receive_delete(session: Session, message: OpenedEnvelope) -> str:
         for stix_id, versions in deletions:
             try:
                 deleted += store.delete_object(
-                    session, actor, collection, stix_id, store.Filters(versions=versions), only_from=sender
+                    session, actor, collection, stix_id, query.Filters(versions=versions), only_from=sender
                 )
             except NotFound:
                 ignored += 1

@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.background import BackgroundTask
 
 from cyberpact.accounts import service as accounts
-from cyberpact.intel import service, stix, store
+from cyberpact.intel import query, service, stix, store
 from cyberpact.intel.errors import NotAcceptable
 from cyberpact.intel.models import IntelCollection, IntelObject
 from cyberpact.kit.actor import Actor
@@ -43,7 +43,7 @@ ROOT = "intel"
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 DEFAULT_PAGE = 1000
 MAX_IDS = 1000
-# Each type and each version timestamp is one index range a page reads (store._ranges); STIX 2.1 defines
+# Each type and each version timestamp is one index range a page reads (query._ranges); STIX 2.1 defines
 # about 40 types, so a longer list is a mistake or an attempt to make every page expensive.
 MAX_TYPES = MAX_VERSIONS = 64
 
@@ -213,7 +213,7 @@ def _list(request: Request, name: str) -> tuple[str, ...]:
     return tuple(v.strip() for raw in values for v in raw.split(",") if v.strip())
 
 
-def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last",)) -> store.Filters:
+def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last",)) -> query.Filters:
     q = request.query_params
     added_after = None
     if "added_after" in q:
@@ -238,8 +238,8 @@ def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last
         asked = _list(request, "match[version]")
         if len(asked) > MAX_VERSIONS:
             raise MalformedInput(f"match[version]: at most {MAX_VERSIONS} versions per request")
-        versions = store.parse_versions(asked)
-    return store.Filters(
+        versions = query.parse_versions(asked)
+    return query.Filters(
         added_after=added_after,
         ids=ids,
         types=types,
@@ -248,8 +248,8 @@ def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last
     )
 
 
-def _pager(request: Request) -> store.Pager:
-    return store.Pager(request.app.state.settings.secret_key.get_secret_value())
+def _pager(request: Request) -> query.Pager:
+    return query.Pager(request.app.state.settings.secret_key.get_secret_value())
 
 
 def _page_args(request: Request) -> tuple[int, str | None]:
@@ -257,7 +257,7 @@ def _page_args(request: Request) -> tuple[int, str | None]:
     return limit, request.query_params.get("next") or None
 
 
-def _added_headers(page: store.Page) -> dict[str, str]:
+def _added_headers(page: query.Page) -> dict[str, str]:
     if not page.rows:
         return {}
     assert page.first_added is not None and page.last_added is not None
@@ -267,7 +267,7 @@ def _added_headers(page: store.Page) -> dict[str, str]:
     }
 
 
-def _envelope(page: store.Page) -> Response:
+def _envelope(page: query.Page) -> Response:
     parts = [b'{"more":', b"true" if page.more else b"false"]
     if page.next:
         parts += [b',"next":', json.dumps(page.next).encode()]
@@ -337,7 +337,7 @@ def get_objects(
     row = _readable(session, actor, api_root, collection_id)
     filters = filters_from(request)
     limit, token = _page_args(request)
-    page = store.page(
+    page = query.page(
         session, _pager(request), row.id, "objects", filters, limit=limit, next_token=token, columns=[_raw()]
     )
     _record_read(session, actor, row.id, "objects", request, len(page.rows))
@@ -348,8 +348,8 @@ def _record_read(
     session: Any, actor: Actor, collection_id: uuid.UUID, view: str, request: Request, returned: int
 ) -> None:
     # The filters as asked (bounded): which objects a reader looked for is part of what they saw.
-    query = request.url.query
-    service.record_read(session, actor, collection_id, view, returned, query=query[:500] if query else None)
+    asked = request.url.query
+    service.record_read(session, actor, collection_id, view, returned, query=asked[:500] if asked else None)
 
 
 def _raw() -> Any:
@@ -434,7 +434,7 @@ def _stored_object(
     """The readable collection and the id of an object stored in it; 404 otherwise."""
     row = _readable(session, actor, api_root, collection_id)
     oid = _object_id(object_id)
-    if not store.object_exists(session, row.id, oid):
+    if not query.object_exists(session, row.id, oid):
         raise NotFound(f"No object {oid} in this collection")
     return row, oid
 
@@ -450,9 +450,9 @@ def get_object(
 ) -> Response:
     row, oid = _stored_object(session, actor, api_root, collection_id, object_id)
     base = filters_from(request)
-    filters = store.Filters(base.added_after, (oid,), (), base.versions, base.spec_versions)
+    filters = query.Filters(base.added_after, (oid,), (), base.versions, base.spec_versions)
     limit, token = _page_args(request)
-    page = store.page(
+    page = query.page(
         session,
         _pager(request),
         row.id,
@@ -481,7 +481,7 @@ def delete_object(
         raise PermissionDenied("Deleting needs both read and write access to this collection")
     oid = _object_id(object_id)
     base = filters_from(request, default_versions=("all",))
-    filters = store.Filters(None, (oid,), (), base.versions, base.spec_versions)
+    filters = query.Filters(None, (oid,), (), base.versions, base.spec_versions)
     store.delete_object(session, actor, row, oid, filters)
     return Response(status_code=200, media_type=TAXII)
 
@@ -497,10 +497,10 @@ def object_versions(
 ) -> Response:
     row, oid = _stored_object(session, actor, api_root, collection_id, object_id)
     base = filters_from(request)
-    filters = store.Filters(base.added_after, (oid,), (), ("all",), base.spec_versions)
+    filters = query.Filters(base.added_after, (oid,), (), ("all",), base.spec_versions)
     limit, token = _page_args(request)
     version_col = IntelObject.__table__.c.version
-    page = store.page(
+    page = query.page(
         session,
         _pager(request),
         row.id,
@@ -527,7 +527,7 @@ def manifest(
     filters = filters_from(request)
     limit, token = _page_args(request)
     cols = IntelObject.__table__.c
-    page = store.page(
+    page = query.page(
         session,
         _pager(request),
         row.id,

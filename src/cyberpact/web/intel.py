@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from cyberpact.intel import correlate, service, store
+from cyberpact.intel import correlate, query, service
 from cyberpact.intel.models import IntelObject
 from cyberpact.kit.errors import NotFound
 from cyberpact.kit.http import get_database
@@ -83,13 +83,13 @@ def collection(request: Request, ref: str, viewer: CurrentViewer) -> HTMLRespons
             raise NotFound(f"No collection {ref[:120]}").denying(
                 "intel.objects.read", "intel_collection", row.id
             )
-        pager = store.Pager(request.app.state.settings.secret_key.get_secret_value())
-        result = store.page(
+        pager = query.Pager(request.app.state.settings.secret_key.get_secret_value())
+        result = query.page(
             session,
             pager,
             row.id,
             "desk",
-            store.Filters(),
+            query.Filters(),
             limit=PAGE,
             next_token=token,
             columns=[_OBJ.stix_id, _OBJ.stix_type, _OBJ.tlp, _OBJ.source_peer, _OBJ.raw],
