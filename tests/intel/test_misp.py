@@ -809,6 +809,29 @@ def test_unusable_event_reports_are_named_and_the_event_is_kept() -> None:
     assert any(s.startswith(other["id"]) and "has no MISP form" in s for s in skipped)
 
 
+def test_a_sighting_of_an_object_attribute_is_a_sighting_of_the_objects_indicator() -> None:
+    org = {"name": "GH-CERT", "uuid": "6c1d3e5f-7a9b-4c2d-8e4f-0a1b2c3d4e5f"}
+    seen = {"type": "0", "date_sighting": "1717230000", "Organisation": org}
+    mobj = {
+        "name": "domain-ip",
+        "uuid": "3c4d5e6f-7a8b-4c3d-8e4f-5a6b7c8d9e0f",
+        "Attribute": [
+            _attr("domain", "a.example", object_relation="domain", Sighting=[seen]),
+            _attr("ip-dst", "203.0.113.9", object_relation="ip", Sighting=[{**seen, "type": "2"}]),
+        ],
+    }
+    converted = misp.misp_to_stix(_event(Object=[mobj]))
+    t = _by_type(converted.objects)
+    (ind,) = t["indicator"]
+    (sighting,) = t["sighting"]
+    assert sighting["sighting_of_ref"] == ind["id"]
+    # What is not carried names the object's attribute by its relation.
+    assert any(
+        s.startswith("object domain-ip 3c4d5e6f-7a8b-4c3d-8e4f-5a6b7c8d9e0f attribute ip:")
+        for s in converted.skipped
+    ), converted.skipped
+
+
 def test_export_of_a_counted_sighting_is_bounded() -> None:
     converted = misp.misp_to_stix(_event(_attr("domain", "a.example")))
     ind = _by_type(converted.objects)["indicator"][0]

@@ -510,7 +510,7 @@ class _Event:
                 extra[f"x_misp_{key}"] = text(mobj.get(key))
         sid = self._emit(mobj, comps, tags, extra, to_ids=to_ids, revoked=revoked)
         if not revoked:
-            self._sightings([a for a in live if isinstance(a, dict)], sid, tags, label)
+            self._sightings([a for a in live if isinstance(a, dict)], sid, tags, label, in_object=True)
         for entry in entries:  # a reference may name one attribute of the object
             if "uuid" in entry:
                 self.stix_of.setdefault(entry["uuid"].lower(), sid)
@@ -525,14 +525,17 @@ class _Event:
         tags.local = _kept_home(item) is not None
         return tags.markings(self.tags)
 
-    def _sightings(self, attrs: list[dict[str, Any]], sid: str, tags: _Tags, label: str) -> None:
-        for attr in attrs:
+    def _sightings(
+        self, attrs: list[dict[str, Any]], sid: str, tags: _Tags, label: str, *, in_object: bool = False
+    ) -> None:
+        for n, attr in enumerate(attrs):
+            where = f"{label} attribute {text(attr.get('object_relation')) or _label(attr, n)}"
             self.sightings.add(
                 attr.get("Sighting"),
                 sid,
                 markings=tags.markings(self.tags),
                 reporter=self.common["created_by_ref"],
-                label=label if attr.get("object_relation") is None else f"{label} {_label(attr, 0)}",
+                label=where if in_object else label,
             )
 
     def _object_references(self) -> None:
