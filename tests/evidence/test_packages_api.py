@@ -265,6 +265,50 @@ def test_a_deletion_request_can_be_withdrawn_and_lapses_after_seven_days(
     assert officer.get(content).status_code == 409
 
 
+def test_a_confirmation_racing_a_withdrawal_waits_for_it_and_destroys_nothing(
+    enode: LiveNode, officer: httpx.Client
+) -> None:
+    import threading
+
+    from cyberpact.evidence import service
+    from cyberpact.kit.actor import Actor
+
+    if enode.db.engine.dialect.name != "postgresql":
+        pytest.skip("needs two concurrent writers; SQLite serialises them whole")
+    pkg = sealed_package(officer, {"a": b"payload"})
+    url = f"/api/v1/evidence/packages/{pkg['id']}"
+    assert enode.client(enode.user("boss", "admin")).delete(url, params={"reason": "x"}).status_code == 202
+    ctx = context(enode)
+    locked, release = threading.Event(), threading.Event()
+    outcome: list[int | None] = []
+
+    def withdraw() -> None:
+        kim = Actor(user_id=None, username="kim", roles=frozenset({"admin"}))
+        with enode.db.transaction() as s:
+            service.withdraw_deletion(s, ctx, kim, service.get_package(s, pkg["id"]), "appeal pending")
+            locked.set()
+            release.wait(30)
+
+    def confirm() -> None:
+        lee = Actor(user_id=None, username="lee", roles=frozenset({"admin"}))
+        with enode.db.transaction() as s:
+            outcome.append(service.delete(s, ctx, lee, service.get_package(s, pkg["id"]), "confirmed"))
+
+    first = threading.Thread(target=withdraw)
+    first.start()
+    assert locked.wait(30)
+    second = threading.Thread(target=confirm)
+    second.start()
+    second.join(1.0)
+    assert second.is_alive(), "the confirmation waits for the withdrawal in progress"
+    release.set()
+    first.join(30)
+    second.join(30)
+    # It then sees the withdrawal: its call is a new request, and the content is there.
+    assert outcome == [None]
+    assert officer.get(f"{url}/files/0/content").content == b"payload"
+
+
 def test_custody_proofs_over_the_api_verify_and_nothing_is_proved_beyond_the_log(
     enode: LiveNode, officer: httpx.Client
 ) -> None:

@@ -709,11 +709,18 @@ def pending_deletion(
     return entry
 
 
+def _lock_for_deletion(session: Session, package: EvidencePackage) -> None:
+    # A confirmation and a withdrawal at the same moment must not both go through: each reads the
+    # standing request under this row lock (PostgreSQL; a SQLite writer holds the database already).
+    session.execute(select(EvidencePackage.id).where(EvidencePackage.id == package.id).with_for_update())
+
+
 def withdraw_deletion(
     session: Session, ctx: Context, actor: Actor, package: EvidencePackage, reason: str
 ) -> None:
     """Take back a standing deletion request; any administrator may, the one who asked included."""
     _readable(package)
+    _lock_for_deletion(session, package)
     asked = pending_deletion(session, package)
     if asked is None:
         raise Conflict("No deletion of this package is waiting for confirmation")
@@ -743,6 +750,7 @@ def delete(
     returns None; a second administrator's call, within ``DELETION_REQUEST_LIFETIME`` and unless the
     request was withdrawn, destroys and returns the objects removed."""
     _readable(package)
+    _lock_for_deletion(session, package)
     asked = pending_deletion(session, package, now)
     if asked is None:
         custody.record(session, ctx.node_id, "delete_asked", package.id, actor, reason=reason)
