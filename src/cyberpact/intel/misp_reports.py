@@ -48,7 +48,7 @@ def to_notes(
             skipped.append(f"{label}: longer than {MAX_CONTENT:,} characters")
             continue
         try:
-            when = datetime.fromtimestamp(int(er.get("timestamp")), UTC)  # type: ignore[arg-type]
+            when = datetime.fromtimestamp(int(str(er.get("timestamp"))), UTC)
         except (TypeError, ValueError, OverflowError, OSError):
             when = fallback
         stamp = format_timestamp(when)
