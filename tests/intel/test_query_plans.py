@@ -363,3 +363,47 @@ def test_hundreds_of_types_are_read_in_several_unions(db: Database) -> None:
             pages = _pages(s, cid, f, len(want) // 3)
         assert [r.seq for page in pages for r in page] == want
     assert len(pages) >= 3 and len(seen) == 4 * len(pages)  # 302 ranges, 100 to a statement
+
+
+def test_ingest_lookups_probe_the_index_per_id_before_any_analyze(db: Database) -> None:
+    """An envelope looks up its ids' stored versions (and a sighting its target) among what the collection
+    holds. Before ANALYZE has run, as on a database without autovacuum, a join could plan as a scan of the
+    whole collection per envelope, and ingest slowed as the collection grew; each id must be one probe of
+    the unique index whatever the statistics say."""
+    rnd = random.Random(7)
+    with db.transaction() as s:
+        cid = service.create_collection(s, SYSTEM, title="unanalysed").id
+        rows = _rows(cid, 3000, rnd)
+        driver = bulk.Driver(s)
+        for start in range(0, len(rows), 500):
+            bulk.insert_objects(driver, rows[start : start + 500])
+    ids = sorted({r["stix_id"] for r in rows})[:200]
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if "intel_objects" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, params))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        with db.transaction() as s:
+            driver = bulk.Driver(s)
+            versions = bulk.stored_versions(driver, cid, ids)
+            latest = bulk.latest_raw(driver, cid, ids)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert {v[1] for v in versions} == set(ids) and {sid for sid, _ in latest} == set(ids)
+    assert seen
+    with db.engine.connect() as conn:
+        for statement, params in seen:
+            if db.engine.dialect.name == "postgresql":
+                plan = json.dumps(conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, params).scalar())
+                assert '"Index Name": "uq_intel_objects_version"' in plan, plan
+                assert "Seq Scan" not in plan and "Bitmap Heap Scan" not in plan, plan
+            else:
+                plan = " ".join(
+                    str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+                )
+                # The unique constraint's index is SQLite's autoindex.
+                assert "SEARCH intel_objects USING" in plan and "(collection_id=? AND stix_id=?)" in plan, plan
+                assert "SCAN intel_objects" not in plan, plan

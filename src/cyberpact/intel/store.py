@@ -319,14 +319,8 @@ def _stored_definitions(
     collection."""
     defs: dict[str, tuple[Tlp | None, Pap | None]] = {}
     unknown = sorted({r for r in refs if r not in known and r not in KNOWN_TLP and r not in KNOWN_PAP})
-    for start in range(0, len(unknown), _IN_CHUNK):
-        query = select(_OBJ.c.stix_id, _OBJ.c.raw).where(
-            _OBJ.c.collection_id == collection_id,
-            _OBJ.c.stix_id.in_(unknown[start : start + _IN_CHUNK]),
-            _OBJ.c.is_latest == True,  # noqa: E712 - SQL, not Python, comparison
-        )
-        for sid, raw in session.execute(query):
-            defs[sid] = definition_levels(json.loads(raw))
+    for sid, raw in bulk.latest_raw(bulk.Driver(session), collection_id, unknown):
+        defs[sid] = definition_levels(json.loads(raw))
     return defs
 
 
@@ -466,16 +460,10 @@ def _sighted(
             newest[row["stix_id"]] = row
     here: dict[str, stix.Checked] = {sid: row["_checked"] for sid, row in newest.items()}
     wanted = sorted({str(r["_checked"].obj.get("sighting_of_ref")) for r in sightings} - here.keys())
-    for start in range(0, len(wanted), _IN_CHUNK):
-        query = select(_OBJ.c.raw).where(
-            _OBJ.c.collection_id == collection_id,
-            _OBJ.c.stix_id.in_(wanted[start : start + _IN_CHUNK]),
-            _OBJ.c.is_latest == True,  # noqa: E712 - SQL, not Python, comparison
-        )
-        for (raw,) in session.execute(query):
-            with contextlib.suppress(stix.InvalidObject):  # stored under older rules: nothing to name
-                checked = stix.check(json.loads(raw))
-                here[checked.stix_id] = checked
+    for _sid, raw in bulk.latest_raw(bulk.Driver(session), collection_id, wanted):
+        with contextlib.suppress(stix.InvalidObject):  # stored under older rules: nothing to name
+            checked = stix.check(json.loads(raw))
+            here[checked.stix_id] = checked
     for row in sightings:
         target = here.get(str(row["_checked"].obj.get("sighting_of_ref")))
         row["reported"] = [list(pair) for pair in correlate.observables(target)] if target else []
