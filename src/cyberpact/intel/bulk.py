@@ -164,61 +164,46 @@ def insert_objects(d: Driver, rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
+def _by_ids(d: Driver, collection_id: uuid.UUID, ids: Sequence[str], columns: str) -> list[Any]:
+    """``columns`` of every stored version of ``ids`` in the collection: one probe of the unique index per
+    id on either database (see the module's docstring)."""
+    if d.pg:
+        return d.rows(
+            "SELECT o.* FROM unnest(?::text[]) AS k(id) CROSS JOIN LATERAL ("
+            f"SELECT {columns} FROM intel_objects WHERE collection_id = ? AND stix_id = k.id OFFSET 0) AS o",
+            (list(ids), collection_id),
+        )
+    found: list[Any] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found += d.rows(
+            f"SELECT {columns} FROM intel_objects WHERE collection_id = ? "
+            f"AND stix_id IN ({','.join('?' * len(chunk))})",
+            (d.uuid(collection_id), *chunk),
+        )
+    return found
+
+
 def stored_versions(
     d: Driver, collection_id: uuid.UUID, ids: Sequence[str]
 ) -> list[tuple[int, str, datetime, bool]]:
     """(seq, stix_id, version, is_latest) of every stored version of ``ids`` in the collection."""
-    out: list[tuple[int, str, datetime, bool]] = []
     if not ids:
-        return out
-    if d.pg:
-        found = d.rows(_probe("seq, stix_id, version, is_latest", ""), (list(ids), collection_id))
-    else:
-        found = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found += d.rows(
-                f"SELECT seq, stix_id, version, is_latest FROM intel_objects "
-                f"WHERE collection_id = ? AND stix_id IN ({marks})",
-                (d.uuid(collection_id), *chunk),
-            )
-    for seq, sid, version, latest in found:
-        out.append((int(seq), str(sid), d.read_ts(version), bool(latest)))
-    return out
-
-
-def _probe(columns: str, where: str) -> str:
-    """PostgreSQL: ``columns`` of the rows of one collection whose id is in an array, one index probe per
-    id (see the module's docstring)."""
-    return (
-        f"SELECT o.* FROM unnest(?::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {columns} FROM intel_objects "
-        f"WHERE collection_id = ? AND stix_id = k.id{where} OFFSET 0) AS o"
-    )
+        return []
+    return [
+        (int(seq), str(sid), d.read_ts(version), bool(latest))
+        for seq, sid, version, latest in _by_ids(d, collection_id, ids, "seq, stix_id, version, is_latest")
+    ]
 
 
 def latest_raw(d: Driver, collection_id: uuid.UUID, ids: Sequence[str]) -> list[tuple[str, str]]:
     """(stix_id, raw) of the latest stored version of each of ``ids`` in the collection."""
     if not ids:
         return []
-    if d.pg:
-        rows = d.rows(_probe("stix_id, raw", " AND is_latest"), (list(ids), collection_id))
-    else:
-        rows = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            # is_latest is tested here, not in SQL: with it in the WHERE, SQLite walks the collection's
-            # latest rows (ix_intel_objects_latest) instead of probing each id.
-            rows += [
-                (sid, raw)
-                for sid, raw, latest in d.rows(
-                    f"SELECT stix_id, raw, is_latest FROM intel_objects WHERE collection_id = ? "
-                    f"AND stix_id IN ({','.join('?' * len(chunk))})",
-                    (d.uuid(collection_id), *chunk),
-                )
-                if latest
-            ]
-    return [(str(sid), str(raw)) for sid, raw in rows]
+    # is_latest is tested here, not in SQL: in the WHERE, it makes SQLite walk the collection's latest rows
+    # (ix_intel_objects_latest) instead of probing each id.
+    rows = _by_ids(d, collection_id, ids, "stix_id, raw, is_latest")
+    return [(str(sid), str(raw)) for sid, raw, latest in rows if latest]
 
 
 def upsert_observations(
