@@ -405,5 +405,6 @@ def test_ingest_lookups_probe_the_index_per_id_before_any_analyze(db: Database) 
                     str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
                 )
                 # The unique constraint's index is SQLite's autoindex.
-                assert "SEARCH intel_objects USING" in plan and "(collection_id=? AND stix_id=?)" in plan, plan
+                assert "SEARCH intel_objects USING" in plan, plan
+                assert "(collection_id=? AND stix_id=?)" in plan, plan
                 assert "SCAN intel_objects" not in plan, plan
