@@ -21,6 +21,7 @@ from evidence.helpers import (
     random_bytes,
     sealed_package,
 )
+from web.helpers import person, text_of
 
 CHUNK = 64 * 1024
 
@@ -238,11 +239,17 @@ def test_a_deletion_request_can_be_withdrawn_and_lapses_after_seven_days(
     # Nothing to withdraw yet; an officer may not withdraw what only administrators decide.
     assert second.delete(withdraw, params={"reason": "x"}).status_code == 409
     assert admin.delete(url, params={"reason": "retention ended"}).status_code == 202
+    # The custodians see it coming on the desk, while it can still be withdrawn.
+    desk = person(enode, "lan", "officer")
+    notice = "boss asked for this package's content to be destroyed"
+    page = text_of(desk.get(f"/desk/evidence/{pkg['id']}").text)
+    assert notice in page and "retention ended" in page
     assert officer.delete(withdraw, params={"reason": "x"}).status_code == 403
     assert second.delete(withdraw, params={"reason": ""}).status_code == 422
     # Another administrator withdraws it: the next call only asks again, and destroys nothing.
     assert second.delete(withdraw, params={"reason": "the appeal is pending"}).status_code == 204
     assert audits(enode, "evidence.package.delete_withdrawn") == 1
+    assert notice not in text_of(desk.get(f"/desk/evidence/{pkg['id']}").text)
     r = second.delete(url, params={"reason": "retention ended"})
     assert r.status_code == 202, "a withdrawn request cannot be confirmed"
     assert officer.get(content).content == b"payload"

@@ -36,7 +36,7 @@ from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.federation import outbox, peers
 from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
-from cyberpact.kit.time import end_of_day
+from cyberpact.kit.time import end_of_day, parse_rfc3339
 from cyberpact.web.render import page
 from cyberpact.web.requests import parse_id
 from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, HeaderChecked, Viewer, require
@@ -196,6 +196,17 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
             CustodyLine(e.seq, e.at, e.kind, e.actor, json.loads(e.entry).get("detail") or {})
             for e in custody.events_of(session, str(package.id))
         ]
+        asked = service.pending_deletion(session, package)
+        # The custodians see a deletion coming while it can still be withdrawn.
+        deletion = (
+            {
+                "by": asked.get("actor"),
+                "until": parse_rfc3339(asked["at"]) + service.DELETION_REQUEST_LIFETIME,
+                "reason": (asked.get("detail") or {}).get("reason"),
+            }
+            if asked is not None
+            else None
+        )
         answered = service.request_of(session, package)
         # A link only to a request the reader may open; otherwise the reference as text.
         request_link = (
@@ -215,6 +226,7 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
             )
             trusted = [p for p in peers.list_peers(session) if p.status == "active"]
     return {
+        "deletion": deletion,
         "transfers": sent,
         "peers": trusted,
         "package": package,
