@@ -704,9 +704,14 @@ def pending_deletion(
     if row is None or row.kind != "delete_asked":
         return None
     entry: dict[str, Any] = json.loads(row.entry)
-    if parse_rfc3339(entry["at"]) + DELETION_REQUEST_LIFETIME <= (now or utcnow()):
+    if deletion_deadline(entry) <= (now or utcnow()):
         return None
     return entry
+
+
+def deletion_deadline(asked: dict[str, Any]) -> datetime:
+    """Until when a deletion request (its custody entry) may be confirmed."""
+    return parse_rfc3339(asked["at"]) + DELETION_REQUEST_LIFETIME
 
 
 def _lock_for_deletion(session: Session, package: EvidencePackage) -> None:

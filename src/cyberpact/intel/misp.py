@@ -54,6 +54,7 @@ from cyberpact.intel.misp_types import (
     Comp,
     Refused,
     comparisons,
+    from_epoch,
     stix_uuid,
     text,
 )
@@ -159,10 +160,7 @@ def _truthy(value: Any) -> bool:
 
 
 def _ts_epoch(value: Any, fallback: datetime) -> datetime:
-    try:
-        return datetime.fromtimestamp(int(value), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return fallback
+    return from_epoch(value) or fallback
 
 
 def _day(value: Any) -> datetime:

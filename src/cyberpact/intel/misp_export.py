@@ -31,8 +31,9 @@ from cyberpact.intel.misp_types import (
     MISP_TYPE_OF,
     Refused,
     comparisons,
+    to_epoch,
 )
-from cyberpact.intel.stix import format_timestamp, parse_timestamp
+from cyberpact.intel.stix import format_timestamp
 
 # STIX pattern_type -> MISP attribute type, and a category valid for that type.
 _RULE_TYPES = {
@@ -53,10 +54,7 @@ _DEFAULT_CATEGORY = "Network activity"
 
 
 def _epoch(value: Any) -> str:
-    try:
-        return str(int(parse_timestamp(value).timestamp()))
-    except ValueError:
-        return "0"
+    return to_epoch(value) or "0"
 
 
 def _levels(obj: Mapping[str, Any], defs: Mapping[str, tuple[Tlp | None, Pap | None]]) -> tuple[Any, Any]:

@@ -9,11 +9,11 @@ no place in a MISP event and is named as not carried.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from cyberpact.intel.misp_types import stix_uuid, text
-from cyberpact.intel.stix import format_timestamp, parse_timestamp
+from cyberpact.intel.misp_types import from_epoch, stix_uuid, text, to_epoch
+from cyberpact.intel.stix import format_timestamp
 
 # A report is prose, far longer than any attribute value; one beyond this is refused on its own.
 MAX_CONTENT = 1_000_000
@@ -47,11 +47,7 @@ def to_notes(
         if len(content) > MAX_CONTENT:
             skipped.append(f"{label}: longer than {MAX_CONTENT:,} characters")
             continue
-        try:
-            when = datetime.fromtimestamp(int(str(er.get("timestamp"))), UTC)
-        except (TypeError, ValueError, OverflowError, OSError):
-            when = fallback
-        stamp = format_timestamp(when)
+        stamp = format_timestamp(from_epoch(er.get("timestamp")) or fallback)
         name = text(er.get("name")).strip()
         note: dict[str, Any] = {
             "type": "note",
@@ -89,10 +85,7 @@ def to_event_reports(
         if report_id is None or report_id not in o.get("object_refs", []):
             skipped.append(f"{oid}: a note on anything but the event's report has no MISP form")
             continue
-        try:
-            epoch = str(int(parse_timestamp(str(o.get("modified") or o.get("created"))).timestamp()))
-        except ValueError:
-            epoch = "0"
+        epoch = to_epoch(o.get("modified") or o.get("created")) or "0"
         out.append(
             {
                 "uuid": oid.partition("--")[2],

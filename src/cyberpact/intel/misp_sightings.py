@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from cyberpact.intel.markings import TLP2_IDS, TLP_ORDER
-from cyberpact.intel.misp_types import LOCAL_NAMESPACE, stix_uuid, text
-from cyberpact.intel.stix import format_timestamp, parse_timestamp
+from cyberpact.intel.misp_types import LOCAL_NAMESPACE, from_epoch, stix_uuid, text, to_epoch
+from cyberpact.intel.stix import format_timestamp
 
 MAX_PER_SIGHTING = 100
 FALSE_POSITIVE = "Reported as a false positive (a MISP sighting of type 1)"
@@ -60,8 +59,8 @@ class SightingsIn:
                 self.skipped.append(f"{where}: not a sighting object")
                 continue
             kind = text(s.get("type")) or "0"
-            when = _epoch(s.get("date_sighting"))
-            if when is None:
+            when = from_epoch(s.get("date_sighting"))
+            if when is None or when.year < 1970:
                 self.skipped.append(f"{where}: no date_sighting; not carried")
                 continue
             if kind == "2":
@@ -143,14 +142,6 @@ def _rank(markings: list[str]) -> int:
     return max(levels, default=-1)
 
 
-def _epoch(value: Any) -> datetime | None:
-    try:
-        when = datetime.fromtimestamp(int(value), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-    return when if when.year >= 1970 else None
-
-
 # ------------------------------------------------------------------------------------------------ export
 
 
@@ -180,10 +171,8 @@ def to_misp(
         org = by_id.get(str(o.get("created_by_ref")))
         if kind == "sighting" and o.get("where_sighted_refs"):
             org = by_id.get(str(o["where_sighted_refs"][0])) or org
-        stamp = o.get("last_seen") or o.get("first_seen") or o.get("modified") or o.get("created")
-        try:
-            epoch = str(int(parse_timestamp(str(stamp)).timestamp()))
-        except ValueError:
+        epoch = to_epoch(o.get("last_seen") or o.get("first_seen") or o.get("modified") or o.get("created"))
+        if epoch is None:
             skipped.append(f"{oid}: no readable time; not carried")
             continue
         count = o.get("count", 1) if kind == "sighting" else 1

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from cyberpact.intel.stix import parse_timestamp
 from cyberpact.kit.canonical import canonical_json_floatless
 
 
@@ -41,6 +43,22 @@ def stix_uuid(value: Any, salt: str) -> str:
     # Only scalars are spelled out: printing a hostile nested value would recurse without bound.
     shown = value if isinstance(value, str | int | None) else type(value).__name__
     return str(uuid.uuid5(LOCAL_NAMESPACE, f"{salt}:{shown}"))
+
+
+def from_epoch(value: Any) -> datetime | None:
+    """A MISP time (epoch seconds, written bare or as a string) in UTC; None when it is not one."""
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def to_epoch(value: Any) -> str | None:
+    """A STIX timestamp as MISP writes a time (epoch seconds as text); None when it is not one."""
+    try:
+        return str(int(parse_timestamp(value).timestamp()))
+    except ValueError:
+        return None
 
 
 Comp = tuple[str, str, Any]  # (SCO type, property path, value) of one comparison

@@ -36,7 +36,7 @@ from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.federation import outbox, peers
 from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
-from cyberpact.kit.time import end_of_day, parse_rfc3339
+from cyberpact.kit.time import end_of_day
 from cyberpact.web.render import page
 from cyberpact.web.requests import parse_id
 from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, HeaderChecked, Viewer, require
@@ -201,7 +201,7 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
         deletion = (
             {
                 "by": asked.get("actor"),
-                "until": parse_rfc3339(asked["at"]) + service.DELETION_REQUEST_LIFETIME,
+                "until": service.deletion_deadline(asked),
                 "reason": (asked.get("detail") or {}).get("reason"),
             }
             if asked is not None

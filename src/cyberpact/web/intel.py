@@ -56,9 +56,8 @@ def _line(raw: str) -> tuple[str, str]:
         obj: dict[str, Any] = json.loads(raw)
     except ValueError:
         return "", ""
-    found = [(k, obj[k]) for k in _NAMING if obj.get(k)]
-    texts = [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for _, v in found]
-    name = texts[0] if texts else ""
+    first = next((obj[k] for k in _NAMING if obj.get(k)), "")
+    name = first if isinstance(first, str) else json.dumps(first, ensure_ascii=False)
     details = [obj[k] for k in _DETAIL if isinstance(obj.get(k), str) and obj[k] and obj[k] != name]
     detail = details[0] if details else ""
     return name[:300], detail[:1000]
