@@ -410,6 +410,48 @@ def test_a_message_settled_while_another_worker_claims_it_is_not_taken(
     assert (row.status, row.lease_owner) == ("delivered", None)
 
 
+def test_two_workers_settling_the_first_batch_to_a_peer_both_record_their_receipts(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    """Worker A finds no circuit-breaker row for the peer yet; worker B creates it before A's transaction
+    ends. A must still settle its batch: were its transaction lost on the key, its messages would be
+    sent again a lease later and answered as duplicates."""
+    from sqlalchemy import delete, event
+
+    from cyberpact.federation.models import PeerLink
+    from cyberpact.kit.db import Database
+
+    a, _ = pair
+    if a.db.engine.dialect.name != "postgresql":
+        pytest.skip("needs two concurrent writers; SQLite serialises a settlement against every other write")
+    with a.db.transaction() as s:
+        s.execute(delete(PeerLink))
+    mid = send(a, "au-24x7", "first of all")["message_id"]
+    other = Database(a.settings.sqlalchemy_url)
+    fired: list[str] = []
+
+    def create_it_meanwhile(conn: object, cursor: object, statement: str, *args: object) -> None:
+        looked = "FROM peer_links" in statement and "consecutive_failures" in statement
+        if looked and not fired:
+            fired.append(statement)
+            with other.transaction() as s:  # worker B, settling its own batch to the same peer
+                s.add(PeerLink(peer_id="au-24x7", consecutive_failures=0))
+
+    event.listen(a.db.engine, "after_cursor_execute", create_it_meanwhile)
+    try:
+        result = worker(a).run_once()
+    finally:
+        event.remove(a.db.engine, "after_cursor_execute", create_it_meanwhile)
+        other.dispose()
+    assert fired, "the worker never looked up the peer's link"
+    assert result.delivered == 1
+    with a.db.transaction(read_only=True) as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id == mid)).one()
+        link = s.get_one(PeerLink, "au-24x7")
+    assert (row.status, row.receipt_status, row.attempts) == ("delivered", "accepted", 1)
+    assert link.last_success_at is not None
+
+
 def test_an_idle_worker_polls_without_taking_the_write_lock(pair: tuple[LiveNode, LiveNode]) -> None:
     from sqlalchemy import event
 

@@ -602,8 +602,9 @@ def test_several_workers_on_postgresql_never_deliver_one_message_twice(
     with a.db.transaction(read_only=True) as s:
         rows = s.scalars(select(OutboxMessage)).all()
     # The peer was up throughout: one attempt each, and no receipt says "duplicate".
-    assert Counter(r.attempts for r in rows) == Counter({1: n})
-    assert Counter(r.receipt_status for r in rows) == Counter(accepted=n)
+    logs = "\n".join(f"--- worker {w.pid}:\n{w.tail(80)}" for w in workers)
+    assert Counter(r.attempts for r in rows) == Counter({1: n}), logs
+    assert Counter(r.receipt_status for r in rows) == Counter(accepted=n), logs
 
 
 def test_dead_letters_are_listed_and_one_retried_is_delivered(

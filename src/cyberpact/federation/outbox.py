@@ -36,7 +36,7 @@ from cyberpact.federation.models import ConversationEvent, OutboxMessage, Peer, 
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import sha256_hex
-from cyberpact.kit.db import Database, advisory_lock
+from cyberpact.kit.db import Database, advisory_lock, insert_missing
 from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
@@ -725,10 +725,13 @@ class OutboxWorker:
         return {"envelope": token, "signed": signed, "digest": receipt.envelope_digest}
 
     def _link(self, session: Session, recipient: str, ok: bool, error: str | None, now: datetime) -> None:
-        link = session.get(PeerLink, recipient)
+        # Locked: two workers settling batches to one peer at once would otherwise both count from the same
+        # number of failures, and the first batch two of them ever settle would collide on creating the row
+        # (the loser's receipts lost with its transaction, its messages sent again a lease later).
+        link = session.get(PeerLink, recipient, with_for_update=True, populate_existing=True)
         if link is None:
-            link = PeerLink(peer_id=recipient, consecutive_failures=0)
-            session.add(link)
+            insert_missing(session, PeerLink, peer_id=recipient, consecutive_failures=0)
+            link = session.get_one(PeerLink, recipient, with_for_update=True, populate_existing=True)
         if ok:
             link.consecutive_failures, link.open_until, link.last_success_at = 0, None, now
             return

@@ -18,6 +18,8 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -120,6 +122,17 @@ def advisory_lock(session: Session, key: int) -> None:
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def insert_missing(session: Session, model: type[Base], **values: Any) -> None:
+    """Insert the row unless one with its key exists, without raising.
+
+    Get-then-add races: two transactions that both found the row missing both insert it, and the second
+    fails on the key after doing all its other work. Here, on PostgreSQL, the second waits for the first
+    and then inserts nothing.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
 class _Checkpointer:
