@@ -180,3 +180,43 @@ def test_a_sighting_is_its_states_report_of_what_it_sighted(node: LiveNode) -> N
     # Deleting Brazil's sighting takes its report back too.
     assert admin.delete(f"{objects}{seen_br['id']}/", headers=H).status_code == 200
     assert "192.0.2.99" not in states()
+
+
+def test_a_sighting_that_arrives_before_what_it_sighted_counts_once_that_arrives(node: LiveNode) -> None:
+    """Peers and importers send in no promised order: France's sighting may come before the indicator."""
+    admin = node.client(node.user("root", "admin"))
+    coll = admin.post("/api/v1/intel/collections", json={"title": "out of order"}).json()["id"]
+    objects = f"/taxii2/intel/collections/{coll}/objects/"
+    for ref, code in ((VN, "VN"), (FR, "FR"), (BR, "BR")):
+        assert admin.put(f"/api/v1/intel/identities/{ref}", json={"state": code}).status_code == 200
+
+    def post(objs: list[dict[str, object]]) -> None:
+        r = admin.post(objects, json={"objects": objs}, headers=H)
+        assert r.json()["failure_count"] == 0, r.json()
+
+    def reports() -> dict[str, list[tuple[str, int]]]:
+        items = admin.get("/api/v1/intel/correlations").json()["items"]
+        return {c["value"]: [(s["state"], s["reports"]) for s in c["states"]] for c in items}
+
+    vn = indicator("203.0.113.45", by=VN)
+    br = indicator("198.51.100.7", by=BR)
+    seen_fr = _sighting(vn["id"], FR, "2024-06-02T08:00:00.000Z")
+    withdrawn = _sighting(br["id"], FR, "2024-06-02T09:00:00.000Z")
+    deleted = _sighting(br["id"], VN, "2024-06-02T10:00:00.000Z")
+    post([identity(FR), seen_fr, withdrawn, deleted])
+    # Taken back before what they sighted arrives: they must not count when it does.
+    post([dict(withdrawn, modified="2024-06-03T00:00:00.000Z", revoked=True)])
+    assert admin.delete(f"{objects}{deleted['id']}/", headers=H).status_code == 200
+    assert reports() == {}
+
+    post([identity(VN), vn, identity(BR), br])
+    assert reports() == {"203.0.113.45": [("FR", 1), ("VN", 1)]}
+    one = admin.get("/api/v1/intel/correlations").json()["items"][0]
+    assert one["last_seen"].startswith("2024-06-02T08:00")
+    # It stopped waiting: a new version of the indicator does not count France's sighting again.
+    post([dict(vn, modified="2024-06-20T00:00:00.000Z", pattern="[ipv4-addr:value = '192.0.2.99']")])
+    assert reports()["203.0.113.45"] == [("FR", 1), ("VN", 1)]
+    # And revoking it takes back what it was given when the indicator arrived: Viet Nam alone is no
+    # correlation.
+    post([dict(seen_fr, modified="2024-06-21T00:00:00.000Z", revoked=True)])
+    assert reports() == {}

@@ -63,6 +63,49 @@ def test_the_unchosen_language_migration_keeps_every_user_and_what_hangs_off_the
     db.dispose()
 
 
+def test_the_open_sightings_migration_finds_the_sightings_stored_before_what_they_sighted(
+    db_factory: DatabaseFactory,
+) -> None:
+    import json
+    import uuid
+
+    from cyberpact.intel.models import IntelCollection, IntelObject, IntelOpenSighting
+    from cyberpact.kit.time import utcnow
+
+    url = db_factory()
+    db = Database(url)
+    now, held, missing = utcnow(), f"indicator--{uuid.uuid4()}", f"indicator--{uuid.uuid4()}"
+
+    def row(cid: uuid.UUID, stix_id: str, **obj: str) -> IntelObject:
+        raw = json.dumps({"type": stix_id.split("--")[0], "id": stix_id, **obj})
+        return IntelObject(
+            collection_id=cid, stix_id=stix_id, stix_type=stix_id.split("--")[0], version=now, date_added=now,
+            is_latest=True, raw=raw,
+        )  # fmt: skip
+
+    with db.transaction() as s:
+        c = IntelCollection(title="c", sharing_group=[], created_at=now, created_by="t")
+        s.add(c)
+        s.flush()
+        waiting, answered = f"sighting--{uuid.uuid4()}", f"sighting--{uuid.uuid4()}"
+        s.add_all(
+            [
+                row(c.id, held),
+                row(c.id, answered, sighting_of_ref=held),
+                row(c.id, waiting, sighting_of_ref=missing),
+            ]
+        )
+        cid = c.id
+    db.dispose()
+    command.downgrade(migrate.alembic_config(url), "0012")
+    command.upgrade(migrate.alembic_config(url), "head")
+    db = Database(url)
+    with db.transaction(read_only=True) as s:
+        found = [(o.collection_id, o.sighting_id, o.target_id) for o in s.scalars(select(IntelOpenSighting))]
+    db.dispose()
+    assert found == [(cid, waiting, missing)]
+
+
 def test_an_unmigrated_or_older_database_is_not_at_head(tmp_path: Path) -> None:
     empty = Database(f"sqlite:///{tmp_path / 'empty.db'}")
     assert migrate.current_revision(empty.engine) is None

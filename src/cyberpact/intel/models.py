@@ -12,7 +12,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cyberpact.kit.db import Base, IdMixin
@@ -84,6 +93,29 @@ class IntelObject(Base):
     # stored, [[kind, value], ...], kept so that revoking the sighting takes back exactly those even if the
     # indicator changed since. None for every other object: its own content says what it reports.
     reported: Mapped[list[Any] | None]
+
+
+class IntelOpenSighting(Base):
+    """A stored sighting version whose sighted object this collection did not hold when it arrived.
+
+    Peers and importers do not promise to send an indicator before its sightings; when the object arrives,
+    the sightings waiting for it here are given what they report and counted. Gone with its sighting.
+    """
+
+    __tablename__ = "intel_open_sightings"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["collection_id", "sighting_id", "version"],
+            ["intel_objects.collection_id", "intel_objects.stix_id", "intel_objects.version"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_intel_open_sightings_target", "collection_id", "target_id"),
+    )
+
+    collection_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    sighting_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    version: Mapped[datetime] = mapped_column(primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(300))
 
 
 class IntelStatus(Base):

@@ -42,7 +42,13 @@ from cyberpact.intel.markings import (
     effective,
     unreadable,
 )
-from cyberpact.intel.models import IntelCollection, IntelObject, IntelStatus, IntelTombstone
+from cyberpact.intel.models import (
+    IntelCollection,
+    IntelObject,
+    IntelOpenSighting,
+    IntelStatus,
+    IntelTombstone,
+)
 from cyberpact.intel.query import Filters, matching
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json_floatless
@@ -52,6 +58,7 @@ from cyberpact.kit.time import utcnow
 _TICK = timedelta(microseconds=1)
 _IN_CHUNK = 500  # ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
 _OBJ = cast(Table, IntelObject.__table__)  # Core statements over the ORM table
+_OPEN = cast(Table, IntelOpenSighting.__table__)
 # A status entry must name an id (TAXII 2.1 section 4.3.1); this one stands for an item that states none.
 NO_ID = "(no id)"
 
@@ -252,9 +259,11 @@ def add_objects(
     # longer a State's report. (Looked up before the revoking version is stored, which would hide them.)
     revoked = sorted({r["stix_id"] for r in new_rows if r["_checked"].obj.get("revoked") is True})
     withdrawn = _standing_reports(session, collection.id, revoked) if revoked else []
-    reports = _reports(session, collection.id, new_rows, source_peer, skip=set(revoked))
+    reports = _close_sightings(session, collection.id, new_rows)
+    reports += _reports(session, collection.id, new_rows, source_peer, skip=set(revoked))
     if new_rows:
         bulk.insert_objects(driver, new_rows)
+        _open_sightings(session, new_rows)
         correlate.withdraw(session, collection.id, withdrawn)
         correlate.record(session, collection.id, reports)
 
@@ -452,7 +461,7 @@ def _sighted(
 ) -> None:
     """Set each sighting row's ``reported``: the observables of the object it sighted, as that object
     stands now, in this envelope (its newest version) or else stored in this collection. A sighting of an
-    object this collection does not hold reports nothing."""
+    object this collection does not hold yet reports nothing until that object arrives (``_waits_for``)."""
     newest: dict[str, dict[str, Any]] = {}
     for row in rows:
         best = newest.get(row["stix_id"])
@@ -460,13 +469,83 @@ def _sighted(
             newest[row["stix_id"]] = row
     here: dict[str, stix.Checked] = {sid: row["_checked"] for sid, row in newest.items()}
     wanted = sorted({str(r["_checked"].obj.get("sighting_of_ref")) for r in sightings} - here.keys())
-    for _sid, raw in bulk.latest_raw(bulk.Driver(session), collection_id, wanted):
+    stored: set[str] = set()
+    for sid, raw in bulk.latest_raw(bulk.Driver(session), collection_id, wanted):
+        stored.add(sid)
         with contextlib.suppress(stix.InvalidObject):  # stored under older rules: nothing to name
             checked = stix.check(json.loads(raw))
             here[checked.stix_id] = checked
     for row in sightings:
-        target = here.get(str(row["_checked"].obj.get("sighting_of_ref")))
+        of = str(row["_checked"].obj.get("sighting_of_ref"))
+        target = here.get(of)
         row["reported"] = [list(pair) for pair in correlate.observables(target)] if target else []
+        if target is None and of not in stored:
+            row["_waits_for"] = of
+
+
+def _open_sightings(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Keep the new sightings whose sighted object has not arrived (see ``_close_sightings``)."""
+    waiting = [
+        {
+            "collection_id": r["collection_id"],
+            "sighting_id": r["stix_id"],
+            "version": r["version"],
+            "target_id": of,
+        }
+        for r in rows
+        if (of := r.pop("_waits_for", None)) is not None
+    ]
+    if waiting:
+        session.execute(insert(IntelOpenSighting), waiting)
+
+
+def _close_sightings(
+    session: Session, collection_id: uuid.UUID, rows: list[dict[str, Any]]
+) -> list[correlate.Report]:
+    """The reports of stored sightings that were waiting for one of the new objects: each is given the
+    observables of the newest version that arrived, as if it had come after it, and stops waiting."""
+    arrived: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        best = arrived.get(row["stix_id"])
+        if row["stix_type"] != "sighting" and (best is None or row["version"] > best["version"]):
+            arrived[row["stix_id"]] = row
+    anything = select(_OPEN.c.target_id).where(_OPEN.c.collection_id == collection_id).limit(1)
+    if not arrived or session.execute(anything).first() is None:  # nothing waits: the usual case
+        return []
+    ids = sorted(arrived)
+    waiting: list[Any] = []
+    for start in range(0, len(ids), _IN_CHUNK):
+        waiting.extend(
+            session.execute(
+                select(_OPEN.c.sighting_id, _OPEN.c.version, _OPEN.c.target_id).where(
+                    _OPEN.c.collection_id == collection_id,
+                    _OPEN.c.target_id.in_(ids[start : start + _IN_CHUNK]),
+                )
+            )
+        )
+    if not waiting:
+        return []
+    seqs: set[int] = set()
+    for sighting_id, version, target_id in waiting:
+        reported = [list(pair) for pair in correlate.observables(arrived[target_id]["_checked"])]
+        where = (
+            _OBJ.c.collection_id == collection_id,
+            _OBJ.c.stix_id == sighting_id,
+            _OBJ.c.version == version,
+        )
+        seq = session.execute(
+            update(_OBJ).where(*where).values(reported=reported).returning(_OBJ.c.seq)
+        ).scalar()
+        if seq is not None:
+            seqs.add(seq)
+        session.execute(
+            delete(_OPEN).where(
+                _OPEN.c.collection_id == collection_id,
+                _OPEN.c.sighting_id == sighting_id,
+                _OPEN.c.version == version,
+            )
+        )
+    return _standing_reports(session, collection_id, sorted({w.sighting_id for w in waiting}), only=seqs)
 
 
 def _sighting_reports(
