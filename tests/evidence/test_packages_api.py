@@ -272,6 +272,71 @@ def test_a_deletion_request_can_be_withdrawn_and_lapses_after_seven_days(
     assert officer.get(content).status_code == 409
 
 
+def test_administrators_ask_confirm_and_withdraw_a_deletion_on_the_desk(
+    enode: LiveNode, officer: httpx.Client
+) -> None:
+    pkg = sealed_package(officer, {"a": b"payload"})
+    title = "Export of the seized server"
+    with enode.db.transaction() as s:
+        from cyberpact.evidence import service
+
+        service.get_package(s, pkg["id"]).title = title
+    page, content = f"/desk/evidence/{pkg['id']}", f"/api/v1/evidence/packages/{pkg['id']}/files/0/content"
+    boss = person(enode, "boss", "admin", "officer")
+    kim = person(enode, "kim", "admin", "officer")
+    ops = person(enode, "ops", "admin")  # runs the node; sees no evidence
+    lan = person(enode, "lan", "officer")
+
+    boss.get(page)
+    assert "Ask to destroy the content" in text_of(boss.page)
+    # A reason is required, and nothing is asked without one.
+    r = boss.post(f"{page}/destroy", {"reason": "  ", "back": "package"})
+    assert r.status_code == 422 and "Missing" in text_of(r.text)
+    assert "delete_asked" not in kinds(enode, pkg["id"])
+    r = boss.post(f"{page}/destroy", {"reason": "retention ended", "back": "package"})
+    assert r.status_code == 303 and r.headers["location"] == page
+    shown = text_of(boss.get(page).text)
+    assert "boss asked for this package's content to be destroyed" in shown
+    # The one who asked may withdraw, not confirm: the form is not offered, and a forged post is refused.
+    assert "Withdraw the request" in shown and "Confirm: destroy the content" not in shown
+    r = boss.post(f"{page}/destroy", {"reason": "sure", "back": "package"})
+    assert r.status_code == 409 and "another administrator must confirm" in text_of(r.text)
+    assert officer.get(content).content == b"payload"
+    # An officer sees the notice but no form, and may not post one.
+    assert "Withdraw the request" not in text_of(lan.get(page).text)
+    assert lan.post(f"{page}/destroy", {"reason": "x"}).status_code == 403
+
+    # Administrators find it on Today and on their own page; one who may not see the package learns
+    # neither its title nor its case.
+    assert "Evidence packages whose destruction waits for a second administrator: 1." in text_of(
+        kim.get("/desk").text
+    )
+    listed = text_of(kim.get("/desk/admin/deletions").text)
+    assert title in listed and "retention ended" in listed and "Confirm: destroy the content" in listed
+    hidden = text_of(ops.get("/desk/admin/deletions").text)
+    assert title not in hidden and "Filed under a request you may not see." in hidden
+    assert pkg["id"] in hidden
+    # ops withdraws it from there, and is sent back there.
+    r = ops.post(f"{page}/destroy/withdraw", {"reason": "the appeal is pending", "back": "admin"})
+    assert r.status_code == 303 and r.headers["location"] == "/desk/admin/deletions"
+    assert "No deletion is waiting for confirmation." in text_of(ops.get("/desk/admin/deletions").text)
+    assert audits(enode, "evidence.package.delete_withdrawn") == 1
+    r = ops.post(f"{page}/destroy/withdraw", {"reason": "again", "back": "admin"})
+    assert r.status_code == 409, "nothing is waiting any more"
+
+    # Asked again by boss; kim confirms from the administrators' page: the content is destroyed.
+    boss.get(page)
+    assert boss.post(f"{page}/destroy", {"reason": "retention ended", "back": "package"}).status_code == 303
+    kim.get("/desk/admin/deletions")
+    r = kim.post(f"{page}/destroy", {"reason": "checked the schedule", "back": "admin"})
+    assert r.status_code == 303
+    assert officer.get(content).status_code == 409
+    steps = [k for k in kinds(enode, pkg["id"]) if k.startswith("delete")]
+    assert steps == ["delete_asked", "delete_kept", "delete_asked", "deleted"]
+    assert "Ask to destroy the content" not in text_of(boss.get(page).text)
+    assert audits(enode, "evidence.package.list") >= 3  # each look at the administrators' page is recorded
+
+
 def test_a_confirmation_racing_a_withdrawal_waits_for_it_and_destroys_nothing(
     enode: LiveNode, officer: httpx.Client
 ) -> None:

@@ -177,6 +177,12 @@ def test_every_control_of_every_page_has_a_label(two_sides: tuple[Side, Side]) -
     )
     pid = re.search(r'href="/desk/evidence/([0-9a-f-]{36})"', an.get("/desk/evidence").text)
     assert pid
+    # A second package whose destruction an asked for: the administrators' page then has its forms.
+    an.post("/desk/evidence/new", {"case_ref": "C-1", "title": "Old export"}, csrf=an_csrf(an))
+    listed = re.findall(r'href="/desk/evidence/([0-9a-f-]{36})"', an.get("/desk/evidence").text)
+    asked = next(p for p in listed if p != pid.group(1))
+    an.get(f"/desk/evidence/{asked}")
+    assert an.post(f"/desk/evidence/{asked}/destroy", {"reason": "retention ended"}).status_code == 303
     pages = {
         "sign-in": an.client.get("/desk/sign-in").text,
         **{
@@ -195,6 +201,8 @@ def test_every_control_of_every_page_has_a_label(two_sides: tuple[Side, Side]) -
                 "/desk/intel/correlations",
                 "/desk/charts",
                 "/desk/admin/peers",
+                "/desk/admin/deletions",
+                f"/desk/evidence/{asked}",
                 "/desk/preferences",
                 f"/desk/requests/{rid}",
                 f"/desk/requests/{draft_id}/edit/authority",

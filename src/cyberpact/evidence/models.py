@@ -64,6 +64,8 @@ class CustodyEvent(Base):
     """One leaf of the custody log. ``entry`` is the exact RFC 8785 text whose leaf hash is in the tree."""
 
     __tablename__ = "custody_events"
+    # The few events of a kind (the deletions waiting for a second administrator) without reading the log.
+    __table_args__ = (Index("ix_custody_events_kind", "kind", "seq"),)
 
     seq: Mapped[int] = mapped_column(_BIGINT, primary_key=True, autoincrement=False)  # leaf index
     package_id: Mapped[str | None] = mapped_column(String(36), index=True)

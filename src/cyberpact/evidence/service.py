@@ -709,6 +709,26 @@ def pending_deletion(
     return entry
 
 
+def pending_deletions(
+    session: Session, now: datetime | None = None
+) -> list[tuple[EvidencePackage, dict[str, Any]]]:
+    """Every package whose deletion waits for a second administrator, with its request; the soonest to
+    lapse first."""
+    now = now or utcnow()
+    asked = session.scalars(
+        select(CustodyEvent.package_id)
+        .where(CustodyEvent.kind == "delete_asked", CustodyEvent.at > now - DELETION_REQUEST_LIFETIME)
+        .distinct()
+    )
+    waiting = []
+    for pid in sorted(p for p in asked if p):
+        package = session.get(EvidencePackage, uuid.UUID(pid))
+        entry = pending_deletion(session, package, now) if package is not None else None
+        if package is not None and entry is not None:
+            waiting.append((package, entry))
+    return sorted(waiting, key=lambda w: deletion_deadline(w[1]))
+
+
 def deletion_deadline(asked: dict[str, Any]) -> datetime:
     """Until when a deletion request (its custody entry) may be confirmed."""
     return parse_rfc3339(asked["at"]) + DELETION_REQUEST_LIFETIME

@@ -22,6 +22,7 @@ from cyberpact.cases import deadlines
 from cyberpact.cases import service as cases
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.catalog.service import Catalog
+from cyberpact.evidence import service as evidence
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.errors import InvalidInput, Problem
 from cyberpact.kit.http import get_database
@@ -66,6 +67,7 @@ class Today:
     sections: list[Section]
     outbox_pending: int = 0
     outbox_dead: int = 0
+    deletions_waiting: int = 0
 
 
 def _count(session: Session, query: Select[Any]) -> int:
@@ -194,6 +196,7 @@ def today_view(session: Session, catalog: Catalog, viewer: Viewer) -> Today:
             or 0
         )
         out.outbox_dead = int(session.scalar(select(func.count()).where(OutboxMessage.status == "dead")) or 0)
+        out.deletions_waiting = len(evidence.pending_deletions(session))
     return out
 
 

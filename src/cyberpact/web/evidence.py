@@ -11,6 +11,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from cyberpact.audit import service as audit
@@ -34,7 +36,7 @@ from cyberpact.evidence.models import EvidencePackage, EvidenceTransfer
 from cyberpact.evidence.schemas import Acquisition, FileDeclare, UseConditions
 from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.federation import outbox, peers
-from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
+from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.kit.time import end_of_day
 from cyberpact.web.render import page
@@ -198,15 +200,7 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
         ]
         asked = service.pending_deletion(session, package)
         # The custodians see a deletion coming while it can still be withdrawn.
-        deletion = (
-            {
-                "by": asked.get("actor"),
-                "until": service.deletion_deadline(asked),
-                "reason": (asked.get("detail") or {}).get("reason"),
-            }
-            if asked is not None
-            else None
-        )
+        deletion = _deletion(asked, viewer) if asked is not None else None
         answered = service.request_of(session, package)
         # A link only to a request the reader may open; otherwise the reference as text.
         request_link = (
@@ -237,6 +231,16 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
         "head_size": head.size,
         "acquisition_fields": ACQUISITION_FIELDS,
         "problems": [],
+    }
+
+
+def _deletion(asked: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
+    """What the desk shows of a standing deletion request (its custody entry)."""
+    return {
+        "by": asked.get("actor"),
+        "until": service.deletion_deadline(asked),
+        "reason": (asked.get("detail") or {}).get("reason"),
+        "mine": asked.get("actor") == viewer.actor.username,
     }
 
 
@@ -414,3 +418,96 @@ async def court_bundle(request: Request, package_id: str, viewer: CurrentViewer,
         filename=name,
         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )
+
+
+# --- destruction: four eyes among administrators ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitingDeletion:
+    package_id: str
+    deletion: dict[str, Any]
+    # Title and case only for an administrator who may see the package: a deletion request does not open
+    # a confidential request's evidence to every administrator.
+    visible: bool
+    title: str | None
+    case_ref: str | None
+
+
+def _deletions_context(request: Request, viewer: Viewer) -> dict[str, Any]:
+    with get_database(request).transaction() as session:
+        waiting = []
+        for package, asked in service.pending_deletions(session):
+            visible = service.may_see(session, viewer.actor, package)
+            waiting.append(
+                WaitingDeletion(
+                    str(package.id),
+                    _deletion(asked, viewer),
+                    visible,
+                    package.title if visible else None,
+                    package.case_ref if visible else None,
+                )
+            )
+        audit.record(
+            session,
+            viewer.actor,
+            "evidence.package.list",
+            "evidence_package",
+            None,
+            detail={"view": "desk.admin.deletions", "count": len(waiting)},
+        )
+    return {"waiting": waiting, "problems": []}
+
+
+@router.get("/desk/admin/deletions")
+def deletions(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    require(viewer, "admin")
+    return page(request, viewer, "evidence_deletions.html", _deletions_context(request, viewer))
+
+
+def _deletion_step(
+    request: Request,
+    viewer: Viewer,
+    package_id: str,
+    form: Any,
+    step: Callable[[Session, service.Context, Any, EvidencePackage, str], object],
+) -> Response:
+    """Run one step of a deletion (the same service calls as the API) and go back where the form was."""
+    require(viewer, "admin")
+    pid = parse_id(package_id, "package")
+    from_admin = form.get("back") == "admin"
+    reason = form.get("reason").strip()
+    problems: list[Problem] = []
+    status = 422
+    if not reason:
+        problems.append(Problem("reason", "say why", "missing"))
+    elif len(reason) > 2000:
+        problems.append(Problem("reason", "at most 2000 characters", "invalid"))
+    else:
+        ctx = _ctx(request)
+        try:
+            with get_database(request).transaction() as session:
+                step(session, ctx, viewer.actor, service.get_package(session, pid), reason)
+                custody.sign_head(session, ctx.keys, ctx.node_id)
+        except Conflict as exc:
+            problems, status = [Problem("reason", exc.detail, "conflict")], exc.status
+        else:
+            return RedirectResponse("/desk/admin/deletions" if from_admin else f"/desk/evidence/{pid}", 303)
+    if from_admin:
+        context = _deletions_context(request, viewer)
+        context["problems"] = problems
+        return page(request, viewer, "evidence_deletions.html", context, status=status)
+    context = package_context(request, viewer, str(pid))
+    context["problems"] = problems
+    return page(request, viewer, "evidence_package.html", context, status=status, scripts=("upload.js",))
+
+
+@router.post("/desk/evidence/{package_id}/destroy")
+def destroy(request: Request, package_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
+    """Ask for the destruction of a package's content or, as another administrator, confirm it."""
+    return _deletion_step(request, viewer, package_id, form, service.delete)
+
+
+@router.post("/desk/evidence/{package_id}/destroy/withdraw")
+def keep(request: Request, package_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
+    return _deletion_step(request, viewer, package_id, form, service.withdraw_deletion)

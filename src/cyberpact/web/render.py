@@ -128,6 +128,7 @@ def nav_for(viewer: Viewer) -> list[NavItem]:
         items.append(NavItem("/desk/charts", N_("Charts")))
     if viewer.has_any("admin"):
         items.append(NavItem("/desk/admin/peers", N_("Peers")))
+        items.append(NavItem("/desk/admin/deletions", N_("Deletions")))
     if not viewer.has_any(*CASE_ROLES):
         items.insert(0, NavItem("/desk", N_("Today")))
     return items
