@@ -227,7 +227,7 @@ def test_a_deletion_request_can_be_withdrawn_and_lapses_after_seven_days(
 ) -> None:
     from datetime import timedelta
 
-    from cyberpact.evidence import service
+    from cyberpact.evidence import deletion, service
     from cyberpact.kit.actor import Actor
 
     admin = enode.client(enode.user("boss", "admin"))
@@ -258,12 +258,12 @@ def test_a_deletion_request_can_be_withdrawn_and_lapses_after_seven_days(
 
     # boss2's fresh request, confirmed by boss more than seven days later, is a new request instead.
     ctx = context(enode)
-    later = service.utcnow() + service.DELETION_REQUEST_LIFETIME + timedelta(minutes=1)
+    later = service.utcnow() + deletion.DELETION_REQUEST_LIFETIME + timedelta(minutes=1)
     boss = Actor(user_id=None, username="boss", roles=frozenset({"admin"}))
     with enode.db.transaction() as s:
         package = service.get_package(s, pkg["id"])
-        assert service.pending_deletion(s, package) is not None
-        assert service.delete(s, ctx, boss, package, "retention ended", now=later) is None
+        assert deletion.pending_deletion(s, package) is not None
+        assert deletion.delete(s, ctx, boss, package, "retention ended", now=later) is None
     assert officer.get(content).content == b"payload"
     steps = [k for k in kinds(enode, pkg["id"]) if k.startswith("delete")]
     assert steps == ["delete_asked", "delete_kept", "delete_asked", "delete_asked"]
@@ -275,11 +275,11 @@ def test_a_deletion_request_can_be_withdrawn_and_lapses_after_seven_days(
 def test_administrators_ask_confirm_and_withdraw_a_deletion_on_the_desk(
     enode: LiveNode, officer: httpx.Client
 ) -> None:
+    from cyberpact.evidence import service
+
     pkg = sealed_package(officer, {"a": b"payload"})
     title = "Export of the seized server"
     with enode.db.transaction() as s:
-        from cyberpact.evidence import service
-
         service.get_package(s, pkg["id"]).title = title
     page, content = f"/desk/evidence/{pkg['id']}", f"/api/v1/evidence/packages/{pkg['id']}/files/0/content"
     boss = person(enode, "boss", "admin", "officer")
@@ -342,7 +342,7 @@ def test_a_confirmation_racing_a_withdrawal_waits_for_it_and_destroys_nothing(
 ) -> None:
     import threading
 
-    from cyberpact.evidence import service
+    from cyberpact.evidence import deletion, service
     from cyberpact.kit.actor import Actor
 
     if enode.db.engine.dialect.name != "postgresql":
@@ -357,14 +357,14 @@ def test_a_confirmation_racing_a_withdrawal_waits_for_it_and_destroys_nothing(
     def withdraw() -> None:
         kim = Actor(user_id=None, username="kim", roles=frozenset({"admin"}))
         with enode.db.transaction() as s:
-            service.withdraw_deletion(s, ctx, kim, service.get_package(s, pkg["id"]), "appeal pending")
+            deletion.withdraw_deletion(s, ctx, kim, service.get_package(s, pkg["id"]), "appeal pending")
             locked.set()
             release.wait(30)
 
     def confirm() -> None:
         lee = Actor(user_id=None, username="lee", roles=frozenset({"admin"}))
         with enode.db.transaction() as s:
-            outcome.append(service.delete(s, ctx, lee, service.get_package(s, pkg["id"]), "confirmed"))
+            outcome.append(deletion.delete(s, ctx, lee, service.get_package(s, pkg["id"]), "confirmed"))
 
     first = threading.Thread(target=withdraw)
     first.start()

@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from cyberpact.accounts.api import require_roles
 from cyberpact.audit import service as audit
-from cyberpact.evidence import custody, sending, service, transfer
+from cyberpact.evidence import custody, deletion, sending, service, transfer
 from cyberpact.evidence.models import CustodyAlert, EvidencePackage
 from cyberpact.evidence.schemas import (
     EventOut,
@@ -306,7 +306,7 @@ def delete(
     request (202), another administrator's call within seven days destroys (204); the requester cannot
     confirm (409). A request withdrawn or older than seven days is asked afresh."""
     ctx = _ctx(request)
-    removed = service.delete(session, ctx, actor, service.get_package(session, package_id), reason)
+    removed = deletion.delete(session, ctx, actor, service.get_package(session, package_id), reason)
     _head(session, ctx)
     if removed is None:
         return JSONResponse(
@@ -327,7 +327,7 @@ def withdraw_deletion(
     """Withdraw a deletion that waits for its second administrator (409 when none waits); any
     administrator may, and the custody record keeps both the request and its withdrawal."""
     ctx = _ctx(request)
-    service.withdraw_deletion(session, ctx, actor, service.get_package(session, package_id), reason)
+    deletion.withdraw_deletion(session, ctx, actor, service.get_package(session, package_id), reason)
     _head(session, ctx)
 
 

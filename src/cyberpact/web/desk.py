@@ -22,7 +22,7 @@ from cyberpact.cases import deadlines
 from cyberpact.cases import service as cases
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.catalog.service import Catalog
-from cyberpact.evidence import service as evidence
+from cyberpact.evidence import deletion
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.errors import InvalidInput, Problem
 from cyberpact.kit.http import get_database
@@ -196,7 +196,7 @@ def today_view(session: Session, catalog: Catalog, viewer: Viewer) -> Today:
             or 0
         )
         out.outbox_dead = int(session.scalar(select(func.count()).where(OutboxMessage.status == "dead")) or 0)
-        out.deletions_waiting = len(evidence.pending_deletions(session))
+        out.deletions_waiting = len(deletion.pending_deletions(session))
     return out
 
 

@@ -30,7 +30,7 @@ from cyberpact.audit import service as audit
 from cyberpact.cases import service as cases
 from cyberpact.cases.models import Case
 from cyberpact.evidence import api as evidence_api
-from cyberpact.evidence import bundle, custody, service, transfer
+from cyberpact.evidence import bundle, custody, deletion, service, transfer
 from cyberpact.evidence.errors import PackageSealed
 from cyberpact.evidence.models import EvidencePackage, EvidenceTransfer
 from cyberpact.evidence.schemas import Acquisition, FileDeclare, UseConditions
@@ -198,9 +198,9 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
             CustodyLine(e.seq, e.at, e.kind, e.actor, json.loads(e.entry).get("detail") or {})
             for e in custody.events_of(session, str(package.id))
         ]
-        asked = service.pending_deletion(session, package)
+        asked = deletion.pending_deletion(session, package)
         # The custodians see a deletion coming while it can still be withdrawn.
-        deletion = _deletion(asked, viewer) if asked is not None else None
+        standing = _deletion(asked, viewer) if asked is not None else None
         answered = service.request_of(session, package)
         # A link only to a request the reader may open; otherwise the reference as text.
         request_link = (
@@ -220,7 +220,7 @@ def package_context(request: Request, viewer: Viewer, package_id: str) -> dict[s
             )
             trusted = [p for p in peers.list_peers(session) if p.status == "active"]
     return {
-        "deletion": deletion,
+        "deletion": standing,
         "transfers": sent,
         "peers": trusted,
         "package": package,
@@ -238,7 +238,7 @@ def _deletion(asked: dict[str, Any], viewer: Viewer) -> dict[str, Any]:
     """What the desk shows of a standing deletion request (its custody entry)."""
     return {
         "by": asked.get("actor"),
-        "until": service.deletion_deadline(asked),
+        "until": deletion.deletion_deadline(asked),
         "reason": (asked.get("detail") or {}).get("reason"),
         "mine": asked.get("actor") == viewer.actor.username,
     }
@@ -437,7 +437,7 @@ class WaitingDeletion:
 def _deletions_context(request: Request, viewer: Viewer) -> dict[str, Any]:
     with get_database(request).transaction() as session:
         waiting = []
-        for package, asked in service.pending_deletions(session):
+        for package, asked in deletion.pending_deletions(session):
             visible = service.may_see(session, viewer.actor, package)
             waiting.append(
                 WaitingDeletion(
@@ -505,9 +505,9 @@ def _deletion_step(
 @router.post("/desk/evidence/{package_id}/destroy")
 def destroy(request: Request, package_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
     """Ask for the destruction of a package's content or, as another administrator, confirm it."""
-    return _deletion_step(request, viewer, package_id, form, service.delete)
+    return _deletion_step(request, viewer, package_id, form, deletion.delete)
 
 
 @router.post("/desk/evidence/{package_id}/destroy/withdraw")
 def keep(request: Request, package_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
-    return _deletion_step(request, viewer, package_id, form, service.withdraw_deletion)
+    return _deletion_step(request, viewer, package_id, form, deletion.withdraw_deletion)
