@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 
 from conftest import make_settings
 from cyberpact.config import Settings
-from cyberpact.evidence import chunks, custody, merkle, service
+from cyberpact.evidence import chunks, custody, merkle, service, uploads
 from cyberpact.evidence.errors import InconsistentTreeHead, TamperDetected
 from cyberpact.evidence.models import (
     CustodyAlert,
@@ -66,7 +66,7 @@ def make(db: Database, ctx: service.Context, data: bytes) -> uuid.UUID:
             acquisition=Acquisition.model_validate(ACQUISITION),
         )
         pid = p.id
-    up = service.Upload(db, ctx, SYSTEM, pid, 0, 0)
+    up = uploads.Upload(db, ctx, SYSTEM, pid, 0, 0)
     up.write(data)
     up.finish()
     with db.transaction() as s:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_settings
-from cyberpact.evidence import chunks, service
+from cyberpact.evidence import chunks, service, uploads
 from cyberpact.evidence.errors import TamperDetected
 from cyberpact.evidence.schemas import Acquisition
 from cyberpact.kit.actor import SYSTEM
@@ -132,7 +132,7 @@ def test_evidence_on_s3_round_trips_and_detects_tampering(
                 acquisition=Acquisition.model_validate(ACQUISITION),
             )
             pid = p.id
-        up = service.Upload(db, ctx, SYSTEM, pid, 0, 0)
+        up = uploads.Upload(db, ctx, SYSTEM, pid, 0, 0)
         up.write(data)
         up.finish()
         with db.transaction() as session:

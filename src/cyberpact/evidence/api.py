@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from cyberpact.accounts.api import require_roles
 from cyberpact.audit import service as audit
-from cyberpact.evidence import custody, deletion, sending, service, transfer
+from cyberpact.evidence import custody, deletion, sending, service, transfer, uploads
 from cyberpact.evidence.models import CustodyAlert, EvidencePackage
 from cyberpact.evidence.schemas import (
     EventOut,
@@ -201,7 +201,7 @@ async def upload(
     """Stream bytes into a file from ``Upload-Offset``. A cut stream keeps every whole chunk received;
     ask ``.../upload`` for the offset and send the rest from there."""
     up = await run_in_threadpool(
-        service.Upload, get_database(request), _ctx(request), actor, package_id, index, upload_offset
+        uploads.Upload, get_database(request), _ctx(request), actor, package_id, index, upload_offset
     )
     buf = bytearray()
     try:

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cyberpact.evidence import bundle, chunks, custody, sending, service, transfer
+from cyberpact.evidence import bundle, chunks, custody, sending, service, transfer, uploads
 from cyberpact.evidence.schemas import Acquisition
 from cyberpact.federation import peers
 from cyberpact.kit.cli import cli_actor, console, err_console, friendly, keystore, print_json, settings
@@ -111,7 +111,7 @@ def add(
             for index, path in enumerate(files):
                 size = path.stat().st_size
                 task = bar.add_task(path.name, total=size)
-                up = service.Upload(db, ctx, actor, pid, index, 0, in_flight=chunks.IN_FLIGHT_BULK)
+                up = uploads.Upload(db, ctx, actor, pid, index, 0, in_flight=chunks.IN_FLIGHT_BULK)
                 try:
                     with path.open("rb") as src:
                         while piece := src.read(up.chunk_size):
