@@ -25,6 +25,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+IN_CHUNK = 500  # values per IN (...) list: well under SQLite's and PostgreSQL's parameter limits
+
 
 class Driver:
     def __init__(self, session: Session) -> None:
@@ -174,8 +176,8 @@ def _by_ids(d: Driver, collection_id: uuid.UUID, ids: Sequence[str], columns: st
             (list(ids), collection_id),
         )
     found: list[Any] = []
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for start in range(0, len(ids), IN_CHUNK):
+        chunk = ids[start : start + IN_CHUNK]
         found += d.rows(
             f"SELECT {columns} FROM intel_objects WHERE collection_id = ? "
             f"AND stix_id IN ({','.join('?' * len(chunk))})",
@@ -253,7 +255,7 @@ def refresh_correlations(d: Driver, keys: Sequence[str]) -> None:
     if d.pg:
         d.rows(upsert.format(select=select_.format(where="key = ANY(?::text[])")), (list(keys),))
         return
-    for start in range(0, len(keys), 500):
-        chunk = list(keys[start : start + 500])
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = list(keys[start : start + IN_CHUNK])
         where = f"key IN ({','.join('?' * len(chunk))})"
         d.rows(upsert.format(select=select_.format(where=where)), tuple(chunk))

@@ -2,7 +2,7 @@
 
 Observables are the values of SCOs (addresses, domains, URLs, file hashes) and the literals of an
 indicator's equality comparisons (``[ipv4-addr:value = '203.0.113.9']``); a sighting reports those of the
-indicator it sighted, as the collection held it when the sighting arrived (``store._sighted``). Each
+indicator it sighted, as the collection held it when the sighting arrived (``reports._sighted``). Each
 report is kept per (observable, collection, reporter), the reporter being the object's ``created_by_ref``
 or, for objects without one, the peer it came from; ``intel_identities`` says which State a reporter
 speaks for.
