@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+
+import httpx
 
 from conftest import LiveNode
 from intel.helpers import TAXII, identity, indicator
@@ -137,9 +140,13 @@ def _sighting(of: str, by: str, seen: str, **extra: object) -> dict[str, object]
     }
 
 
-def test_a_sighting_is_its_states_report_of_what_it_sighted(node: LiveNode) -> None:
+def _three_states(
+    node: LiveNode, title: str
+) -> tuple[httpx.Client, str, Callable[[list[dict[str, object]]], None]]:
+    """An administrator, a collection's objects URL, and a poster of envelopes that must all land; VN, FR
+    and BR mapped to their States."""
     admin = node.client(node.user("root", "admin"))
-    coll = admin.post("/api/v1/intel/collections", json={"title": "shared"}).json()["id"]
+    coll = admin.post("/api/v1/intel/collections", json={"title": title}).json()["id"]
     objects = f"/taxii2/intel/collections/{coll}/objects/"
     for ref, code in ((VN, "VN"), (FR, "FR"), (BR, "BR")):
         assert admin.put(f"/api/v1/intel/identities/{ref}", json={"state": code}).status_code == 200
@@ -147,6 +154,12 @@ def test_a_sighting_is_its_states_report_of_what_it_sighted(node: LiveNode) -> N
     def post(objs: list[dict[str, object]]) -> None:
         r = admin.post(objects, json={"objects": objs}, headers=H)
         assert r.json()["failure_count"] == 0, r.json()
+
+    return admin, objects, post
+
+
+def test_a_sighting_is_its_states_report_of_what_it_sighted(node: LiveNode) -> None:
+    admin, objects, post = _three_states(node, "shared")
 
     def states() -> dict[str, list[str]]:
         items = admin.get("/api/v1/intel/correlations").json()["items"]
@@ -184,15 +197,7 @@ def test_a_sighting_is_its_states_report_of_what_it_sighted(node: LiveNode) -> N
 
 def test_a_sighting_that_arrives_before_what_it_sighted_counts_once_that_arrives(node: LiveNode) -> None:
     """Peers and importers send in no promised order: France's sighting may come before the indicator."""
-    admin = node.client(node.user("root", "admin"))
-    coll = admin.post("/api/v1/intel/collections", json={"title": "out of order"}).json()["id"]
-    objects = f"/taxii2/intel/collections/{coll}/objects/"
-    for ref, code in ((VN, "VN"), (FR, "FR"), (BR, "BR")):
-        assert admin.put(f"/api/v1/intel/identities/{ref}", json={"state": code}).status_code == 200
-
-    def post(objs: list[dict[str, object]]) -> None:
-        r = admin.post(objects, json={"objects": objs}, headers=H)
-        assert r.json()["failure_count"] == 0, r.json()
+    admin, objects, post = _three_states(node, "out of order")
 
     def reports() -> dict[str, list[tuple[str, int]]]:
         items = admin.get("/api/v1/intel/correlations").json()["items"]

@@ -61,19 +61,18 @@ def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
 # --- list and create -------------------------------------------------------------------------------------
 
 
+def _listed(session: Session, viewer: Viewer, view: str, count: int) -> None:
+    """Record that the viewer read a list of packages (reads are audited as well as writes)."""
+    detail = {"view": view, "count": count}
+    audit.record(session, viewer.actor, "evidence.package.list", "evidence_package", None, detail=detail)
+
+
 @router.get("/desk/evidence")
 def packages(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     require(viewer, *EVIDENCE_ROLES)
     with get_database(request).transaction() as session:
         rows = service.list_packages(session, limit=200, actor=viewer.actor)
-        audit.record(
-            session,
-            viewer.actor,
-            "evidence.package.list",
-            "evidence_package",
-            None,
-            detail={"view": "desk.evidence", "count": len(rows)},
-        )
+        _listed(session, viewer, "desk.evidence", len(rows))
     return page(request, viewer, "evidence_list.html", {"packages": rows})
 
 
@@ -448,14 +447,7 @@ def _deletions_context(request: Request, viewer: Viewer) -> dict[str, Any]:
                     package.case_ref if visible else None,
                 )
             )
-        audit.record(
-            session,
-            viewer.actor,
-            "evidence.package.list",
-            "evidence_package",
-            None,
-            detail={"view": "desk.admin.deletions", "count": len(waiting)},
-        )
+        _listed(session, viewer, "desk.admin.deletions", len(waiting))
     return {"waiting": waiting, "problems": []}
 
 
