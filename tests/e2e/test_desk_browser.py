@@ -346,6 +346,57 @@ def test_resumable_upload_survives_a_cut_connection(browser: Any, nodes: Nodes, 
     ctx.close()
 
 
+def test_two_administrators_destroy_a_packages_content_on_the_desk(
+    browser: Any, nodes: Nodes, shots: Shots
+) -> None:
+    a = nodes.a
+    make_user(a, "an", "officer", "admin")
+    make_user(a, "minh", "admin")  # runs the node: sees no evidence, but takes part in its destruction
+    ctx = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = watch_console(page)
+    sign_in_and_enrol(page, a, "an")
+    page.goto(f"{a.url}/desk/evidence/new")
+    page.get_by_label("Case reference").fill("CASE-2026-0002")
+    page.get_by_label("Title").fill("Copy of a seized phone")
+    page.get_by_role("button", name="Create the package").click()
+    page.wait_for_url(re.compile(r".*/desk/evidence/[0-9a-f-]+$"))
+    pid = page.url.rsplit("/", 1)[1]
+    page.locator("summary", has_text="Ask to destroy the content").click()
+    page.locator(f"#destroy-reason-{pid}").fill("the court ordered the copy destroyed")
+    page.get_by_role("button", name="Ask to destroy the content").click()
+    page.wait_for_load_state()
+    main = page.locator("main").inner_text()
+    assert "an asked for this package's content to be destroyed" in main
+    assert page.get_by_role("button", name="Confirm: destroy the content").count() == 0, "not to the asker"
+
+    other = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    second = other.new_page()
+    second_errors = watch_console(second)
+    sign_in_and_enrol(second, a, "minh")
+    assert "Evidence packages whose destruction waits for a second administrator: 1." in (
+        second.locator("main").inner_text()
+    )
+    second.get_by_role("link", name="Deletions", exact=True).click()
+    second.wait_for_url(re.compile(r".*/desk/admin/deletions$"))
+    listed = second.locator("main").inner_text()
+    assert "Title and case hidden: your roles do not open this package." in listed
+    assert "Copy of a seized phone" not in listed
+    shots(second, "deletions")
+    second.locator("summary", has_text="Confirm: destroy the content").click()
+    second.locator(f"#confirm-reason-{pid}").fill("checked the court order")
+    second.get_by_role("button", name="Confirm: destroy the content").click()
+    second.wait_for_url(re.compile(r".*/desk/admin/deletions$"))
+    assert "No deletion is waiting for confirmation." in second.locator("main").inner_text()
+
+    page.reload()
+    assert "Deleted" in page.locator("h1").inner_text()
+    assert page.locator("summary", has_text="Ask to destroy the content").count() == 0
+    assert not csp_violations(errors + second_errors), errors + second_errors
+    ctx.close()
+    other.close()
+
+
 def test_a_request_received_by_fax_is_registered_on_the_desk(
     browser: Any, nodes: Nodes, shots: Shots
 ) -> None:

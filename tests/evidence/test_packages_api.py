@@ -314,7 +314,7 @@ def test_administrators_ask_confirm_and_withdraw_a_deletion_on_the_desk(
     listed = text_of(kim.get("/desk/admin/deletions").text)
     assert title in listed and "retention ended" in listed and "Confirm: destroy the content" in listed
     hidden = text_of(ops.get("/desk/admin/deletions").text)
-    assert title not in hidden and "Filed under a request you may not see." in hidden
+    assert title not in hidden and "Title and case hidden: your roles do not open this package." in hidden
     assert pkg["id"] in hidden
     # ops withdraws it from there, and is sent back there.
     r = ops.post(f"{page}/destroy/withdraw", {"reason": "the appeal is pending", "back": "admin"})

@@ -426,8 +426,8 @@ async def court_bundle(request: Request, package_id: str, viewer: CurrentViewer,
 class WaitingDeletion:
     package_id: str
     deletion: dict[str, Any]
-    # Title and case only for an administrator who may see the package: a deletion request does not open
-    # a confidential request's evidence to every administrator.
+    # Title and case only for an administrator who may see the package (an evidence role, and the request
+    # it is filed under): running the node, or deciding a deletion, is no reason to read case material.
     visible: bool
     title: str | None
     case_ref: str | None
