@@ -21,7 +21,7 @@ from cyberpact.audit import service as audit
 from cyberpact.audit.api import router as audit_router
 from cyberpact.catalog.service import get_catalog
 from cyberpact.config import Settings
-from cyberpact.federation.outbox import WorkerPool
+from cyberpact.federation.delivery import WorkerPool
 from cyberpact.kit.actor import ANONYMOUS, SYSTEM, Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import CyberpactError

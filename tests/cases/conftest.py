@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import LiveNode
-from cyberpact.federation.outbox import OutboxWorker
+from cyberpact.federation.delivery import OutboxWorker
 from cyberpact.kit.keystore import KeyStore
 
 ROLES = {

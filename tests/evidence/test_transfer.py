@@ -20,7 +20,7 @@ from cyberpact.evidence.models import (
     EvidencePackage,
     EvidenceTransfer,
 )
-from cyberpact.federation.outbox import OutboxWorker
+from cyberpact.federation.delivery import OutboxWorker
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.keystore import KeyStore
 from evidence.helpers import context, incoming_request, random_bytes, sealed_package

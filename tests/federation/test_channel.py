@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from conftest import DatabaseFactory, LiveNode, federation_node, pin
+from cyberpact.federation.delivery import OutboxWorker
 from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxMessage, Peer
-from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
 

@@ -31,8 +31,8 @@ from cyberpact.audit import service as audit
 from cyberpact.audit.models import AuditRecord
 from cyberpact.config import Settings
 from cyberpact.federation import identity, outbox, peers, proof
+from cyberpact.federation.delivery import OutboxWorker
 from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxMessage, PeerLink
-from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.db import Database
 from cyberpact.kit.keystore import KeyStore

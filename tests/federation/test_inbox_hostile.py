@@ -303,7 +303,7 @@ def test_a_receipt_naming_a_key_its_card_does_not_vouch_for_is_not_trusted(
 ) -> None:
     """A receipt signed by a key the peer's card does not name fails verification; the message stays
     pending for a retry, and the peer's card is looked at once, not once per batch."""
-    from cyberpact.federation.outbox import OutboxWorker
+    from cyberpact.federation.delivery import OutboxWorker
 
     a, _, _ = trio
     message_id = send(a, "au-24x7", "receipt by a stranger key")["message_id"]

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from conftest import DatabaseFactory, LiveNode, federation_node, pin
 from cyberpact.federation import envelope, handlers, outbox
+from cyberpact.federation.delivery import OutboxWorker
 from cyberpact.federation.envelope import OpenedEnvelope
 from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxMessage
-from cyberpact.federation.outbox import OutboxWorker
 from cyberpact.intel import federation, service, store
 from cyberpact.intel.markings import TLP2_IDS
 from cyberpact.intel.models import IntelCollection, IntelObject, IntelTombstone

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cyberpact.federation import identity, outbox, peers, proof
+from cyberpact.federation import delivery, identity, outbox, peers, proof
 from cyberpact.federation.models import NodeCard
 from cyberpact.kit import migrate
 from cyberpact.kit.cli import cli_actor, console, friendly, keystore, settings, unit_of_work
@@ -180,7 +180,7 @@ def worker() -> None:
     """Run an outbox worker on its own (several may run against one PostgreSQL database)."""
     s = settings()
     db = Database(s.sqlalchemy_url)
-    w = outbox.OutboxWorker(db, keystore(s), s)
+    w = delivery.OutboxWorker(db, keystore(s), s)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
