@@ -208,20 +208,22 @@ def test_a_sighting_that_arrives_before_what_it_sighted_counts_once_that_arrives
     seen_fr = _sighting(vn["id"], FR, "2024-06-02T08:00:00.000Z")
     withdrawn = _sighting(br["id"], FR, "2024-06-02T09:00:00.000Z")
     deleted = _sighting(br["id"], VN, "2024-06-02T10:00:00.000Z")
-    post([identity(FR), seen_fr, withdrawn, deleted])
+    # France saw Brazil's indicator forty times before it arrived: all forty wait, and all count.
+    many = [_sighting(br["id"], FR, f"2024-06-01T{h:02d}:00:00.000Z") for h in range(20) for _ in (1, 2)]
+    post([identity(FR), seen_fr, withdrawn, deleted, *many])
     # Taken back before what they sighted arrives: they must not count when it does.
     post([dict(withdrawn, modified="2024-06-03T00:00:00.000Z", revoked=True)])
     assert admin.delete(f"{objects}{deleted['id']}/", headers=H).status_code == 200
     assert reports() == {}
 
     post([identity(VN), vn, identity(BR), br])
-    assert reports() == {"203.0.113.45": [("FR", 1), ("VN", 1)]}
-    one = admin.get("/api/v1/intel/correlations").json()["items"][0]
-    assert one["last_seen"].startswith("2024-06-02T08:00")
+    assert reports() == {"203.0.113.45": [("FR", 1), ("VN", 1)], "198.51.100.7": [("BR", 1), ("FR", 40)]}
+    one = admin.get("/api/v1/intel/correlations", params={"value": "203.0.113.45", "kind": "ipv4-addr:value"})
+    assert one.json()["items"][0]["last_seen"].startswith("2024-06-02T08:00")
     # It stopped waiting: a new version of the indicator does not count France's sighting again.
     post([dict(vn, modified="2024-06-20T00:00:00.000Z", pattern="[ipv4-addr:value = '192.0.2.99']")])
     assert reports()["203.0.113.45"] == [("FR", 1), ("VN", 1)]
     # And revoking it takes back what it was given when the indicator arrived: Viet Nam alone is no
     # correlation.
     post([dict(seen_fr, modified="2024-06-21T00:00:00.000Z", revoked=True)])
-    assert reports() == {}
+    assert reports() == {"198.51.100.7": [("BR", 1), ("FR", 40)]}

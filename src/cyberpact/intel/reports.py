@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.intel import bulk, correlate, stix
@@ -106,39 +106,41 @@ def close_sightings(
     if not arrived or session.execute(anything).first() is None:  # nothing waits: the usual case
         return []
     ids = sorted(arrived)
+    # Statements per chunk of arrivals, not per waiting sighting: a writer may have sent many sightings of
+    # one object ahead of it.
     waiting: list[Any] = []
+    joined = _OBJ.join(
+        _OPEN,
+        (_OBJ.c.collection_id == _OPEN.c.collection_id)
+        & (_OBJ.c.stix_id == _OPEN.c.sighting_id)
+        & (_OBJ.c.version == _OPEN.c.version),
+    )
     for start in range(0, len(ids), bulk.IN_CHUNK):
-        waiting.extend(
+        chunk = ids[start : start + bulk.IN_CHUNK]
+        found = list(
             session.execute(
-                select(_OPEN.c.sighting_id, _OPEN.c.version, _OPEN.c.target_id).where(
-                    _OPEN.c.collection_id == collection_id,
-                    _OPEN.c.target_id.in_(ids[start : start + bulk.IN_CHUNK]),
-                )
+                select(_OBJ.c.seq, _OBJ.c.stix_id, _OPEN.c.target_id)
+                .select_from(joined)
+                .where(_OPEN.c.collection_id == collection_id, _OPEN.c.target_id.in_(chunk))
             )
         )
+        if not found:
+            continue
+        given = [
+            {"s": seq, "r": [list(pair) for pair in correlate.observables(arrived[target]["_checked"])]}
+            for seq, _sid, target in found
+        ]
+        session.execute(
+            update(_OBJ).where(_OBJ.c.seq == bindparam("s")).values(reported=bindparam("r")), given
+        )
+        session.execute(
+            delete(_OPEN).where(_OPEN.c.collection_id == collection_id, _OPEN.c.target_id.in_(chunk))
+        )
+        waiting.extend(found)
     if not waiting:
         return []
-    seqs: set[int] = set()
-    for sighting_id, version, target_id in waiting:
-        reported = [list(pair) for pair in correlate.observables(arrived[target_id]["_checked"])]
-        where = (
-            _OBJ.c.collection_id == collection_id,
-            _OBJ.c.stix_id == sighting_id,
-            _OBJ.c.version == version,
-        )
-        seq = session.execute(
-            update(_OBJ).where(*where).values(reported=reported).returning(_OBJ.c.seq)
-        ).scalar()
-        if seq is not None:
-            seqs.add(seq)
-        session.execute(
-            delete(_OPEN).where(
-                _OPEN.c.collection_id == collection_id,
-                _OPEN.c.sighting_id == sighting_id,
-                _OPEN.c.version == version,
-            )
-        )
-    return standing(session, collection_id, sorted({w.sighting_id for w in waiting}), only=seqs)
+    seqs = {seq for seq, _sid, _target in waiting}
+    return standing(session, collection_id, sorted({sid for _seq, sid, _target in waiting}), only=seqs)
 
 
 def _sighting_reports(
