@@ -13,7 +13,10 @@ Beside them, in the same run, the raw primitives any store of these objects need
 standard library's JSON parse of the envelope plus one sorted serialisation of each object. The first two
 envelopes (caches filling) are left out; the collector is tuned as a running node tunes it.
 
-    .venv/bin/python -m benchmarks.bench_ingest_phases --objects 20000 --db both
+``--mapped`` first says which State the indicators' author speaks for, as a working node's administrator
+does: every report then also refreshes the correlation index (``bench_taxii`` leaves authors unmapped).
+
+    .venv/bin/python -m benchmarks.bench_ingest_phases --objects 20000 --db both [--mapped]
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import json
 import time
 import timeit
 
-from benchmarks.bench_taxii import ENVELOPE, indicators
+from benchmarks.bench_taxii import ENVELOPE, IDENTITY, indicators
 from benchmarks.common import scratch_database
 from cyberpact.app import _restore_collector, _tune_collector
 from cyberpact.intel import service, store
@@ -45,13 +48,15 @@ def raw_floor(body: bytes) -> float:
     return min(timeit.repeat(once, number=5, repeat=5)) / 5 / count
 
 
-def run(kind: str, bodies: list[bytes]) -> dict[str, float]:
+def run(kind: str, bodies: list[bytes], mapped: bool = False) -> dict[str, float]:
     totals = {"prepare": 0.0, "write": 0.0, "commit": 0.0}
     counted = 0
     with scratch_database(kind) as url:
         db = Database(url)
         with db.transaction() as s:
             cid = service.create_collection(s, SYSTEM, title="phases", alias="phases").id
+            if mapped:
+                service.set_identity(s, SYSTEM, IDENTITY, "VN")
         collector = _tune_collector()
         try:
             for k, body in enumerate(bodies):
@@ -79,6 +84,7 @@ def main() -> None:
     )
     parser.add_argument("--objects", type=int, default=20_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--mapped", action="store_true", help="map the indicators' author to a State")
     args = parser.parse_args()
     objects = list(indicators(args.objects))
     bodies = [
@@ -92,11 +98,12 @@ def main() -> None:
         f"{floor * 1e6:.1f} us/object"
     )
     for kind in ("sqlite", "postgresql") if args.db == "both" else (args.db,):
-        per = run(kind, bodies)
+        per = run(kind, bodies, args.mapped)
         total = sum(per.values())
         parts = ", ".join(f"{name} {seconds * 1e6:.1f}" for name, seconds in per.items())
+        label = f"{kind}, mapped" if args.mapped else kind
         print(
-            f"[{kind}] {args.objects:,} objects: {total * 1e6:.1f} us/object ({parts}) = "
+            f"[{label}] {args.objects:,} objects: {total * 1e6:.1f} us/object ({parts}) = "
             f"{total / floor:.1f} x the raw primitives; {1 / total:,.0f} objects/s before HTTP",
             flush=True,
         )

@@ -6,8 +6,10 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+from sqlalchemy import select
 
 from conftest import LiveNode
+from cyberpact.intel.models import IntelCorrelation
 from intel.helpers import TAXII, identity, indicator
 
 H = {"Accept": TAXII, "Content-Type": TAXII}
@@ -227,3 +229,6 @@ def test_a_sighting_that_arrives_before_what_it_sighted_counts_once_that_arrives
     # correlation.
     post([dict(seen_fr, modified="2024-06-21T00:00:00.000Z", revoked=True)])
     assert reports() == {"198.51.100.7": [("BR", 1), ("FR", 40)]}
+    # Only what two or more States reported keeps a correlation row; the rest went or never came.
+    with node.db.transaction(read_only=True) as s:
+        assert s.scalars(select(IntelCorrelation.value)).all() == ["198.51.100.7"]

@@ -240,22 +240,35 @@ def upsert_observations(
 
 
 def refresh_correlations(d: Driver, keys: Sequence[str]) -> None:
-    """Recompute the correlation rows of ``keys`` from their observations, in one set-based statement."""
+    """Recompute the correlation rows of ``keys`` from their observations, set-based.
+
+    Only an observable two or more States reported has a row (nothing lists fewer): most observables are
+    reported once, and a row each would be two more index entries written at random for every one of them.
+    A row whose observable no longer qualifies goes.
+    """
     if not keys:
         return
     select_ = (
         "SELECT key, min(kind), min(value), count(DISTINCT state), min(first_seen), max(last_seen) "
-        "FROM intel_observations WHERE {where} GROUP BY key"
+        "FROM intel_observations WHERE {where} GROUP BY key HAVING count(DISTINCT state) >= 2"
     )
     upsert = (
         "INSERT INTO intel_correlations (key, kind, value, states, first_seen, last_seen) {select} "
         "ON CONFLICT (key) DO UPDATE SET states = excluded.states, first_seen = excluded.first_seen, "
         "last_seen = excluded.last_seen"
     )
+    # Probes only the rows that exist among ``keys``: none, for observables new to this node.
+    drop = (
+        "DELETE FROM intel_correlations WHERE {where} AND (SELECT count(DISTINCT o.state) "
+        "FROM intel_observations o WHERE o.key = intel_correlations.key) < 2"
+    )
     if d.pg:
-        d.rows(upsert.format(select=select_.format(where="key = ANY(?::text[])")), (list(keys),))
+        where = "key = ANY(?::text[])"
+        d.rows(upsert.format(select=select_.format(where=where)), (list(keys),))
+        d.rows(drop.format(where=where), (list(keys),))
         return
     for start in range(0, len(keys), IN_CHUNK):
         chunk = list(keys[start : start + IN_CHUNK])
         where = f"key IN ({','.join('?' * len(chunk))})"
         d.rows(upsert.format(select=select_.format(where=where)), tuple(chunk))
+        d.rows(drop.format(where=where), tuple(chunk))

@@ -7,8 +7,8 @@ report is kept per (observable, collection, reporter), the reporter being the ob
 or, for objects without one, the peer it came from; ``intel_identities`` says which State a reporter
 speaks for.
 
-``intel_correlations`` holds, per observable, the number of distinct States that reported it, recomputed on
-write from the observations (one set-based statement per envelope), so that listing correlations is an
+``intel_correlations`` holds, per observable two or more States reported, the number of those States,
+recomputed on write from the observations (set-based, per envelope), so that listing correlations is an
 index range scan rather than a grouping of every report.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, exists, func, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from cyberpact.intel import bulk, patterns
@@ -147,17 +147,7 @@ def withdraw(session: Session, collection_id: uuid.UUID, reports: Sequence[Repor
     params = [{"k": k, "r": rep, "n": n} for (k, rep), n in sorted(counts.items())]
     session.execute(update(obs).where(*where).values(reports=obs.c.reports - bindparam("n")), params)
     session.execute(delete(obs).where(*where, obs.c.reports <= 0), [{"k": k, "r": r} for k, r in counts])
-    keys = sorted({k for k, _ in counts})
-    bulk.refresh_correlations(bulk.Driver(session), keys)
-    # Recomputing only rewrites the observables some report still holds; the others' rows go.
-    corr = cast(Table, IntelCorrelation.__table__)
-    for start in range(0, len(keys), 500):
-        session.execute(
-            delete(corr).where(
-                corr.c.key.in_(keys[start : start + 500]),
-                ~exists().where(obs.c.key == corr.c.key),
-            )
-        )
+    bulk.refresh_correlations(bulk.Driver(session), sorted({k for k, _ in counts}))
 
 
 def refresh_reporter(session: Session, reporter: str) -> None:
