@@ -292,6 +292,9 @@ def test_administrators_ask_confirm_and_withdraw_a_deletion_on_the_desk(
     # A reason is required, and nothing is asked without one.
     r = boss.post(f"{page}/destroy", {"reason": "  ", "back": "package"})
     assert r.status_code == 422 and "Missing" in text_of(r.text)
+    assert boss.post(f"{page}/destroy", {"reason": "x" * 2001}).status_code == 422
+    assert boss.post(f"{page}/destroy", {"reason": "no token"}, csrf="").status_code == 403
+    assert boss.post("/desk/evidence/not-a-package/destroy", {"reason": "x"}).status_code == 404
     assert "delete_asked" not in kinds(enode, pkg["id"])
     r = boss.post(f"{page}/destroy", {"reason": "retention ended", "back": "package"})
     assert r.status_code == 303 and r.headers["location"] == page
