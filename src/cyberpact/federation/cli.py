@@ -11,11 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cyberpact.federation import delivery, identity, outbox, peers, proof
+from cyberpact.federation import delivery, identity, outbox, peers, proof, roster
 from cyberpact.federation.models import NodeCard
 from cyberpact.kit import migrate
 from cyberpact.kit.cli import cli_actor, console, friendly, keystore, settings, unit_of_work
 from cyberpact.kit.db import Database
+from cyberpact.kit.errors import MalformedInput
 
 keys_app = typer.Typer(help="This node's keys and card.", no_args_is_help=True)
 peers_app = typer.Typer(help="Trusted peers.", no_args_is_help=True)
@@ -110,6 +111,97 @@ def _status_command(status: str, verb: str) -> None:
 _status_command("suspended", "suspend")
 _status_command("active", "resume")
 _status_command("removed", "remove")
+
+
+roster_app = typer.Typer(
+    help="Signed rosters: trust many peers on the word of a publisher already trusted.", no_args_is_help=True
+)
+peers_app.add_typer(roster_app, name="roster")
+
+
+def _read_limited(path: Path) -> str:
+    with path.open("rb") as f:
+        data = f.read(roster.MAX_ROSTER_BYTES + 1)
+    if len(data) > roster.MAX_ROSTER_BYTES:
+        raise MalformedInput(f"{path} is over {roster.MAX_ROSTER_BYTES} bytes")
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise MalformedInput(f"{path} is not UTF-8 text") from None
+
+
+@roster_app.command("sign")
+@friendly
+def roster_sign(
+    out: Annotated[Path, typer.Option("--out", help="where to write the signed roster")],
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from", help='JSON {"nodes": [{node_id, base_url, fingerprint}]}; default: active peers'
+        ),
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="how long the roster stays in force")] = 30,
+) -> None:
+    """Sign, as this node, a roster of the nodes it vouches for."""
+    entries: list[roster.RosterEntry] | None = None
+    if source is not None:
+        try:
+            entries = roster.read_entries(json.loads(_read_limited(source)))
+        except json.JSONDecodeError as exc:
+            raise MalformedInput(f"{source} is not JSON: {exc}") from None
+    with unit_of_work() as (session, s, _db):
+        listed = entries if entries is not None else roster.entries_from_peers(session)
+        token = roster.sign(session, keystore(s), s, cli_actor(), listed, days=days)
+    out.write_text(token + "\n")
+    console.print(f"signed a roster of {len(listed)} nodes into {out}")
+
+
+@roster_app.command("import")
+@friendly
+def roster_import(path: Path) -> None:
+    """Pin the nodes a trusted publisher's roster lists, each only if its card has the listed fingerprint."""
+    token = _read_limited(path)
+    with unit_of_work(read_only=True) as (session, s, _db):
+        wanted = roster.to_fetch(session, s, roster.check(session, token))
+    cards = roster.fetch_cards(settings(), wanted)
+    with unit_of_work() as (session, s, _db):
+        result = roster.apply(session, cli_actor(), s, token, cards)
+    for node_id in result.added:
+        console.print(f"trusted {node_id}")
+    console.print(f"{len(result.unchanged)} already trusted with the same fingerprint")
+    for node_id, why in result.refused.items():
+        console.print(f"[yellow]refused[/yellow] {node_id}: {why}", highlight=False, soft_wrap=True)
+
+
+@roster_app.command("trust")
+@friendly
+def roster_trust(node_id: str) -> None:
+    """Take rosters signed by this (already trusted) peer."""
+    with unit_of_work() as (session, _s, _db):
+        roster.trust_publisher(session, cli_actor(), node_id)
+    console.print(f"{node_id} now publishes rosters for this node")
+
+
+@roster_app.command("distrust")
+@friendly
+def roster_distrust(node_id: str) -> None:
+    """Take no more rosters from this peer (the peers its rosters added stay)."""
+    with unit_of_work() as (session, _s, _db):
+        roster.distrust_publisher(session, cli_actor(), node_id)
+    console.print(f"{node_id} no longer publishes rosters for this node")
+
+
+@roster_app.command("publishers")
+@friendly
+def roster_publishers() -> None:
+    """The peers whose rosters this node takes."""
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        table = Table("node", "trusted at", "by", "last roster")
+        for p in roster.list_publishers(session):
+            table.add_row(
+                p.node_id, f"{p.trusted_at:%Y-%m-%d %H:%M}", p.trusted_by, str(p.last_serial or "-")
+            )
+        console.print(table)
 
 
 @outbox_app.command("list")

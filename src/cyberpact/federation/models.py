@@ -109,6 +109,17 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None]
 
 
+class RosterPublisher(Base):
+    """A peer whose signed rosters this node takes (see ``roster``), and the serial of the last one taken."""
+
+    __tablename__ = "roster_publishers"
+
+    node_id: Mapped[str] = mapped_column(ForeignKey("peers.node_id", ondelete="CASCADE"), primary_key=True)
+    trusted_at: Mapped[datetime]
+    trusted_by: Mapped[str] = mapped_column(String(120))
+    last_serial: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class PeerLink(Base):
     """Delivery health per peer: the circuit breaker's state."""
 
