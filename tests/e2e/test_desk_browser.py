@@ -272,6 +272,16 @@ def _case_of(node: LiveNode, rid: str) -> str:
         return str(session.get_one(RequestRow, uuid.UUID(rid)).case_id)
 
 
+def new_package(page: Any, node: LiveNode, case_ref: str, title: str) -> str:
+    """Create an evidence package on the desk; its id."""
+    page.goto(f"{node.url}/desk/evidence/new")
+    page.get_by_label("Case reference").fill(case_ref)
+    page.get_by_label("Title").fill(title)
+    page.get_by_role("button", name="Create the package").click()
+    page.wait_for_url(re.compile(r".*/desk/evidence/[0-9a-f-]+$"))
+    return str(page.url.rsplit("/", 1)[1])
+
+
 def test_resumable_upload_survives_a_cut_connection(browser: Any, nodes: Nodes, shots: Shots) -> None:
     a = nodes.a
     make_user(a, "an", "officer", "contact_point", "admin")
@@ -279,12 +289,7 @@ def test_resumable_upload_survives_a_cut_connection(browser: Any, nodes: Nodes, 
     page = ctx.new_page()
     errors = watch_console(page)
     sign_in_and_enrol(page, a, "an")
-    page.goto(f"{a.url}/desk/evidence/new")
-    page.get_by_label("Case reference").fill("CASE-2026-0001")
-    page.get_by_label("Title").fill("Mailbox export")
-    page.get_by_role("button", name="Create the package").click()
-    page.wait_for_url(re.compile(r".*/desk/evidence/[0-9a-f-]+$"))
-    pid = page.url.rsplit("/", 1)[1]
+    pid = new_package(page, a, "CASE-2026-0001", "Mailbox export")
 
     payload = bytes(range(256)) * 1200  # 300 KiB: five chunks of 64 KiB
     cut = {"done": False}
@@ -356,12 +361,7 @@ def test_two_administrators_destroy_a_packages_content_on_the_desk(
     page = ctx.new_page()
     errors = watch_console(page)
     sign_in_and_enrol(page, a, "an")
-    page.goto(f"{a.url}/desk/evidence/new")
-    page.get_by_label("Case reference").fill("CASE-2026-0002")
-    page.get_by_label("Title").fill("Copy of a seized phone")
-    page.get_by_role("button", name="Create the package").click()
-    page.wait_for_url(re.compile(r".*/desk/evidence/[0-9a-f-]+$"))
-    pid = page.url.rsplit("/", 1)[1]
+    pid = new_package(page, a, "CASE-2026-0002", "Copy of a seized phone")
     page.locator("summary", has_text="Ask to destroy the content").click()
     page.locator(f"#destroy-reason-{pid}").fill("the court ordered the copy destroyed")
     page.get_by_role("button", name="Ask to destroy the content").click()
