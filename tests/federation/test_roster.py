@@ -241,3 +241,28 @@ def test_a_roster_signed_with_a_key_its_publisher_rotated_out_is_refused(world: 
         roster.check(s, late)
     # What the old key signed while it was current still stands.
     assert take(pl, before).added == ["vn-24x7"]
+
+
+def test_administrators_take_rosters_over_the_api(world: World) -> None:
+    hub, vn, pl = world.hub, world.vn, world.pl
+    admin = pl.client(pl.admin_token)
+    officer = pl.client(pl.user("lan", "officer"))
+    base = "/api/v1/federation/roster"
+    assert officer.post(f"{base}/publishers", json={"node_id": "un-hub"}).status_code == 403
+    assert admin.post(f"{base}/publishers", json={"node_id": "nobody"}).status_code == 404
+    r = admin.post(f"{base}/publishers", json={"node_id": "un-hub"})
+    assert r.status_code == 201 and r.json()["last_serial"] == 0
+    assert admin.post(f"{base}/publishers", json={"node_id": "un-hub"}).status_code == 409
+    token = sign(hub, [entry(vn)])
+    assert officer.post(base, json={"roster": token}).status_code == 403
+    assert admin.post(base, json={"roster": "not a jws"}).status_code == 400
+    assert admin.post(base, json={"roster": token, "extra": 1}).status_code == 422
+    r = admin.post(base, json={"roster": token})
+    assert r.status_code == 200 and r.json() == {"added": ["vn-24x7"], "unchanged": [], "refused": {}}
+    assert admin.post(base, json={"roster": token}).json()["code"] == "conflict"
+    [listed] = admin.get(f"{base}/publishers").json()
+    assert listed["node_id"] == "un-hub" and listed["last_serial"] > 0
+    assert admin.delete(f"{base}/publishers/un-hub").status_code == 204
+    r = admin.post(base, json={"roster": sign(hub, [entry(vn)])})
+    assert r.status_code == 422 and "no roster publisher this node trusts" in r.json()["detail"]
+    assert set(pinned(pl)) == {"un-hub", "vn-24x7"}

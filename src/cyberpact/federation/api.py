@@ -17,10 +17,21 @@ from cyberpact.accounts.api import require_roles
 from cyberpact.cases import service as cases
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.config import Settings
-from cyberpact.federation import handlers, identity, outbox, peers
+from cyberpact.federation import handlers, identity, outbox, peers, roster
 from cyberpact.federation.inbox import Inbox
 from cyberpact.federation.models import ConversationEvent, Peer
-from cyberpact.federation.schemas import EventOut, MessageSend, NodeOut, OutboxOut, PeerAdd, PeerOut
+from cyberpact.federation.schemas import (
+    EventOut,
+    MessageSend,
+    NodeOut,
+    OutboxOut,
+    PeerAdd,
+    PeerOut,
+    PublisherAdd,
+    PublisherOut,
+    RosterImport,
+    RosterOutcomeOut,
+)
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import MalformedInput, PayloadTooLarge, PermissionDenied, UnsupportedMediaType
 from cyberpact.kit.http import ReadSession, WriteSession, get_database, read_limited
@@ -123,6 +134,33 @@ def add_peer(body: PeerAdd, actor: Admin, session: WriteSession, request: Reques
     with peers.http_client(settings, timeout=10) as client:
         doc = peers.fetch_card_document(client, url)
     return PeerOut.model_validate(peers.add_peer(session, actor, settings, doc, url, body.fingerprint))
+
+
+@router.post("/roster", response_model=RosterOutcomeOut)
+def import_roster(body: RosterImport, actor: Admin, request: Request) -> RosterOutcomeOut:
+    """Pin the nodes a trusted publisher's signed roster lists (see ``roster``); the cards are fetched
+    between two units of work, so no database lock waits on the listed nodes."""
+    settings, db = _settings(request), get_database(request)
+    with db.transaction(read_only=True) as session:
+        wanted = roster.to_fetch(session, settings, roster.check(session, body.roster))
+    cards = roster.fetch_cards(settings, wanted)
+    with db.transaction() as session:
+        return RosterOutcomeOut(**roster.apply(session, actor, settings, body.roster, cards).as_dict())
+
+
+@router.get("/roster/publishers", response_model=list[PublisherOut])
+def list_publishers(_: Admin, session: ReadSession) -> list[PublisherOut]:
+    return [PublisherOut.model_validate(p) for p in roster.list_publishers(session)]
+
+
+@router.post("/roster/publishers", status_code=201, response_model=PublisherOut)
+def trust_publisher(body: PublisherAdd, actor: Admin, session: WriteSession) -> PublisherOut:
+    return PublisherOut.model_validate(roster.trust_publisher(session, actor, body.node_id))
+
+
+@router.delete("/roster/publishers/{node_id}", status_code=204)
+def distrust_publisher(node_id: str, actor: Admin, session: WriteSession) -> None:
+    roster.distrust_publisher(session, actor, node_id)
 
 
 @router.post("/peers/{node_id}/{action}", response_model=PeerOut)

@@ -78,3 +78,26 @@ class EventOut(BaseModel):
     message_id: str
     message_type: str
     summary: str
+
+
+class RosterImport(Strict):
+    roster: str = Field(min_length=1, max_length=1_000_000, description="a signed roster (compact JWS)")
+
+
+class RosterOutcomeOut(BaseModel):
+    added: list[str]
+    unchanged: list[str]
+    refused: dict[str, str]  # node id -> why
+
+
+class PublisherAdd(Strict):
+    node_id: str = Field(min_length=2, max_length=120)
+
+
+class PublisherOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    node_id: str
+    trusted_at: datetime
+    trusted_by: str
+    last_serial: int
