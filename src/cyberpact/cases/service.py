@@ -49,7 +49,12 @@ def _next_reference(session: Session, prefix: str) -> str:
     count = session.scalar(
         select(func.count()).select_from(Case).where(Case.reference.like(f"{prefix}-{year}-%"))
     )
-    return f"{prefix}-{year}-{(count or 0) + 1:04d}"
+    n = (count or 0) + 1
+    # A reference someone chose by hand may already hold the next number: the officer who asked for a
+    # new case chose nothing, and must not be told that "their" reference is taken.
+    while session.scalar(select(Case.id).where(Case.reference == f"{prefix}-{year}-{n:04d}")) is not None:
+        n += 1
+    return f"{prefix}-{year}-{n:04d}"
 
 
 def create_case(session: Session, actor: Actor, title: str, reference: str | None = None) -> Case:
