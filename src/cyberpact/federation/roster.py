@@ -206,9 +206,10 @@ def _invalid(exc: ValidationError) -> InvalidInput:
     )
 
 
-def check(session: Session, token: str, now: datetime | None = None) -> Roster:
+def check(session: Session, token: str, now: datetime | None = None, *, lock: bool = False) -> Roster:
     """Verify a roster: a compact JWS by a current key of a trusted publisher, in force, newer than the last
-    roster taken from that publisher. Raises naming what fails; nothing is stored."""
+    roster taken from that publisher. Raises naming what fails; nothing is stored. ``lock``: hold the
+    publisher's row (PostgreSQL) until the transaction ends, so that two imports take turns."""
     now = now or utcnow()
     if len(token) > MAX_ROSTER_BYTES:
         raise InvalidInput(
@@ -243,7 +244,7 @@ def check(session: Session, token: str, now: datetime | None = None) -> Roster:
         raise IntegrityFailure(f"issued in the future ({body.issued_at.isoformat()})")
     if body.valid_until <= now:
         raise IntegrityFailure(f"expired at {body.valid_until.isoformat()}")
-    publisher = session.get_one(RosterPublisher, key.peer_id)
+    publisher = session.get_one(RosterPublisher, key.peer_id, with_for_update=lock, populate_existing=lock)
     if body.serial <= publisher.last_serial:
         raise Conflict(
             f"roster {body.serial} of {body.publisher} is not newer than the last one taken "
@@ -267,7 +268,7 @@ def apply(
 ) -> Outcome:
     """Check the roster again (in this transaction) and pin its new nodes. ``cards``: for each entry
     :func:`to_fetch` named, its card document, or why it could not be fetched."""
-    roster = check(session, token)
+    roster = check(session, token, lock=True)
     out = Outcome()
     for entry in roster.body.nodes:
         if entry.node_id == settings.node_id:
