@@ -26,6 +26,9 @@ def test_demo_runs_three_nodes_that_exchange_receipted_messages(tmp_path: Path) 
     for node in ("vn-24x7", "au-24x7", "pl-ca"):
         assert (tmp_path / node / "cyberpact.db").exists(), "each node has its own database"
         assert f"{node} trusts" in out
+    # Two of the six pins came from Viet Nam's signed roster, not from a telephone call.
+    assert "au-24x7 trusts pl-ca (from vn-24x7's roster" in out
+    assert "pl-ca trusts au-24x7 (from vn-24x7's roster" in out
     lines = out.splitlines()
 
     def seen(node: str, action: str, change: str) -> bool:

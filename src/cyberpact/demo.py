@@ -1,5 +1,6 @@
 """``cyberpact demo``: three nodes on localhost, each with its own SQLite database and keys, that pin each
-other's cards and exchange signed, encrypted, receipted messages while their timelines scroll by.
+other's cards (by telephone with one of them, then through the roster it signs) and exchange signed,
+encrypted, receipted messages while their timelines scroll by.
 
 Viet Nam's 24/7 contact point, Australia's 24/7 contact point and Poland's central authority. The nodes keep
 serving until Ctrl-C; ``--once`` runs the scenario and exits (for tests and CI).
@@ -224,14 +225,20 @@ def run(port: int = 8000, once: bool = False, root: Path | None = None) -> None:
         parties = nodes[0].api("GET", "/api/v1/directory/parties", params={"limit": 500}).json()["items"]
         console.print(f"directory loaded on each node: {len(parties)} parties")
 
-        console.rule("pinning: each administrator checks the others' fingerprints, then adds them")
-        for node in nodes:
-            for other in nodes:
-                if other is node:
-                    continue
-                fp = other.api("GET", "/api/v1/federation/node").json()["fingerprint"]
-                node.api("POST", "/api/v1/federation/peers", json={"url": other.url, "fingerprint": fp})
-                console.print(f"  {node.node_id} trusts {other.node_id} ({fp[:14]}…)")
+        hub, members = nodes[0], nodes[1:]
+        console.rule(f"pinning by telephone: {hub.node_id} and each other administrator read fingerprints")
+        for node, other in [(hub, m) for m in members] + [(m, hub) for m in members]:
+            fp = other.api("GET", "/api/v1/federation/node").json()["fingerprint"]
+            node.api("POST", "/api/v1/federation/peers", json={"url": other.url, "fingerprint": fp})
+            console.print(f"  {node.node_id} trusts {other.node_id} ({fp[:14]}…)")
+        console.rule(f"a signed roster: {hub.node_id} vouches for the nodes it pinned; the others take it")
+        signed = hub.api("POST", "/api/v1/federation/roster/signed", json={"days": 30}).json()
+        console.print(f"  {hub.node_id} signs a roster of {signed['nodes']} nodes")
+        for node in members:
+            node.api("POST", "/api/v1/federation/roster/publishers", json={"node_id": hub.node_id})
+            taken = node.api("POST", "/api/v1/federation/roster", json={"roster": signed["roster"]}).json()
+            for added in taken["added"]:
+                console.print(f"  {node.node_id} trusts {added} (from {hub.node_id}'s roster: no call)")
 
         story(nodes)
         console.rule("done" if once else "serving: Ctrl-C to stop")

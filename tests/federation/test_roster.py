@@ -266,3 +266,18 @@ def test_administrators_take_rosters_over_the_api(world: World) -> None:
     r = admin.post(base, json={"roster": sign(hub, [entry(vn)])})
     assert r.status_code == 422 and "no roster publisher this node trusts" in r.json()["detail"]
     assert set(pinned(pl)) == {"un-hub", "vn-24x7"}
+
+
+def test_an_administrator_signs_a_roster_over_the_api(world: World) -> None:
+    hub, vn, pl = world.hub, world.vn, world.pl
+    admin = hub.client(hub.admin_token)
+    base = "/api/v1/federation/roster/signed"
+    assert hub.client(hub.user("lan", "officer")).post(base, json={}).status_code == 403
+    twice = [entry(vn).model_dump()] * 2
+    r = admin.post(base, json={"nodes": twice})
+    assert r.status_code == 422 and "listed more than once" in r.text
+    assert admin.post(base, json={"days": 0}).status_code == 422
+    r = admin.post(base, json={"days": 7})
+    assert r.status_code == 201 and r.json()["nodes"] == 2  # its active peers: vn and fr
+    trust(pl, "un-hub")
+    assert sorted(take(pl, r.json()["roster"]).added) == ["fr-24x7", "vn-24x7"]

@@ -31,6 +31,8 @@ from cyberpact.federation.schemas import (
     PublisherOut,
     RosterImport,
     RosterOutcomeOut,
+    RosterSign,
+    RosterSigned,
 )
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import MalformedInput, PayloadTooLarge, PermissionDenied, UnsupportedMediaType
@@ -146,6 +148,14 @@ def import_roster(body: RosterImport, actor: Admin, request: Request) -> RosterO
     cards = roster.fetch_cards(settings, wanted)
     with db.transaction() as session:
         return RosterOutcomeOut(**roster.apply(session, actor, settings, body.roster, cards).as_dict())
+
+
+@router.post("/roster/signed", status_code=201, response_model=RosterSigned)
+def sign_roster(body: RosterSign, actor: Admin, session: WriteSession, request: Request) -> RosterSigned:
+    """Sign, as this node, a roster of the nodes it vouches for (by default its active peers)."""
+    nodes = body.nodes if body.nodes is not None else roster.entries_from_peers(session)
+    token = roster.sign(session, _keys(request), _settings(request), actor, nodes, days=body.days)
+    return RosterSigned(roster=token, nodes=len(nodes))
 
 
 @router.get("/roster/publishers", response_model=list[PublisherOut])

@@ -95,15 +95,18 @@ def sign(
 ) -> str:
     """This node's roster of ``nodes``, signed with its node key (compact JWS)."""
     now = utcnow()
-    body = RosterBody(
-        version=1,
-        publisher=settings.node_id,
-        # Microseconds since the epoch: increasing from one roster to the next without a counter to keep.
-        serial=serial if serial is not None else int(now.timestamp() * 1_000_000),
-        issued_at=now.replace(microsecond=0),
-        valid_until=(now + timedelta(days=days)).replace(microsecond=0),
-        nodes=nodes,
-    )
+    try:
+        body = RosterBody(
+            version=1,
+            publisher=settings.node_id,
+            # Microseconds since the epoch: increasing from one roster to the next without a counter.
+            serial=serial if serial is not None else int(now.timestamp() * 1_000_000),
+            issued_at=now.replace(microsecond=0),
+            valid_until=(now + timedelta(days=days)).replace(microsecond=0),
+            nodes=nodes,
+        )
+    except ValidationError as exc:
+        raise _invalid(exc) from None
     _, key = keys.signing_key(session)
     token = crypto.sign_json(key, body.model_dump(mode="json"), {"typ": ROSTER_TYP})
     audit.record(

@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cyberpact.federation.roster import MAX_NODES, RosterEntry
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -101,3 +103,15 @@ class PublisherOut(BaseModel):
     trusted_at: datetime
     trusted_by: str
     last_serial: int
+
+
+class RosterSign(Strict):
+    days: int = Field(30, ge=1, le=366, description="how long the roster stays in force")
+    nodes: list[RosterEntry] | None = Field(
+        None, max_length=MAX_NODES, description="default: this node's active peers"
+    )
+
+
+class RosterSigned(BaseModel):
+    roster: str
+    nodes: int
