@@ -127,6 +127,21 @@ def test_a_trusted_publishers_roster_pins_the_nodes_it_lists(
 ) -> None:
     hub, vn, fr, pl = world.hub, world.vn, world.fr, world.pl
     signed = tmp_path / "roster.jws"
+    # A source list that is not JSON, or not a list of nodes, signs nothing.
+    for text, words in (("{nope", "is not JSON"), ('{"nodes": [{"node_id": "X"}]}', "Not a valid roster")):
+        (tmp_path / "bad.json").write_text(text)
+        code, out = cli(
+            hub,
+            monkeypatch,
+            "peers",
+            "roster",
+            "sign",
+            "--out",
+            str(signed),
+            "--from",
+            str(tmp_path / "bad.json"),
+        )
+        assert code == 1 and words in out and not signed.exists(), out
     code, out = cli(hub, monkeypatch, "peers", "roster", "sign", "--out", str(signed))
     assert code == 0 and "signed a roster of 2 nodes" in out, out
     # Not yet a publisher for pl: its roster is refused, and nothing is pinned.

@@ -158,7 +158,9 @@ def roster_sign(
 
 @roster_app.command("import")
 @friendly
-def roster_import(path: Path) -> None:
+def roster_import(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="a signed roster")],
+) -> None:
     """Pin the nodes a trusted publisher's roster lists, each only if its card has the listed fingerprint."""
     token = _read_limited(path)
     with unit_of_work(read_only=True) as (session, s, _db):
