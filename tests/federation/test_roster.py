@@ -20,6 +20,7 @@ from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, MalformedInput
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
+from web.helpers import person, text_of
 
 
 @dataclass
@@ -277,6 +278,9 @@ def test_administrators_take_rosters_over_the_api(world: World) -> None:
     assert admin.post(base, json={"roster": token}).json()["code"] == "conflict"
     [listed] = admin.get(f"{base}/publishers").json()
     assert listed["node_id"] == "un-hub" and listed["last_serial"] > 0
+    # The administrators' desk says which peer vouches for others here.
+    desk = person(pl, "ops", "admin")
+    assert "Its signed rosters are taken here" in text_of(desk.get("/desk/admin/peers").text)
     assert admin.delete(f"{base}/publishers/un-hub").status_code == 204
     r = admin.post(base, json={"roster": sign(hub, [entry(vn)])})
     assert r.status_code == 422 and "no roster publisher this node trusts" in r.json()["detail"]

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from cyberpact.directory import queries
 from cyberpact.directory import service as directory
 from cyberpact.directory.models import Authority
-from cyberpact.federation import identity, outbox, peers
+from cyberpact.federation import identity, outbox, peers, roster
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.errors import InvalidInput, Problem
 from cyberpact.kit.http import get_database
@@ -101,13 +101,16 @@ def peers_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
             info = identity.read_card(json.loads(card.card))
             own = OwnNode(info.node_id, info.name, info.base_url, info.fingerprint)
         rows = peers.list_peers(session, include_removed=True)
+        publishers = {p.node_id for p in roster.list_publishers(session)}
         stuck: list[OutboxMessage] = [
             m
             for status in ("dead", "rejected", "pending")
             for m in outbox.list_messages(session, status, 100)
             if status != "pending" or m.attempts > 0
         ]
-    return page(request, viewer, "peers.html", {"own": own, "peers": rows, "stuck": stuck})
+    return page(
+        request, viewer, "peers.html", {"own": own, "peers": rows, "publishers": publishers, "stuck": stuck}
+    )
 
 
 @router.post("/desk/admin/outbox/{message_id}/retry")
