@@ -86,7 +86,7 @@ def take(node: LiveNode, token: str) -> roster.Outcome:
 
 def pinned(node: LiveNode) -> dict[str, str]:
     with node.db.transaction(read_only=True) as s:
-        return {p.node_id: p.pinned_fingerprint for p in s.scalars(select(Peer)) if p.status == "active"}
+        return {p.node_id: p.pinned_fingerprint for p in s.scalars(select(Peer)) if p.status != "removed"}
 
 
 def body(hub: LiveNode, **changes: object) -> dict[str, object]:
@@ -226,6 +226,13 @@ def test_forged_stale_and_malformed_rosters_are_refused_and_change_nothing(world
         with pytest.raises(IntegrityFailure, match="issued in the future"):
             roster.check(s, good, now=earlier)
         assert s.get_one(RosterPublisher, "un-hub").last_serial == 0
+
+    # A publisher suspended here vouches for nothing until it is resumed.
+    with pl.db.transaction() as s:
+        peers.set_status(s, SYSTEM, "un-hub", "suspended")
+    refused(good, Conflict, "is suspended")
+    with pl.db.transaction() as s:
+        peers.set_status(s, SYSTEM, "un-hub", "active")
 
     # A newer roster, then the older one: the older is a rollback.
     assert take(pl, sign(hub, [], serial=2**53 - 1)).added == []

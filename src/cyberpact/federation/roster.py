@@ -232,6 +232,9 @@ def check(session: Session, token: str, now: datetime | None = None, *, lock: bo
     )
     if key is None:
         raise IntegrityFailure(f"signed by key {kid}, which belongs to no roster publisher this node trusts")
+    status = session.get_one(Peer, key.peer_id).status
+    if status != "active":
+        raise Conflict(f"{key.peer_id} publishes rosters for this node but is {status}; resume it first")
     _, payload = crypto.verify_json(token.strip(), peers.public_key(key))
     try:
         body = RosterBody.model_validate(payload)
