@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -41,6 +42,7 @@ MAX_ROSTER_BYTES = 1_000_000
 MAX_NODES = 1000
 # A publisher's clock may run a little ahead of ours; more than this and the roster is from the future.
 CLOCK_SKEW = timedelta(minutes=5)
+FETCHES_AT_ONCE = 8
 _NODE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{1,119}$")
 
 
@@ -320,12 +322,15 @@ def apply(
 def fetch_cards(settings: Settings, entries: list[RosterEntry]) -> dict[str, dict[str, Any] | str]:
     """Each entry's card document, or why it could not be had. Called outside any transaction: a roster
     may name many nodes, and no database lock should wait on their answers."""
-    cards: dict[str, dict[str, Any] | str] = {}
     with peers.http_client(settings, timeout=10) as client:
-        for entry in entries:
+
+        def one(entry: RosterEntry) -> dict[str, Any] | str:
             try:
-                url = peers.check_peer_url(settings, entry.base_url)
-                cards[entry.node_id] = peers.fetch_card_document(client, url)
+                return peers.fetch_card_document(client, peers.check_peer_url(settings, entry.base_url))
             except (IntegrityFailure, InvalidInput) as exc:
-                cards[entry.node_id] = str(exc)
-    return cards
+                return str(exc)
+
+        # A few at a time: a roster of many nodes, some of them down, would otherwise wait out each
+        # timeout in turn.
+        with ThreadPoolExecutor(max_workers=FETCHES_AT_ONCE) as pool:
+            return dict(zip((e.node_id for e in entries), pool.map(one, entries), strict=True))
