@@ -205,6 +205,7 @@ def test_every_control_of_every_page_has_a_label(two_sides: tuple[Side, Side]) -
                 f"/desk/evidence/{asked}",
                 "/desk/preferences",
                 f"/desk/requests/{rid}",
+                f"/desk/cases/{vn.officer.get(f'/api/v1/requests/{rid}').json()['case_id']}",
                 f"/desk/requests/{draft_id}/edit/authority",
                 f"/desk/requests/{draft_id}/edit/particulars",
                 f"/desk/requests/{draft_id}/edit/review",

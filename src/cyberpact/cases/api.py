@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from cyberpact.accounts.api import CurrentActor
 from cyberpact.accounts.models import User
-from cyberpact.cases import deadlines, lifecycle, service
+from cyberpact.cases import deadlines, lifecycle, notes, service
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.cases.models import RequestRevision
 from cyberpact.cases.schemas import (
@@ -25,6 +25,8 @@ from cyberpact.cases.schemas import (
     DraftOut,
     DraftUpdate,
     EventOut,
+    NoteIn,
+    NoteOut,
     ReceivedIn,
     RequestOut,
     RequestPage,
@@ -196,6 +198,32 @@ def list_requests(
         else None
     )
     return RequestPage(items=items, next=nxt)
+
+
+@router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteOut)
+def note_case(case_id: uuid.UUID, body: NoteIn, actor: CurrentActor, session: WriteSession) -> NoteOut:
+    """A note on the case, seen by whoever may open the case; it never leaves this node."""
+    return NoteOut.model_validate(notes.add(session, actor, body.text, case_id=case_id))
+
+
+@router.get("/cases/{case_id}/notes", response_model=list[NoteOut])
+def case_notes(case_id: uuid.UUID, actor: CurrentActor, session: WriteSession) -> list[NoteOut]:
+    """The case's notes and those on its requests the reader may see, oldest first."""
+    case = service.get_case(session, actor, case_id)
+    visible = session.scalars(service.list_query(actor, service.RequestFilter(case_id=case.id)))
+    return [NoteOut.model_validate(n) for n in notes.of_case(session, case, list(visible))]
+
+
+@router.post("/requests/{request_id}/notes", status_code=201, response_model=NoteOut)
+def note_request(request_id: uuid.UUID, body: NoteIn, actor: CurrentActor, session: WriteSession) -> NoteOut:
+    """A note on one request, seen only by those who may see the request; it never leaves this node."""
+    return NoteOut.model_validate(notes.add(session, actor, body.text, request_id=request_id))
+
+
+@router.get("/requests/{request_id}/notes", response_model=list[NoteOut])
+def request_notes(request_id: uuid.UUID, actor: CurrentActor, session: WriteSession) -> list[NoteOut]:
+    row = service.get_request(session, actor, request_id)
+    return [NoteOut.model_validate(n) for n in notes.of_request(session, row)]
 
 
 @router.get("/requests/{request_id}", response_model=RequestOut)

@@ -98,3 +98,18 @@ class RequestRevision(Base):
     header: Mapped[dict[str, Any]]
     fields: Mapped[dict[str, Any]]
     comments: Mapped[str | None] = mapped_column(Text)
+
+
+class CaseNote(IdMixin, Base):
+    """An officer's note on a case, or on one request of it. Kept on this node: no note ever reaches another
+    State. Never edited or deleted: a correction is a later note."""
+
+    __tablename__ = "case_notes"
+    __table_args__ = (Index("ix_case_notes_case", "case_id", "at"),)
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"))
+    # Set: seen only by those who may see that request (a note on a confidential request is as confidential).
+    request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("requests.id"), index=True)
+    author: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text)

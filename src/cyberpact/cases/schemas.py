@@ -152,3 +152,18 @@ class RevisionOut(BaseModel):
 class RequestPage(BaseModel):
     items: list[RequestOut]
     next: str | None = None
+
+
+class NoteIn(Strict):
+    text: str = Field(min_length=1, max_length=10_000, description="kept on this node; never sent to a peer")
+
+
+class NoteOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    case_id: uuid.UUID
+    request_id: uuid.UUID | None
+    author: str
+    at: datetime
+    text: str

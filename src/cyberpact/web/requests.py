@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
-from cyberpact.cases import deadlines, document, lifecycle
+from cyberpact.cases import deadlines, document, lifecycle, notes
 from cyberpact.cases import service as cases
 from cyberpact.cases.models import Case, RequestRevision
 from cyberpact.cases.models import Request as RequestRow
@@ -164,7 +164,7 @@ def request_context(
         "actions": action_forms(catalog, viewer, row, failed),
         "general_problems": general,
         "timeline": present(
-            timeline(session, catalog, [row], None),
+            timeline(session, catalog, [row], None, notes.of_request(session, row)),
             translator(viewer.locale),
             clock(viewer.locale, viewer.timezone),
         ),
@@ -271,10 +271,21 @@ def request_document(request: Request, request_id: str, viewer: CurrentViewer) -
 
 @router.get("/desk/cases/{case_id}")
 def show_case(request: Request, case_id: str, viewer: CurrentViewer) -> HTMLResponse:
+    return render_case(request, viewer, parse_id(case_id, "case"))
+
+
+def render_case(
+    request: Request,
+    viewer: Viewer,
+    case_id: uuid.UUID,
+    *,
+    problems: list[Problem] | None = None,
+    status: int = 200,
+) -> HTMLResponse:
     require(viewer, *CASE_ROLES)
     catalog = catalog_of(request)
     with get_database(request).transaction() as session:
-        case = cases.get_case(session, viewer.actor, parse_id(case_id, "case"))
+        case = cases.get_case(session, viewer.actor, case_id)
         query = cases.list_query(viewer.actor, cases.RequestFilter(case_id=case.id))
         rows = list(session.scalars(query.order_by(RequestRow.created_at)))
         audit.record(
@@ -286,7 +297,7 @@ def show_case(request: Request, case_id: str, viewer: CurrentViewer) -> HTMLResp
             detail={"view": "desk.case", "case": case.reference, "returned": len(rows)},
         )
         entries = present(
-            timeline(session, catalog, rows, case),
+            timeline(session, catalog, rows, case, notes.of_case(session, case, rows)),
             translator(viewer.locale),
             clock(viewer.locale, viewer.timezone),
         )
@@ -296,8 +307,45 @@ def show_case(request: Request, case_id: str, viewer: CurrentViewer) -> HTMLResp
         request,
         viewer,
         "case.html",
-        {"case": case, "requests": requests_, "timeline": entries, "packages": packages},
+        {
+            "case": case,
+            "requests": requests_,
+            "timeline": entries,
+            "packages": packages,
+            "problems": problems or [],
+        },
+        status=status,
     )
+
+
+def _noted(request: Request, viewer: Viewer, form: Any, **about: uuid.UUID) -> Response:
+    """Add a note from a desk form; an empty or over-long one comes back as a problem on the page."""
+    text = form.get("text")
+    try:
+        with get_database(request).transaction() as session:
+            note = notes.add(session, viewer.actor, text, **about)
+            case_id = note.case_id
+    except InvalidInput as exc:
+        if "request_id" in about:
+            return render_request(
+                request, viewer, about["request_id"], failed=("note", exc.problems, {}), status=422
+            )
+        return render_case(request, viewer, about["case_id"], problems=exc.problems, status=422)
+    if "request_id" in about:
+        return RedirectResponse(f"/desk/requests/{about['request_id']}#h-timeline", status_code=303)
+    return RedirectResponse(f"/desk/cases/{case_id}#h-timeline", status_code=303)
+
+
+@router.post("/desk/cases/{case_id}/notes")
+def note_case(request: Request, case_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
+    require(viewer, *CASE_ROLES)
+    return _noted(request, viewer, form, case_id=parse_id(case_id, "case"))
+
+
+@router.post("/desk/requests/{request_id}/notes")
+def note_request(request: Request, request_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
+    require(viewer, *CASE_ROLES)
+    return _noted(request, viewer, form, request_id=parse_id(request_id))
 
 
 # --- approvals -----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from cyberpact.cases import deadlines
-from cyberpact.cases.models import Case, RequestEvent
+from cyberpact.cases.models import Case, CaseNote, RequestEvent
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.cases.service import CHANNELS
 from cyberpact.catalog.service import Catalog
@@ -277,12 +277,20 @@ def _message_details(kind: str, summary: str) -> tuple[Detail, ...]:
 
 
 def timeline(
-    session: Session, catalog: Catalog, requests: Sequence[RequestRow], case: Case | None = None
+    session: Session,
+    catalog: Catalog,
+    requests: Sequence[RequestRow],
+    case: Case | None = None,
+    notes: Sequence[CaseNote] = (),
 ) -> list[Entry]:
     """Every event of ``requests`` in time order: their steps on both sides, the federation messages that
-    carried them, and the custody events of the evidence filed under them (views excepted)."""
+    carried them, the custody events of the evidence filed under them (views excepted), and ``notes``."""
+    noted = [
+        Entry(at=n.at, who=n.author, side="local", label=N_("Note"), details=(Detail(N_("Text"), n.text),))
+        for n in notes
+    ]
     if not requests:
-        return []
+        return noted
     ids = [r.id for r in requests]
     entries: list[Entry] = []
     seen: set[tuple[str, str]] = set()
@@ -349,6 +357,7 @@ def timeline(
             )
         )
     entries += custody_entries(session, packages_for(session, requests, case))
+    entries += noted
     entries.sort(key=lambda e: (e.at, e.order))
     return entries
 
