@@ -17,6 +17,8 @@ from cyberpact.kit.errors import ConfigurationError
 
 # A year at most: a token copied into a script outlives the reason it was issued; renew it instead.
 MAX_TOKEN_DAYS = 366
+# A node's id, here and wherever another node is named (a peer's card, a roster).
+NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,119}$"
 
 DEV_SECRET = "dev-insecure-secret-change-me"  # noqa: S105 - the value refused outside dev
 DEV_PASSPHRASE = "dev-insecure-passphrase"  # noqa: S105 - the value refused outside dev
@@ -60,7 +62,7 @@ class Settings(BaseSettings):
     # Federation: who this node is, and how it talks to peers.
     node_id: str = Field(
         "cyberpact-dev",
-        pattern=r"^[a-z0-9][a-z0-9.-]{1,119}$",
+        pattern=NODE_ID_PATTERN,
         description="this node's stable identifier, unique among its peers",
     )
     node_country: str | None = Field(None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")

@@ -76,12 +76,7 @@ def trust(node: LiveNode, publisher: str) -> None:
 
 
 def take(node: LiveNode, token: str) -> roster.Outcome:
-    """What `peers roster import` does: check, fetch outside any transaction, apply."""
-    with node.db.transaction(read_only=True) as s:
-        wanted = roster.to_fetch(s, node.settings, roster.check(s, token))
-    cards = roster.fetch_cards(node.settings, wanted)
-    with node.db.transaction() as s:
-        return roster.apply(s, SYSTEM, node.settings, token, cards)
+    return roster.take(node.db, SYSTEM, node.settings, token)
 
 
 def pinned(node: LiveNode) -> dict[str, str]:

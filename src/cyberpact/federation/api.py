@@ -140,14 +140,9 @@ def add_peer(body: PeerAdd, actor: Admin, session: WriteSession, request: Reques
 
 @router.post("/roster", response_model=RosterOutcomeOut)
 def import_roster(body: RosterImport, actor: Admin, request: Request) -> RosterOutcomeOut:
-    """Pin the nodes a trusted publisher's signed roster lists (see ``roster``); the cards are fetched
-    between two units of work, so no database lock waits on the listed nodes."""
-    settings, db = _settings(request), get_database(request)
-    with db.transaction(read_only=True) as session:
-        wanted = roster.to_fetch(session, settings, roster.check(session, body.roster))
-    cards = roster.fetch_cards(settings, wanted)
-    with db.transaction() as session:
-        return RosterOutcomeOut(**roster.apply(session, actor, settings, body.roster, cards).as_dict())
+    """Pin the nodes a trusted publisher's signed roster lists (see ``roster.take``)."""
+    result = roster.take(get_database(request), actor, _settings(request), body.roster)
+    return RosterOutcomeOut(**result.as_dict())
 
 
 @router.post("/roster/signed", status_code=201, response_model=RosterSigned)

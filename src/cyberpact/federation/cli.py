@@ -162,12 +162,12 @@ def roster_import(
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="a signed roster")],
 ) -> None:
     """Pin the nodes a trusted publisher's roster lists, each only if its card has the listed fingerprint."""
-    token = _read_limited(path)
-    with unit_of_work(read_only=True) as (session, s, _db):
-        wanted = roster.to_fetch(session, s, roster.check(session, token))
-    cards = roster.fetch_cards(settings(), wanted)
-    with unit_of_work() as (session, s, _db):
-        result = roster.apply(session, cli_actor(), s, token, cards)
+    token, s = _read_limited(path), settings()
+    db = Database(s.sqlalchemy_url)
+    try:
+        result = roster.take(db, cli_actor(), s, token)
+    finally:
+        db.dispose()
     for node_id in result.added:
         console.print(f"trusted {node_id}")
     console.print(f"{len(result.unchanged)} already trusted with the same fingerprint")

@@ -14,7 +14,6 @@ out before the roster's date is refused.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,17 +22,26 @@ from typing import Annotated, Any, Literal
 
 from joserfc import jws
 from joserfc.errors import JoseError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
-from cyberpact.config import Settings
+from cyberpact.config import NODE_ID_PATTERN, Settings
 from cyberpact.federation import identity, peers
 from cyberpact.federation.models import Peer, PeerKey, RosterPublisher
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, MalformedInput, NotFound, Problem
+from cyberpact.kit.db import Database
+from cyberpact.kit.errors import (
+    Conflict,
+    IntegrityFailure,
+    InvalidInput,
+    MalformedInput,
+    NotFound,
+    Problem,
+    problems_of,
+)
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
 
@@ -43,21 +51,26 @@ MAX_NODES = 1000
 # A publisher's clock may run a little ahead of ours; more than this and the roster is from the future.
 CLOCK_SKEW = timedelta(minutes=5)
 FETCHES_AT_ONCE = 8
-_NODE_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{1,119}$")
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must carry a time zone")
-    return value
 
 
 class RosterEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    node_id: str = Field(pattern=_NODE_ID.pattern)
+    node_id: str = Field(pattern=NODE_ID_PATTERN)
     base_url: str = Field(min_length=8, max_length=500, pattern=r"^https?://")
     fingerprint: str = Field(min_length=10, max_length=80)
+
+
+def _one_entry_per_node(nodes: list[RosterEntry]) -> list[RosterEntry]:
+    seen = [n.node_id for n in nodes]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise ValueError(f"listed more than once: {', '.join(twice)}")
+    return nodes
+
+
+Nodes = Annotated[list[RosterEntry], Field(max_length=MAX_NODES), AfterValidator(_one_entry_per_node)]
+_NODES: TypeAdapter[list[RosterEntry]] = TypeAdapter(Nodes)
 
 
 class RosterBody(BaseModel):
@@ -66,20 +79,11 @@ class RosterBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1]
-    publisher: str = Field(pattern=_NODE_ID.pattern)
+    publisher: str = Field(pattern=NODE_ID_PATTERN)
     serial: int = Field(ge=1, le=2**53 - 1)  # the largest integer RFC 8785 (I-JSON) carries exactly
-    issued_at: Annotated[datetime, AfterValidator(_aware)]
-    valid_until: Annotated[datetime, AfterValidator(_aware)]
-    nodes: list[RosterEntry] = Field(max_length=MAX_NODES)
-
-    @field_validator("nodes")
-    @classmethod
-    def _one_entry_per_node(cls, nodes: list[RosterEntry]) -> list[RosterEntry]:
-        seen = [n.node_id for n in nodes]
-        twice = sorted({n for n in seen if seen.count(n) > 1})
-        if twice:
-            raise ValueError(f"listed more than once: {', '.join(twice)}")
-        return nodes
+    issued_at: AwareDatetime
+    valid_until: AwareDatetime
+    nodes: Nodes
 
 
 # --- publishing --------------------------------------------------------------------------------------------
@@ -136,16 +140,7 @@ def read_entries(doc: Any) -> list[RosterEntry]:
     if not isinstance(doc, dict) or set(doc) != {"nodes"} or not isinstance(doc["nodes"], list):
         raise MalformedInput('a roster source is {"nodes": [{"node_id", "base_url", "fingerprint"}, ...]}')
     try:
-        return RosterBody.model_validate(
-            {
-                "version": 1,
-                "publisher": "check-only",
-                "serial": 1,
-                "issued_at": "2000-01-01T00:00:00Z",
-                "valid_until": "2000-01-01T00:00:00Z",
-                "nodes": doc["nodes"],
-            }
-        ).nodes
+        return _NODES.validate_python(doc["nodes"])
     except ValidationError as exc:
         raise _invalid(exc) from None
 
@@ -202,13 +197,7 @@ class Outcome:
 
 
 def _invalid(exc: ValidationError) -> InvalidInput:
-    return InvalidInput(
-        "Not a valid roster",
-        [
-            Problem(".".join(str(p) for p in e["loc"]) or "roster", str(e["msg"]), "invalid")
-            for e in exc.errors()
-        ],
-    )
+    return InvalidInput("Not a valid roster", problems_of(exc, whole="roster"))
 
 
 def check(session: Session, token: str, now: datetime | None = None, *, lock: bool = False) -> Roster:
@@ -261,7 +250,18 @@ def check(session: Session, token: str, now: datetime | None = None, *, lock: bo
     return Roster(body, kid)
 
 
-def to_fetch(session: Session, settings: Settings, roster: Roster) -> list[RosterEntry]:
+def take(db: Database, actor: Actor, settings: Settings, token: str) -> Outcome:
+    """Import a roster: check it, fetch the cards of the nodes new here with no transaction open (a roster may
+    name many nodes, and no database lock should wait on their answers), then check it again and pin them
+    in one unit of work. Like an upload, it owns its units of work."""
+    with db.transaction(read_only=True) as session:
+        wanted = _to_fetch(session, settings, check(session, token))
+    cards = _fetch_cards(settings, wanted)
+    with db.transaction() as session:
+        return apply(session, actor, settings, token, cards)
+
+
+def _to_fetch(session: Session, settings: Settings, roster: Roster) -> list[RosterEntry]:
     """The entries whose cards must be fetched: nodes this node does not know at all."""
     known = {p.node_id for p in peers.list_peers(session, include_removed=True)}
     return [e for e in roster.body.nodes if e.node_id not in known and e.node_id != settings.node_id]
@@ -275,7 +275,7 @@ def apply(
     cards: Mapping[str, dict[str, Any] | str],
 ) -> Outcome:
     """Check the roster again (in this transaction) and pin its new nodes. ``cards``: for each entry
-    :func:`to_fetch` named, its card document, or why it could not be fetched."""
+    :func:`_to_fetch` named, its card document, or why it could not be fetched."""
     roster = check(session, token, lock=True)
     out = Outcome()
     for entry in roster.body.nodes:
@@ -319,9 +319,8 @@ def apply(
     return out
 
 
-def fetch_cards(settings: Settings, entries: list[RosterEntry]) -> dict[str, dict[str, Any] | str]:
-    """Each entry's card document, or why it could not be had. Called outside any transaction: a roster
-    may name many nodes, and no database lock should wait on their answers."""
+def _fetch_cards(settings: Settings, entries: list[RosterEntry]) -> dict[str, dict[str, Any] | str]:
+    """Each entry's card document, or why it could not be had."""
     with peers.http_client(settings, timeout=10) as client:
 
         def one(entry: RosterEntry) -> dict[str, Any] | str:

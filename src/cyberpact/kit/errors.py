@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pydantic import ValidationError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -25,6 +27,15 @@ class Problem:
         if self.cite:
             out["cite"] = self.cite
         return out
+
+
+def problems_of(exc: ValidationError, prefix: str = "", whole: str = "") -> list[Problem]:
+    """The problems pydantic found, each at its field (``prefix`` + dotted path; ``whole`` for a problem
+    with the input as a whole)."""
+    return [
+        Problem(prefix + ".".join(str(p) for p in e["loc"]) or whole, str(e["msg"]), "invalid")
+        for e in exc.errors()
+    ]
 
 
 @dataclass

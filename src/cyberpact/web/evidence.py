@@ -36,7 +36,7 @@ from cyberpact.evidence.models import EvidencePackage, EvidenceTransfer
 from cyberpact.evidence.schemas import Acquisition, FileDeclare, UseConditions
 from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.federation import outbox, peers
-from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem
+from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem, problems_of
 from cyberpact.kit.http import get_database
 from cyberpact.kit.time import end_of_day
 from cyberpact.web.render import page
@@ -50,12 +50,6 @@ ACQUISITION_FIELDS = ("by", "at", "where", "method", "tool", "tool_version", "au
 def _ctx(request: Request) -> service.Context:
     ctx: service.Context = request.app.state.evidence
     return ctx
-
-
-def _problems(exc: ValidationError, prefix: str = "") -> list[Problem]:
-    return [
-        Problem(prefix + ".".join(str(p) for p in e["loc"]), str(e["msg"]), "invalid") for e in exc.errors()
-    ]
 
 
 # --- list and create -------------------------------------------------------------------------------------
@@ -117,7 +111,7 @@ def _use_conditions(values: dict[str, str], tz: str) -> UseConditions | list[Pro
             }
         )
     except ValidationError as exc:
-        return _problems(exc, "use.")
+        return problems_of(exc, "use.")
 
 
 @router.post("/desk/evidence/new")
@@ -285,7 +279,7 @@ def declare_file(request: Request, package_id: str, viewer: CurrentViewer, form:
             acquisition=acquisition,
         )
     except ValidationError as exc:
-        problems = _problems(exc)
+        problems = problems_of(exc)
         if wants_json:
             return JSONResponse({"errors": [p.as_dict() for p in problems]}, status_code=422)
         context = package_context(request, viewer, package_id)
