@@ -799,14 +799,23 @@ def test_unusable_event_reports_are_named_and_the_event_is_kept() -> None:
     assert "not an event report object" in reasons and long not in reasons
     bad = misp.misp_to_stix(_event(_attr("domain", "a.example"), EventReport={"content": "x"}))
     assert "EventReport is not a list" in "\n".join(bad.skipped) and "note" not in _by_type(bad.objects)
-    # A note on something other than the report stays behind on export, named.
+    # A note on an attribute is MISP analyst data on it; one on what the export does not hold is named.
     other = {
         **gone,
         "id": "note--2b3c4d5e-6f7a-4b2c-9d3e-4f5a6b7c8d9e",
         "object_refs": [t["indicator"][0]["id"]],
     }
-    _, skipped = misp_export.stix_to_misp([*converted.objects, other])
-    assert any(s.startswith(other["id"]) and "has no MISP form" in s for s in skipped)
+    stray = {
+        **other,
+        "id": "note--3c4d5e6f-7a8b-4c3d-8e4f-5a6b7c8d9e0f",
+        "object_refs": ["malware--" + "1" * 32],
+    }
+    event, skipped = misp_export.stix_to_misp([*converted.objects, other, stray])
+    (on_attribute,) = event["Event"]["Attribute"][0]["Note"]
+    assert on_attribute["uuid"] == "2b3c4d5e-6f7a-4b2c-9d3e-4f5a6b7c8d9e"
+    assert on_attribute["note"].endswith("withdrawn analysis") and on_attribute["object_type"] == "Attribute"
+    assert any(s.startswith(stray["id"]) and "not in the MISP event" in s for s in skipped)
+    assert not any(s.startswith(other["id"]) for s in skipped)
 
 
 def test_a_sighting_of_an_object_attribute_is_a_sighting_of_the_objects_indicator() -> None:
@@ -857,7 +866,10 @@ def test_export_of_a_counted_sighting_is_bounded() -> None:
     assert len(attr["Sighting"]) == misp_sightings.MAX_PER_SIGHTING
     assert len({s["uuid"] for s in attr["Sighting"]}) == misp_sightings.MAX_PER_SIGHTING
     assert any("counts 999999999 occurrences" in s for s in skipped)
-    assert any("only disagreement has a MISP form" in s for s in skipped)
+    # Agreement is no sighting: it goes as a MISP analyst opinion, the middle of its fifth of 0-100.
+    (opinion,) = attr["Opinion"]
+    assert (opinion["opinion"], opinion["uuid"]) == ("70", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4e")
+    assert all(s["type"] == "0" for s in attr["Sighting"])
 
 
 def test_reimporting_an_event_after_misp_deleted_an_attribute_revokes_it(db: Database) -> None:

@@ -3,12 +3,13 @@ error, or every object it produces is valid STIX, and nothing of a TLP:RED event
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cyberpact.intel import misp, stix
+from cyberpact.intel import misp, misp_export, stix
 from cyberpact.intel.markings import TLP2_IDS
 from cyberpact.kit.errors import InvalidInput
 
@@ -49,6 +50,44 @@ SIGHTING = either(
         optional={"uuid": either(st.uuids().map(str)), "source": either(st.text(max_size=10))},
     )
 )
+UUID = either(st.uuids().map(str))
+OPINION = either(
+    st.fixed_dictionaries(
+        {"opinion": either(st.integers(min_value=-5, max_value=120).map(str))},
+        optional={"uuid": UUID, "comment": either(st.text(max_size=10)), "distribution": st.just("0")},
+    )
+)
+ANALYST = {
+    "Note": either(
+        st.lists(
+            either(
+                st.fixed_dictionaries(
+                    {"note": either(st.text(max_size=20))},
+                    optional={
+                        "uuid": UUID,
+                        "language": either(st.sampled_from(["en", "vi", "zh-Hans", "not a tag"])),
+                        "authors": either(st.text(max_size=10)),
+                        "created": either(st.sampled_from(["2024-06-10 12:40:00", "2024-06-10T12:40:00Z"])),
+                        "distribution": either(st.sampled_from(["0", "5"])),
+                        "Orgc": ORG,
+                        "Opinion": either(st.lists(OPINION, max_size=2)),
+                    },
+                )
+            ),
+            max_size=2,
+        )
+    ),
+    "Opinion": either(st.lists(OPINION, max_size=2)),
+    "Relationship": either(
+        st.lists(
+            st.fixed_dictionaries(
+                {"related_object_uuid": either(st.uuids().map(str)), "relationship_type": JUNK},
+                optional={"uuid": UUID},
+            ),
+            max_size=2,
+        )
+    ),
+}
 TYPED_VALUES = [
     ("ip-dst", "203.0.113.9"),
     ("domain", "a.example"),
@@ -70,6 +109,7 @@ FIELDS = st.fixed_dictionaries(
         "Tag": either(st.lists(TAG, max_size=3)),
         "Sighting": either(st.lists(SIGHTING, max_size=3)),
         "object_relation": either(st.sampled_from(["ip", "domain"])),
+        **ANALYST,
     },
 )
 ATTRIBUTE = either(
@@ -93,13 +133,19 @@ OBJECT = either(
                     st.fixed_dictionaries({"referenced_uuid": JUNK, "relationship_type": JUNK}), max_size=2
                 )
             ),
+            **ANALYST,
         },
     )
 )
 REPORT = either(
     st.fixed_dictionaries(
         {"content": either(st.text(max_size=30)), "name": either(st.text(max_size=10))},
-        optional={"distribution": either(st.sampled_from(["0", "5"])), "deleted": either(st.booleans())},
+        optional={
+            "uuid": UUID,
+            "distribution": either(st.sampled_from(["0", "5"])),
+            "deleted": either(st.booleans()),
+            **ANALYST,
+        },
     )
 )
 EVENT = st.fixed_dictionaries(
@@ -117,6 +163,7 @@ EVENT = st.fixed_dictionaries(
         "Tag": either(st.lists(TAG, max_size=3)),
         "Galaxy": either(st.just([])),
         "distribution": either(st.sampled_from(["0", "1", "3"])),
+        **ANALYST,
     },
 )
 
@@ -135,6 +182,9 @@ def test_any_event_is_refused_whole_or_gives_valid_objects_never_less_than_red(e
         return
     for obj in converted.objects:
         stix.check(obj)
+    # And the way back takes whatever came in: one MISP event that serialises (no loop of notes).
+    exported, _ = misp_export.stix_to_misp(converted.objects)
+    json.dumps(exported)
     tags = event.get("Tag")
     red_event = isinstance(tags, list) and any(
         isinstance(t, dict) and t.get("name") == "tlp:red" for t in tags

@@ -17,7 +17,9 @@ What maps, as far as STIX can carry it:
 * a deleted attribute or object becomes a revoked version: re-importing an event takes back what MISP
   revoked instead of leaving it standing;
 * sightings become STIX sightings of the indicator, false positives opinions on it (``misp_sightings``);
-  event reports become notes on the report (``misp_reports``).
+  event reports become notes on the report (``misp_reports``);
+* analyst data (MISP 2.5 notes, opinions and relationships on the event, an attribute, an object or an
+  event report) become notes, opinions and relationships about what it was on (``misp_analyst``).
 
 MISP's own type, category, object name and object attributes ride along as ``x_misp_*`` properties so the
 way back is exact. Whatever is not carried is named in ``Conversion.skipped`` with the reason, down to a
@@ -29,14 +31,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from cyberpact.intel import misp_reports
+from cyberpact.intel import misp_analyst, misp_reports
 from cyberpact.intel import misp_types as vocab
 from cyberpact.intel.markings import (
+    KNOWN_TLP,
     PAP_ORDER,
     TLP_ORDER,
     Pap,
@@ -327,6 +330,18 @@ class _Event:
             except Refused as exc:
                 self.skipped.append(f"{label}: {exc}")
         self._object_references()
+        report_id = f"report--{self.ev_uuid}"
+        notes, unreported = misp_reports.to_notes(
+            event.get("EventReport"),
+            report_id=report_id,
+            event_uuid=self.ev_uuid,
+            creator=identity["id"],
+            fallback=self.modified,
+            markings_of=self._own_markings,
+        )
+        self.items += notes
+        self.skipped += unreported
+        self._analyst_data(event, report_id, attributes, mobjects)
         self.items += [i for i in self.sightings.identities.values() if i["id"] != identity["id"]]
         self.items += self.sightings.objects
         self.skipped += self.sightings.skipped
@@ -339,7 +354,7 @@ class _Event:
         )
         report: dict[str, Any] = {
             "type": "report",
-            "id": f"report--{self.ev_uuid}",
+            "id": report_id,
             "created": self.created_s,
             "modified": self.modified_s,
             "name": text(event.get("info")) or "MISP event",
@@ -359,16 +374,6 @@ class _Event:
         report["x_misp_published"] = published is not None
         if self.tags.markings():
             report["object_marking_refs"] = self.tags.markings()
-        notes, unreported = misp_reports.to_notes(
-            event.get("EventReport"),
-            report_id=report["id"],
-            event_uuid=self.ev_uuid,
-            creator=identity["id"],
-            fallback=self.modified,
-            markings_of=self._own_markings,
-        )
-        self.items += notes
-        self.skipped += unreported
         used = {m for o in [*self.items, report] for m in o.get("object_marking_refs", [])}
         definitions = [tlp_definition(lv) for lv in TLP_ORDER if tlp_definition(lv)["id"] in used]
         definitions += [pap_definition(lv) for lv in PAP_ORDER if pap_definition(lv)["id"] in used]
@@ -516,6 +521,72 @@ class _Event:
             if isinstance(ref, dict):
                 gone = revoked or _truthy(ref.get("deleted"))
                 self.references.append((sid, label, ref, tags.markings(self.tags), gone))
+
+    # ---------------------------------------------------------------------------- analyst data
+
+    def _analyst_data(
+        self, event: Mapping[str, Any], report_id: str, attributes: list[Any], mobjects: list[Any]
+    ) -> None:
+        """The notes, opinions and relationships MISP analysts hung on the event, its attributes, objects
+        (and their attributes: on the object's STIX form) and event reports (``misp_analyst``)."""
+        made = {o["id"]: o for o in self.items}
+        known = {**self.stix_of, self.ev_uuid: report_id}
+        owned: list[tuple[Mapping[str, Any], Mapping[str, Any], str]] = []  # item, what became STIX, label
+        owned += [
+            (a, a, f"attribute {_label(a, n)}") for n, a in enumerate(attributes) if isinstance(a, dict)
+        ]
+        for n, mobj in enumerate(mobjects):
+            if isinstance(mobj, dict):
+                label = f"object {_label(mobj, n)}"
+                owned.append((mobj, mobj, label))
+                owned += [
+                    (a, mobj, f"{label} attribute {_label(a, k)}")
+                    for k, a in enumerate(_loose(mobj, "Attribute"))
+                    if isinstance(a, dict)
+                ]
+        for n, er in enumerate(_loose(event, "EventReport")):
+            if isinstance(er, dict):
+                if text(er.get("uuid")):
+                    known[text(er["uuid"]).lower()] = f"note--{misp_reports.note_uuid(er, self.ev_uuid, n)}"
+                owned.append((er, er, f"event report {_label(er, n)}"))
+
+        def resolve(misp_uuid: str) -> str | None:
+            found = known.get(misp_uuid)
+            return found if found == report_id or found in made else None
+
+        holders = [misp_analyst.Holder(event, report_id, self._markings_about(self.tags.markings()), "event")]
+        for item, owner, label in owned:
+            if not any(kind in item for kind in misp_analyst.KINDS):
+                continue
+            target = resolve(text(owner.get("uuid")).lower())
+            if target is None:
+                self.skipped.append(f"{label}: not carried, and neither is its analyst data")
+                continue
+            markings = list(made[target].get("object_marking_refs", []))
+            holders.append(misp_analyst.Holder(item, target, self._markings_about(markings), label))
+        analyst = misp_analyst.AnalystIn(
+            creator=self.common["created_by_ref"],
+            fallback=self.modified,
+            resolve=resolve,
+            marked=lambda sid: list(made[sid].get("object_marking_refs", [])) if sid in made else [],
+            organisation=self.sightings.organisation,
+        )
+        for holder in holders:
+            analyst.add(holder)
+        self.items += analyst.objects
+        self.skipped += analyst.skipped
+
+    def _markings_about(self, target: list[str]) -> Callable[[Sequence[Mapping[str, Any]]], list[str]]:
+        """Analyst data is marked as what it is about, but TLP:RED when MISP keeps it (or what holds it)
+        in the organisation."""
+
+        def of(chain: Sequence[Mapping[str, Any]]) -> list[str]:
+            if not any(_kept_home(item) for item in chain):
+                return target
+            red = tlp_definition("red")["id"]
+            return [red, *(m for m in target if m not in KNOWN_TLP)]
+
+        return of
 
     def _own_markings(self, item: Mapping[str, Any]) -> list[str]:
         """The markings of an item with no tags of its own: the event's, or RED if MISP keeps it home."""

@@ -9,7 +9,8 @@ threat actors, malware, tools, attack patterns, intrusion sets and courses of ac
 clusters; relationships to them become galaxy tags, those between MISP objects object references; TLP and
 PAP markings become ``tlp:*`` and ``PAP:*`` tags; a revoked object becomes a deleted attribute, which is
 how MISP tells other instances of a revocation; sightings and disagreeing opinions become the attribute's
-sightings (``misp_sightings``); notes on the report become event reports (``misp_reports``). What cannot
+sightings (``misp_sightings``); notes on the report become event reports (``misp_reports``); other notes,
+opinions and relationships become MISP analyst data on what they are about (``misp_analyst``). What cannot
 be carried is returned with the reason.
 """
 
@@ -21,9 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from cyberpact.intel import misp_reports, misp_sightings, patterns
+from cyberpact.intel import misp_analyst, misp_reports, misp_sightings, patterns
 from cyberpact.intel.markings import Pap, Tlp, definition_levels, effective
 from cyberpact.intel.misp_types import (
+    ANALYST_DATA,
     CATEGORY_OF,
     COMPOSITE,
     GALAXY_OF_TYPE,
@@ -104,6 +106,7 @@ class _Export:
         self.emitted: dict[str, str] = {}  # STIX id -> uuid of the MISP attribute or object it became
         self.galaxy_of: dict[str, tuple[str, str]] = {}  # STIX id of a cluster -> (galaxy type, value)
         self.galaxy_tags: dict[str, list[str]] = {}  # STIX id -> the galaxy tags relationships give it
+        self.carried: set[str] = set()  # relationships carried as galaxy tags or object references
 
     def event(self) -> tuple[dict[str, Any], list[str]]:
         reports = [o for o in self.objs if o.get("type") == "report"]
@@ -153,6 +156,24 @@ class _Export:
                 self.skipped.append(f"{oid}: {kind} has no MISP form")
         self._relationships()
         self.skipped += misp_sightings.to_misp(self.objs, self.by_id, self._attribute_of())
+        event_uuid = str(report["id"]).partition("--")[2] if report else self.event_uuid
+        report_id = str(report["id"]) if report else None
+        on_event: dict[str, Any] = {}
+        event_reports = misp_reports.to_event_reports(self.objs, report_id, self._distribution)
+        places = self._places(report_id, event_uuid, on_event)
+        for er in event_reports:
+            places[f"note--{er['uuid']}"] = misp_analyst.Place(er, "EventReport", er["uuid"])
+        self.skipped += misp_analyst.to_misp(
+            self.objs,
+            places,
+            carried_elsewhere=lambda o: (
+                misp_reports.is_event_report(o, report_id)
+                or misp_analyst.is_false_positive(o)
+                or str(o.get("id")) in self.carried
+            ),
+            distribution_of=self._distribution,
+            by_id=self.by_id,
+        )
 
         event_tags = _tags(report, self.defs) if report else []
         event_tags += [
@@ -162,7 +183,7 @@ class _Export:
         ]
         published = report is not None and report.get("x_misp_published") is not False
         event: dict[str, Any] = {
-            "uuid": str(report["id"]).partition("--")[2] if report else self.event_uuid,
+            "uuid": event_uuid,
             "info": (report or {}).get("name") or self.info or "cyberpact export",
             "date": str(when)[:10],
             "timestamp": _epoch(when),
@@ -190,13 +211,26 @@ class _Export:
                 "Galaxy": list(galaxies.values()),
             }
         )
-        event_reports, unreported = misp_reports.to_event_reports(
-            self.objs, str(report["id"]) if report else None, self._distribution
-        )
         if event_reports:
             event["EventReport"] = event_reports
-        self.skipped += unreported
+        event.update(on_event)
         return {"Event": event}, self.skipped
+
+    def _places(
+        self, report_id: str | None, event_uuid: str, on_event: dict[str, Any]
+    ) -> dict[str, misp_analyst.Place]:
+        """Where analyst data about each STIX id goes: the event (its report), the attribute or MISP object
+        it became, or the event report."""
+        places: dict[str, misp_analyst.Place] = {}
+        if report_id is not None:
+            places[report_id] = misp_analyst.Place(on_event, "Event", event_uuid)
+        by_uuid = {a["uuid"]: a for a in self.attributes}
+        for sid, misp_uuid in self.emitted.items():
+            if misp_uuid in by_uuid:
+                places[sid] = misp_analyst.Place(by_uuid[misp_uuid], "Attribute", misp_uuid)
+        for sid, mobj in self.misp_objects.items():
+            places[sid] = misp_analyst.Place(mobj, "Object", mobj["uuid"])
+        return places
 
     def _attribute_of(self) -> dict[str, dict[str, Any]]:
         """STIX id -> the MISP attribute it became; for a MISP object, its first attribute for detection
@@ -239,14 +273,12 @@ class _Export:
             oid, source, target = str(o.get("id")), str(o.get("source_ref")), str(o.get("target_ref"))
             rel_type = str(o.get("relationship_type"))
             if target in self.galaxy_of and rel_type in _TAGGING and source in self.emitted:
-                continue  # carried as the galaxy tag of its source
-            mobj = self.misp_objects.get(source)
-            if mobj is None or target not in self.emitted:
-                self.skipped.append(
-                    f"{oid}: {rel_type} from {source} to {target} has no MISP form"
-                    " (MISP references go from an object to an attribute or object of the event)"
-                )
+                self.carried.add(oid)  # as the galaxy tag of its source
                 continue
+            mobj = self.misp_objects.get(source)
+            if o.get(ANALYST_DATA) or mobj is None or target not in self.emitted:
+                continue  # a MISP analyst relationship, if anything (misp_analyst)
+            self.carried.add(oid)
             mobj.setdefault("ObjectReference", []).append(
                 {
                     "uuid": oid.partition("--")[2],

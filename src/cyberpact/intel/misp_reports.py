@@ -2,8 +2,8 @@
 
 An event report is an analyst's narrative (Markdown) attached to a MISP event. In STIX it is a ``note`` on
 the event's ``report``: its name the note's ``abstract``, its text the ``content``, a deleted one a revoked
-note. On export, the notes on the exported report come back as event reports; a note on anything else has
-no place in a MISP event and is named as not carried.
+note. On export, the notes on the exported report come back as event reports, but those that came from
+MISP analyst data (``misp_analyst``), which go back as what they were.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from cyberpact.intel.misp_types import from_epoch, stix_uuid, text, to_epoch
+from cyberpact.intel.misp_types import ANALYST_DATA, from_epoch, stix_uuid, text, to_epoch
 from cyberpact.intel.stix import format_timestamp
 
 # A report is prose, far longer than any attribute value; one beyond this is refused on its own.
@@ -52,7 +52,7 @@ def to_notes(
         note: dict[str, Any] = {
             "type": "note",
             "spec_version": "2.1",
-            "id": f"note--{stix_uuid(er.get('uuid'), f'{event_uuid}:report:{name}:{n}')}",
+            "id": f"note--{note_uuid(er, event_uuid, n)}",
             "created": stamp,
             "modified": stamp,
             "content": content,
@@ -70,21 +70,33 @@ def to_notes(
     return notes, skipped
 
 
+def note_uuid(er: Mapping[str, Any], event_uuid: str, n: int) -> str:
+    """The uuid of the note the ``n``-th event report of an event becomes."""
+    return stix_uuid(er.get("uuid"), f"{event_uuid}:report:{text(er.get('name')).strip()}:{n}")
+
+
+def is_event_report(o: Mapping[str, Any], report_id: str | None) -> bool:
+    """A note on the event's report that is not analyst data: an event report in MISP."""
+    return (
+        o.get("type") == "note"
+        and not o.get(ANALYST_DATA)
+        and report_id is not None
+        and report_id in o.get("object_refs", [])
+    )
+
+
 def to_event_reports(
     objs: Sequence[Mapping[str, Any]],
     report_id: str | None,
     distribution_of: Callable[[Mapping[str, Any]], str],
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The event reports for the notes on ``report_id`` among ``objs``, and the notes not carried."""
+) -> list[dict[str, Any]]:
+    """The event reports for the notes on ``report_id`` among ``objs`` (but analyst data: any other note
+    goes to ``misp_analyst``)."""
     out: list[dict[str, Any]] = []
-    skipped: list[str] = []
     for o in objs:
-        if o.get("type") != "note":
+        if not is_event_report(o, report_id):
             continue
         oid = str(o.get("id"))
-        if report_id is None or report_id not in o.get("object_refs", []):
-            skipped.append(f"{oid}: a note on anything but the event's report has no MISP form")
-            continue
         epoch = to_epoch(o.get("modified") or o.get("created")) or "0"
         out.append(
             {
@@ -96,4 +108,4 @@ def to_event_reports(
                 "deleted": o.get("revoked") is True,
             }
         )
-    return out, skipped
+    return out

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cyberpact.intel.markings import TLP2_IDS, TLP_ORDER
+from cyberpact.intel.misp_analyst import is_false_positive
 from cyberpact.intel.misp_types import LOCAL_NAMESPACE, from_epoch, stix_uuid, text, to_epoch
 from cyberpact.intel.stix import format_timestamp
 
@@ -75,7 +76,7 @@ class SightingsIn:
                     " (to_ids); not carried"
                 )
                 continue
-            org = self._organisation(s.get("Organisation"), markings)
+            org = self.organisation(s.get("Organisation"), markings)
             stamp = format_timestamp(when)
             key = f"{target}|{kind}|{org or ''}|{stamp}|{text(s.get('source'))}"
             oid = stix_uuid(s.get("uuid"), key) if s.get("uuid") else str(uuid.uuid5(LOCAL_NAMESPACE, key))
@@ -115,7 +116,7 @@ class SightingsIn:
         if expired:
             self.skipped.append(f"{label}: {expired} expiration sighting(s) have no STIX form; not carried")
 
-    def _organisation(self, org: Any, markings: list[str]) -> str | None:
+    def organisation(self, org: Any, markings: list[str]) -> str | None:
         if not isinstance(org, dict) or not (text(org.get("name")) or text(org.get("uuid"))):
             return None
         name = text(org.get("name"))[:200] or "unknown MISP organisation"
@@ -150,19 +151,17 @@ def to_misp(
     by_id: Mapping[str, Mapping[str, Any]],
     attribute_of: Mapping[str, dict[str, Any]],
 ) -> list[str]:
-    """Append the sightings and false-positive opinions among ``objs`` to the MISP attributes their
-    indicators became (``attribute_of``: STIX id -> attribute); returns what could not be carried."""
+    """Append the sightings and false positives (``is_false_positive``) among ``objs`` to the MISP
+    attributes their indicators became (``attribute_of``: STIX id -> attribute); returns what could not
+    be carried."""
     skipped: list[str] = []
     for o in objs:
         kind, oid = o.get("type"), str(o.get("id"))
         if kind == "sighting":
             targets, misp_type = [str(o.get("sighting_of_ref"))], "0"
-        elif kind == "opinion" and o.get("opinion") in ("strongly-disagree", "disagree"):
+        elif is_false_positive(o):
             targets, misp_type = [str(r) for r in o.get("object_refs", [])], "1"
-        elif kind == "opinion":
-            skipped.append(f"{oid}: only disagreement has a MISP form (a false-positive sighting)")
-            continue
-        else:
+        else:  # any other opinion is MISP analyst data (misp_analyst)
             continue
         carried = [t for t in targets if t in attribute_of]
         if not carried:

@@ -22,6 +22,9 @@ LOCAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://cyberpact.dev/stix/mis
 # Real values (a URL, a YARA rule) stay far below this; a longer one is refused on its own, before it
 # becomes a pattern that the validator would quote whole in its refusal.
 MAX_VALUE = 65_536
+# Set on the notes, opinions and relationships that came from MISP analyst data (``misp_analyst``), which
+# tells them apart from event reports (notes) and false-positive sightings (opinions) on the way back.
+ANALYST_DATA = "x_misp_analyst_data"
 
 
 def text(value: Any) -> str:
