@@ -58,6 +58,7 @@ from cyberpact.intel.misp_types import (
     Refused,
     comparisons,
     from_epoch,
+    from_iso,
     stix_uuid,
     text,
 )
@@ -172,17 +173,6 @@ def _day(value: Any) -> datetime:
     except ValueError:
         d = date(1970, 1, 1)
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
-
-
-def _seen(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # MISP stores first_seen/last_seen in UTC; a value without an offset is UTC, not the server's zone.
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 # ----------------------------------------------------------------------------------------------- tags
@@ -647,8 +637,8 @@ class _Event:
         when = self._when(source)
         when_s = format_timestamp(when)
         markings = tags.markings(self.tags)
-        first = _seen(source.get("first_seen"))
-        last = _seen(source.get("last_seen"))
+        first = from_iso(source.get("first_seen"))
+        last = from_iso(source.get("last_seen"))
         instances = vocab.instances(comps)
         obj: dict[str, Any]
         if to_ids:

@@ -28,7 +28,7 @@ from typing import Any
 
 from cyberpact.intel.markings import KNOWN_TLP, TLP_ORDER
 from cyberpact.intel.misp_reports import MAX_CONTENT
-from cyberpact.intel.misp_types import ANALYST_DATA, from_epoch, stix_uuid, text
+from cyberpact.intel.misp_types import ANALYST_DATA, from_epoch, from_iso, stix_uuid, text
 from cyberpact.intel.stix import format_timestamp, parse_timestamp
 
 KINDS = ("Note", "Opinion", "Relationship")
@@ -192,13 +192,7 @@ def _when(value: Any) -> datetime | None:
     ISO 8601 with an offset, older ones as epoch seconds."""
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
         return from_epoch(value)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return from_iso(value)
 
 
 # ------------------------------------------------------------------------------------------------ export

@@ -56,6 +56,18 @@ def from_epoch(value: Any) -> datetime | None:
         return None
 
 
+def from_iso(value: Any) -> datetime | None:
+    """A MISP time written as ISO 8601 (first_seen, analyst data) in UTC; None when it is not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # MISP stores its times in UTC; a value without an offset is UTC, not the server's zone.
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 def to_epoch(value: Any) -> str | None:
     """A STIX timestamp as MISP writes a time (epoch seconds as text); None when it is not one."""
     try:
