@@ -804,6 +804,7 @@ def test_unusable_event_reports_are_named_and_the_event_is_kept() -> None:
         **gone,
         "id": "note--2b3c4d5e-6f7a-4b2c-9d3e-4f5a6b7c8d9e",
         "object_refs": [t["indicator"][0]["id"]],
+        "revoked": False,
     }
     stray = {
         **other,

@@ -188,7 +188,9 @@ def test_opinions_and_notes_from_elsewhere_go_to_misp_as_analyst_data() -> None:
     loop_a = {**titled, "id": "note--33333333-3333-4333-8333-333333333333"}
     loop_a["object_refs"] = ["note--44444444-4444-4444-8444-444444444444"]
     loop_b = {**titled, "id": "note--44444444-4444-4444-8444-444444444444", "object_refs": [loop_a["id"]]}
-    exported, skipped = misp_export.stix_to_misp([*converted, agree, titled, loop_a, loop_b])
+    withdrawn = {**agree, "id": "opinion--55555555-5555-4555-8555-555555555555", "revoked": True}
+    exported, skipped = misp_export.stix_to_misp([*converted, agree, titled, loop_a, loop_b, withdrawn])
+    assert any(s.startswith(withdrawn["id"]) and "revoked" in s for s in skipped)
     address = next(a for a in exported["Event"]["Attribute"] if a["value"] == "198.51.100.77")
     assert [o["opinion"] for o in address["Opinion"]] == ["70"]
     assert address["Note"][0]["note"] == "Takedown\n\nSeized on 12 June."

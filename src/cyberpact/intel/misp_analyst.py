@@ -226,9 +226,15 @@ def to_misp(
     about it). Those ``carried_elsewhere`` (event reports, false positives, object references) are left
     alone. Returns what could not be carried."""
     skipped: list[str] = []
-    pending = [
-        o for o in objs if o.get("type") in ("note", "opinion", "relationship") and not carried_elsewhere(o)
-    ]
+    pending = []
+    for o in objs:
+        if o.get("type") not in ("note", "opinion", "relationship") or carried_elsewhere(o):
+            continue
+        if o.get("revoked") is True:
+            # MISP analyst data has no deleted flag: the withdrawn item must not go out as standing.
+            skipped.append(f"{o.get('id')}: revoked, and MISP analyst data cannot say so; not carried")
+            continue
+        pending.append(o)
     # Parents before what is about them: each round places what it can; an item whose target never
     # gets a place (outside the export, or a cycle of notes about each other) is named at the end.
     for _ in range(MAX_DEPTH + 1):
