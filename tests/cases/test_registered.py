@@ -76,7 +76,7 @@ def test_registration_needs_the_role_and_refuses_bad_input_storing_nothing(
         ({"channel": "pigeon"}, "channel"),
         ({"received_at": future}, "received_at"),
         ({"received_at": "2026-11-28T20:05:00"}, "received_at"),  # no time zone
-        ({"type": "extradition"}, "type"),
+        ({"type": "asset_recovery"}, "type"),
         ({"fields": {"offence": 42}}, "fields.offence"),
     ]
     for overrides, field in cases:

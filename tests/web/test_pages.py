@@ -8,6 +8,7 @@ import re
 import uuid
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from cases.conftest import HEADER, PRESERVATION, Side, act, draft, sent_follow_up, sent_preservation
@@ -518,3 +519,30 @@ def test_undelivered_selection_ignores_foreign_conversations(node: LiveNode) -> 
     assert lan.get("/desk").status_code == 200
     with node.db.transaction(read_only=True) as session:
         assert session.scalars(select(OutboxMessage)).first() is not None
+
+
+@pytest.mark.parametrize(
+    ("type_id", "label", "choice"),
+    [
+        (
+            "extradition",
+            "The conduct is an offence under the law of both States",
+            "Enforcement of a sentence",
+        ),
+        ("joint_investigation", "Proposed duration in months", "Agreed case by case"),
+    ],
+)
+def test_the_wizard_drafts_the_newer_request_types_with_their_fields_and_choices(
+    two_sides: tuple[Side, Side], type_id: str, label: str, choice: str
+) -> None:
+    vn, _ = two_sides
+    an = person(vn.node, "an", "officer", "contact_point", email="an@a05.example.vn")
+    assert type_id in an.get("/desk/new").text
+    r = an.post("/desk/new", {"type": type_id, "counterpart": "au-24x7", "case_title": "Hanoi hospitals"})
+    assert r.status_code == 303
+    base = r.headers["location"].rsplit("/", 1)[0]
+    page = text_of(an.get(f"{base}/particulars").text)
+    assert label in page and choice in page
+    review = text_of(an.get(f"{base}/review").text)
+    article = "art. 37(1)" if type_id == "extradition" else "art. 48"
+    assert f"Missing: required by {article}" in review

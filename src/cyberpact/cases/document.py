@@ -146,10 +146,11 @@ class DocumentView:
 
 
 def option_label(catalog: Catalog, f: FieldDef, option: str) -> str | None:
-    """The English label of an enum option, or None when neither the catalog nor OPTION_LABELS has one."""
+    """The English label of an enum option, or None when neither the catalog (``option_labels``, or the
+    kinds of assistance) nor OPTION_LABELS has one."""
     if f.options_from == "mla_assistance":
         return next((c.label for c in catalog.head.mla_assistance if c.id == option), None)
-    return OPTION_LABELS.get(f.name, {}).get(option)
+    return f.option_labels.get(option) or OPTION_LABELS.get(f.name, {}).get(option)
 
 
 def _as_written(value: Any) -> str:

@@ -235,13 +235,13 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
         )
     said = str(data.get("consultation") or "").strip()
     if name in rt.consult_before and not said and not _consulted(request):
-        cite = "art. 40 [parallel: UNTOC 18(26)]"
+        cite = rt.consult_cite
         problems.append(
             Problem(
                 "data.consultation",
-                f"{cite}: consult the requesting State first, to see whether assistance can be given on "
-                "conditions: take the step “Consult before refusing or postponing”, or say here when and "
-                "how you consulted",
+                f"{cite}: consult the requesting State first, to see whether the request can be met, "
+                "perhaps on conditions: take the step “Consult before refusing or postponing”, or say here "
+                "when and how you consulted",
                 "missing",
                 cite,
             )

@@ -42,6 +42,8 @@ class FieldDef(Strict):
     must_be: bool | None = None
     options: list[str] = Field(default_factory=list)
     options_from: str | None = None
+    # What a person reads for each option (an option without one reads as written).
+    option_labels: dict[str, str] = Field(default_factory=dict)
     min: int | None = None
     max: int | None = None
     cite: str
@@ -86,6 +88,8 @@ class RequestType(Strict):
     # Steps the requested side takes only after consulting the requesting side (the Consult step, or a
     # consultation held outside the network and said in the step).
     consult_before: list[str] = Field(default_factory=list)
+    # The article that asks for that consultation, cited when a step skips it.
+    consult_cite: str = "art. 40 [parallel: UNTOC 18(26)]"
     emergency: bool = False
     deadlines: Deadlines = Field(default_factory=Deadlines)
     fields: list[FieldDef]

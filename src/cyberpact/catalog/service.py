@@ -119,6 +119,8 @@ def _check(c: Catalog) -> None:
             seen.add(f.name)
             if f.type == "enum" and not (f.options or f.options_from == "mla_assistance"):
                 raise ConfigurationError(f"catalog {where}: enum field {f.name!r} has no options")
+            if stray := sorted(set(f.option_labels) - set(f.options)):
+                raise ConfigurationError(f"catalog {where}: {f.name!r} labels options it lacks: {stray}")
             for cond in (f.required_if, f.required_unless):
                 if cond is not None and cond.field not in names:
                     raise ConfigurationError(

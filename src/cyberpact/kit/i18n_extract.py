@@ -104,6 +104,8 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
         for f in rt.fields:
             if f.label:
                 yield Message(f.label, lines.at(f.label), f"Field of {rt.label!r} ({f.cite})")
+            for option, label in f.option_labels.items():
+                yield Message(label, lines.at(label), f"Choice {option!r} of the field {f.label!r}")
             if f.help:
                 yield Message(f.help, lines.at(f.help), f"Help for the field {f.label!r} of {rt.label!r}")
 
