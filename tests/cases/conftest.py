@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import LiveNode
+from cyberpact.catalog.service import DATA
 from cyberpact.federation.delivery import OutboxWorker
 from cyberpact.kit.keystore import KeyStore
 
@@ -106,15 +109,29 @@ def act(client: httpx.Client, request_id: str, action: str, **data: Any) -> http
     return client.post(f"/api/v1/requests/{request_id}/actions/{action}", json={"data": data})
 
 
-def sent_preservation(vn: Side, au: Side) -> str:
-    """A complete preservation request, approved on VN's side and delivered to AU."""
-    r = draft(vn)
+def sent(vn: Side, type_: str = "preservation", fields: dict[str, Any] | None = None) -> str:
+    """A complete request drafted, approved on VN's side and delivered to AU."""
+    r = draft(vn, type_=type_, fields=fields)
     assert r.status_code == 201, r.text
     rid = r.json()["request"]["id"]
     assert act(vn.officer, rid, "submit").status_code == 200
     assert act(vn.supervisor, rid, "approve").status_code == 200
     assert vn.deliver() == 1
     return str(rid)
+
+
+def sent_preservation(vn: Side, au: Side) -> str:
+    """A complete preservation request, approved on VN's side and delivered to AU."""
+    return sent(vn)
+
+
+def edited_catalog(tmp_path: Path, type_file: str, old: str, new: str) -> Path:
+    """A copy of the catalog with one change to one request type's file."""
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    path = data / "types" / type_file
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), "utf-8")
+    return data
 
 
 def sent_follow_up(vn: Side, ticket: str) -> tuple[str, list[str]]:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from cyberpact.cases.models import Request
-from cyberpact.catalog.service import DATA, get_catalog, load
+from cyberpact.catalog.service import get_catalog, load
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.errors import ConfigurationError
 
-from .conftest import HEADER, PRESERVATION, Side, act, count_rows, draft
+from .conftest import HEADER, PRESERVATION, Side, act, count_rows, draft, edited_catalog
 
 REQUIRED = [f.name for f in get_catalog().type("preservation").fields if f.required]
 
@@ -218,11 +217,8 @@ def test_an_approval_is_of_the_version_the_supervisor_read(two_sides: tuple[Side
 
 
 def test_a_catalog_that_asks_for_consultation_without_the_consult_step_does_not_load(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    shutil.copytree(DATA, data)
-    path = data / "types" / "le_exchange.toml"
-    text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("follow_up = []", 'follow_up = []\nconsult_before = ["refuse"]', 1), "utf-8")
+    asks = 'follow_up = []\nconsult_before = ["refuse"]'
+    data = edited_catalog(tmp_path, "le_exchange.toml", "follow_up = []", asks)
     with pytest.raises(ConfigurationError, match="consult_before names 'refuse'"):
         load(data)
     assert get_catalog().type("stored_data").consult_before == ["refuse", "postpone"]

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import html
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cyberpact.cases.models import Request
-from cyberpact.catalog.service import DATA, get_catalog, load
+from cyberpact.catalog.service import get_catalog, load
 from cyberpact.kit.errors import ConfigurationError
 
-from .conftest import Side, act, count_rows, draft
+from .conftest import Side, act, count_rows, draft, edited_catalog, sent
 
 EXTRADITION: dict[str, Any] = {
     "person_sought": "TRAN Van Minh, alias 'minh88', born 4 March 1991 in Hai Phong, passport C1234567",
@@ -43,13 +42,8 @@ def test_a_complete_extradition_request_is_checked_clean_sent_and_received(
     two_sides: tuple[Side, Side],
 ) -> None:
     vn, au = two_sides
-    r = draft(vn, type_="extradition", fields=EXTRADITION)
-    assert r.status_code == 201, r.text
-    assert r.json()["check"]["errors"] == []
-    rid = r.json()["request"]["id"]
-    assert act(vn.officer, rid, "submit").status_code == 200
-    assert act(vn.supervisor, rid, "approve").status_code == 200
-    assert vn.deliver() == 1
+    assert draft(vn, type_="extradition", fields=EXTRADITION).json()["check"]["errors"] == []
+    rid = sent(vn, "extradition", EXTRADITION)
     received = au.ca.get(f"/api/v1/requests/{rid}").json()
     assert received["type"] == "extradition" and received["fields"]["person_sought"].startswith(
         "TRAN Van Minh"
@@ -73,10 +67,7 @@ def test_extradition_is_refused_only_on_its_own_grounds_and_after_consulting(
     two_sides: tuple[Side, Side],
 ) -> None:
     vn, au = two_sides
-    rid = draft(vn, type_="extradition", fields=EXTRADITION).json()["request"]["id"]
-    act(vn.officer, rid, "submit")
-    act(vn.supervisor, rid, "approve")
-    vn.deliver()
+    rid = sent(vn, "extradition", EXTRADITION)
     assert act(au.ca, rid, "acknowledge", reference="AU-EXT-3").status_code == 200
     reasons = "He is an Australian national; the case goes to the Commonwealth DPP."
     r = act(au.ca, rid, "refuse", grounds=["extradition_nationality"], reasons=reasons)
@@ -133,11 +124,7 @@ def test_the_new_types_and_grounds_are_in_the_catalog_with_their_articles() -> N
 
 
 def test_a_catalog_that_labels_an_option_its_field_lacks_does_not_load(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    shutil.copytree(DATA, data)
-    path = data / "types" / "extradition.toml"
-    text = path.read_text(encoding="utf-8")
-    path.write_text(text.replace("prosecution = ", "persecution = ", 1), "utf-8")
+    data = edited_catalog(tmp_path, "extradition.toml", "prosecution = ", "persecution = ")
     with pytest.raises(
         ConfigurationError, match=r"'extradition_for' labels options it lacks: \['persecution'\]"
     ):
