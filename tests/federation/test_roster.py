@@ -302,3 +302,28 @@ def test_an_administrator_signs_a_roster_over_the_api(world: World) -> None:
     assert r.status_code == 201 and r.json()["nodes"] == 2  # its active peers: vn and fr
     trust(pl, "un-hub")
     assert sorted(take(pl, r.json()["roster"]).added) == ["fr-24x7", "vn-24x7"]
+
+
+def test_an_administrator_takes_a_roster_on_the_desk(world: World) -> None:
+    hub, vn, fr, pl = world.hub, world.vn, world.fr, world.pl
+    trust(pl, "un-hub")
+    ops = person(pl, "ops", "admin")
+    ops.get("/desk/admin/peers")
+    # Nothing pasted, or a forgery: the reason beside the form, and nothing pinned.
+    r = ops.post("/desk/admin/peers/roster", {"roster": "  "})
+    assert r.status_code == 422 and "paste the signed roster" in text_of(r.text)
+    forged = sign(vn, [entry(fr)])
+    r = ops.post("/desk/admin/peers/roster", {"roster": forged})
+    assert r.status_code == 422 and "The roster was not taken." in text_of(r.text)
+    assert set(pinned(pl)) == {"un-hub"}
+    r = ops.post("/desk/admin/peers/roster", {"roster": sign(hub, [entry(vn), entry(fr, fp="00" * 32)])})
+    assert r.status_code == 200, r.text
+    page = text_of(r.text)
+    assert "The roster was taken." in page and "vn-24x7" in page
+    assert set(pinned(pl)) == {"un-hub", "vn-24x7"}
+    # The fingerprint it gives for fr is not fr's key: fr is named with why, and not pinned.
+    assert "fr-24x7" in page and "fr-24x7" not in pinned(pl)
+    # Only administrators take rosters.
+    assert (
+        person(pl, "lan", "officer").post("/desk/admin/peers/roster", {"roster": forged}).status_code == 403
+    )

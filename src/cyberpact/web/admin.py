@@ -15,11 +15,11 @@ from cyberpact.directory import service as directory
 from cyberpact.directory.models import Authority
 from cyberpact.federation import identity, outbox, peers, roster
 from cyberpact.federation.models import OutboxMessage
-from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.errors import CyberpactError, InvalidInput, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.kit.time import utcnow
 from cyberpact.web.render import page
-from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, require
+from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, Viewer, require, settings_of
 
 router = APIRouter(route_class=DeskRoute, include_in_schema=False)
 PAGE = 300
@@ -94,6 +94,16 @@ class OwnNode:
 @router.get("/desk/admin/peers")
 def peers_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     require(viewer, "admin")
+    return _peers(request, viewer)
+
+
+def _peers(
+    request: Request,
+    viewer: Viewer,
+    *,
+    outcome: roster.Outcome | None = None,
+    failure: CyberpactError | None = None,
+) -> HTMLResponse:
     with get_database(request).transaction(read_only=True) as session:
         card = identity.current_card(session)
         own = None
@@ -108,9 +118,31 @@ def peers_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
             for m in outbox.list_messages(session, status, 100)
             if status != "pending" or m.attempts > 0
         ]
-    return page(
-        request, viewer, "peers.html", {"own": own, "peers": rows, "publishers": publishers, "stuck": stuck}
-    )
+    context = {
+        "own": own,
+        "peers": rows,
+        "publishers": publishers,
+        "stuck": stuck,
+        "outcome": outcome,
+        "failure": failure,
+    }
+    return page(request, viewer, "peers.html", context, status=failure.status if failure else 200)
+
+
+@router.post("/desk/admin/peers/roster")
+def take_roster(request: Request, viewer: CurrentViewer, form: CheckedForm) -> HTMLResponse:
+    """Take a signed roster pasted by an administrator, as ``cyberpact peers roster import`` does: the
+    page answers with what was added, what was already here and what was refused, with the reason."""
+    require(viewer, "admin")
+    token = form.get("roster").strip()
+    try:
+        if not token:
+            raise InvalidInput("No roster", [Problem("roster", "paste the signed roster", "missing")])
+        outcome = roster.take(get_database(request), viewer.actor, settings_of(request), token)
+    except CyberpactError as exc:
+        # Shown beside the form, reasons and all, rather than on an error page that loses them.
+        return _peers(request, viewer, failure=exc)
+    return _peers(request, viewer, outcome=outcome)
 
 
 @router.post("/desk/admin/outbox/{message_id}/retry")
