@@ -205,7 +205,7 @@ def test_every_enum_option_of_the_catalog_has_a_label(catalog: Catalog) -> None:
         for option in catalog.options(f)
         if document.option_label(catalog, f, option) is None
     ]
-    assert not missing, f"give these options an English label in cases/document.py OPTION_LABELS: {missing}"
+    assert not missing, f"give these options an English label (option_labels) in the catalog: {missing}"
 
 
 def test_the_page_footer_follows_the_translation_word_order() -> None:

@@ -41,23 +41,6 @@ from cyberpact.kit.time import parse_rfc3339
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "request_document.html"
 
-# English labels for the enum options whose catalog entry lists bare ids. They are msgids like any
-# catalog label (i18n_extract reads them from here) and a test fails when an option lacks one; they
-# belong in the catalog itself once its schema gives options labels.
-OPTION_LABELS: dict[str, dict[str, str]] = {
-    "request_kind": {
-        "new": N_("New request"),
-        "follow_up_to_preservation": N_("Follow-up to a preservation request"),
-        "follow_up_to_mla": N_("Follow-up to a mutual legal assistance request"),
-        "extension": N_("Extension of an earlier request"),
-    },
-    "confidentiality": {
-        "none": N_("No confidentiality requested"),
-        "fact_and_substance": N_("The fact and the substance of the request are to be kept confidential"),
-        "substance": N_("The substance of the request is to be kept confidential"),
-    },
-}
-
 # The document's lang attribute: Pango picks glyph variants by it, and Chinese here is Simplified.
 _HTML_LANG = {"zh": "zh-Hans"}
 
@@ -146,11 +129,11 @@ class DocumentView:
 
 
 def option_label(catalog: Catalog, f: FieldDef, option: str) -> str | None:
-    """The English label of an enum option, or None when neither the catalog (``option_labels``, or the
-    kinds of assistance) nor OPTION_LABELS has one."""
+    """The English label of an enum option (the catalog's ``option_labels``, or its kinds of assistance),
+    or None when the catalog gives none."""
     if f.options_from == "mla_assistance":
         return next((c.label for c in catalog.head.mla_assistance if c.id == option), None)
-    return f.option_labels.get(option) or OPTION_LABELS.get(f.name, {}).get(option)
+    return f.option_labels.get(option)
 
 
 def _as_written(value: Any) -> str:

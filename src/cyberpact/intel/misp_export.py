@@ -224,19 +224,21 @@ class _Export:
         places: dict[str, misp_analyst.Place] = {}
         if report_id is not None:
             places[report_id] = misp_analyst.Place(on_event, "Event", event_uuid)
-        by_uuid = {a["uuid"]: a for a in self.attributes}
-        for sid, misp_uuid in self.emitted.items():
-            if misp_uuid in by_uuid:
-                places[sid] = misp_analyst.Place(by_uuid[misp_uuid], "Attribute", misp_uuid)
+        for sid, attr in self._emitted_attributes().items():
+            places[sid] = misp_analyst.Place(attr, "Attribute", attr["uuid"])
         for sid, mobj in self.misp_objects.items():
             places[sid] = misp_analyst.Place(mobj, "Object", mobj["uuid"])
         return places
 
+    def _emitted_attributes(self) -> dict[str, dict[str, Any]]:
+        """STIX id -> the MISP attribute (outside any object) it became."""
+        by_uuid = {a["uuid"]: a for a in self.attributes}
+        return {sid: by_uuid[u] for sid, u in self.emitted.items() if u in by_uuid}
+
     def _attribute_of(self) -> dict[str, dict[str, Any]]:
         """STIX id -> the MISP attribute it became; for a MISP object, its first attribute for detection
         (MISP keeps sightings on attributes, never on objects)."""
-        by_uuid = {a["uuid"]: a for a in self.attributes}
-        out = {sid: by_uuid[u] for sid, u in self.emitted.items() if u in by_uuid}
+        out = self._emitted_attributes()
         for sid, mobj in self.misp_objects.items():
             attrs = mobj.get("Attribute") or []
             first = next((a for a in attrs if a.get("to_ids")), attrs[0] if attrs else None)

@@ -28,6 +28,7 @@ from babel.messages.pofile import read_po, write_po
 from jinja2.ext import babel_extract
 
 from cyberpact import __version__
+from cyberpact.catalog.schemas import FieldDef
 from cyberpact.catalog.service import DATA as CATALOG_DIR
 from cyberpact.catalog.service import Catalog, load
 from cyberpact.kit.i18n import BABEL_LOCALES, DOMAIN, LANGUAGES, LOCALE_DIR, SOURCE_LANGUAGE, po_path
@@ -80,6 +81,7 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
         yield Message(f.label, head.at(f.label), f"Header field label ({f.cite})")
         if f.help:
             yield Message(f.help, head.at(f.help), f"Help for the header field {f.label!r}")
+        yield from _choices(f, head)
     for g in catalog.head.grounds:
         yield Message(g.label, head.at(g.label), f"Refusal ground ({g.cite})")
     for c in catalog.head.mla_assistance:
@@ -96,6 +98,7 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
                 yield Message(f.label, life.at(f.label), f"Field of the action {action.label!r} ({f.cite})")
             if f.help:
                 yield Message(f.help, life.at(f.help), f"Help for the field {f.name!r} of {action.label!r}")
+            yield from _choices(f, life)
     files = {_type_id(p): p for p in sorted((directory / "types").glob("*.toml"))}
     for rt in catalog.types.values():
         lines = _Lines(files.get(rt.id, directory / "types" / f"{rt.id}.toml"))
@@ -104,10 +107,14 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
         for f in rt.fields:
             if f.label:
                 yield Message(f.label, lines.at(f.label), f"Field of {rt.label!r} ({f.cite})")
-            for option, label in f.option_labels.items():
-                yield Message(label, lines.at(label), f"Choice {option!r} of the field {f.label!r}")
+            yield from _choices(f, lines)
             if f.help:
                 yield Message(f.help, lines.at(f.help), f"Help for the field {f.label!r} of {rt.label!r}")
+
+
+def _choices(f: FieldDef, lines: _Lines) -> Iterator[Message]:
+    for option, label in f.option_labels.items():
+        yield Message(label, lines.at(label), f"Choice {option!r} of the field {f.label or f.name!r}")
 
 
 def _type_id(path: Path) -> str:
