@@ -327,3 +327,28 @@ def test_an_administrator_takes_a_roster_on_the_desk(world: World) -> None:
     assert (
         person(pl, "lan", "officer").post("/desk/admin/peers/roster", {"roster": forged}).status_code == 403
     )
+
+
+def test_a_publisher_whose_clock_was_set_back_still_signs_rosters_its_takers_accept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub, vn, fr, pl = world.hub, world.vn, world.fr, world.pl
+    trust(pl, "un-hub")
+    # A roster signed while the hub's clock ran a day fast: its serial is a day ahead of the true clock.
+    ahead = int((utcnow() + timedelta(days=1)).timestamp() * 1_000_000)
+    assert take(pl, sign(hub, [entry(vn)], serial=ahead)).added == ["vn-24x7"]
+    # The clock corrected, the next roster's serial still follows the last one, and pl takes it.
+    assert take(pl, sign(hub, [entry(vn), entry(fr)])).added == ["fr-24x7"]
+    with pl.db.transaction(read_only=True) as s:
+        assert s.get_one(RosterPublisher, "un-hub").last_serial == ahead + 1
+    # An explicit serial at or below the last signed is refused, and nothing is signed or recorded.
+    with hub.db.transaction() as s, pytest.raises(Conflict, match="not above"):
+        roster.sign(s, keys(hub), hub.settings, SYSTEM, [entry(vn)], serial=ahead)
+    admin = hub.client(hub.admin_token)
+    listed = admin.get("/api/v1/federation/roster/signed").json()
+    assert [(r["serial"], r["nodes"]) for r in listed] == [(ahead + 1, 2), (ahead, 1)]
+    r = admin.post("/api/v1/federation/roster/signed", json={"days": 1})
+    assert r.status_code == 201 and r.json()["serial"] == ahead + 2
+    assert hub.client(hub.user("lan", "officer")).get("/api/v1/federation/roster/signed").status_code == 403
+    code, out = cli(hub, monkeypatch, "peers", "roster", "issued")
+    assert code == 0 and str(ahead + 2) in out and str(ahead) in out, out

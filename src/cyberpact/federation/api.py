@@ -22,6 +22,7 @@ from cyberpact.federation.inbox import Inbox
 from cyberpact.federation.models import ConversationEvent, Peer
 from cyberpact.federation.schemas import (
     EventOut,
+    IssuedRosterOut,
     MessageSend,
     NodeOut,
     OutboxOut,
@@ -150,7 +151,15 @@ def sign_roster(body: RosterSign, actor: Admin, session: WriteSession, request: 
     """Sign, as this node, a roster of the nodes it vouches for (by default its active peers)."""
     nodes = body.nodes if body.nodes is not None else roster.entries_from_peers(session)
     token = roster.sign(session, _keys(request), _settings(request), actor, nodes, days=body.days)
-    return RosterSigned(roster=token, nodes=len(nodes))
+    return RosterSigned(roster=token, nodes=len(nodes), serial=roster.list_issued(session, 1)[0].serial)
+
+
+@router.get("/roster/signed", response_model=list[IssuedRosterOut])
+def list_signed_rosters(
+    _: Admin, session: ReadSession, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[IssuedRosterOut]:
+    """The rosters this node signed, newest first."""
+    return [IssuedRosterOut.model_validate(r) for r in roster.list_issued(session, limit)]
 
 
 @router.get("/roster/publishers", response_model=list[PublisherOut])

@@ -206,6 +206,18 @@ def roster_publishers() -> None:
         console.print(table)
 
 
+@roster_app.command("issued")
+@friendly
+def roster_issued(limit: int = 20) -> None:
+    """The rosters this node signed, newest first."""
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        table = Table("serial", "issued at", "in force until", "by", "nodes")
+        for r in roster.list_issued(session, limit):
+            issued, until = f"{r.issued_at:%Y-%m-%d %H:%M}", f"{r.valid_until:%Y-%m-%d %H:%M}"
+            table.add_row(str(r.serial), issued, until, r.issued_by, str(r.nodes))
+        console.print(table)
+
+
 @outbox_app.command("list")
 @friendly
 def outbox_list(

@@ -120,6 +120,19 @@ class RosterPublisher(Base):
     last_serial: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class IssuedRoster(Base):
+    """A roster this node signed as a publisher. Its serial is above every earlier one's whatever the clock
+    says, so that a clock set back never makes a new roster read as a replay to those who take them."""
+
+    __tablename__ = "issued_rosters"
+
+    serial: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    issued_at: Mapped[datetime]
+    valid_until: Mapped[datetime]
+    issued_by: Mapped[str] = mapped_column(String(120))
+    nodes: Mapped[int] = mapped_column(Integer)
+
+
 class PeerLink(Base):
     """Delivery health per peer: the circuit breaker's state."""
 

@@ -23,13 +23,13 @@ from typing import Annotated, Any, Literal
 from joserfc import jws
 from joserfc.errors import JoseError
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
 from cyberpact.config import NODE_ID_PATTERN, Settings
 from cyberpact.federation import identity, peers
-from cyberpact.federation.models import Peer, PeerKey, RosterPublisher
+from cyberpact.federation.models import IssuedRoster, Peer, PeerKey, RosterPublisher
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database
@@ -99,14 +99,26 @@ def sign(
     days: int = 30,
     serial: int | None = None,
 ) -> str:
-    """This node's roster of ``nodes``, signed with its node key (compact JWS)."""
+    """This node's roster of ``nodes``, signed with its node key (compact JWS).
+
+    The serial is the clock in microseconds, or one above the last roster this node signed when the clock
+    reads earlier (set back, or corrected after running fast): a taker refuses any serial not above the last
+    it took. An explicit ``serial`` must also be above the last.
+    """
     now = utcnow()
+    last = session.scalar(select(func.max(IssuedRoster.serial))) or 0
+    if serial is None:
+        serial = max(int(now.timestamp() * 1_000_000), last + 1)
+    elif serial <= last:
+        raise Conflict(
+            f"serial {serial} is not above {last}, that of the last roster this node signed: "
+            "those who took that one would refuse this one as a replay"
+        )
     try:
         body = RosterBody(
             version=1,
             publisher=settings.node_id,
-            # Microseconds since the epoch: increasing from one roster to the next without a counter.
-            serial=serial if serial is not None else int(now.timestamp() * 1_000_000),
+            serial=serial,
             issued_at=now.replace(microsecond=0),
             valid_until=(now + timedelta(days=days)).replace(microsecond=0),
             nodes=nodes,
@@ -115,6 +127,16 @@ def sign(
         raise _invalid(exc) from None
     _, key = keys.signing_key(session)
     token = crypto.sign_json(key, body.model_dump(mode="json"), {"typ": ROSTER_TYP})
+    session.add(
+        IssuedRoster(
+            serial=body.serial,
+            issued_at=body.issued_at,
+            valid_until=body.valid_until,
+            issued_by=actor.username,
+            nodes=len(nodes),
+        )
+    )
+    session.flush()
     audit.record(
         session,
         actor,
@@ -169,6 +191,11 @@ def distrust_publisher(session: Session, actor: Actor, node_id: str) -> None:
     session.delete(row)
     session.flush()
     audit.record(session, actor, "federation.roster.publisher_remove", "peer", node_id)
+
+
+def list_issued(session: Session, limit: int = 100) -> list[IssuedRoster]:
+    """The rosters this node signed, newest first."""
+    return list(session.scalars(select(IssuedRoster).order_by(IssuedRoster.serial.desc()).limit(limit)))
 
 
 def list_publishers(session: Session) -> list[RosterPublisher]:

@@ -115,3 +115,14 @@ class RosterSign(Strict):
 class RosterSigned(BaseModel):
     roster: str
     nodes: int
+    serial: int
+
+
+class IssuedRosterOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    serial: int
+    issued_at: datetime
+    valid_until: datetime
+    issued_by: str
+    nodes: int
