@@ -8,14 +8,16 @@ import re
 import time
 from datetime import date, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conftest import LiveNode
 from cyberpact.accounts import mfa
 from cyberpact.accounts import service as accounts
+from cyberpact.accounts.models import User
 from cyberpact.audit.models import AuditRecord
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.evidence.models import EvidenceFile
@@ -431,3 +433,42 @@ def test_a_request_received_by_fax_is_registered_on_the_desk(
         row = session.scalars(select(RequestRow)).one()
         assert (row.direction, row.counterpart, row.counterpart_country) == ("incoming", None, "VN")
     assert csp_violations(errors) == []
+
+
+def test_an_inspector_reads_and_checks_the_audit_record_in_french(
+    browser: Any, nodes: Nodes, shots: Shots
+) -> None:
+    a = nodes.a
+    with a.db.transaction() as session:
+        hanoi = "Asia/Ho_Chi_Minh"
+        accounts.create_user(
+            session, SYSTEM, username="ines", password=PASSWORD, roles=["auditor"], timezone=hanoi
+        )
+    ctx = browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = watch_console(page)
+    sign_in_and_enrol(page, a, "ines")
+    with a.db.transaction() as session:  # as if chosen on the Preferences page
+        session.execute(update(User).where(User.username == "ines").values(locale="fr"))
+    page.goto(f"{a.url}/desk")
+    page.get_by_role("link", name="Journal d'audit").click()
+    page.wait_for_url(re.compile(r".*/desk/audit$"))
+    assert page.locator("h1").inner_text() == "Journal d'audit"
+    # Today on the inspector's own clock (Hanoi), entered through the browser's date control.
+    today = utcnow().astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).date().isoformat()
+    page.get_by_label("Qui (nom d'utilisateur)").fill("ines")
+    page.get_by_label("Du (jour)").fill(today)
+    page.get_by_label("Au (jour)").fill(today)
+    page.get_by_role("button", name="Appliquer").click()
+    page.wait_for_url(re.compile(r".*/desk/audit\?.*since=.*"))
+    rows = page.locator("#audit-records tbody tr")
+    assert rows.count() >= 2 and "accounts.login" in page.locator("#audit-records").inner_text()
+    assert all("ines" in rows.nth(i).inner_text() for i in range(rows.count()))
+    shots(page, "audit")
+    page.get_by_role("button", name="Vérifier toute la chaîne maintenant").click()
+    page.wait_for_load_state()
+    assert "La chaîne est intacte." in page.locator("#chain-result").inner_text()
+    # The filters survive the check: the page still shows only ines's records.
+    assert page.get_by_label("Qui (nom d'utilisateur)").input_value() == "ines"
+    assert not csp_violations(errors), errors
+    ctx.close()

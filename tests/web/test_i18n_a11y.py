@@ -202,6 +202,7 @@ def test_every_control_of_every_page_has_a_label(two_sides: tuple[Side, Side]) -
                 "/desk/charts",
                 "/desk/admin/peers",
                 "/desk/admin/deletions",
+                "/desk/audit",
                 f"/desk/evidence/{asked}",
                 "/desk/preferences",
                 f"/desk/requests/{rid}",
@@ -215,6 +216,7 @@ def test_every_control_of_every_page_has_a_label(two_sides: tuple[Side, Side]) -
         "register": kate.get("/desk/received").text,
         "register-form": kate.get("/desk/received", params={"type": "stored_data"}).text,
         "error": an.get("/desk/requests/00000000-0000-0000-0000-000000000000").text,
+        "audit-refused-filter": an.get("/desk/audit", params={"since": "soon"}).text,
     }
     for name, html in pages.items():
         _check_page(name, html)

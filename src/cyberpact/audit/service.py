@@ -16,8 +16,9 @@ from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json_floatless
 from cyberpact.kit.db import advisory_lock
-from cyberpact.kit.errors import IntegrityFailure
+from cyberpact.kit.errors import IntegrityFailure, InvalidInput, Problem
 from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.pagination import decode_cursor, encode_cursor
 from cyberpact.kit.time import rfc3339, utcnow
 
 GENESIS = "0" * 64
@@ -270,34 +271,71 @@ def _stream(session: Session, batch: int) -> Iterator[Any]:
     yield from session.execute(columns.execution_options(yield_per=batch))
 
 
+@dataclass(frozen=True)
+class Filters:
+    """What an inspector narrows the record to; every part optional."""
+
+    actor: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    action: str | None = None  # a prefix: "cases." is every case action
+    outcome: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+
+    def as_query(self) -> dict[str, str]:
+        """The filters given, as text: what a record of the reading says was asked."""
+        out: dict[str, str] = {}
+        for name, value in vars(self).items():
+            if value is not None and value != "":
+                out[name] = rfc3339(value) if isinstance(value, datetime) else str(value)
+        return out
+
+
+CURSOR_SCOPE = "audit"
+
+
+def after_seq(cursor: str | None) -> int | None:
+    """The record number a page cursor continues after; a cursor not issued here is a 422."""
+    if not cursor:
+        return None
+    [seq] = decode_cursor(cursor, CURSOR_SCOPE, 1)
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise InvalidInput("Invalid page cursor", [Problem("cursor", "not a cursor issued by this listing")])
+    return seq
+
+
+def read(
+    session: Session, reader: Actor, filters: Filters, *, cursor: str | None = None, limit: int = 100
+) -> tuple[list[AuditRecord], str | None]:
+    """A page of the record, newest first, and the cursor of the next page. Reading the record is itself
+    recorded (with what was asked): inspectors are inspected too."""
+    rows = search(session, filters, after_seq=after_seq(cursor), limit=limit + 1)
+    page = rows[:limit]
+    query = filters.as_query() | ({"after": str(after_seq(cursor))} if cursor else {})
+    record(session, reader, "audit.read", "audit", None, detail={"query": query, "returned": len(page)})
+    return page, encode_cursor(CURSOR_SCOPE, [page[-1].seq]) if len(rows) > limit else None
+
+
 def search(
-    session: Session,
-    *,
-    actor: str | None = None,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    action: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    outcome: str | None = None,
-    after_seq: int | None = None,
-    limit: int = 100,
+    session: Session, filters: Filters, *, after_seq: int | None = None, limit: int = 100
 ) -> list[AuditRecord]:
+    f = filters
     query = select(AuditRecord)
-    if actor:
-        query = query.where(AuditRecord.actor == actor)
-    if object_type:
-        query = query.where(AuditRecord.object_type == object_type)
-    if object_id:
-        query = query.where(AuditRecord.object_id == object_id)
-    if action:
-        query = query.where(AuditRecord.action.startswith(action, autoescape=True))
-    if outcome:
-        query = query.where(AuditRecord.outcome == outcome)
-    if since:
-        query = query.where(AuditRecord.at >= since)
-    if until:
-        query = query.where(AuditRecord.at < until)
+    if f.actor:
+        query = query.where(AuditRecord.actor == f.actor)
+    if f.object_type:
+        query = query.where(AuditRecord.object_type == f.object_type)
+    if f.object_id:
+        query = query.where(AuditRecord.object_id == f.object_id)
+    if f.action:
+        query = query.where(AuditRecord.action.startswith(f.action, autoescape=True))
+    if f.outcome:
+        query = query.where(AuditRecord.outcome == f.outcome)
+    if f.since:
+        query = query.where(AuditRecord.at >= f.since)
+    if f.until:
+        query = query.where(AuditRecord.at < f.until)
     if after_seq is not None:
         query = query.where(AuditRecord.seq < after_seq)
     return list(session.scalars(query.order_by(AuditRecord.seq.desc()).limit(limit)))

@@ -76,6 +76,15 @@ SECTION_TITLES: Mapping[str, str] = {
     "returned": N_("Returned to you for changes"),
     "undelivered": N_("Requests with undelivered messages"),
 }
+AUDIT_OUTCOMES: Mapping[str, str] = {"allowed": N_("Allowed"), "denied": N_("Refused")}
+# What a broken chain means, by the kind of the first record that does not hold (audit.service.Finding).
+CHAIN_FINDINGS: Mapping[str, str] = {
+    "altered": N_("A record was changed after it was written."),
+    "deleted": N_("Records are missing."),
+    "inserted": N_("A record was inserted that was not part of the chain."),
+    "reordered": N_("Records were put out of order."),
+    "anchor": N_("A signed anchor does not hold."),
+}
 PEER_STATES: Mapping[str, str] = {
     "active": N_("Active"),
     "suspended": N_("Suspended"),
@@ -126,6 +135,8 @@ def nav_for(viewer: Viewer) -> list[NavItem]:
     items.append(NavItem("/desk/intel", N_("Intel")))
     if viewer.has_any(*CHART_ROLES):
         items.append(NavItem("/desk/charts", N_("Charts")))
+    if viewer.has_any("auditor", "admin"):
+        items.append(NavItem("/desk/audit", N_("Audit record")))
     if viewer.has_any("admin"):
         items.append(NavItem("/desk/admin/peers", N_("Peers")))
         items.append(NavItem("/desk/admin/deletions", N_("Deletions")))
@@ -270,6 +281,8 @@ def environment() -> Environment:
         AUTHORITY_KINDS=AUTHORITY_KINDS,
         PEER_STATES=PEER_STATES,
         MESSAGE_STATES=MESSAGE_STATES,
+        AUDIT_OUTCOMES=AUDIT_OUTCOMES,
+        CHAIN_FINDINGS=CHAIN_FINDINGS,
     )
     return env
 
