@@ -121,6 +121,9 @@ def test_the_new_types_and_grounds_are_in_the_catalog_with_their_articles() -> N
     grounds = {g.id for g in catalog.head.grounds}
     assert set(catalog.type("extradition").grounds) <= grounds
     assert {"extradition_nationality", "extradition_conditions"} <= grounds
+    # Every ground an extradition may be refused on cites the extradition article, not the MLA one.
+    cites = {g.id: g.cite for g in catalog.head.grounds}
+    assert all(cites[g].startswith("art. 37") for g in catalog.type("extradition").grounds)
 
 
 def test_a_catalog_that_labels_an_option_its_field_lacks_does_not_load(tmp_path: Path) -> None:
