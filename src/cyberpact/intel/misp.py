@@ -24,7 +24,8 @@ What maps, as far as STIX can carry it:
 MISP's own type, category, object name and object attributes ride along as ``x_misp_*`` properties so the
 way back is exact. Whatever is not carried is named in ``Conversion.skipped`` with the reason, down to a
 whole event whose structure is broken: nothing of a refused event is among the objects to store. The
-vocabulary both directions share (types, categories, galaxies, a value as comparisons) is ``misp_types``.
+vocabulary both directions share (types, categories, galaxies, a value as comparisons) is ``misp_types``;
+tags and distribution levels are read in ``misp_tags``, galaxy clusters made in ``misp_galaxies``.
 """
 
 from __future__ import annotations
@@ -42,14 +43,12 @@ from cyberpact.intel.markings import (
     KNOWN_TLP,
     PAP_ORDER,
     TLP_ORDER,
-    Pap,
-    Tlp,
     pap_definition,
-    parse_pap,
-    parse_tlp,
     tlp_definition,
 )
+from cyberpact.intel.misp_galaxies import Galaxies
 from cyberpact.intel.misp_sightings import SightingsIn
+from cyberpact.intel.misp_tags import Tags, kept_home
 from cyberpact.intel.misp_types import (
     LOCAL_NAMESPACE,
     MAX_VALUE,
@@ -65,7 +64,6 @@ from cyberpact.intel.misp_types import (
 from cyberpact.intel.stix import format_timestamp
 from cyberpact.kit.errors import InvalidInput, Problem
 
-_GALAXY_TAG = re.compile(r'misp-galaxy:([^=]+)="(.*)"')
 _NOT_A_RELATIONSHIP_TYPE = re.compile(r"[^a-z0-9-]+")
 
 
@@ -175,78 +173,6 @@ def _day(value: Any) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-# ----------------------------------------------------------------------------------------------- tags
-
-
-class _Tags:
-    def __init__(self, tags: list[Any]) -> None:
-        # MISP's distribution said this may not leave the organisation (see _kept_home): TLP:RED here.
-        self.local = False
-        self.tlp: Tlp | None = None
-        self.pap: Pap | None = None
-        self.labels: list[str] = []
-        self.galaxies: list[tuple[str, str]] = []
-        for tag in tags:
-            name = tag.get("name") if isinstance(tag, dict) else tag
-            if not isinstance(name, str):
-                # The unreadable tag may be the one that carries the TLP: refuse, never store unmarked.
-                raise Refused("a Tag has no name")
-            self.add(name.strip())
-
-    def add(self, name: str) -> None:
-        if not name:
-            return
-        if (tlp := parse_tlp(name)) and name.lower().startswith("tlp:"):
-            self.tlp = _stricter(self.tlp, tlp, TLP_ORDER)
-        elif pap := parse_pap(name):
-            self.pap = _stricter(self.pap, pap, PAP_ORDER)
-        elif m := _GALAXY_TAG.fullmatch(name):
-            if (m.group(1), m.group(2)) not in self.galaxies:
-                self.galaxies.append((m.group(1), m.group(2)))
-        elif name not in self.labels:
-            self.labels.append(name)
-
-    def merge(self, other: _Tags) -> None:
-        self.local = self.local or other.local
-        self.tlp = _stricter(self.tlp, other.tlp, TLP_ORDER) if other.tlp else self.tlp
-        self.pap = _stricter(self.pap, other.pap, PAP_ORDER) if other.pap else self.pap
-        for label in other.labels:
-            self.add(label)
-        self.galaxies += [g for g in other.galaxies if g not in self.galaxies]
-
-    def markings(self, inherited: _Tags | None = None) -> list[str]:
-        """The item's TLP and PAP markings. An event's levels bound its attributes' and objects': a
-        ``tlp:clear`` attribute in a ``tlp:amber`` event is AMBER, since whoever marked the event did not
-        clear it for wider sharing; a stricter tag on the item wins as well."""
-        tlp, pap = self.tlp, self.pap
-        if inherited is not None:
-            tlp = _stricter(tlp, inherited.tlp, TLP_ORDER) if inherited.tlp else tlp
-            pap = _stricter(pap, inherited.pap, PAP_ORDER) if inherited.pap else pap
-        if self.local or (inherited is not None and inherited.local):
-            tlp = "red"
-        out = [tlp_definition(tlp)["id"]] if tlp else []
-        return out + ([pap_definition(pap)["id"]] if pap else [])
-
-
-# MISP distribution levels that keep an item inside the organisation or a sharing group this node cannot
-# express; 5 (inherit) and an absent value follow the event.
-_DISTRIBUTIONS = {0: "your organisation only", 4: "a sharing group"}
-
-
-def _kept_home(source: Mapping[str, Any]) -> str | None:
-    """Why MISP's ``distribution`` keeps ``source`` from being shared beyond this node, if it does.
-
-    An event's distribution bounds its attributes and objects whatever theirs says, as in MISP itself;
-    cyberpact's sharing follows TLP, so such an item is marked TLP:RED, which never leaves the node."""
-    raw = source.get("distribution")
-    level = int(raw) if isinstance(raw, int | str) and str(raw).strip().isdigit() else None
-    return _DISTRIBUTIONS.get(level) if level is not None else None
-
-
-def _stricter(a: Any, b: Any, order: tuple[Any, ...]) -> Any:
-    return b if a is None or order.index(b) > order.index(a) else a
-
-
 # ---------------------------------------------------------------------------------------------- event
 
 
@@ -261,8 +187,8 @@ class _Event:
         self.modified = _ts_epoch(event.get("timestamp"), day)
         self.created = min(day, self.modified)
         self.created_s, self.modified_s = format_timestamp(self.created), format_timestamp(self.modified)
-        self.tags = _Tags(_list(event, "Tag"))
-        if why := _kept_home(event):
+        self.tags = Tags(_list(event, "Tag"))
+        if why := kept_home(event):
             self.tags.local = True
             self.skipped.append(
                 f"event {self.ev_uuid}: its MISP distribution is {why}: kept on this node as TLP:RED"
@@ -283,27 +209,27 @@ class _Event:
         self.common = {"spec_version": "2.1", "created_by_ref": identity["id"]}
         self.refs: list[str] = []
         self.items: list[dict[str, Any]] = []
-        self.clusters: dict[tuple[str, str], dict[str, Any]] = {}
-        self.cluster_meta: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.stix_of: dict[str, str] = {}  # MISP uuid -> STIX id, for object references
         self.references: list[tuple[str, str, Mapping[str, Any], list[str], bool]] = []
         self.sightings = SightingsIn(self.created_s)
+        self.galaxies = Galaxies(
+            created=self.created_s,
+            modified=self.modified_s,
+            common=self.common,
+            tags=self.tags,
+            skipped=self.skipped,
+        )
 
-        declared = self._galaxy_clusters(galaxies, "event")
-        for gtype, value, meta in declared:
-            self.cluster_meta.setdefault((gtype, value), meta)
+        declared = self.galaxies.declare(galaxies, "event")
         # An attribute's own Galaxy block names the cluster's uuid that its galaxy tag lacks.
         for attr in [
             *attributes,
             *(a for o in mobjects if isinstance(o, dict) for a in _loose(o, "Attribute")),
         ]:
             if isinstance(attr, dict):
-                for gtype, value, meta in self._galaxy_clusters(_loose(attr, "Galaxy"), None):
-                    self.cluster_meta.setdefault((gtype, value), meta)
-        for gtype, value, _meta in declared:
-            self._cluster(gtype, value)
-        for gtype, value in self.tags.galaxies:
-            self._cluster(gtype, value)
+                self.galaxies.declare(_loose(attr, "Galaxy"), None)
+        for gtype, value in [*declared, *self.tags.galaxies]:
+            self.galaxies.cluster(gtype, value)
 
         for n, attr in enumerate(attributes):
             label = f"attribute {_label(attr, n)}"
@@ -336,7 +262,7 @@ class _Event:
         self.items += self.sightings.objects
         self.skipped += self.sightings.skipped
 
-        self.refs.extend(c["id"] for c in self.clusters.values())
+        self.refs.extend(c["id"] for c in self.galaxies.objects())
         published = (
             _ts_epoch(event.get("publish_timestamp"), self.modified)
             if _truthy(event.get("published"))
@@ -367,55 +293,7 @@ class _Event:
         used = {m for o in [*self.items, report] for m in o.get("object_marking_refs", [])}
         definitions = [tlp_definition(lv) for lv in TLP_ORDER if tlp_definition(lv)["id"] in used]
         definitions += [pap_definition(lv) for lv in PAP_ORDER if pap_definition(lv)["id"] in used]
-        self.objects = [*definitions, identity, *self.clusters.values(), *self.items, report]
-
-    # -------------------------------------------------------------------------------- galaxies
-
-    def _galaxy_clusters(
-        self, galaxies: list[Any], where: str | None
-    ) -> list[tuple[str, str, Mapping[str, Any]]]:
-        out: list[tuple[str, str, Mapping[str, Any]]] = []
-        for galaxy in galaxies:
-            clusters = galaxy.get("GalaxyCluster") if isinstance(galaxy, dict) else None
-            if not isinstance(clusters, list):
-                if where:
-                    self.skipped.append(f"{where} Galaxy entry without a GalaxyCluster list")
-                continue
-            for c in clusters:
-                if isinstance(c, dict) and isinstance(c.get("value"), str) and c["value"]:
-                    gtype = text(c.get("type")) or text(galaxy.get("type"))
-                    out.append((gtype, c["value"], c))
-                elif where:
-                    self.skipped.append(f"{where} galaxy cluster without a value")
-        return out
-
-    def _cluster(self, gtype: str, value: str) -> str | None:
-        stix_type = vocab.GALAXIES.get(gtype)
-        if stix_type is None:
-            note = f"galaxy {gtype}={value!r}: no STIX type for this galaxy"
-            if note not in self.skipped:
-                self.skipped.append(note)
-            return None
-        key = (gtype, value)
-        if key not in self.clusters:
-            meta = self.cluster_meta.get(key, {})
-            obj: dict[str, Any] = {
-                "type": stix_type,
-                "id": f"{stix_type}--{stix_uuid(meta.get('uuid'), f'galaxy:{gtype}:{value}')}",
-                "created": self.created_s,
-                "modified": self.modified_s,
-                "name": value,
-                **self.common,
-                "x_misp_galaxy_type": gtype,
-            }
-            if stix_type == "malware":
-                obj["is_family"] = True
-            if isinstance(meta.get("description"), str) and meta["description"]:
-                obj["description"] = meta["description"]
-            if self.tags.local:  # even naming the actor an organisation tracks may not leave it
-                obj["object_marking_refs"] = self.tags.markings()
-            self.clusters[key] = obj
-        return str(self.clusters[key]["id"])
+        self.objects = [*definitions, identity, *self.galaxies.objects(), *self.items, report]
 
     # ------------------------------------------------------------------------- attributes, objects
 
@@ -425,8 +303,7 @@ class _Event:
         atype = attr.get("type")
         if not isinstance(atype, str) or not atype:
             raise Refused("no type")
-        tags = _Tags(_list(attr, "Tag"))
-        tags.local = _kept_home(attr) is not None
+        tags = Tags.of(_list(attr, "Tag"), attr)
         value = _value(attr)
         revoked = _truthy(attr.get("deleted"))
         to_ids = _truthy(attr.get("to_ids"))
@@ -462,8 +339,7 @@ class _Event:
         revoked = _truthy(mobj.get("deleted")) or (bool(attrs) and not live)
         comps: list[Comp] = []
         entries: list[dict[str, Any]] = []
-        tags = _Tags([])
-        tags.local = _kept_home(mobj) is not None
+        tags = Tags.of([], mobj)
         to_ids = False
         for n, attr in enumerate(attrs if revoked else live):
             relation = text(attr.get("object_relation")) if isinstance(attr, dict) else ""
@@ -471,8 +347,7 @@ class _Event:
                 if not isinstance(attr, dict):
                     raise Refused("not an attribute object")
                 atype, value = text(attr.get("type")), _value(attr)
-                more = _Tags(_list(attr, "Tag"))
-                more.local = _kept_home(attr) is not None
+                more = Tags.of(_list(attr, "Tag"), attr)
                 found = comparisons(atype, value)
                 if found is None:
                     raise Refused(f"type {atype or '(none)'} has no STIX form")
@@ -571,7 +446,7 @@ class _Event:
         in the organisation."""
 
         def of(chain: Sequence[Mapping[str, Any]]) -> list[str]:
-            if not any(_kept_home(item) for item in chain):
+            if not any(kept_home(item) for item in chain):
                 return target
             red = tlp_definition("red")["id"]
             return [red, *(m for m in target if m not in KNOWN_TLP)]
@@ -580,12 +455,10 @@ class _Event:
 
     def _own_markings(self, item: Mapping[str, Any]) -> list[str]:
         """The markings of an item with no tags of its own: the event's, or RED if MISP keeps it home."""
-        tags = _Tags([])
-        tags.local = _kept_home(item) is not None
-        return tags.markings(self.tags)
+        return Tags.of([], item).markings(self.tags)
 
     def _sightings(
-        self, attrs: list[dict[str, Any]], sid: str, tags: _Tags, label: str, *, in_object: bool = False
+        self, attrs: list[dict[str, Any]], sid: str, tags: Tags, label: str, *, in_object: bool = False
     ) -> None:
         for n, attr in enumerate(attrs):
             where = f"{label} attribute {text(attr.get('object_relation')) or _label(attr, n)}"
@@ -626,7 +499,7 @@ class _Event:
         self,
         source: dict[str, Any],
         comps: list[Comp],
-        tags: _Tags,
+        tags: Tags,
         extra: dict[str, Any],
         *,
         to_ids: bool,
@@ -682,7 +555,7 @@ class _Event:
         self._keep(obj, source, markings, revoked)
         rel_type = "indicates" if to_ids else "related-to"
         for gtype, value in tags.galaxies:
-            target = self._cluster(gtype, value)
+            target = self.galaxies.cluster(gtype, value)
             if target:
                 rel = _relationship(obj["id"], rel_type, target, when_s, self.common, None)
                 self._keep(rel, None, markings, revoked)
@@ -701,7 +574,7 @@ class _Event:
             if text(source.get("uuid")):
                 self.stix_of[text(source.get("uuid")).lower()] = obj["id"]
 
-    def _vulnerability(self, attr: dict[str, Any], value: str, tags: _Tags, revoked: bool) -> None:
+    def _vulnerability(self, attr: dict[str, Any], value: str, tags: Tags, revoked: bool) -> None:
         when = format_timestamp(_ts_epoch(attr.get("timestamp"), self.modified))
         vuln: dict[str, Any] = {
             "type": "vulnerability",
@@ -722,7 +595,7 @@ class _Event:
         markings = tags.markings(self.tags)
         self._keep(vuln, attr, markings, revoked)
         for gtype, gvalue in tags.galaxies:
-            target = self._cluster(gtype, gvalue)
+            target = self.galaxies.cluster(gtype, gvalue)
             if target:
                 rel = _relationship(vuln["id"], "related-to", target, when, self.common, None)
                 self._keep(rel, None, markings, revoked)
