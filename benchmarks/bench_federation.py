@@ -52,6 +52,7 @@ from cyberpact.federation import envelope, outbox, peers
 from cyberpact.federation.models import InboxMessage, OutboxMessage
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import SYSTEM
+from cyberpact.kit.canonical import canonical_bytes
 from cyberpact.kit.db import Database
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
@@ -161,7 +162,7 @@ def bench_crypto(runs: int, size: int, rounds: int = 5) -> None:
     payloads = [{"text": text_of(size, i, rng)} for i in range(per_round)]
     # The baselines sign the same bytes the envelope signs (the RFC 8785 form of the payload), with the
     # library joserfc calls underneath (cryptography).
-    bodies = [envelope._canonical_bytes(p) for p in payloads]
+    bodies = [canonical_bytes(p) for p in payloads]
     raw_private = Ed25519PrivateKey.generate()
     raw_public = raw_private.public_key()
     x_private = X25519PrivateKey.generate()

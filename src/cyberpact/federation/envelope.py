@@ -11,7 +11,6 @@ and refuses on them before paying for a decrypt, and afterwards proves that both
 from __future__ import annotations
 
 import base64
-import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,7 +24,7 @@ from joserfc.jwk import OKPKey
 from joserfc.registry import HeaderParameter
 
 from cyberpact.federation.errors import EnvelopeRejected, RejectReason
-from cyberpact.kit.canonical import canonical_json, canonical_json_floatless, sha256_hex
+from cyberpact.kit.canonical import canonical_bytes, canonical_object, json_object, sha256_hex
 from cyberpact.kit.crypto import CONTENT_ENC, SIG_ALG, import_public, thumbprint
 from cyberpact.kit.errors import InvalidInput
 from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
@@ -84,9 +83,6 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 # base64url digits whose low 4 (after 2 data characters) or 2 (after 3) bits are zero.
 _CANONICAL_LAST: Final = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-# In valid UTF-8 these bytes only lead the 4-byte sequences of characters beyond the BMP.
-_NON_BMP = re.compile(rb"[\xf0-\xf4]")
-_JCS_INT_LIMIT = 2**53 - 1  # RFC 8785 section 3.2.2.3: integers beyond this have no exact IEEE 754 form
 
 
 def _is_text(value: Any) -> bool:
@@ -186,53 +182,6 @@ class Receipt:
     signing_kid: str
 
 
-# --- canonical JSON -----------------------------------------------------------------------------------
-# The pure-Python rfc8785 took half the time of a seal+open of a 2 KB payload. For JSON without floats,
-# with integers inside RFC 8785's range and without characters beyond the BMP, RFC 8785 is byte for byte
-# the standard library's sorted compact form (kit.canonical.canonical_json_floatless, property-tested
-# there); everything else, and everything we cannot vouch for, still goes through rfc8785.
-
-
-class _NeedsFullJcs(Exception):
-    """The value holds something only rfc8785 can spell canonically (a float, a huge integer)."""
-
-
-def _float_seen(_: str) -> NoReturn:
-    # Only rfc8785 knows the one spelling of a number with a fraction or an exponent.
-    raise _NeedsFullJcs
-
-
-def _jcs_int(text: str) -> int:
-    value = int(text)
-    if abs(value) > _JCS_INT_LIMIT:
-        raise _NeedsFullJcs
-    return value
-
-
-def _int_or_double(text: str) -> int | float:
-    # RFC 8785 numbers are IEEE 754 doubles, and it spells a large one such as 1e16 without a fraction,
-    # so Python reads it back as an int that rfc8785 would refuse. Read it as the double it denotes; an
-    # inexact spelling like 2**53 + 1 then fails the byte comparison instead of passing.
-    value = int(text)
-    return value if abs(value) <= _JCS_INT_LIMIT else float(text)
-
-
-def _canonical_bytes(value: Any) -> bytes:
-    """RFC 8785 bytes of ``value``, by the fast path when that provably gives the same bytes."""
-    try:
-        fast = canonical_json_floatless(value)
-        # Parsing back proves what the fast path needs: no floats, safe integers, only string keys (the
-        # standard library would quietly turn ``{1: x}`` into ``{"1": x}``), only lists and dicts.
-        if (
-            not _NON_BMP.search(fast)
-            and json.loads(fast, parse_float=_float_seen, parse_int=_jcs_int) == value
-        ):
-            return fast
-    except (_NeedsFullJcs, ValueError, TypeError):
-        pass
-    return canonical_json(value)
-
-
 # --- sealing ------------------------------------------------------------------------------------------
 
 
@@ -274,7 +223,7 @@ def seal(
     if not isinstance(payload, dict):
         raise ValueError("the payload must be a JSON object")
     try:
-        body = _canonical_bytes(payload)
+        body = canonical_bytes(payload)
     except ValueError as exc:
         raise InvalidInput(f"the message payload has no canonical JSON form: {exc}") from exc
 
@@ -345,32 +294,10 @@ def _b64decode(segment: str, what: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        # Two parsers that keep different duplicates would read different headers from the same bytes.
-        raise ValueError("duplicate member name")
-    return out
-
-
-def _no_constants(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _json_object(raw: bytes, parse_int: Callable[[str], Any] = int) -> dict[str, Any] | None:
-    try:
-        value = json.loads(
-            raw, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_int=parse_int
-        )
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _header(segment: str, what: str) -> dict[str, Any]:
     if len(segment) > _MAX_HEADER_SEGMENT:
         _reject("malformed", f"the {what} header is too long")
-    header = _json_object(_b64decode(segment, f"{what} header"))
+    header = json_object(_b64decode(segment, f"{what} header"))
     if header is None:
         _reject("malformed", f"the {what} header is not a JSON object")
     return header
@@ -432,40 +359,6 @@ def peek(token: str | bytes) -> dict[str, Any]:
     if not _b64length(parts[3], "ciphertext"):
         _reject("malformed", "the ciphertext is empty")
     return header
-
-
-def _canonical_object(raw: bytes) -> dict[str, Any] | None:
-    """The decoded object, if ``raw`` is exactly its RFC 8785 form; ``None`` otherwise."""
-    try:
-        value = json.loads(
-            raw,
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constants,
-            parse_float=_float_seen,
-            parse_int=_jcs_int,
-        )
-    except _NeedsFullJcs:
-        return _canonical_object_slow(raw)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(value, dict):
-        return None
-    if _NON_BMP.search(raw):
-        return _canonical_object_slow(raw)
-    try:
-        return value if canonical_json_floatless(value) == raw else None
-    except ValueError:  # a lone surrogate, which no canonical form can hold
-        return None
-
-
-def _canonical_object_slow(raw: bytes) -> dict[str, Any] | None:
-    value = _json_object(raw, _int_or_double)
-    if value is None:
-        return None
-    try:
-        return value if canonical_json(value) == raw else None
-    except ValueError:  # rfc8785 refuses lone surrogates, integers beyond 2**53, ...
-        return None
 
 
 def _split_jws(text: str, what: str) -> tuple[dict[str, Any], str]:
@@ -567,7 +460,7 @@ def open_envelope(
     for name in BINDING_HEADERS:
         if inner[name] != outer[name]:
             _reject("header_mismatch", f"{name!r} differs between the signed and the encrypted layer")
-    payload = _canonical_object(body)
+    payload = canonical_object(body)
     if payload is None:
         _reject("bad_payload", "the payload is not an RFC 8785 canonical JSON object")
 
@@ -637,7 +530,7 @@ def sign_receipt(
     if not signing_key.is_private or signing_key.curve_name != "Ed25519":
         raise ValueError("signing_key must be a private Ed25519 key")
     header = {"alg": SIG_ALG, "typ": RECEIPT_TYP, "kid": thumbprint(signing_key.as_dict(private=False))}
-    return jws.serialize_compact(header, _canonical_bytes(fields), signing_key, registry=_JWS_REGISTRY)
+    return jws.serialize_compact(header, canonical_bytes(fields), signing_key, registry=_JWS_REGISTRY)
 
 
 def receipt_kid(token: Any) -> str | None:
@@ -668,7 +561,7 @@ def verify_receipt(
     _check_header_names(header, _RECEIPT_HEADERS, "receipt")
     if header["typ"] != RECEIPT_TYP:
         _reject("malformed", "the receipt has the wrong typ")
-    fields = _canonical_object(_verify_jws(text, key_lookup(kid), kid))
+    fields = canonical_object(_verify_jws(text, key_lookup(kid), kid))
     if fields is None:
         _reject("bad_payload", "the receipt is not an RFC 8785 canonical JSON object")
     problem = _receipt_problem(fields)
