@@ -60,7 +60,7 @@ def entry(node: LiveNode, fp: str | None = None, url: str | None = None) -> rost
 def sign(node: LiveNode, nodes: list[roster.RosterEntry] | None = None, **kw: object) -> str:
     with node.db.transaction() as s:
         listed = nodes if nodes is not None else roster.entries_from_peers(s)
-        return roster.sign(s, keys(node), node.settings, SYSTEM, listed, **kw)  # type: ignore[arg-type]
+        return roster.sign(s, keys(node), node.settings, SYSTEM, listed, **kw).token  # type: ignore[arg-type]
 
 
 def sign_raw(node: LiveNode, body: dict[str, object], typ: str = roster.ROSTER_TYP) -> str:

@@ -310,9 +310,10 @@ def read(
 ) -> tuple[list[AuditRecord], str | None]:
     """A page of the record, newest first, and the cursor of the next page. Reading the record is itself
     recorded (with what was asked): inspectors are inspected too."""
-    rows = search(session, filters, after_seq=after_seq(cursor), limit=limit + 1)
+    after = after_seq(cursor)
+    rows = search(session, filters, after_seq=after, limit=limit + 1)
     page = rows[:limit]
-    query = filters.as_query() | ({"after": str(after_seq(cursor))} if cursor else {})
+    query = filters.as_query() | ({"after": str(after)} if after is not None else {})
     record(session, reader, "audit.read", "audit", None, detail={"query": query, "returned": len(page)})
     return page, encode_cursor(CURSOR_SCOPE, [page[-1].seq]) if len(rows) > limit else None
 

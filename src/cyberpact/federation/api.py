@@ -150,8 +150,8 @@ def import_roster(body: RosterImport, actor: Admin, request: Request) -> RosterO
 def sign_roster(body: RosterSign, actor: Admin, session: WriteSession, request: Request) -> RosterSigned:
     """Sign, as this node, a roster of the nodes it vouches for (by default its active peers)."""
     nodes = body.nodes if body.nodes is not None else roster.entries_from_peers(session)
-    token = roster.sign(session, _keys(request), _settings(request), actor, nodes, days=body.days)
-    return RosterSigned(roster=token, nodes=len(nodes), serial=roster.list_issued(session, 1)[0].serial)
+    signed = roster.sign(session, _keys(request), _settings(request), actor, nodes, days=body.days)
+    return RosterSigned(roster=signed.token, nodes=len(nodes), serial=signed.serial)
 
 
 @router.get("/roster/signed", response_model=list[IssuedRosterOut])

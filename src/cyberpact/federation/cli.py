@@ -151,8 +151,8 @@ def roster_sign(
             raise MalformedInput(f"{source} is not JSON: {exc}") from None
     with unit_of_work() as (session, s, _db):
         listed = entries if entries is not None else roster.entries_from_peers(session)
-        token = roster.sign(session, keystore(s), s, cli_actor(), listed, days=days)
-    out.write_text(token + "\n")
+        signed = roster.sign(session, keystore(s), s, cli_actor(), listed, days=days)
+    out.write_text(signed.token + "\n")
     console.print(f"signed a roster of {len(listed)} nodes into {out}")
 
 

@@ -89,6 +89,12 @@ class RosterBody(BaseModel):
 # --- publishing --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SignedRoster:
+    token: str  # compact JWS
+    serial: int
+
+
 def sign(
     session: Session,
     keys: KeyStore,
@@ -98,8 +104,8 @@ def sign(
     *,
     days: int = 30,
     serial: int | None = None,
-) -> str:
-    """This node's roster of ``nodes``, signed with its node key (compact JWS).
+) -> SignedRoster:
+    """This node's roster of ``nodes``, signed with its node key (compact JWS), with its serial.
 
     The serial is the clock in microseconds, or one above the last roster this node signed when the clock
     reads earlier (set back, or corrected after running fast): a taker refuses any serial not above the last
@@ -145,7 +151,7 @@ def sign(
         str(body.serial),
         detail={"nodes": len(nodes), "valid_until": body.valid_until.isoformat()},
     )
-    return token
+    return SignedRoster(token, body.serial)
 
 
 def entries_from_peers(session: Session) -> list[RosterEntry]:

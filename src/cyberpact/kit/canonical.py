@@ -69,18 +69,22 @@ def _int_or_double(text: str) -> int | float:
 
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 bytes of ``value``, by the fast path when that provably gives the same bytes."""
+    fast = _fast_canonical(value)
+    return fast if fast is not None else canonical_json(value)
+
+
+def _fast_canonical(value: Any) -> bytes | None:
     try:
         fast = canonical_json_floatless(value)
         # Parsing back proves what the fast path needs: no floats, safe integers, only string keys (the
         # standard library would quietly turn ``{1: x}`` into ``{"1": x}``), only lists and dicts.
-        if (
+        proven = (
             not _NON_BMP.search(fast)
             and json.loads(fast, parse_float=_float_seen, parse_int=_jcs_int) == value
-        ):
-            return fast
+        )
     except (_NeedsFullJcs, ValueError, TypeError):
-        pass
-    return canonical_json(value)
+        return None
+    return fast if proven else None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, Viewer
 router = APIRouter(route_class=DeskRoute, include_in_schema=False)
 ROLES = ("auditor", "admin")
 PAGE = 100
-_TEXT_FILTERS = {"actor": 120, "action": 120, "object_type": 60, "object_id": 200}
+# Free-text filters: name -> (longest accepted, width of the box on the page).
+_TEXT_FILTERS = {"actor": (120, 14), "action": (120, 18), "object_type": (60, 10), "object_id": (200, 24)}
 FILTER_LABELS = {
     "actor": N_("Who (user name)"),
     "action": N_("Action begins with"),
@@ -53,7 +54,7 @@ def parse_filters(params: QueryParams, zone: str) -> audit.Filters:
     hours before it does in UTC."""
     problems: list[Problem] = []
     text: dict[str, str | None] = {}
-    for name, most in _TEXT_FILTERS.items():
+    for name, (most, _size) in _TEXT_FILTERS.items():
         value = params.get(name, "").strip()
         if len(value) > most:
             problems.append(Problem(name, f"at most {most} characters", "invalid"))
@@ -79,14 +80,20 @@ def parse_filters(params: QueryParams, zone: str) -> audit.Filters:
 
 
 def _query(params: QueryParams, **changes: str) -> str:
-    kept = {k: v for k, v in params.items() if k in {*_TEXT_FILTERS, "outcome", "since", "until"} and v}
+    """The query string of these filters (the page cursor left out), with ``changes``."""
+    kept = {k: v for k, v in params.items() if k in FILTER_LABELS and k != "cursor" and v}
     return str(QueryParams(kept | changes))
 
 
 def _render(request: Request, viewer: Viewer, *, check: bool = False) -> HTMLResponse:
     """The page, after checking the chain if asked; in one transaction, which records what was done."""
     params = request.query_params
-    context: dict[str, Any] = {"params": params, "labels": FILTER_LABELS, "check": None}
+    context: dict[str, Any] = {
+        "params": params,
+        "labels": FILTER_LABELS,
+        "text_filters": _TEXT_FILTERS,
+        "check": None,
+    }
     with get_database(request).transaction() as session:
         if check:
             context["check"] = _check_chain(session, request, viewer)
