@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 from conftest import DatabaseFactory, LiveNode, federation_node, pin
 from cyberpact.audit.models import AuditRecord
 from cyberpact.federation import identity, peers, roster
-from cyberpact.federation.models import Peer, RosterPublisher
+from cyberpact.federation.models import IssuedRoster, Peer, RosterPublisher
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, MalformedInput
@@ -352,3 +354,23 @@ def test_a_publisher_whose_clock_was_set_back_still_signs_rosters_its_takers_acc
     assert hub.client(hub.user("lan", "officer")).get("/api/v1/federation/roster/signed").status_code == 403
     code, out = cli(hub, monkeypatch, "peers", "roster", "issued")
     assert code == 0 and str(ahead + 2) in out and str(ahead) in out, out
+
+
+def test_administrators_signing_rosters_at_once_each_get_their_own_serial(world: World) -> None:
+    hub = world.hub
+    # A clock set back: every signer computes "one above the last" from the same last serial.
+    ahead = int((utcnow() + timedelta(days=1)).timestamp() * 1_000_000)
+    sign(hub, [entry(world.vn)], serial=ahead)
+    signers = 6
+    start = threading.Barrier(signers)
+
+    def one(_: int) -> int:
+        start.wait()
+        with hub.db.transaction() as s:
+            return roster.sign(s, keys(hub), hub.settings, SYSTEM, [entry(world.vn)]).serial
+
+    with ThreadPoolExecutor(signers) as pool:
+        serials = sorted(pool.map(one, range(signers)))
+    assert serials == list(range(ahead + 1, ahead + 1 + signers))
+    with hub.db.transaction(read_only=True) as s:
+        assert s.scalar(select(func.count()).select_from(IssuedRoster)) == signers + 1
