@@ -18,7 +18,6 @@ from cyberpact.audit import service as audit
 from cyberpact.audit.models import AuditRecord
 from cyberpact.kit.canonical import canonical_json_floatless
 from cyberpact.kit.db import Database
-from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import rfc3339
 
 
@@ -88,10 +87,9 @@ def main() -> None:
             total_bytes = sum(len(d) for d in hashed)
             del hashed
 
-            keys = KeyStore("benchmark passphrase", 1000)
             t0 = time.perf_counter()
             with db.transaction(read_only=True) as s:
-                result = audit.verify(s, keys)
+                result = audit.verify(s)
             took = time.perf_counter() - t0
             assert result.ok and result.records == args.records, result
             db.dispose()

@@ -8,6 +8,7 @@ import gc
 import logging
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from starlette.types import Message, Scope
 from cyberpact import __version__
 from cyberpact.accounts.api import router as accounts_router
 from cyberpact.audit import service as audit
+from cyberpact.audit import tasks as _audit_tasks  # noqa: F401  (registers the chain check's job)
 from cyberpact.audit.api import router as audit_router
 from cyberpact.catalog.service import get_catalog
 from cyberpact.config import Settings
@@ -57,6 +59,14 @@ def _anchor(db: Database, keys: KeyStore, settings: Settings) -> None:
         audit.anchor(session, keys, settings.node_name)
 
 
+def _scheduled_check(db: Database, worker: JobWorker, every: timedelta) -> None:
+    # A break found at night is on the auditors' Today page in the morning, not at the next inspection.
+    with db.transaction() as session:
+        queued = audit.request_check_if_due(session, every)
+    if queued:
+        worker.wake()
+
+
 def create_app(settings: Settings | None = None, *, run_background: bool = True) -> FastAPI:
     settings = settings or Settings()
     settings.check_secure()
@@ -84,6 +94,12 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
                 asyncio.create_task(_every(settings.audit_anchor_seconds, _anchor, db, keys, settings))
             )
             tasks.append(asyncio.create_task(_every(CARD_RENEWAL_SECONDS, _renew_card, db, keys, settings)))
+            if settings.audit_check_hours:
+                every = timedelta(hours=settings.audit_check_hours)
+                # Looked at hourly (or more often, for a shorter schedule), so a restart delays nothing.
+                tick = max(1, min(3600, int(every.total_seconds())))
+                tasks.append(asyncio.create_task(_every(tick, _scheduled_check, db, job_worker, every)))
+            app.state.job_worker = job_worker
             worker = WorkerPool(db, keys, settings, settings.outbox_workers)
             worker.start()
             app.state.outbox_worker = worker

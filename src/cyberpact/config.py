@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     audit_anchor_seconds: int = Field(
         300, ge=1, description="how often the node signs an anchor of the audit chain head"
     )
+    audit_check_hours: float = Field(
+        24, ge=0, description="how often the node walks its whole audit chain itself (0: never)"
+    )
     login_max_failures: int = Field(5, ge=1, description="failed logins before a lock-out")
     login_lockout_seconds: int = Field(900, ge=1, description="how long a lock-out lasts")
     token_default_days: int = Field(90, ge=1, le=MAX_TOKEN_DAYS, description="lifetime of a new API token")

@@ -11,9 +11,10 @@ from starlette.datastructures import QueryParams
 
 from conftest import LiveNode
 from cyberpact.audit import service as audit
-from cyberpact.audit.models import AuditRecord
+from cyberpact.audit.models import AuditCheck, AuditRecord
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.errors import InvalidInput
+from cyberpact.kit.jobs import JobWorker
 from cyberpact.web.audit import parse_filters
 from web.helpers import person, text_of
 
@@ -107,22 +108,38 @@ def test_the_days_filtered_are_the_readers_own() -> None:
         parse_filters(QueryParams({"since": "2026-02-30"}), "UTC")
 
 
-def test_the_chain_check_finds_an_altered_record_and_is_recorded(node: LiveNode) -> None:
+def test_the_chain_check_runs_in_the_background_and_its_finding_reaches_inspectors(node: LiveNode) -> None:
     auditor = person(node, "aud", "auditor")
     auditor.get("/desk/audit")
-    assert auditor.post("/desk/audit/check", csrf="").status_code == 403  # no form token: nothing runs
+    assert auditor.post("/desk/audit/check", csrf="").status_code == 403  # no form token: nothing queued
     with node.db.transaction(read_only=True) as s:
+        assert s.scalar(select(func.count()).select_from(AuditCheck)) == 0
         before = s.scalar(select(func.count()).select_from(AuditRecord)) or 0
-    r = auditor.post("/desk/audit/check")
-    assert r.status_code == 200 and "The chain is intact." in text_of(r.text)
+    r = auditor.post("/desk/audit/check?actor=aud")
+    # Back to the page as it was filtered, at the check: the walk waits for the job worker.
+    assert r.status_code == 303 and r.headers["location"] == "/desk/audit?actor=aud#h-check"
+    assert "A check of the chain is waiting to start." in text_of(auditor.get(r.headers["location"]).text)
+    assert JobWorker(node.db).run_once() == 1
+    page = text_of(auditor.get("/desk/audit").text)
+    assert "The chain is intact." in page and "A check of the chain is" not in page
     with node.db.transaction() as s:
         s.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(actor="someone else"))
-    r = auditor.post("/desk/audit/check")
-    page = text_of(r.text)
+    auditor.post("/desk/audit/check")
+    assert JobWorker(node.db).run_once() == 1
+    page = text_of(auditor.get("/desk/audit").text)
     assert "The chain does not hold." in page and "A record was changed after it was written." in page
     assert "First record that does not hold: 3" in page
+    # Both checks listed, newest first: the one that found the break, then the one before it.
+    assert re.search(r"Does not hold\s+\S+\s+3: A record was changed.*Intact", page, re.S), page
+    # Whoever answers for the chain sees the break on Today; an officer does not.
+    today = text_of(auditor.get("/desk").text)
+    assert "The audit chain does not hold." in today and "First record that does not hold: 3" in today
+    assert "audit chain" not in text_of(person(node, "olga", "officer").get("/desk").text)
     with node.db.transaction(read_only=True) as s:
-        checks = list(s.scalars(select(AuditRecord).where(AuditRecord.action == "audit.verify")))
-    assert [c.actor for c in checks] == ["aud", "aud"]
-    assert checks[0].detail["records"] >= before > 0 and "finding" not in checks[0].detail
-    assert checks[1].detail["finding"] == {"seq": 3, "kind": "altered"}
+        asked = list(s.scalars(select(AuditRecord).where(AuditRecord.action == "audit.check.request")))
+        walked = list(s.scalars(select(AuditRecord).where(AuditRecord.action == "audit.verify")))
+    assert [a.actor for a in asked] == ["aud", "aud"]
+    assert [w.actor for w in walked] == ["system", "system"]
+    assert walked[0].detail["records"] >= before > 0 and "finding" not in walked[0].detail
+    assert walked[1].detail["finding"] == {"seq": 3, "kind": "altered"}
+    assert walked[1].detail["requested_by"] == "aud"

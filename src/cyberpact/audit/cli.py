@@ -15,7 +15,7 @@ app = typer.Typer(help="Check and anchor the audit record.", no_args_is_help=Tru
 @friendly
 def verify() -> None:
     """Check the whole hash chain and its signed anchors; name the first record that does not hold."""
-    with unit_of_work(read_only=True) as (session, settings, _db):
+    with unit_of_work(read_only=True) as (session, _settings, _db):
         total = session.scalar(select(func.count()).select_from(AuditRecord)) or 0
         with Progress(
             TextColumn("verifying"),
@@ -26,9 +26,7 @@ def verify() -> None:
             transient=True,
         ) as bar:
             task = bar.add_task("audit", total=total)
-            result = service.verify(
-                session, keystore(settings), progress=lambda n: bar.update(task, completed=n)
-            )
+            result = service.verify(session, progress=lambda n: bar.update(task, completed=n))
     if result.finding is None:
         console.print(f"ok: {result.records:,} records, {result.anchors:,} signed anchors, chain intact")
         return

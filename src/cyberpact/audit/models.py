@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cyberpact.kit.db import Base
+from cyberpact.kit.db import Base, IdMixin
 
 
 class AuditRecord(Base):
@@ -49,3 +49,25 @@ class AuditAnchor(Base):
     at: Mapped[datetime]
     kid: Mapped[str] = mapped_column(String(64))
     jws: Mapped[str] = mapped_column(Text)
+
+
+class AuditCheck(IdMixin, Base):
+    """One walk of the whole chain against its signed anchors, asked for by an inspector or run on the
+    node's own schedule, with how far it got and what it found."""
+
+    __tablename__ = "audit_checks"
+    __table_args__ = (Index("ix_audit_checks_requested_at", "requested_at"),)
+
+    requested_by: Mapped[str] = mapped_column(String(120))
+    requested_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(10))  # asked, scheduled
+    status: Mapped[str] = mapped_column(String(10))  # queued, running, intact, broken, failed
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    records_total: Mapped[int | None] = mapped_column(BigInteger)  # in the chain when the walk began
+    records_checked: Mapped[int] = mapped_column(BigInteger, default=0)
+    anchors: Mapped[int | None]
+    finding_seq: Mapped[int | None] = mapped_column(BigInteger)
+    finding_kind: Mapped[str | None] = mapped_column(String(10))
+    finding_message: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(200))  # why a walk could not finish

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from cyberpact.audit.models import AuditAnchor, AuditRecord
-from cyberpact.kit import crypto
-from cyberpact.kit.actor import Actor
+from cyberpact.audit.models import AuditAnchor, AuditCheck, AuditRecord
+from cyberpact.kit import crypto, jobs
+from cyberpact.kit.actor import SYSTEM, Actor
 from cyberpact.kit.canonical import canonical_json_floatless
 from cyberpact.kit.db import advisory_lock
-from cyberpact.kit.errors import IntegrityFailure, InvalidInput, Problem
-from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
+from cyberpact.kit.keystore import KeyStore, public_keys
 from cyberpact.kit.pagination import decode_cursor, encode_cursor
 from cyberpact.kit.time import rfc3339, utcnow
 
@@ -184,7 +185,7 @@ def _locate_hash(session: Session, digest: str) -> int | None:
 
 
 def verify(
-    session: Session, keys: KeyStore, *, batch: int = 20_000, progress: Callable[[int], None] | None = None
+    session: Session, *, batch: int = 20_000, progress: Callable[[int], None] | None = None
 ) -> VerifyResult:
     """Walk the whole chain in order and name the first record that does not hold.
 
@@ -192,7 +193,7 @@ def verify(
     after the break is found.
     """
     anchors = {a.seq: a for a in session.scalars(select(AuditAnchor))}
-    public = {k.kid: crypto.import_public(k.public_jwk) for k in keys.public_keys(session, "sig")}
+    public = {k.kid: crypto.import_public(k.public_jwk) for k in public_keys(session, "sig")}
     for a in anchors.values():
         key = public.get(a.kid)
         if key is None:
@@ -340,3 +341,99 @@ def search(
     if after_seq is not None:
         query = query.where(AuditRecord.seq < after_seq)
     return list(session.scalars(query.order_by(AuditRecord.seq.desc()).limit(limit)))
+
+
+# --- checks of the whole chain, run in the background (audit.tasks) ------------------------------------
+
+CHECK_JOB = "audit.check"
+CHECK_ACTIVE = ("queued", "running")
+
+
+def request_check(session: Session, actor: Actor, *, reason: str = "asked") -> tuple[AuditCheck, bool]:
+    """Queue a walk of the whole chain, and whether it is new: while one is queued or running, asking
+    again gives that one (two walks at once would only halve each one's speed)."""
+    active = session.scalar(
+        select(AuditCheck)
+        .where(AuditCheck.status.in_(CHECK_ACTIVE))
+        .order_by(AuditCheck.requested_at.desc())
+        .limit(1)
+    )
+    if active is not None:
+        return active, False
+    now = utcnow()
+    check = AuditCheck(requested_by=actor.username, requested_at=now, reason=reason, status="queued")
+    session.add(check)
+    session.flush()
+    jobs.schedule(session, CHECK_JOB, now, {"check": str(check.id)}, key=f"{CHECK_JOB}:{check.id}")
+    record(session, actor, "audit.check.request", "audit_check", str(check.id), detail={"reason": reason})
+    return check, True
+
+
+def request_check_if_due(session: Session, every: timedelta) -> bool:
+    """The node's own schedule: queue a check when none was asked for within ``every``. Measured from the
+    last check rather than from the process's start, so a node restarted daily still checks daily."""
+    last = session.scalar(select(func.max(AuditCheck.requested_at)))
+    if last is not None and utcnow() - last < every:
+        return False
+    return request_check(session, SYSTEM, reason="scheduled")[1]
+
+
+def start_check(session: Session, check_id: uuid.UUID) -> bool:
+    """Mark a queued check running, with the chain's length now; False when it has already finished (the
+    job ran again after its worker died between the end of the walk and the end of the job)."""
+    check = session.get(AuditCheck, check_id)
+    if check is None or check.status not in CHECK_ACTIVE:
+        return False
+    check.status, check.started_at, check.records_checked = "running", utcnow(), 0
+    check.records_total = session.scalar(select(func.count()).select_from(AuditRecord)) or 0
+    return True
+
+
+def finish_check(session: Session, check_id: uuid.UUID, result: VerifyResult | None, error: str = "") -> None:
+    """Keep what the walk found (or why it could not finish), and record it in the chain it walked."""
+    check = session.get_one(AuditCheck, check_id)
+    check.finished_at = utcnow()
+    if result is None:
+        check.status, check.error = "failed", error[:200]
+    else:
+        check.status = "intact" if result.ok else "broken"
+        check.records_checked, check.anchors = result.records, result.anchors
+        if result.finding is not None:
+            f = result.finding
+            check.finding_seq, check.finding_kind, check.finding_message = f.seq, f.kind, f.message
+    detail: dict[str, Any] = {"requested_by": check.requested_by, "status": check.status}
+    if result is not None:
+        detail |= {"records": result.records, "anchors": result.anchors}
+        if result.finding is not None:
+            detail["finding"] = {"seq": result.finding.seq, "kind": result.finding.kind}
+    record(session, SYSTEM, "audit.verify", "audit_check", str(check_id), detail=detail)
+
+
+def latest_checks(session: Session, limit: int = 10) -> list[AuditCheck]:
+    """The latest checks, newest first, unrecorded: for a page whose own reading is recorded."""
+    return list(session.scalars(select(AuditCheck).order_by(AuditCheck.requested_at.desc()).limit(limit)))
+
+
+def checks(session: Session, reader: Actor, limit: int = 10) -> list[AuditCheck]:
+    """The latest checks, newest first; reading them is recorded like reading the record."""
+    rows = latest_checks(session, limit)
+    record(session, reader, "audit.check.read", "audit_check", None, detail={"returned": len(rows)})
+    return rows
+
+
+def get_check(session: Session, reader: Actor, check_id: uuid.UUID) -> AuditCheck:
+    check = session.get(AuditCheck, check_id)
+    if check is None:
+        raise NotFound(f"No check {check_id}")
+    record(session, reader, "audit.check.read", "audit_check", str(check_id))
+    return check
+
+
+def last_finished_check(session: Session) -> AuditCheck | None:
+    """The newest check that ran to an end: what an alert about a broken chain rests on."""
+    return session.scalar(
+        select(AuditCheck)
+        .where(AuditCheck.status.in_(("intact", "broken")))
+        .order_by(AuditCheck.finished_at.desc())
+        .limit(1)
+    )

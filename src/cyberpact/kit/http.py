@@ -36,6 +36,15 @@ def _read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def wake_jobs(request: Request) -> None:
+    """Have this process's job worker look for due jobs now. Call it once the job is committed (after the
+    request's unit of work, e.g. as a background task of the response): woken earlier, the worker finds
+    nothing and sleeps a poll interval."""
+    worker = getattr(request.app.state, "job_worker", None)
+    if worker is not None:
+        worker.wake()
+
+
 # scope="function": the unit of work commits when the endpoint returns, *before* the response is sent,
 # so a client never sees success for a change that then fails to commit.
 WriteSession = Annotated[Session, Depends(_write_session, scope="function")]

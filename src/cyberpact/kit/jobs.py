@@ -1,11 +1,14 @@
 """Durable background jobs: rows in the database, written in the transaction of the change that causes
 them, run by a worker thread after their time, retried with backoff, never lost to a restart.
 
-Claims are leases, serialised by an advisory lock on PostgreSQL, so several workers share the queue.
+Claims are leases, serialised by an advisory lock on PostgreSQL, so several workers share the queue. A job
+runs in one transaction, which also marks it done; a long job (``long_runner``: a walk over millions of
+rows) runs outside one, opening short ones of its own, and renews its lease as it goes.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -25,7 +28,11 @@ from cyberpact.kit.time import utcnow
 log = logging.getLogger("cyberpact.jobs")
 _PG_CLAIM_LOCK = 0x6379_6265_7252
 Runner = Callable[[Session, dict[str, Any]], None]
+# (database, payload, alive): alive() renews the worker's lease, so another worker does not take the job
+# over while it still runs.
+LongRunner = Callable[[Database, dict[str, Any], Callable[[], None]], None]
 _RUNNERS: dict[str, Runner] = {}
+_LONG_RUNNERS: dict[str, LongRunner] = {}
 
 
 class Job(IdMixin, Base):
@@ -50,6 +57,18 @@ class Job(IdMixin, Base):
 def runner(kind: str) -> Callable[[Runner], Runner]:
     def add(fn: Runner) -> Runner:
         _RUNNERS[kind] = fn
+        return fn
+
+    return add
+
+
+def long_runner(kind: str) -> Callable[[LongRunner], LongRunner]:
+    """Register work too long for one transaction: on SQLite a writing transaction holds the database's
+    only write lock, and every other change would wait out the walk. The runner opens its own units of
+    work; it runs again from the start if its worker dies, so it must be safe to repeat."""
+
+    def add(fn: LongRunner) -> LongRunner:
+        _LONG_RUNNERS[kind] = fn
         return fn
 
     return add
@@ -88,7 +107,12 @@ class JobWorker:
         self.db, self.poll, self.lease = db, poll_seconds, lease_seconds
         self.worker_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """Look for due jobs now rather than at the next poll: someone is waiting for one just scheduled."""
+        self._wake.set()
 
     def _claim(self, now: datetime, limit: int = 50) -> list[uuid.UUID]:
         with self.db.transaction() as session:
@@ -108,12 +132,25 @@ class JobWorker:
         done = 0
         for job_id in self._claim(utcnow()):
             try:
-                with self.db.transaction() as session:
+                with self.db.transaction(read_only=True) as session:
                     job = session.get_one(Job, job_id)
-                    fn = _RUNNERS.get(job.kind)
-                    if fn is None:
-                        raise LookupError(f"no runner for job kind {job.kind!r}")
-                    fn(session, job.payload)
+                    if not self._holds(job):
+                        continue
+                    kind, payload = job.kind, dict(job.payload)
+                long = _LONG_RUNNERS.get(kind)
+                if long is not None:
+                    long(self.db, payload, functools.partial(self._renew, job_id))
+                with self.db.transaction() as session:
+                    # Locked, and checked again: a long job before this one may have outlasted the lease of
+                    # this claim, and another worker may have claimed and run it meanwhile.
+                    job = session.get_one(Job, job_id, with_for_update=True)
+                    if long is None and not self._holds(job):
+                        continue
+                    if long is None:
+                        fn = _RUNNERS.get(kind)
+                        if fn is None:
+                            raise LookupError(f"no runner for job kind {kind!r}")
+                        fn(session, job.payload)
                     job.status, job.done_at, job.locked_by, job.locked_until = "done", utcnow(), None, None
                     job.attempts += 1
                 done += 1
@@ -130,12 +167,24 @@ class JobWorker:
                         job.run_at = utcnow() + timedelta(seconds=min(2**job.attempts * 5, 3600))
         return done
 
+    def _holds(self, job: Job) -> bool:
+        return job.status == "pending" and job.locked_by == self.worker_id
+
+    def _renew(self, job_id: uuid.UUID) -> None:
+        with self.db.transaction() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.locked_by == self.worker_id)
+                .values(locked_until=utcnow() + timedelta(seconds=self.lease))
+            )
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"jobs-{self.worker_id}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -146,5 +195,6 @@ class JobWorker:
             except Exception:  # keep the loop alive across a database hiccup
                 log.exception("job round failed")
                 ran = 0
-            if not ran:
-                self._stop.wait(self.poll)
+            if not ran and not self._stop.is_set():
+                self._wake.wait(self.poll)
+                self._wake.clear()

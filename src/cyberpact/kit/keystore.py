@@ -89,10 +89,16 @@ class KeyStore:
         return row, self.private(row)
 
     def public_keys(self, session: Session, purpose: Purpose | None = None) -> list[NodeKey]:
-        query = select(NodeKey).order_by(NodeKey.created_at)
-        if purpose:
-            query = query.where(NodeKey.purpose == purpose)
-        return list(session.scalars(query))
+        return public_keys(session, purpose)
+
+
+def public_keys(session: Session, purpose: Purpose | None = None) -> list[NodeKey]:
+    """This node's keys, oldest first: their public halves need no passphrase (a checker of signatures
+    that must not hold one, such as the audit chain's background check, reads them here)."""
+    query = select(NodeKey).order_by(NodeKey.created_at)
+    if purpose:
+        query = query.where(NodeKey.purpose == purpose)
+    return list(session.scalars(query))
 
 
 # --- the key-encryption key (purpose "kek") -----------------------------------------------------------

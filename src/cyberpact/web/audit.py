@@ -1,6 +1,6 @@
 """The audit record for inspectors: every read and change on this node, newest first, narrowed by who,
-what and when, and a check of the whole hash chain against its signed anchors. Both are recorded: the
-people who read the record are read about too."""
+what and when, and checks of the whole hash chain against its signed anchors, run in the background. Both
+are recorded: the people who read the record are read about too."""
 
 from __future__ import annotations
 
@@ -9,21 +9,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from sqlalchemy.orm import Session
+from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.datastructures import QueryParams
 
 from cyberpact.audit import service as audit
 from cyberpact.kit.errors import InvalidInput, Problem
-from cyberpact.kit.http import get_database
+from cyberpact.kit.http import get_database, wake_jobs
 from cyberpact.kit.i18n import N_
-from cyberpact.kit.keystore import KeyStore
 from cyberpact.web.render import page
 from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, Viewer, require
 
 router = APIRouter(route_class=DeskRoute, include_in_schema=False)
 ROLES = ("auditor", "admin")
 PAGE = 100
+CHECKS_SHOWN = 5
 # Free-text filters: name -> (longest accepted, width of the box on the page).
 _TEXT_FILTERS = {"actor": (120, 14), "action": (120, 18), "object_type": (60, 10), "object_id": (200, 24)}
 FILTER_LABELS = {
@@ -85,18 +84,22 @@ def _query(params: QueryParams, **changes: str) -> str:
     return str(QueryParams(kept | changes))
 
 
-def _render(request: Request, viewer: Viewer, *, check: bool = False) -> HTMLResponse:
-    """The page, after checking the chain if asked; in one transaction, which records what was done."""
+def _render(request: Request, viewer: Viewer) -> HTMLResponse:
+    """The page, with the latest checks of the chain, in one unit of work that records the reading."""
     params = request.query_params
     context: dict[str, Any] = {
         "params": params,
         "labels": FILTER_LABELS,
         "text_filters": _TEXT_FILTERS,
-        "check": None,
+        "check_hours": request.app.state.settings.audit_check_hours,
     }
     with get_database(request).transaction() as session:
-        if check:
-            context["check"] = _check_chain(session, request, viewer)
+        checks = audit.latest_checks(session, CHECKS_SHOWN)
+        context |= {
+            "checks": checks,
+            "running": next((c for c in checks if c.status in audit.CHECK_ACTIVE), None),
+            "ended": next((c for c in checks if c.status not in audit.CHECK_ACTIVE), None),
+        }
         try:
             filters = parse_filters(params, viewer.timezone)
             rows, cursor = audit.read(
@@ -114,24 +117,6 @@ def _render(request: Request, viewer: Viewer, *, check: bool = False) -> HTMLRes
     return page(request, viewer, "audit.html", context)
 
 
-def _check_chain(session: Session, request: Request, viewer: Viewer) -> audit.VerifyResult:
-    """Walk the whole chain as ``cyberpact audit verify`` does, and record that it was checked and how it
-    stood. It reads every record once (about 40 s a million on a small machine, BENCHMARKS.md)."""
-    keys: KeyStore = request.app.state.keys
-    result = audit.verify(session, keys)
-    finding = result.finding
-    audit.record(
-        session,
-        viewer.actor,
-        "audit.verify",
-        "audit",
-        None,
-        detail={"records": result.records, "anchors": result.anchors}
-        | ({"finding": {"seq": finding.seq, "kind": finding.kind}} if finding else {}),
-    )
-    return result
-
-
 @router.get("/desk/audit")
 def audit_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     require(viewer, *ROLES)
@@ -139,6 +124,12 @@ def audit_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
 
 
 @router.post("/desk/audit/check")
-def check_chain(request: Request, viewer: CurrentViewer, _: CheckedForm) -> HTMLResponse:
+def check_chain(request: Request, viewer: CurrentViewer, _: CheckedForm) -> RedirectResponse:
+    """Queue a walk of the whole chain (the job worker runs it: about 40 s a million records on a small
+    machine, BENCHMARKS.md, too long for a page to wait on), then show the page with its progress."""
     require(viewer, *ROLES)
-    return _render(request, viewer, check=True)
+    with get_database(request).transaction() as session:
+        audit.request_check(session, viewer.actor)
+    wake_jobs(request)
+    query = _query(request.query_params)
+    return RedirectResponse(f"/desk/audit{'?' + query if query else ''}#h-check", status_code=303)

@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
+from cyberpact.audit.models import AuditCheck
 from cyberpact.cases import deadlines
 from cyberpact.cases import service as cases
 from cyberpact.cases.models import Request as RequestRow
@@ -68,6 +69,7 @@ class Today:
     outbox_pending: int = 0
     outbox_dead: int = 0
     deletions_waiting: int = 0
+    broken_chain: AuditCheck | None = None  # the last check of the audit chain ran and found a break
 
 
 def _count(session: Session, query: Select[Any]) -> int:
@@ -197,6 +199,9 @@ def today_view(session: Session, catalog: Catalog, viewer: Viewer) -> Today:
         )
         out.outbox_dead = int(session.scalar(select(func.count()).where(OutboxMessage.status == "dead")) or 0)
         out.deletions_waiting = len(deletion.pending_deletions(session))
+    if viewer.has_any("admin", "auditor"):
+        last = audit.last_finished_check(session)
+        out.broken_chain = last if last is not None and last.status == "broken" else None
     return out
 
 

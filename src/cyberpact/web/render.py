@@ -85,6 +85,14 @@ CHAIN_FINDINGS: Mapping[str, str] = {
     "reordered": N_("Records were put out of order."),
     "anchor": N_("A signed anchor does not hold."),
 }
+# A background walk of the chain (audit.models.AuditCheck.status).
+AUDIT_CHECK_STATES: Mapping[str, str] = {
+    "queued": N_("Waiting to start"),
+    "running": N_("Running"),
+    "intact": N_("Intact"),
+    "broken": N_("Does not hold"),
+    "failed": N_("Could not finish"),
+}
 PEER_STATES: Mapping[str, str] = {
     "active": N_("Active"),
     "suspended": N_("Suspended"),
@@ -283,6 +291,7 @@ def environment() -> Environment:
         MESSAGE_STATES=MESSAGE_STATES,
         AUDIT_OUTCOMES=AUDIT_OUTCOMES,
         CHAIN_FINDINGS=CHAIN_FINDINGS,
+        AUDIT_CHECK_STATES=AUDIT_CHECK_STATES,
     )
     return env
 
