@@ -143,3 +143,27 @@ def test_the_chain_check_runs_in_the_background_and_its_finding_reaches_inspecto
     assert walked[0].detail["records"] >= before > 0 and "finding" not in walked[0].detail
     assert walked[1].detail["finding"] == {"seq": 3, "kind": "altered"}
     assert walked[1].detail["requested_by"] == "aud"
+
+
+def test_a_walk_that_could_not_finish_leaves_what_the_chain_was_last_found_to_be(
+    node: LiveNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auditor = person(node, "aud", "auditor")
+    auditor.get("/desk/audit")
+    auditor.post("/desk/audit/check")
+    assert JobWorker(node.db).run_once() == 1
+
+    def unreadable(*_: object, **__: object) -> audit.VerifyResult:
+        raise OSError("disk read error")
+
+    monkeypatch.setattr(audit, "verify", unreadable)
+    auditor.post("/desk/audit/check")
+    assert JobWorker(node.db).run_once() == 1
+    page = text_of(auditor.get("/desk/audit").text)
+    assert "The last check could not finish. OSError" in page and "The chain is intact." in page
+    assert re.search(r"Could not finish.*Intact", page, re.S), "newest first"
+    # Asked again, the walk ends, and the failure is history.
+    monkeypatch.undo()
+    auditor.post("/desk/audit/check")
+    assert JobWorker(node.db).run_once() == 1
+    assert "could not finish" not in text_of(auditor.get("/desk/audit").text).split("Latest checks")[0]

@@ -95,10 +95,16 @@ def _render(request: Request, viewer: Viewer) -> HTMLResponse:
     }
     with get_database(request).transaction() as session:
         checks = audit.latest_checks(session, CHECKS_SHOWN)
+        # What the chain was last found to be, even when a later walk could not finish; and that walk.
+        ended = audit.last_finished_check(session)
+        failed = next((c for c in checks if c.status == "failed"), None)
+        if failed and ended and ended.requested_at > failed.requested_at:
+            failed = None
         context |= {
             "checks": checks,
             "running": next((c for c in checks if c.status in audit.CHECK_ACTIVE), None),
-            "ended": next((c for c in checks if c.status not in audit.CHECK_ACTIVE), None),
+            "ended": ended,
+            "failed": failed,
         }
         try:
             filters = parse_filters(params, viewer.timezone)
