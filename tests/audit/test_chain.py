@@ -27,7 +27,7 @@ def _fill(db: Database, n: int = 6) -> None:
             audit.record(s, SYSTEM, "test.write", "thing", i, detail={"i": i, "note": "Hà Nội ✓"})
 
 
-def _verify(db: Database, settings: Settings) -> audit.VerifyResult:
+def _verify(db: Database) -> audit.VerifyResult:
     with db.transaction(read_only=True) as s:
         return audit.verify(s, batch=2)
 
@@ -38,7 +38,7 @@ def _row(s: Session, seq: int) -> AuditRecord:
 
 def test_intact_chain_verifies(db: Database, settings: Settings) -> None:
     _fill(db)
-    result = _verify(db, settings)
+    result = _verify(db)
     assert result.ok and result.records == 6
     with db.transaction(read_only=True) as s:
         rows = s.scalars(select(AuditRecord).order_by(AuditRecord.seq)).all()
@@ -50,7 +50,7 @@ def test_altered_content_is_named(db: Database, settings: Settings) -> None:
     _fill(db)
     with db.transaction() as s:
         s.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(actor="mallory"))
-    f = _verify(db, settings).finding
+    f = _verify(db).finding
     assert f is not None and (f.seq, f.kind) == (3, "altered")
 
 
@@ -60,7 +60,7 @@ def test_altered_record_with_recomputed_hash_breaks_next_link(db: Database, sett
         row = _row(s, 3)
         row.detail = {"i": 99}
         row.hash = audit._hash_of(row)
-    f = _verify(db, settings).finding
+    f = _verify(db).finding
     assert f is not None and (f.seq, f.kind) == (4, "altered")
 
 
@@ -68,7 +68,7 @@ def test_deleted_record_is_named(db: Database, settings: Settings) -> None:
     _fill(db)
     with db.transaction() as s:
         s.execute(delete(AuditRecord).where(AuditRecord.seq == 3))
-    f = _verify(db, settings).finding
+    f = _verify(db).finding
     assert f is not None and (f.seq, f.kind) == (3, "deleted")
 
 
@@ -82,7 +82,7 @@ def test_deleted_and_relinked_chain_is_caught_by_numbering(db: Database, setting
             row.prev_hash = prev
             row.hash = audit._hash_of(row)
             prev = row.hash
-    f = _verify(db, settings).finding
+    f = _verify(db).finding
     assert f is not None and (f.seq, f.kind) == (3, "deleted")
 
 
@@ -106,7 +106,7 @@ def test_inserted_record_is_named(db: Database, settings: Settings) -> None:
         )
         forged.hash = audit._hash_of(forged)
         s.add(forged)
-    f = _verify(db, settings).finding
+    f = _verify(db).finding
     assert f is not None and (f.seq, f.kind) == (3, "inserted")
 
 
@@ -131,7 +131,7 @@ def test_reordered_records_are_named(db: Database, settings: Settings) -> None:
         s.execute(delete(AuditRecord).where(AuditRecord.seq.in_([3, 4])))
         s.flush()
         s.add_all([AuditRecord(seq=3, **vb), AuditRecord(seq=4, **va)])
-    f = _verify(db, settings).finding
+    f = _verify(db).finding
     assert f is not None and (f.seq, f.kind) == (3, "reordered")
 
 
@@ -143,7 +143,7 @@ def test_signed_anchor_catches_deleted_tail(db: Database, settings: Settings) ->
         assert audit.anchor(s, _keys(settings), "test") is None  # head already anchored
     with db.transaction() as s:
         s.execute(delete(AuditRecord).where(AuditRecord.seq.in_([5, 6])))
-    f = _verify(db, settings).finding
+    f = _verify(db).finding
     assert f is not None and (f.seq, f.kind) == (5, "deleted")
 
 
@@ -153,7 +153,7 @@ def test_forged_anchor_is_refused(db: Database, settings: Settings) -> None:
         audit.anchor(s, _keys(settings), "test")
     with db.transaction() as s:
         s.execute(update(AuditAnchor).values(head_hash="0" * 64))
-    f = _verify(db, settings).finding
+    f = _verify(db).finding
     assert f is not None and f.kind == "anchor"
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.audit.models import AuditAnchor, AuditCheck, AuditRecord
@@ -387,6 +387,10 @@ def start_check(session: Session, check_id: uuid.UUID) -> bool:
     check.status, check.started_at, check.records_checked = "running", utcnow(), 0
     check.records_total = session.scalar(select(func.count()).select_from(AuditRecord)) or 0
     return True
+
+
+def note_progress(session: Session, check_id: uuid.UUID, records: int) -> None:
+    session.execute(update(AuditCheck).where(AuditCheck.id == check_id).values(records_checked=records))
 
 
 def finish_check(session: Session, check_id: uuid.UUID, result: VerifyResult | None, error: str = "") -> None:

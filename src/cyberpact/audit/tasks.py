@@ -7,10 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import update
-
 from cyberpact.audit import service
-from cyberpact.audit.models import AuditCheck
 from cyberpact.kit import jobs
 from cyberpact.kit.db import Database
 
@@ -28,9 +25,7 @@ def run_check(db: Database, payload: dict[str, Any], alive: Callable[[], None]) 
     def progress(records: int) -> None:
         # A unit of work of its own, so the page shows how far the walk is while it runs.
         with db.transaction() as session:
-            session.execute(
-                update(AuditCheck).where(AuditCheck.id == check_id).values(records_checked=records)
-            )
+            service.note_progress(session, check_id, records)
         alive()
 
     try:
