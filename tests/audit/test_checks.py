@@ -3,7 +3,9 @@ keeps what it found."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -101,6 +103,25 @@ def test_asking_while_a_check_is_under_way_gives_that_check(db: Database) -> Non
     with db.transaction() as s:
         _, new = audit.request_check(s, SYSTEM, reason="scheduled")
         assert new, "once it ended, a new check is queued"
+
+
+def test_inspectors_asking_at_the_same_moment_share_one_check(db: Database) -> None:
+    askers = 6
+    start = threading.Barrier(askers)
+
+    def ask(_: int) -> tuple[uuid.UUID, bool]:
+        start.wait()
+        with db.transaction() as s:
+            check, new = audit.request_check(s, INSPECTOR)
+            return check.id, new
+
+    with ThreadPoolExecutor(askers) as pool:
+        answers = list(pool.map(ask, range(askers)))
+    assert len({check_id for check_id, _ in answers}) == 1
+    assert sum(new for _, new in answers) == 1
+    with db.transaction(read_only=True) as s:
+        assert s.scalar(select(func.count()).select_from(AuditCheck)) == 1
+        assert s.scalar(select(func.count()).select_from(Job)) == 1
 
 
 def test_a_walk_that_cannot_finish_says_so(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

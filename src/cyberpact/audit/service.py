@@ -16,7 +16,7 @@ from cyberpact.audit.models import AuditAnchor, AuditCheck, AuditRecord
 from cyberpact.kit import crypto, jobs
 from cyberpact.kit.actor import SYSTEM, Actor
 from cyberpact.kit.canonical import canonical_json_floatless
-from cyberpact.kit.db import advisory_lock
+from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.keystore import KeyStore, public_keys
 from cyberpact.kit.pagination import decode_cursor, encode_cursor
@@ -39,8 +39,6 @@ def _forget_head_after_commit(session: Session) -> None:
 
 
 Outcome = Literal["allowed", "denied"]
-# Any constant works; it only has to be the same for every writer of this database.
-_PG_CHAIN_LOCK = 0x6379_6265_7250
 
 
 def _scrub(value: Any) -> Any:
@@ -100,7 +98,7 @@ def _hash_of(row: AuditRecord | Any) -> str:
 def _lock_chain(session: Session) -> None:
     # SQLite writers already hold the database write lock (BEGIN IMMEDIATE); PostgreSQL writers queue
     # here so that two transactions never link to the same head.
-    advisory_lock(session, _PG_CHAIN_LOCK)
+    advisory_lock(session, Lock.AUDIT_CHAIN)
 
 
 def record(
@@ -352,6 +350,8 @@ CHECK_ACTIVE = ("queued", "running")
 def request_check(session: Session, actor: Actor, *, reason: str = "asked") -> tuple[AuditCheck, bool]:
     """Queue a walk of the whole chain, and whether it is new: while one is queued or running, asking
     again gives that one (two walks at once would only halve each one's speed)."""
+    # Two requests at once on PostgreSQL would each find none active and queue a walk each.
+    advisory_lock(session, Lock.AUDIT_CHECK_REQUEST)
     active = session.scalar(
         select(AuditCheck)
         .where(AuditCheck.status.in_(CHECK_ACTIVE))

@@ -17,7 +17,7 @@ from cyberpact.catalog.service import Catalog, DraftReport, RequestedState, chec
 from cyberpact.directory.models import Authority, AuthorityLanguage, Party, TreatyStatus
 from cyberpact.federation.models import Peer
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.db import advisory_lock
+from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
 from cyberpact.kit.i18n import N_
 from cyberpact.kit.time import rfc3339, utcnow
@@ -39,12 +39,9 @@ OPEN_STATUSES_EXCLUDED = (
 )
 
 
-_REFERENCE_LOCK = 0x6379_6265_7253
-
-
 def _next_reference(session: Session, prefix: str) -> str:
     # Two officers opening cases at the same moment must not both get the next number.
-    advisory_lock(session, _REFERENCE_LOCK)
+    advisory_lock(session, Lock.CASE_REFERENCE)
     year = utcnow().year
     count = session.scalar(
         select(func.count()).select_from(Case).where(Case.reference.like(f"{prefix}-{year}-%"))

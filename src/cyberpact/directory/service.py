@@ -32,7 +32,7 @@ from cyberpact.directory.schemas import (
     TreatyStatusIn,
 )
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.db import advisory_lock
+from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, Problem
 from cyberpact.kit.time import check_timezone, utcnow
 
@@ -483,9 +483,6 @@ def today() -> date:
 
 # --- seed -------------------------------------------------------------------------------------------
 
-# Any constant works; it only has to be the same for every node process sharing the database.
-_PG_SEED_LOCK = 0x6379_6469_7200
-
 
 def load_seed_if_empty(session: Session) -> bool:
     """Load the shipped signatories and sample authorities on a node's first start; True if it did.
@@ -493,7 +490,7 @@ def load_seed_if_empty(session: Session) -> bool:
     Several API processes may start together on one PostgreSQL database: they queue on an advisory
     lock so that only the first loads. SQLite writers already serialise on BEGIN IMMEDIATE.
     """
-    advisory_lock(session, _PG_SEED_LOCK)
+    advisory_lock(session, Lock.DIRECTORY_SEED)
     if session.scalar(select(Party.code).limit(1)) is not None:
         return False
     # Imported here because the importer is built on this module's functions.

@@ -24,7 +24,7 @@ from cyberpact.federation import peers
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json_floatless
-from cyberpact.kit.db import advisory_lock
+from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, IntegrityFailure, NotFound
 from cyberpact.kit.keystore import KeyStore, NodeKey
 from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
@@ -36,7 +36,6 @@ Kind = Literal[
 ]  # fmt: skip
 KINDS: Final = frozenset(get_args(Kind))
 STH_TYP: Final = "cyberpact-sth+jws"
-_PG_LOG_LOCK: Final = 0x6379_6265_7253
 
 
 def b64(value: bytes) -> str:
@@ -72,7 +71,7 @@ class NewEvent:
 
 
 def _lock(session: Session) -> None:
-    advisory_lock(session, _PG_LOG_LOCK)
+    advisory_lock(session, Lock.CUSTODY_LOG)
 
 
 def size(session: Session) -> int:

@@ -34,13 +34,12 @@ from cyberpact.federation.outbox import INBOX_PATH, receipt_summary
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import sha256_hex
-from cyberpact.kit.db import Database, advisory_lock, insert_missing
+from cyberpact.kit.db import Database, Lock, advisory_lock, insert_missing
 from cyberpact.kit.errors import IntegrityFailure, NotFound
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.federation.delivery")
-_PG_CLAIM_LOCK = 0x6379_6265_7251
 # A worker claims up to this many batches for one peer at a time and pipelines them (see _deliver). A
 # claim drains the pipeline at its end (the next one starts with a claim and a first seal while the peer
 # waits), so claims are long: 8 batches of 500 moved 10-20 % more than 4 of 100 (bench_federation.py).
@@ -125,7 +124,7 @@ class OutboxWorker:
         if time.monotonic() < self._next_bury and not self._anything_due(now):
             return []
         with self.db.transaction() as session:
-            advisory_lock(session, _PG_CLAIM_LOCK)
+            advisory_lock(session, Lock.OUTBOX_CLAIM)
             if time.monotonic() >= self._next_bury:
                 # Dead letters are a matter of hours; looking for them every round would cost a query
                 # per delivery batch for nothing.

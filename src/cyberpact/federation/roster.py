@@ -32,7 +32,7 @@ from cyberpact.federation import identity, peers
 from cyberpact.federation.models import IssuedRoster, Peer, PeerKey, RosterPublisher
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.db import Database, advisory_lock
+from cyberpact.kit.db import Database, Lock, advisory_lock
 from cyberpact.kit.errors import (
     Conflict,
     IntegrityFailure,
@@ -46,7 +46,6 @@ from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
 
 ROSTER_TYP = "cyberpact-roster+jws"
-_PG_SIGN_LOCK = 0x6379_726F_7374  # serialises signers on PostgreSQL; any constant no other lock uses
 MAX_ROSTER_BYTES = 1_000_000
 MAX_NODES = 1000
 # A publisher's clock may run a little ahead of ours; more than this and the roster is from the future.
@@ -113,7 +112,7 @@ def sign(
     it took. An explicit ``serial`` must also be above the last.
     """
     # Two administrators signing at once would both read the same last serial and collide on it.
-    advisory_lock(session, _PG_SIGN_LOCK)
+    advisory_lock(session, Lock.ROSTER_SIGN)
     now = utcnow()
     last = session.scalar(select(func.max(IssuedRoster.serial))) or 0
     if serial is None:

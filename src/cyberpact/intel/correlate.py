@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from cyberpact.intel import bulk, patterns
 from cyberpact.intel.models import IntelCorrelation, IntelIdentity, IntelObservation
 from cyberpact.intel.stix import Checked
-from cyberpact.kit.db import advisory_lock
+from cyberpact.kit.db import Lock, advisory_lock
 
 _VALUE_SCOS = ("ipv4-addr", "ipv6-addr", "domain-name", "url", "email-addr", "mac-addr")
 _HASH_NAMES = {
@@ -88,14 +88,11 @@ class Report:
         return hashlib.sha256(f"{self.kind}\x00{self.value}".encode()).hexdigest()
 
 
-_PG_LOCK = 0x6379_696E_7465  # any constant, the same for every writer of this database
-
-
 def _lock(session: Session) -> None:
     # Correlation rows are recomputed from observations; two PostgreSQL transactions reporting the same
     # observable must not each count without seeing the other, so refreshes queue here. (SQLite writers
     # already hold the database write lock.)
-    advisory_lock(session, _PG_LOCK)
+    advisory_lock(session, Lock.CORRELATION)
 
 
 def record(session: Session, collection_id: uuid.UUID, reports: Sequence[Report]) -> None:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import IntEnum, unique
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, text
@@ -114,14 +115,31 @@ def build_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine
     return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def advisory_lock(session: Session, key: int) -> None:
+@unique
+class Lock(IntEnum):
+    """The advisory lock of each section that PostgreSQL writers must pass one at a time. Kept in one
+    place, and unique, because a key two sections share serialises them against each other for nothing
+    (case references and the custody log once did)."""
+
+    AUDIT_CHAIN = 0x6379_6265_7250
+    OUTBOX_CLAIM = 0x6379_6265_7251
+    JOB_CLAIM = 0x6379_6265_7252
+    CASE_REFERENCE = 0x6379_6265_7253
+    CUSTODY_LOG = 0x6379_6265_7254
+    AUDIT_CHECK_REQUEST = 0x6379_6265_7255
+    CORRELATION = 0x6379_696E_7465
+    DIRECTORY_SEED = 0x6379_6469_7200
+    ROSTER_SIGN = 0x6379_726F_7374
+
+
+def advisory_lock(session: Session, key: Lock) -> None:
     """Serialise the rest of this transaction with every other holder of ``key``.
 
     PostgreSQL: a transaction-scoped advisory lock. SQLite needs nothing: a writing transaction already
     holds the database's single write lock (BEGIN IMMEDIATE).
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": int(key)})
 
 
 def insert_missing(session: Session, model: type[Base], **values: Any) -> None:

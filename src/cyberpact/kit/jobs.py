@@ -1,9 +1,10 @@
 """Durable background jobs: rows in the database, written in the transaction of the change that causes
-them, run by a worker thread after their time, retried with backoff, never lost to a restart.
+them, run by a worker after their time, retried with backoff, never lost to a restart.
 
 Claims are leases, serialised by an advisory lock on PostgreSQL, so several workers share the queue. A job
 runs in one transaction, which also marks it done; a long job (``long_runner``: a walk over millions of
-rows) runs outside one, opening short ones of its own, and renews its lease as it goes.
+rows) runs outside one, opening short ones of its own, and renews its lease as it goes. Long jobs have a
+thread of their own in each worker, so the short ones do not wait for them.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ from sqlalchemy import Index, String, Text, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from cyberpact.kit.db import Base, Database, IdMixin, advisory_lock
+from cyberpact.kit.db import Base, Database, IdMixin, Lock, advisory_lock
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.jobs")
-_PG_CLAIM_LOCK = 0x6379_6265_7252
 Runner = Callable[[Session, dict[str, Any]], None]
 # (database, payload, alive): alive() renews the worker's lease, so another worker does not take the job
 # over while it still runs.
 LongRunner = Callable[[Database, dict[str, Any], Callable[[], None]], None]
 _RUNNERS: dict[str, Runner] = {}
+LANES = ("short", "long")
 _LONG_RUNNERS: dict[str, LongRunner] = {}
 
 
@@ -103,23 +104,32 @@ def cancel(session: Session, key_prefix: str) -> int:
 
 
 class JobWorker:
+    """Runs due jobs on two threads: one for the short jobs, one for the long ones, so that an hour's walk
+    of the audit chain does not hold back a deadline reminder due meanwhile."""
+
     def __init__(self, db: Database, poll_seconds: float = 1.0, lease_seconds: int = 120) -> None:
         self.db, self.poll, self.lease = db, poll_seconds, lease_seconds
         self.worker_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._wake = {lane: threading.Event() for lane in LANES}
+        self._threads: list[threading.Thread] = []
 
     def wake(self) -> None:
         """Look for due jobs now rather than at the next poll: someone is waiting for one just scheduled."""
-        self._wake.set()
+        for event in self._wake.values():
+            event.set()
 
-    def _claim(self, now: datetime, limit: int = 50) -> list[uuid.UUID]:
+    def _claim(self, now: datetime, lane: str) -> list[uuid.UUID]:
+        long_kinds = list(_LONG_RUNNERS)
+        kind = Job.kind.in_(long_kinds) if lane == "long" else Job.kind.not_in(long_kinds)
+        # One long job at a time: a claim of several would leave the later ones leased, and idle, for the
+        # whole of the first one's walk.
+        limit = 1 if lane == "long" else 50
         with self.db.transaction() as session:
-            advisory_lock(session, _PG_CLAIM_LOCK)
+            advisory_lock(session, Lock.JOB_CLAIM)
             rows = session.scalars(
                 select(Job)
-                .where(Job.status == "pending", Job.run_at <= now)
+                .where(Job.status == "pending", Job.run_at <= now, kind)
                 .where((Job.locked_until.is_(None)) | (Job.locked_until <= now))
                 .order_by(Job.run_at)
                 .limit(limit)
@@ -128,9 +138,14 @@ class JobWorker:
                 job.locked_by, job.locked_until = self.worker_id, now + timedelta(seconds=self.lease)
             return [j.id for j in rows]
 
-    def run_once(self) -> int:
+    def run_once(self, lane: str | None = None) -> int:
+        """Run the jobs due now in one lane (``"short"`` or ``"long"``), or in both, the short ones first;
+        how many were done."""
+        return sum(self._run(self._claim(utcnow(), name)) for name in ((lane,) if lane else LANES))
+
+    def _run(self, claimed: list[uuid.UUID]) -> int:
         done = 0
-        for job_id in self._claim(utcnow()):
+        for job_id in claimed:
             try:
                 with self.db.transaction(read_only=True) as session:
                     job = session.get_one(Job, job_id)
@@ -141,7 +156,7 @@ class JobWorker:
                 if long is not None:
                     long(self.db, payload, functools.partial(self._renew, job_id))
                 with self.db.transaction() as session:
-                    # Locked, and checked again: a long job before this one may have outlasted the lease of
+                    # Locked, and checked again: a slow job before this one may have outlasted the lease of
                     # this claim, and another worker may have claimed and run it meanwhile.
                     job = session.get_one(Job, job_id, with_for_update=True)
                     if long is None and not self._holds(job):
@@ -179,22 +194,29 @@ class JobWorker:
             )
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"jobs-{self.worker_id}", daemon=True)
-        self._thread.start()
+        for lane in LANES:
+            thread = threading.Thread(
+                target=self._loop, args=(lane,), name=f"jobs-{lane}-{self.worker_id}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 10) -> None:
+        """Stop both lanes; a long job still running after ``timeout`` is left to its daemon thread, and
+        runs again from the start when its lease lapses (long runners are safe to repeat)."""
         self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self.wake()
+        for thread in self._threads:
+            thread.join(timeout)
 
-    def _loop(self) -> None:
+    def _loop(self, lane: str) -> None:
+        wake = self._wake[lane]
         while not self._stop.is_set():
             try:
-                ran = self.run_once()
+                ran = self.run_once(lane)
             except Exception:  # keep the loop alive across a database hiccup
                 log.exception("job round failed")
                 ran = 0
             if not ran and not self._stop.is_set():
-                self._wake.wait(self.poll)
-                self._wake.clear()
+                wake.wait(self.poll)
+                wake.clear()
