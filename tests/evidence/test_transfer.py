@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,9 +23,16 @@ from cyberpact.evidence.models import (
     EvidencePackage,
     EvidenceTransfer,
 )
+from cyberpact.evidence.schemas import PeerReceiptAnswer
+from cyberpact.federation import handlers, outbox
 from cyberpact.federation.delivery import OutboxWorker
-from cyberpact.kit.actor import Actor
+from cyberpact.federation.envelope import OpenedEnvelope
+from cyberpact.federation.models import OutboxMessage
+from cyberpact.federation.models import Peer as FederationPeer
+from cyberpact.kit.actor import SYSTEM, Actor
+from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.time import utcnow
 from evidence.helpers import context, incoming_request, random_bytes, sealed_package
 from web.helpers import person, text_of
 
@@ -246,7 +256,7 @@ def test_receiver_rejects_content_that_does_not_match_the_manifest(pair: tuple[L
     with httpx.Client(base_url=b.url) as client:
         r = sending._post_json(client, "", f"/federation/v1/transfers/{tid}/complete", key, body, "vn-ca")
     assert r.status_code == 200, r.text
-    t = sending.apply_receipt(a.db, ctx, "pl-ca", r.json())
+    t = sending.apply_receipt(a.db, ctx, "pl-ca", PeerReceiptAnswer.model_validate(r.json()))
     assert t.status == "rejected" and "SHA-256" in (t.error or "")
     got = received(b)
     assert got.status == "deleted" and kinds(b, str(got.id)) == []
@@ -399,4 +409,118 @@ def test_an_offer_whose_key_does_not_open_with_the_receiver_s_key_is_refused(
         assert list(s.scalars(query)) == ["rejected"] * len(bad_keys)
     with b.db.transaction(read_only=True) as s:
         assert s.scalars(select(EvidencePackage)).all() == []
+        assert s.scalars(select(EvidenceTransfer)).all() == []
+
+
+def test_a_peer_answering_nonsense_leaves_the_transfer_to_resume_and_changes_nothing(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    """What a peer answers is input: each shape below is a transfer left pending with a reason, not an
+    exception that ends the worker's round for the transfers to every other peer."""
+    a, _ = pair
+    pkg, tid = offer(a, {"disk.img": random_bytes(2 * CHUNK)})
+    answers: list[tuple[int, bytes]] = []
+
+    class Peer(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            status, body = answers.pop(0)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Peer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    with a.db.transaction() as s:  # pl-ca's software, as far as vn-ca can tell, now answers from here
+        s.get_one(FederationPeer, "pl-ca").base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    receiving = {"status": "receiving", "files": [{"index": 0, "chunks_stored": 0}], "peer_head_size": 0}
+    hostile: list[tuple[list[tuple[int, Any]], str]] = [
+        ([(200, [])], "not understood: the body: Input should be an object"),
+        ([(200, "not json")], "not understood: the body: Invalid JSON"),
+        (
+            [(200, {"status": "receiving", "files": 5})],
+            "not understood: files: Input should be a valid array",
+        ),
+        (
+            [(200, {"status": "receiving", "files": [{"index": -1, "chunks_stored": 0}]})],
+            "not understood: files.0.index: Input should be greater than or equal to 0",
+        ),
+        (
+            [(200, {"status": "done", "receipt": 42})],
+            "not understood: receipt: Input should be a valid string",
+        ),
+        ([(200, {"status": "done", "receipt": "not.a.receipt"})], "not a compact JWS"),
+        ([(503, [1, 2])], "HTTP 503"),
+        ([(200, receiving), (200, {"chunks_stored": "many"})], "file 0 chunk 0: the peer's answer"),
+        (
+            [(200, receiving), (200, {"chunks_stored": 1}), (200, {"chunks_stored": 2}), (200, {})],
+            "completion: the peer's answer is not understood: receipt: Field required",
+        ),
+    ]
+    try:
+        for bodies, reason in hostile:
+            answers.extend(
+                (status, body.encode() if isinstance(body, str) else json.dumps(body).encode())
+                for status, body in bodies
+            )
+            with httpx.Client(timeout=30) as client, pytest.raises(CyberpactError) as caught:
+                sending.push(a.db, context(a), tid, client)
+            assert reason in str(caught.value), (bodies, str(caught.value))
+            assert answers == [], "the sender stopped before asking what it should have"
+        # The background worker takes the same answers in its stride.
+        answers.append((200, b"[]"))
+        with httpx.Client(timeout=30) as client:
+            assert sending.TransferWorker(a.db, context(a), client).run_once() == 0
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    with a.db.transaction(read_only=True) as s:
+        assert transfer.get_transfer(s, tid).status in ("offered", "sending")
+    assert kinds(a, pkg["id"]) == ["created", "sealed"], "nothing was recorded as transferred"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{}, {"receipt": 5}, {"receipt": "x", "consistency": "abc"}, {"receipt": "x", "from_size": -1}],
+    ids=["empty", "number", "proof-not-a-list", "negative-size"],
+)
+def test_a_receipt_message_that_is_not_one_is_refused(pair: tuple[LiveNode, LiveNode], payload: dict) -> None:
+    a, b = pair
+    with b.db.transaction() as s:
+        message_id = outbox.enqueue(
+            s, SYSTEM, recipient="vn-ca", message_type=transfer.RECEIPT, payload=payload
+        ).message_id
+    deliver(b)
+    with b.db.transaction(read_only=True) as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).one()
+    # Refused whole, in a signed receipt, rather than failing the inbox's batch (a 500, sent again forever).
+    assert (row.receipt_status, row.last_error) == ("rejected", "rejected by vn-ca: refused")
+    handler = handlers.handler_for(transfer.RECEIPT)
+    assert handler is not None
+    message = OpenedEnvelope(
+        message_id=message_id,
+        sender="pl-ca",
+        recipient="vn-ca",
+        created=utcnow(),
+        message_type=transfer.RECEIPT,
+        conversation_id="c",
+        in_reply_to=None,
+        payload=payload,
+        digest="0" * 64,
+        signing_kid="k",
+        signed="",
+    )
+    with (
+        pytest.raises(CyberpactError, match="Not an evidence receipt"),
+        a.db.transaction() as s,
+    ):
+        handler(s, message)
+    with a.db.transaction(read_only=True) as s:
         assert s.scalars(select(EvidenceTransfer)).all() == []

@@ -14,16 +14,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from conftest import DatabaseFactory, LiveNode, federation_node, free_port, make_settings, pin, start_node
 from cyberpact.accounts import service as accounts
@@ -36,6 +38,7 @@ from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxM
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.db import Database
 from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.time import utcnow
 
 from .test_channel import send, worker
 
@@ -682,3 +685,60 @@ def test_dead_letters_are_listed_and_one_retried_is_delivered(
         a.stop()
         if b is not None:
             b.stop()
+
+
+def test_a_peer_answering_nonsense_gets_its_messages_retried_not_the_worker_stopped(
+    db_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    """A peer's inbox answer is input like any other: each shape below is a failed attempt for the
+    message (kept pending, the reason recorded, the peer's failures counted), never an exception that
+    ends the round with the batch unsettled and its lease left to run out."""
+    a = federation_node(db_factory, tmp_path, "vn-24x7", breaker_threshold=100)
+    _, port = dormant_peer(db_factory, tmp_path, a, "au-24x7")
+    answers: list[bytes] = []
+
+    class Inbox(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = answers.pop(0)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Inbox)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        send(a, "au-24x7", "preserve the account")
+        with a.db.transaction(read_only=True) as s:
+            message_id = s.scalars(select(OutboxMessage.message_id)).one()
+        hostile = [
+            b"[]",
+            b'{"receipts": 5}',
+            b"not json at all",
+            json.dumps({"receipts": [1, "x", {"message_id": 5}, {"message_id": message_id, "receipt": 42}]}),
+            json.dumps({"receipts": [{"message_id": message_id, "receipt": {"alg": "none"}}]}),
+            json.dumps({"receipts": [{"message_id": message_id, "receipt": None, "status": "duplicate"}]}),
+        ]
+        w = worker(a)
+        for attempt, body in enumerate(hostile, start=1):
+            answers.append(body.encode() if isinstance(body, str) else body)
+            with a.db.transaction() as s:  # due again now, not after its backoff
+                s.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+            result = w.run_once()
+            assert (result.claimed, result.failed, result.delivered) == (1, 1, 0), body
+            with a.db.transaction(read_only=True) as s:
+                row = s.scalars(select(OutboxMessage)).one()
+                link = s.get_one(PeerLink, "au-24x7")
+            assert (row.status, row.attempts, row.lease_owner) == ("pending", attempt, None)
+            assert row.last_error and row.receipt is None
+            assert link.consecutive_failures == attempt
+        assert answers == []
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        a.stop()

@@ -175,3 +175,49 @@ class ProofOut(BaseModel):
     first: int
     second: int
     proof: list[str]
+
+
+# --- what a peer answers the sender of a transfer: input like any other, checked before it is used --------
+
+
+class PeerFileState(BaseModel):
+    index: int = Field(ge=0)
+    chunks_stored: int = Field(ge=0)
+
+
+class PeerTransferState(BaseModel):
+    """A receiving peer's account of a transfer (``transfer.status_of``)."""
+
+    status: str = Field(max_length=20)
+    files: list[PeerFileState] = Field(default_factory=list, max_length=100_000)
+    peer_head_size: int = Field(0, ge=0)
+    receipt: str | None = Field(None, max_length=65_536)
+    error: str | None = Field(None, max_length=2000)
+
+
+class PeerReceiptAnswer(BaseModel):
+    """A signed receipt for a transfer, with the proof that the peer's custody log only grew since the
+    head this node last saw of it; answered to a completion, or sent as a message."""
+
+    receipt: str = Field(min_length=1, max_length=65_536)
+    from_size: int = Field(0, ge=0)
+    consistency: list[str] = Field(default_factory=list, max_length=128)
+
+
+class PeerFileStored(BaseModel):
+    """The answer to one chunk sent."""
+
+    chunks_stored: int = Field(ge=0)
+
+
+class SignedTransferReceipt(BaseModel):
+    """What a receiving peer signs in a transfer's receipt (``transfer.complete``); read only once its
+    signature holds, and still checked, since a peer's own key signs whatever the peer chooses."""
+
+    transfer_id: str = Field(max_length=64)
+    sender: str = Field(max_length=120)
+    receiver: str = Field(max_length=120)
+    manifest_digest: str = Field(max_length=64)
+    status: str = Field(max_length=20)
+    reason: str | None = Field(None, max_length=2000)
+    receiver_head: str = Field(min_length=1, max_length=65_536)

@@ -9,9 +9,10 @@ import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,12 @@ from cyberpact.audit import service as audit
 from cyberpact.evidence import chunks, custody, service
 from cyberpact.evidence.errors import InconsistentTreeHead
 from cyberpact.evidence.models import EvidencePackage, EvidenceTransfer
+from cyberpact.evidence.schemas import (
+    PeerFileStored,
+    PeerReceiptAnswer,
+    PeerTransferState,
+    SignedTransferReceipt,
+)
 from cyberpact.evidence.transfer import (
     AUTH_HEADER,
     BASE,
@@ -37,10 +44,11 @@ from cyberpact.federation.models import OutboxMessage, Peer
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database
-from cyberpact.kit.errors import Conflict, CyberpactError, IntegrityFailure
+from cyberpact.kit.errors import Conflict, CyberpactError, IntegrityFailure, InvalidInput, Problem
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.evidence.transfer")
+_Answer = TypeVar("_Answer", bound=BaseModel)
 
 
 # --- sender: pushing and applying the receipt -------------------------------------------------------------
@@ -67,19 +75,28 @@ def _get(client: httpx.Client, url: str, path: str, key: bytes, node_id: str) ->
     )
 
 
-def _check(response: httpx.Response, what: str) -> dict[str, Any]:
+def _check(response: httpx.Response, what: str, shape: type[_Answer]) -> _Answer:
+    """The peer's answer in the shape expected of it; anything else leaves the transfer to resume later."""
     if response.status_code != 200:
         try:
-            detail = response.json().get("detail", response.text)
+            body = response.json()
+            detail = body.get("detail", response.text) if isinstance(body, dict) else response.text
         except ValueError:
             detail = response.text
         raise TransferPending(
             f"{what}: HTTP {response.status_code}: {str(detail)[:300]}",
             extra={"http_status": response.status_code},
         )
-    body = response.json()
-    assert isinstance(body, dict)
-    return body
+    try:
+        return shape.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise TransferPending(f"{what}: the peer's answer is not understood: {_first_error(exc)}") from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "the body"
+    return f"{where}: {error['msg']}"[:300]
 
 
 class TransferPending(CyberpactError):
@@ -113,21 +130,23 @@ def push(
             (f, service.codec(session, ctx, package, f, store_key), service.key_of(package, f)) for f in files
         ]
     path = f"{BASE}/{tid}"
-    state = _check(_get(client, base_url, path, key, ctx.node_id), "transfer status")
-    if state["status"] == "receiving":
-        stored = {int(x["index"]): int(x["chunks_stored"]) for x in state["files"]}
+    state = _check(_get(client, base_url, path, key, ctx.node_id), "transfer status", PeerTransferState)
+    if state.status == "receiving":
+        stored = {f.index: f.chunks_stored for f in state.files}
         _send_chunks(client, base_url, path, key, tid, codecs, stored, ctx, progress)
         with db.transaction(read_only=True) as session:
-            body = _completion(session, ctx, t.peer, package.id, int(state["peer_head_size"]))
+            body = _completion(session, ctx, t.peer, package.id, state.peer_head_size)
         with db.transaction() as session:
             get_transfer(session, tid).status = "sending"
         answer = _check(
-            _post_json(client, base_url, path + "/complete", key, body, ctx.node_id), "completion"
+            _post_json(client, base_url, path + "/complete", key, body, ctx.node_id),
+            "completion",
+            PeerReceiptAnswer,
         )
-    elif state.get("receipt"):
-        answer = {"receipt": state["receipt"], "from_size": 0, "consistency": []}
+    elif state.receipt:
+        answer = PeerReceiptAnswer(receipt=state.receipt)
     else:
-        raise TransferPending(f"the peer reports the transfer as {state['status']}: {state.get('error')}")
+        raise TransferPending(f"the peer reports the transfer as {state.status}: {state.error}")
     return apply_receipt(db, ctx, t.peer, answer)
 
 
@@ -172,7 +191,7 @@ def _send_chunks(
                         **length,
                     },
                 )
-                _check(r, f"file {f.index} chunk {c}")
+                _check(r, f"file {f.index} chunk {c}", PeerFileStored)
                 if progress is not None:
                     progress(f.index, min(f.size, (c + 1) * f.chunk_size))
 
@@ -195,7 +214,9 @@ def _completion(
     }
 
 
-def apply_receipt(db: Database, ctx: service.Context, peer: str, answer: dict[str, Any]) -> EvidenceTransfer:
+def apply_receipt(
+    db: Database, ctx: service.Context, peer: str, answer: PeerReceiptAnswer
+) -> EvidenceTransfer:
     try:
         with db.transaction() as session:
             return _apply_receipt(session, ctx, peer, answer)
@@ -206,29 +227,31 @@ def apply_receipt(db: Database, ctx: service.Context, peer: str, answer: dict[st
 
 
 def _apply_receipt(
-    session: Session, ctx: service.Context, peer: str, answer: dict[str, Any]
+    session: Session, ctx: service.Context, peer: str, answer: PeerReceiptAnswer
 ) -> EvidenceTransfer:
-    token = str(answer["receipt"])
+    token = answer.receipt
     kid = str(custody.peek_header(token).get("kid", ""))
     key_row = peers.sender_key(session, peer, kid)
     if key_row is None or key_row.use != "sig":
         raise IntegrityFailure("the receipt is not signed by the peer")
-    _, receipt = crypto.verify_json(token, peers.public_key(key_row))
-    t = get_transfer(session, receipt.get("transfer_id", ""), "out")
-    if t.peer != peer or receipt.get("receiver") != peer or receipt.get("sender") != ctx.node_id:
+    _, signed = crypto.verify_json(token, peers.public_key(key_row))
+    try:
+        receipt = SignedTransferReceipt.model_validate(signed)
+    except ValidationError as exc:
+        raise IntegrityFailure(f"the receipt is not well formed: {_first_error(exc)}") from exc
+    t = get_transfer(session, receipt.transfer_id, "out")
+    if t.peer != peer or receipt.receiver != peer or receipt.sender != ctx.node_id:
         raise IntegrityFailure("the receipt names other nodes than this transfer's")
-    if receipt.get("manifest_digest") != t.manifest_digest:
+    if receipt.manifest_digest != t.manifest_digest:
         raise IntegrityFailure("the receipt names another manifest digest")
     if t.status in ("accepted", "rejected"):
         return t
-    proof = [custody.unb64(p, "consistency proof") for p in answer.get("consistency") or []]
+    proof = [custody.unb64(p, "consistency proof") for p in answer.consistency]
     actor = Actor(user_id=None, username=f"peer:{peer}", source="federation")
-    custody.accept_peer_head(
-        session, peer, str(receipt["receiver_head"]), int(answer.get("from_size") or 0), proof, actor
-    )
+    custody.accept_peer_head(session, peer, receipt.receiver_head, answer.from_size, proof, actor)
     t.receipt, t.updated_at = token, utcnow()
-    t.status = "accepted" if receipt.get("status") == "accepted" else "rejected"
-    t.error = receipt.get("reason")
+    t.status = "accepted" if receipt.status == "accepted" else "rejected"
+    t.error = receipt.reason
     if t.status == "accepted":
         custody.record(
             session,
@@ -260,13 +283,20 @@ def _on_receipt(session: Session, message: OpenedEnvelope) -> str:
         raise IntegrityFailure("this node has no evidence context")
     try:
         with session.begin_nested():
-            t = _apply_receipt(session, ctx, message.sender, message.payload)
+            t = _apply_receipt(session, ctx, message.sender, _receipt_message(message.payload))
     except (InconsistentTreeHead, Conflict) as exc:
         # Kept as a message all the same: the receipt is evidence, even of a peer's misbehaviour.
         if isinstance(exc, InconsistentTreeHead):
             custody.store_alert(session, exc)
         return f"evidence receipt not applied: {exc}"[:200]
     return f"evidence receipt: {t.status}"
+
+
+def _receipt_message(payload: dict[str, Any]) -> PeerReceiptAnswer:
+    try:
+        return PeerReceiptAnswer.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidInput("Not an evidence receipt", [Problem("payload", _first_error(exc))]) from exc
 
 
 def ready_transfers(session: Session) -> list[uuid.UUID]:
@@ -318,6 +348,8 @@ class TransferWorker:
                 log.warning("transfer %s not finished: %s", tid, exc)
             except httpx.HTTPError as exc:
                 log.warning("transfer %s interrupted: %s", tid, exc)
+            except Exception:  # one transfer's fault must not hold back those to other peers
+                log.exception("transfer %s failed", tid)
         return done
 
     def start(self) -> None:

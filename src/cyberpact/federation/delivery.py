@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import secrets
 import threading
 import time
@@ -27,13 +26,11 @@ from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
 from cyberpact.config import Settings
-from cyberpact.federation import envelope, handlers, peers
-from cyberpact.federation.errors import EnvelopeRejected
+from cyberpact.federation import envelope, handlers, peers, settle
 from cyberpact.federation.models import ConversationEvent, OutboxMessage, Peer, PeerKey, PeerLink
-from cyberpact.federation.outbox import INBOX_PATH, receipt_summary
+from cyberpact.federation.outbox import INBOX_PATH
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.canonical import sha256_hex
 from cyberpact.kit.db import Database, Lock, advisory_lock, insert_missing
 from cyberpact.kit.errors import IntegrityFailure, NotFound
 from cyberpact.kit.keystore import KeyStore
@@ -335,7 +332,7 @@ class OutboxWorker:
         """The peer's keys again, after following its card, when it signed receipts with a key we do not
         know: it rotated, and only its inbox traffic would otherwise teach us the new key, so receipts
         from a peer that never writes back would fail until the messages died. Verification itself stays
-        in :meth:`_settle`; a card that does not vouch for the key changes nothing there."""
+        in ``settle.outcome``; a card that does not vouch for the key changes nothing there."""
         unknown = {
             kid
             for item in answers.values()
@@ -412,7 +409,11 @@ class OutboxWorker:
             )
             if response.status_code != 200:
                 return answers, f"HTTP {response.status_code}: {response.text[:200]}"
-            for item in response.json().get("receipts", []):
+            data = response.json()
+            receipts = data.get("receipts") if isinstance(data, dict) else None
+            if not isinstance(receipts, list):
+                return answers, "the peer's answer holds no list of receipts"
+            for item in receipts:
                 if isinstance(item, dict) and isinstance(item.get("message_id"), str):
                     answers[item["message_id"]] = item
         except (httpx.HTTPError, ValueError) as exc:
@@ -453,14 +454,13 @@ class OutboxWorker:
                 if row.seq not in mine:
                     all_ok = False
                     continue
-                outcome, values, hook = self._settle(
+                outcome, values, hook = settle.outcome(
                     events,
                     row,
                     sealed.get(row.message_id),
                     answers.get(row.message_id),
-                    to.sig_keys,
-                    to.own_keys,
-                    to.node_id,
+                    settle.Parties(self.settings.node_id, to.node_id, to.sig_keys, to.own_keys),
+                    self.settings,
                     error,
                     now,
                 )
@@ -488,127 +488,6 @@ class OutboxWorker:
         if peer_answered:
             result.peers[to.node_id] = "ok" if error is None else error
         return all_ok
-
-    def _settle(
-        self,
-        events: list[dict[str, Any]],
-        row: OutboxMessage,
-        sealed: envelope.SealedEnvelope | None,
-        item: dict[str, Any] | None,
-        sig_keys: dict[str, Any],
-        own_keys: dict[str, Any],
-        recipient: str,
-        error: str | None,
-        now: datetime,
-    ) -> tuple[str, dict[str, Any], tuple[handlers.ReceiptHook, OutboxMessage, str] | None]:
-        """What became of one message: (outcome, column changes, receipt hook to run); its timeline event
-        goes to ``events``."""
-        receipt: envelope.Receipt | None = None
-        if error is None and item is not None and sealed is not None:
-            try:
-                receipt = envelope.verify_receipt(
-                    item.get("receipt", ""),
-                    sig_keys.get,
-                    expected_message_id=row.message_id,
-                    # A duplicate's receipt is the original one, naming the envelope that first arrived.
-                    expected_digest=None if item.get("status") == "duplicate" else sealed.digest,
-                )
-                if receipt.receiver_node != recipient or receipt.sender_node != self.settings.node_id:
-                    raise EnvelopeRejected("receipt_mismatch", "receipt names other nodes")
-            except EnvelopeRejected as exc:
-                error = f"bad receipt: {exc.reason}: {exc}"
-                receipt = None
-        if receipt is None:
-            # Jitter below the nominal delay, so that the configured longest delay is one.
-            delay = min(
-                self.settings.outbox_backoff_seconds * 2**row.attempts,
-                self.settings.outbox_backoff_max_seconds,
-            ) * random.uniform(0.5, 1.0)  # noqa: S311
-            return (
-                "failed",
-                {
-                    "attempts": row.attempts + 1,
-                    "next_attempt_at": now + timedelta(seconds=delay),
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "last_error": (error or "no receipt for this message")[:500],
-                },
-                None,
-            )
-        hook = handlers.receipt_hook(row.message_type)
-        assert item is not None and sealed is not None
-
-        def note(kind: str, summary: str) -> None:
-            events.append(
-                handlers.event_values(
-                    conversation_id=row.conversation_id,
-                    peer=recipient,
-                    direction="out",
-                    kind=kind,
-                    message_id=row.message_id,
-                    message_type=row.message_type,
-                    summary=summary,
-                )
-            )
-
-        if receipt.status == "rejected":
-            note("rejected", f"refused by {recipient}: {receipt.reason}")
-            return (
-                "rejected",
-                {
-                    "status": "rejected",
-                    "attempts": row.attempts + 1,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "receipt": item["receipt"],
-                    "receipt_status": "rejected",
-                    "last_error": f"rejected by {recipient}: {receipt.reason}",
-                    "envelope": sealed.token,
-                    "signed": sealed.signed,
-                    "digest": sealed.digest,
-                },
-                (hook, row, "rejected") if hook else None,
-            )
-        # A duplicate is answered with the receipt first signed for it, which says "accepted"; what the
-        # receiver says of this delivery is the item's status (the receipt itself was verified above).
-        status = "duplicate" if item.get("status") == "duplicate" else receipt.status
-        proof = {"envelope": sealed.token, "signed": sealed.signed, "digest": sealed.digest}
-        if status == "duplicate":
-            # The receipt names the envelope that arrived first, which a crash may have kept us from
-            # recording; the receiver hands it back, and we keep it only if it is provably ours.
-            proof = self._original(item, receipt, row, own_keys) or ({} if row.envelope else proof)
-        note("delivered", receipt_summary(recipient, status))
-        return (
-            "delivered",
-            {
-                "status": "delivered",
-                "attempts": row.attempts + 1,
-                "lease_owner": None,
-                "lease_until": None,
-                "receipt": item["receipt"],
-                "receipt_status": status,
-                "delivered_at": now,
-                "last_error": None,
-                **proof,
-            },
-            (hook, row, status) if hook else None,
-        )
-
-    def _original(
-        self, item: dict[str, Any], receipt: envelope.Receipt, row: OutboxMessage, own_keys: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        token, signed = item.get("envelope"), item.get("signed")
-        if not isinstance(token, str) or not isinstance(signed, str):
-            return None
-        if sha256_hex(token.encode("utf-8", "surrogateescape")) != receipt.envelope_digest:
-            return None
-        try:
-            header, _ = envelope.verify_signed(signed, own_keys.get)
-        except EnvelopeRejected:
-            return None
-        if header.get("msg_id") != row.message_id or header.get("iss") != self.settings.node_id:
-            return None
-        return {"envelope": token, "signed": signed, "digest": receipt.envelope_digest}
 
     def _link(self, session: Session, recipient: str, ok: bool, error: str | None, now: datetime) -> None:
         # Locked: two workers settling batches to one peer at once would otherwise both count from the same

@@ -554,6 +554,10 @@ def verify_receipt(
     expected_digest: str | None = None,
 ) -> Receipt:
     """Verify a receipt; the caller still compares ``receiver_node`` with the peer it asked."""
+    if not isinstance(token, str | bytes):
+        # A peer's answer is JSON: its "receipt" may be a number or an object, which must not escape as a
+        # TypeError and abort the settling of the rest of the batch.
+        _reject("malformed", f"a receipt is a compact JWS, not {type(token).__name__}")
     if len(token) > _MAX_RECEIPT_BYTES:
         _reject("too_large", f"a receipt is at most {_MAX_RECEIPT_BYTES} bytes")
     text = _text_token(token)
