@@ -15,8 +15,8 @@ from cyberpact.directory.cli import app as directory_app
 from cyberpact.evidence.cli import app as evidence_app
 from cyberpact.federation import cli as federation_cli
 from cyberpact.intel.cli import app as intel_app
-from cyberpact.kit import migrate
-from cyberpact.kit.cli import console, friendly, settings
+from cyberpact.kit import jobs, migrate
+from cyberpact.kit.cli import cli_actor, console, friendly, settings, unit_of_work
 from cyberpact.kit.errors import ConfigurationError
 
 app = typer.Typer(
@@ -25,7 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Background jobs: deadline reminders, audit chain checks.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(users, name="users")
 app.add_typer(tokens, name="tokens")
 app.add_typer(audit_app, name="audit")
@@ -49,6 +51,37 @@ def db_upgrade(revision: str = "head") -> None:
     s.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(s.sqlalchemy_url, revision)
     console.print(f"database at {migrate.head_revision() if revision == 'head' else revision}")
+
+
+@jobs_app.command("list")
+@friendly
+def jobs_list(
+    failed: Annotated[bool, typer.Option("--failed", help="only those that gave up")] = False,
+    limit: int = 50,
+) -> None:
+    """List background jobs, newest first."""
+    # A line per job rather than a table: a narrow terminal would cut the id short, and the id is what
+    # `jobs retry` is given.
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        for j in jobs.list_jobs(session, "failed" if failed else None, limit):
+            console.print(
+                f"{j.id}  {j.kind}  {j.status}, {j.attempts} tries, queued {j.created_at:%Y-%m-%d %H:%M:%S}, "
+                f"due {j.run_at:%Y-%m-%d %H:%M:%S}",
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
+            if j.last_error:
+                console.print(f"    {j.last_error[:500]}", soft_wrap=True, highlight=False, markup=False)
+
+
+@jobs_app.command("retry")
+@friendly
+def jobs_retry(job_id: str) -> None:
+    """Try a job that gave up again, now, with a fresh set of attempts."""
+    with unit_of_work() as (session, _s, _db):
+        job = jobs.retry(session, cli_actor(), job_id)
+        console.print(f"{job.id} ({job.kind}) queued again")
 
 
 @app.command("serve")

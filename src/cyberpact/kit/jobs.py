@@ -19,11 +19,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, String, Text, select, update
+from sqlalchemy import Index, String, Text, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Base, Database, IdMixin, Lock, advisory_lock
+from cyberpact.kit.errors import Conflict, NotFound
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.jobs")
@@ -33,6 +35,7 @@ Runner = Callable[[Session, dict[str, Any]], None]
 LongRunner = Callable[[Database, dict[str, Any], Callable[[], None]], None]
 _RUNNERS: dict[str, Runner] = {}
 LANES = ("short", "long")
+MAX_ATTEMPTS = 10  # then the job is "failed": no longer tried, and shown to administrators
 _LONG_RUNNERS: dict[str, LongRunner] = {}
 
 
@@ -101,6 +104,42 @@ def cancel(session: Session, key_prefix: str) -> int:
         .values(status="cancelled")
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def given_up(session: Session, limit: int = 5) -> tuple[int, list[Job]]:
+    """How many jobs failed ``MAX_ATTEMPTS`` times and are no longer tried, and the latest of them."""
+    count = session.scalar(select(func.count()).select_from(Job).where(Job.status == "failed")) or 0
+    latest = session.scalars(
+        select(Job).where(Job.status == "failed").order_by(Job.created_at.desc()).limit(limit)
+    ).all()
+    return int(count), list(latest)
+
+
+def list_jobs(session: Session, status: str | None = None, limit: int = 50) -> list[Job]:
+    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Job.status == status)
+    return list(session.scalars(query))
+
+
+def retry(session: Session, actor: Actor, job_id: str) -> Job:
+    """Give a job that gave up a fresh set of attempts, due now."""
+    # Imported here: the audit chain queues its checks through this module.
+    from cyberpact.audit import service as audit
+
+    try:
+        job = session.get(Job, uuid.UUID(job_id))
+    except ValueError:
+        job = None
+    if job is None:
+        raise NotFound(f"No job {job_id}")
+    if job.status != "failed":
+        raise Conflict(f"Job {job_id} is {job.status}; only one that gave up is tried again")
+    job.status, job.attempts, job.run_at = "pending", 0, utcnow()
+    job.locked_by = job.locked_until = None
+    session.flush()
+    audit.record(session, actor, "jobs.retry", "job", str(job.id), detail={"kind": job.kind})
+    return job
 
 
 class JobWorker:
@@ -176,7 +215,7 @@ class JobWorker:
                     job.attempts += 1
                     job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                     job.locked_by = job.locked_until = None
-                    if job.attempts >= 10:
+                    if job.attempts >= MAX_ATTEMPTS:
                         job.status = "failed"
                     else:
                         job.run_at = utcnow() + timedelta(seconds=min(2**job.attempts * 5, 3600))

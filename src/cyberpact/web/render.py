@@ -93,6 +93,11 @@ AUDIT_CHECK_STATES: Mapping[str, str] = {
     "broken": N_("Does not hold"),
     "failed": N_("Could not finish"),
 }
+# Background jobs by kind (kit.jobs), as an administrator is told of one that gave up.
+JOB_KINDS: Mapping[str, str] = {
+    "cases.preservation_reminder": N_("Preservation deadline reminder"),
+    "audit.check": N_("Audit chain check"),
+}
 PEER_STATES: Mapping[str, str] = {
     "active": N_("Active"),
     "suspended": N_("Suspended"),
@@ -292,6 +297,7 @@ def environment() -> Environment:
         AUDIT_OUTCOMES=AUDIT_OUTCOMES,
         CHAIN_FINDINGS=CHAIN_FINDINGS,
         AUDIT_CHECK_STATES=AUDIT_CHECK_STATES,
+        JOB_KINDS=JOB_KINDS,
     )
     return env
 
