@@ -44,7 +44,7 @@ from cyberpact.federation.models import OutboxMessage, Peer
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database
-from cyberpact.kit.errors import Conflict, CyberpactError, IntegrityFailure, InvalidInput, Problem
+from cyberpact.kit.errors import Conflict, CyberpactError, IntegrityFailure, InvalidInput, problems_of
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.evidence.transfer")
@@ -94,9 +94,8 @@ def _check(response: httpx.Response, what: str, shape: type[_Answer]) -> _Answer
 
 
 def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"]) or "the body"
-    return f"{where}: {error['msg']}"[:300]
+    first = problems_of(exc, whole="the body")[0]
+    return f"{first.field}: {first.message}"[:300]
 
 
 class TransferPending(CyberpactError):
@@ -296,7 +295,7 @@ def _receipt_message(payload: dict[str, Any]) -> PeerReceiptAnswer:
     try:
         return PeerReceiptAnswer.model_validate(payload)
     except ValidationError as exc:
-        raise InvalidInput("Not an evidence receipt", [Problem("payload", _first_error(exc))]) from exc
+        raise InvalidInput("Not an evidence receipt", problems_of(exc, "payload.", "payload")) from exc
 
 
 def ready_transfers(session: Session) -> list[uuid.UUID]:

@@ -34,9 +34,9 @@ Runner = Callable[[Session, dict[str, Any]], None]
 # over while it still runs.
 LongRunner = Callable[[Database, dict[str, Any], Callable[[], None]], None]
 _RUNNERS: dict[str, Runner] = {}
+_LONG_RUNNERS: dict[str, LongRunner] = {}
 LANES = ("short", "long")
 MAX_ATTEMPTS = 10  # then the job is "failed": no longer tried, and shown to administrators
-_LONG_RUNNERS: dict[str, LongRunner] = {}
 
 
 class Job(IdMixin, Base):
