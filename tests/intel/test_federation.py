@@ -27,7 +27,7 @@ from cyberpact.intel.models import IntelCollection, IntelObject, IntelTombstone
 from cyberpact.kit import crypto
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.errors import CyberpactError
-from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.keystore import KeyStore, public_keys
 from cyberpact.kit.time import utcnow
 from intel.helpers import IDENTITY, TAXII, identity, indicator
 
@@ -93,12 +93,9 @@ def opened(wire: Wire, *nodes: LiveNode) -> list[OpenedEnvelope]:
         recipient, sender = by_id[outer["aud"]], by_id[outer["iss"]]
         ks = _keys(recipient)
         with recipient.db.transaction(read_only=True) as s:
-            enc = {row.kid: ks.private(row) for row in ks.public_keys(s, "enc")}
+            enc = {row.kid: ks.private(row) for row in public_keys(s, "enc")}
         with sender.db.transaction(read_only=True) as s:
-            sig = {
-                (outer["iss"], k.kid): crypto.import_public(k.public_jwk)
-                for k in _keys(sender).public_keys(s, "sig")
-            }
+            sig = {(outer["iss"], k.kid): crypto.import_public(k.public_jwk) for k in public_keys(s, "sig")}
         out.append(
             envelope.open_envelope(
                 token,

@@ -33,7 +33,7 @@ from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database, Lock, advisory_lock, insert_missing
 from cyberpact.kit.errors import IntegrityFailure, NotFound
-from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.keystore import KeyStore, public_keys
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.federation.delivery")
@@ -370,9 +370,7 @@ class OutboxWorker:
                     )
                 },
                 signing_key=signing_key,
-                own_keys={
-                    k.kid: crypto.import_public(k.public_jwk) for k in self.keys.public_keys(session, "sig")
-                },
+                own_keys={k.kid: crypto.import_public(k.public_jwk) for k in public_keys(session, "sig")},
             )
 
     def _seal(self, to: _PeerContext, rows: list[OutboxMessage]) -> dict[str, envelope.SealedEnvelope]:

@@ -21,7 +21,7 @@ from cyberpact.federation.models import ConversationEvent, InboxMessage, Peer, P
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import sha256_hex
 from cyberpact.kit.errors import CyberpactError
-from cyberpact.kit.keystore import KeyStore
+from cyberpact.kit.keystore import KeyStore, public_keys
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.federation.inbox")
@@ -84,7 +84,7 @@ class Inbox:
         self.settings = settings
         _, self.signing_key = keys.signing_key(session)
         self.recipient_keys: dict[str, OKPKey] = {
-            row.kid: keys.private(row) for row in keys.public_keys(session, "enc")
+            row.kid: keys.private(row) for row in public_keys(session, "enc")
         }
         self.refresh = refresh
         self._refreshed: set[str] = set()

@@ -88,9 +88,6 @@ class KeyStore:
         row = self.ensure(session, "sig")
         return row, self.private(row)
 
-    def public_keys(self, session: Session, purpose: Purpose | None = None) -> list[NodeKey]:
-        return public_keys(session, purpose)
-
 
 def public_keys(session: Session, purpose: Purpose | None = None) -> list[NodeKey]:
     """This node's keys, oldest first: their public halves need no passphrase (a checker of signatures

@@ -17,6 +17,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
 
+from cyberpact.audit.service import CHECK_JOB
+from cyberpact.cases.deadlines import REMINDER
 from cyberpact.catalog.service import Catalog
 from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.kit.errors import Problem
@@ -95,8 +97,8 @@ AUDIT_CHECK_STATES: Mapping[str, str] = {
 }
 # Background jobs by kind (kit.jobs), as an administrator is told of one that gave up.
 JOB_KINDS: Mapping[str, str] = {
-    "cases.preservation_reminder": N_("Preservation deadline reminder"),
-    "audit.check": N_("Audit chain check"),
+    REMINDER: N_("Preservation deadline reminder"),
+    CHECK_JOB: N_("Audit chain check"),
 }
 PEER_STATES: Mapping[str, str] = {
     "active": N_("Active"),
