@@ -106,13 +106,11 @@ def cancel(session: Session, key_prefix: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def given_up(session: Session) -> tuple[int, Job | None]:
-    """How many jobs failed ``MAX_ATTEMPTS`` times and are no longer tried, and the latest of them."""
+def given_up(session: Session, limit: int = 20) -> tuple[int, list[Job]]:
+    """How many jobs failed ``MAX_ATTEMPTS`` times and are no longer tried, and the latest ``limit`` of
+    them."""
     count = session.scalar(select(func.count()).select_from(Job).where(Job.status == "failed")) or 0
-    latest = session.scalar(
-        select(Job).where(Job.status == "failed").order_by(Job.created_at.desc()).limit(1)
-    )
-    return int(count), latest
+    return int(count), list_jobs(session, "failed", limit) if count else []
 
 
 def list_jobs(session: Session, status: str | None = None, limit: int = 50) -> list[Job]:

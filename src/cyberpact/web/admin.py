@@ -1,5 +1,6 @@
 """The directory (parties, treaty status and entry into force, authorities and contact points) for everyone
-signed in; peers with their key fingerprints and the undelivered messages, for administrators."""
+signed in; peers with their key fingerprints and the undelivered messages, for administrators, who also
+try again here what the background gave up (the undelivered messages, and on Today the jobs)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from cyberpact.directory import service as directory
 from cyberpact.directory.models import Authority
 from cyberpact.federation import identity, outbox, peers, roster
 from cyberpact.federation.models import OutboxMessage
+from cyberpact.kit import jobs
 from cyberpact.kit.errors import CyberpactError, InvalidInput, Problem
-from cyberpact.kit.http import get_database
+from cyberpact.kit.http import get_database, wake_jobs
 from cyberpact.kit.time import utcnow
 from cyberpact.web.render import page
 from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, Viewer, require, settings_of
@@ -152,3 +154,13 @@ def retry(request: Request, message_id: str, viewer: CurrentViewer, _: CheckedFo
         outbox.retry(session, viewer.actor, message_id[:36])
     outbox.wake_workers(request.app)
     return RedirectResponse("/desk/admin/peers", status_code=303)
+
+
+@router.post("/desk/admin/jobs/{job_id}/retry")
+def retry_job(request: Request, job_id: str, viewer: CurrentViewer, _: CheckedForm) -> Response:
+    """Give a background job that gave up a fresh set of attempts, as ``cyberpact jobs retry`` does."""
+    require(viewer, "admin")
+    with get_database(request).transaction() as session:
+        jobs.retry(session, viewer.actor, job_id[:36])
+    wake_jobs(request)
+    return RedirectResponse("/desk#jobs-given-up", status_code=303)

@@ -72,7 +72,7 @@ class Today:
     deletions_waiting: int = 0
     broken_chain: AuditCheck | None = None  # the last check of the audit chain ran and found a break
     jobs_given_up: int = 0  # background jobs no longer tried (a reminder that never fired, ...)
-    last_given_up: jobs.Job | None = None
+    given_up: list[jobs.Job] = field(default_factory=list)  # the latest of them, each with its retry
 
 
 def _count(session: Session, query: Select[Any]) -> int:
@@ -202,7 +202,7 @@ def today_view(session: Session, catalog: Catalog, viewer: Viewer) -> Today:
         )
         out.outbox_dead = int(session.scalar(select(func.count()).where(OutboxMessage.status == "dead")) or 0)
         out.deletions_waiting = len(deletion.pending_deletions(session))
-        out.jobs_given_up, out.last_given_up = jobs.given_up(session)
+        out.jobs_given_up, out.given_up = jobs.given_up(session)
     if viewer.has_any("admin", "auditor"):
         last = audit.last_finished_check(session)
         out.broken_chain = last if last is not None and last.status == "broken" else None

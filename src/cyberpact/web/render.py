@@ -23,6 +23,7 @@ from cyberpact.catalog.service import Catalog
 from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.kit.errors import Problem
 from cyberpact.kit.i18n import LANGUAGES, N_, Translator, jinja_environment, translator
+from cyberpact.kit.jobs import MAX_ATTEMPTS
 from cyberpact.web.security import Viewer, negotiate_language
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -300,6 +301,7 @@ def environment() -> Environment:
         CHAIN_FINDINGS=CHAIN_FINDINGS,
         AUDIT_CHECK_STATES=AUDIT_CHECK_STATES,
         JOB_KINDS=JOB_KINDS,
+        MAX_JOB_ATTEMPTS=MAX_ATTEMPTS,
     )
     return env
 
