@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from sqlalchemy import delete, select, update
+import pytest
+from sqlalchemy import delete, make_url, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -170,3 +171,38 @@ def test_cli_verify_reports_ok_and_failure(db: Database, settings: Settings, cli
     r = runner.invoke(app, ["audit", "verify"])
     assert r.exit_code == 2
     assert "record 2: altered" in r.output
+
+    # Both walks are kept among the chain's checks, as the desk lists them, and the broken one is the
+    # check an alarm about the chain rests on.
+    with db.transaction(read_only=True) as s:
+        checks = audit.latest_checks(s)
+        # The second walk began with seven records (the six, and the one that kept the first walk) and
+        # stopped at the first that does not hold.
+        assert [(c.reason, c.status, c.records_total, c.records_checked) for c in checks] == [
+            (audit.COMMAND, "broken", 7, 2),
+            (audit.COMMAND, "intact", 6, 6),
+        ]
+        assert checks[0].finding_seq == 2 and checks[0].requested_by.startswith("cli:")
+        assert audit.last_finished_check(s) == checks[0]
+    # A walk on the command line never stands in for one an inspector asks for.
+    with db.transaction() as s:
+        assert audit.request_check(s, SYSTEM)[1]
+
+
+def test_cli_verify_gives_its_verdict_where_the_database_refuses_writes(
+    db: Database, settings: Settings, cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(db)
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() == "sqlite":
+        read_only = f"sqlite:///file:{url.database}?mode=ro&uri=true"
+    else:
+        read_only = url.update_query_dict(
+            {"options": "-c default_transaction_read_only=on"}
+        ).render_as_string(hide_password=False)
+    monkeypatch.setenv("CYBERPACT_DATABASE_URL", read_only)
+    r = CliRunner().invoke(app, ["audit", "verify"])
+    assert r.exit_code == 0 and "ok: 6 records" in r.output, r.output
+    assert "not kept among the checks" in r.output
+    with db.transaction(read_only=True) as s:
+        assert audit.latest_checks(s) == []

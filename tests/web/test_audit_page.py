@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select, update
 from starlette.datastructures import QueryParams
+from typer.testing import CliRunner
 
 from conftest import LiveNode
 from cyberpact.audit import service as audit
 from cyberpact.audit.models import AuditCheck, AuditRecord
+from cyberpact.cli import app
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.errors import InvalidInput
 from cyberpact.kit.jobs import JobWorker
@@ -167,3 +169,17 @@ def test_a_walk_that_could_not_finish_leaves_what_the_chain_was_last_found_to_be
     auditor.post("/desk/audit/check")
     assert JobWorker(node.db).run_once() == 1
     assert "could not finish" not in text_of(auditor.get("/desk/audit").text).split("Latest checks")[0]
+
+
+def test_a_walk_on_the_command_line_is_listed_with_the_checks_and_its_break_raises_the_alarm(
+    node: LiveNode, cli_env: dict[str, str]
+) -> None:
+    with node.db.transaction() as s:
+        s.execute(update(AuditRecord).where(AuditRecord.seq == 2).values(actor="someone else"))
+    r = CliRunner().invoke(app, ["audit", "verify"])
+    assert r.exit_code == 2 and "record 2: altered" in r.output, r.output
+    auditor = person(node, "aud", "auditor")
+    page = text_of(auditor.get("/desk/audit").text)
+    assert "The chain does not hold." in page and "First record that does not hold: 2" in page
+    assert re.search(r"cli:\S+, on the command line\s+Does not hold", page), page
+    assert "The audit chain does not hold." in text_of(auditor.get("/desk").text)

@@ -60,7 +60,7 @@ class AuditCheck(IdMixin, Base):
 
     requested_by: Mapped[str] = mapped_column(String(120))
     requested_at: Mapped[datetime]
-    reason: Mapped[str] = mapped_column(String(10))  # asked, scheduled
+    reason: Mapped[str] = mapped_column(String(10))  # asked, scheduled, command (`cyberpact audit verify`)
     status: Mapped[str] = mapped_column(String(10))  # queued, running, intact, broken, failed
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

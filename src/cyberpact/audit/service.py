@@ -345,6 +345,7 @@ def search(
 
 CHECK_JOB = "audit.check"
 CHECK_ACTIVE = ("queued", "running")
+COMMAND = "command"  # the reason of a check run by ``cyberpact audit verify``
 
 
 def request_check(session: Session, actor: Actor, *, reason: str = "asked") -> tuple[AuditCheck, bool]:
@@ -411,6 +412,29 @@ def finish_check(session: Session, check_id: uuid.UUID, result: VerifyResult | N
         if result.finding is not None:
             detail["finding"] = {"seq": result.finding.seq, "kind": result.finding.kind}
     record(session, SYSTEM, "audit.verify", "audit_check", str(check_id), detail=detail)
+
+
+def keep_command_check(
+    session: Session, actor: Actor, started_at: datetime, total: int, result: VerifyResult
+) -> AuditCheck:
+    """Keep a walk run on the command line (``cyberpact audit verify``) among the checks, so that the desk
+    shows it beside the node's own and a break it found raises the same alarm on Today.
+
+    Kept once it has ended, never while it runs: it passes through no worker that would notice it was
+    killed, and a check left "running" would stand in for every check an inspector asks for later.
+    """
+    check = AuditCheck(
+        requested_by=actor.username,
+        requested_at=started_at,
+        reason=COMMAND,
+        status="running",
+        started_at=started_at,
+        records_total=total,
+    )
+    session.add(check)
+    session.flush()
+    finish_check(session, check.id, result)
+    return check
 
 
 def latest_checks(session: Session, limit: int = 10) -> list[AuditCheck]:
