@@ -1,5 +1,5 @@
-"""Intel over the federation channel: what a shared collection pushes to peers, what a peer's messages may
-do here, and pulling what was missed.
+"""Intel over the federation channel: what a shared collection pushes to peers, and pulling what was
+missed. What a peer's messages may do here is :mod:`cyberpact.intel.inbound`.
 
 Three message types, all in one conversation per collection (``intel:<collection id>``), so that the
 outbox delivers them in order: a deletion never overtakes the object it deletes, nor a revocation the
@@ -46,16 +46,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
-from cyberpact.federation import handlers, outbox
-from cyberpact.federation.envelope import OpenedEnvelope
+from cyberpact.federation import outbox
 from cyberpact.federation.models import OutboxMessage, Peer
-from cyberpact.intel import query, service, stix, store
-from cyberpact.intel.markings import TLP2_IDS, effective, parse_tlp
+from cyberpact.intel import service, stix
+from cyberpact.intel.markings import TLP2_IDS, parse_tlp
 from cyberpact.intel.models import IntelCollection, IntelObject, IntelTombstone
 from cyberpact.intel.policy import SharingPolicy, recipients
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json
-from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.errors import Conflict, PermissionDenied
 
 log = logging.getLogger("cyberpact.intel.federation")
 
@@ -79,10 +78,6 @@ _LONG_DIGITS = re.compile(r"\d{16,}")
 
 def conversation(collection_id: uuid.UUID) -> str:
     return f"intel:{collection_id}"
-
-
-def _peer_actor(peer: str) -> Actor:
-    return Actor(user_id=None, username=f"peer:{peer}", source="federation")
 
 
 def _active_peers(session: Session) -> list[str]:
@@ -283,7 +278,7 @@ def push_deletion(
 # ------------------------------------------------------------------------------------------- pulling
 
 
-def _ask(
+def ask(
     session: Session,
     actor: Actor,
     peer: str,
@@ -318,7 +313,7 @@ def request_pull(
     existing = session.get(IntelCollection, collection_id)
     if existing is not None and existing.source_peer is None:
         raise Conflict(f"Collection {collection_id} is this node's own; there is nothing to pull")
-    row = _ask(session, actor, peer, collection_id, since)
+    row = ask(session, actor, peer, collection_id, since)
     audit.record(
         session,
         actor,
@@ -444,177 +439,3 @@ def _merge_tombstones(stones: Sequence[Any]) -> list[dict[str, Any]]:
         if current is not None:
             current.append(stix.format_timestamp(s.version))
     return [{"id": sid, "versions": versions} for sid, versions in merged.items()]
-
-
-# ------------------------------------------------------------------------------------------ receiving
-
-
-def _refuse(field_name: str, message: str) -> InvalidInput:
-    return InvalidInput(f"Not an intel message: {field_name} {message}", [Problem(field_name, message)])
-
-
-def _uuid(value: Any, field_name: str) -> uuid.UUID:
-    if isinstance(value, str):
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            pass
-    raise _refuse(field_name, "must be a UUID")
-
-
-def _timestamp(value: Any, field_name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return stix.parse_timestamp(value)
-    except ValueError:
-        raise _refuse(field_name, "must be a STIX timestamp or null") from None
-
-
-def _sent_collection(payload: dict[str, Any]) -> tuple[uuid.UUID, str]:
-    ref = payload.get("collection")
-    if not isinstance(ref, dict):
-        raise _refuse("collection", "must be an object with id and title")
-    title = ref.get("title")
-    if not isinstance(title, str) or not title.strip() or len(title) > 200:
-        raise _refuse("collection.title", "must be 1 to 200 characters")
-    return _uuid(ref.get("id"), "collection.id"), title
-
-
-def _continue(session: Session, message: OpenedEnvelope, collection_id: uuid.UUID) -> bool:
-    """Ask for the next part of a pull answer that said there is more."""
-    after = _timestamp(message.payload.get("next_after"), "next_after")
-    if after is None:
-        return False
-    _ask(
-        session,
-        _peer_actor(message.sender),
-        message.sender,
-        collection_id,
-        after,
-        in_reply_to=message.message_id,
-    )
-    return True
-
-
-def _check_levels(
-    session: Session, collection: IntelCollection, sender: str, prepared: store.Prepared
-) -> None:
-    """Refuse, whole, a message that breaks the sharing rules: storing the rest of it would hide that.
-
-    RED never leaves its node. A peer that is not the one this collection was received from is
-    forwarding, and a node forwards only what the community may have: GREEN and CLEAR (``policy``).
-    """
-    definitions = store.definitions_for(session, collection.id, prepared)
-    levels = {c.stix_id: effective(c.markings, definitions)[0] for c, _ in prepared.accepted}
-    red = [sid for sid, level in levels.items() if level == "red"]
-    if red:
-        raise PermissionDenied(
-            f"{len(red)} object(s) marked TLP:RED, e.g. {red[0]}: RED is never shared between nodes"
-        )
-    if collection.source_peer != sender:
-        kept = [sid for sid, level in levels.items() if level not in ("green", "clear")]
-        if kept:
-            raise PermissionDenied(
-                f"{len(kept)} object(s) not marked GREEN or CLEAR, e.g. {kept[0]}, in collection "
-                f"{collection.id} received from {collection.source_peer}: {sender} may only forward "
-                "GREEN and CLEAR into it"
-            )
-
-
-@handlers.register(OBJECTS)
-def receive_objects(session: Session, message: OpenedEnvelope) -> str:
-    payload = message.payload
-    collection_id, title = _sent_collection(payload)
-    objects = payload.get("objects")
-    if not isinstance(objects, list) or len(objects) > MAX_OBJECTS:
-        raise _refuse("objects", f"must be a list of at most {MAX_OBJECTS} STIX objects")
-    sender = message.sender
-    if not objects:
-        # Only the end of a pull answer that says there is more: no mirror is made for nothing.
-        existing = session.get(IntelCollection, collection_id)
-        if existing is not None and existing.source_peer is None:
-            raise PermissionDenied(f"Collection {collection_id} here is not one received from {sender}")
-        summary = f"{title}: nothing new"
-    else:
-        collection = service.mirror_collection(session, sender, collection_id, title)
-        prepared = store.prepare(objects)
-        _check_levels(session, collection, sender, prepared)
-        result = store.add_objects(session, _peer_actor(sender), collection, prepared, source_peer=sender)
-        summary = (
-            f"{collection.title}: {result.stored} stored, {result.duplicates} already here, "
-            f"{len(result.failures)} invalid skipped"
-        )
-    if _continue(session, message, collection_id):
-        summary += "; asked for more"
-    return summary
-
-
-@handlers.register(DELETE)
-def receive_delete(session: Session, message: OpenedEnvelope) -> str:
-    payload = message.payload
-    collection_id, _title = _sent_collection(payload)
-    raw = payload.get("deletions")
-    if not isinstance(raw, list) or len(raw) > MAX_DELETIONS:
-        raise _refuse("deletions", f"must be a list of at most {MAX_DELETIONS} deletions")
-    deletions: list[tuple[str, tuple[str, ...]]] = []
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict) or not stix.is_identifier(item.get("id")):
-            raise _refuse(f"deletions[{i}].id", "must be a STIX identifier")
-        versions = item.get("versions")
-        if versions is None:
-            deletions.append((item["id"], ("all",)))
-            continue
-        if (
-            not isinstance(versions, list)
-            or not versions
-            or len(versions) > 1000
-            or not all(isinstance(v, str) for v in versions)
-        ):
-            raise _refuse(f"deletions[{i}].versions", "must be null or a list of 1 to 1000 timestamps")
-        stamps = []
-        for v in versions:
-            when = _timestamp(v, f"deletions[{i}].versions")
-            assert when is not None  # a string, checked above
-            stamps.append(stix.format_timestamp(when))
-        deletions.append((item["id"], tuple(stamps)))
-    sender = message.sender
-    collection = session.get(IntelCollection, collection_id)
-    deleted = ignored = 0
-    if collection is None or collection.source_peer is None:
-        # Not a collection any peer writes into: nothing there came from the sender.
-        ignored = len(deletions)
-    else:
-        actor = _peer_actor(sender)
-        for stix_id, versions in deletions:
-            try:
-                deleted += store.delete_object(
-                    session, actor, collection, stix_id, query.Filters(versions=versions), only_from=sender
-                )
-            except NotFound:
-                ignored += 1
-    return f"{deleted} version(s) deleted, {ignored} deletion(s) ignored"
-
-
-@handlers.register(PULL)
-def receive_pull(session: Session, message: OpenedEnvelope) -> str:
-    payload = message.payload
-    collection_id = _uuid(payload.get("collection_id"), "collection_id")
-    added_after = _timestamp(payload.get("added_after"), "added_after")
-    collection = session.get(IntelCollection, collection_id)
-    if collection is None or not collection.federate:
-        # Whether it exists at all is not the requester's business.
-        raise NotFound(f"No collection {collection_id} is shared with {message.sender}")
-    answer = answer_pull(
-        session,
-        _peer_actor(message.sender),
-        collection,
-        message.sender,
-        added_after,
-        in_reply_to=message.message_id,
-    )
-    more = "; more to follow" if answer.next_after else ""
-    return (
-        f"{collection.title}: answered with {answer.objects} object(s) and {answer.deletions} deletion(s)"
-        f" in {answer.messages} message(s){more}"
-    )
