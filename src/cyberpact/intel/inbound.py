@@ -4,6 +4,7 @@ breaks the sharing rules is refused whole, with the reason in its receipt."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -38,10 +39,8 @@ def _refuse(field_name: str, message: str) -> InvalidInput:
 
 def _uuid(value: Any, field_name: str) -> uuid.UUID:
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             return uuid.UUID(value)
-        except ValueError:
-            pass
     raise _refuse(field_name, "must be a UUID")
 
 
