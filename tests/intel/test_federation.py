@@ -562,6 +562,24 @@ def test_hostile_peer_messages(trio: tuple[LiveNode, LiveNode, LiveNode]) -> Non
             b, A, federation.DELETE, {"collection": ref, "deletions": [{"id": "x", "versions": None}]}
         ),
         "pull unshared": forged(b, A, federation.PULL, {"collection_id": own, "added_after": None}),
+        "collection id not a UUID": forged(
+            b, A, federation.OBJECTS, {"collection": {"id": "../" + own, "title": "x"}, "objects": good}
+        ),
+        "collection id a number": forged(
+            b, A, federation.DELETE, {"collection": {"id": 7, "title": "x"}, "deletions": []}
+        ),
+        "pull with a forged id": forged(
+            b, A, federation.PULL, {"collection_id": f"{own}' OR '1'='1", "added_after": None}
+        ),
+        "pull from a bad time": forged(
+            b, A, federation.PULL, {"collection_id": c_cid, "added_after": "yesterday"}
+        ),
+        "title too long": forged(
+            b,
+            A,
+            federation.OBJECTS,
+            {"collection": {"id": str(uuid.uuid4()), "title": "t" * 201}, "objects": good},
+        ),
     }
     deliver(wire, a, b)
 
@@ -579,6 +597,11 @@ def test_hostile_peer_messages(trio: tuple[LiveNode, LiveNode, LiveNode]) -> Non
     assert "2 stored" in received_summary(a, ids["invalid among valid"])
     assert "3 invalid skipped" in received_summary(a, ids["invalid among valid"])
     assert "1 deletion(s) ignored" in received_summary(a, ids["delete C's objects"])
+    assert "collection.id must be a UUID" in refusal(a, ids["collection id not a UUID"], b)
+    assert "collection.id must be a UUID" in refusal(a, ids["collection id a number"], b)
+    assert "collection_id must be a UUID" in refusal(a, ids["pull with a forged id"], b)
+    assert "added_after must be a STIX timestamp" in refusal(a, ids["pull from a bad time"], b)
+    assert "collection.title must be 1 to 200 characters" in refusal(a, ids["title too long"], b)
 
     assert stored(a, own) == []
     # C's objects untouched; what B forwarded into C's collection is marked as B's.
