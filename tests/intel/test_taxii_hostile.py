@@ -202,5 +202,8 @@ def test_authentication_and_permissions(node: LiveNode) -> None:
     status = writer.post(url, json=body, headers=H).json()
     _error(reader.get(f"/taxii2/intel/status/{status['id']}/", headers=H), 404)  # another user's status
     assert writer.get(f"/taxii2/intel/status/{status['id']}/", headers=H).json()["success_count"] == 1
+    # The same status under another spelling of its id is no status: one resource, one URL.
+    for spelling in ("{" + status["id"] + "}", status["id"].replace("-", ""), f"urn:uuid:{status['id']}"):
+        _error(writer.get(f"/taxii2/intel/status/{spelling}/", headers=H), 404)
     denied = admin.get("/api/v1/audit", params={"outcome": "denied"}).json()["items"]
     assert any(d["actor"] == "writer" for d in denied)

@@ -11,6 +11,7 @@ from cyberpact.accounts import service
 from cyberpact.config import MAX_TOKEN_DAYS
 from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.ids import parse_uuid
 
 users = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 tokens = typer.Typer(help="Manage personal API tokens.", no_args_is_help=True)
@@ -134,12 +135,9 @@ def tokens_list(username: Annotated[str | None, typer.Argument()] = None) -> Non
 @friendly
 def tokens_revoke(token_id: str) -> None:
     """Revoke a token by id."""
-    import uuid
-
-    try:
-        tid = uuid.UUID(token_id)
-    except ValueError as exc:
-        raise InvalidInput("Bad token id", [Problem("token_id", "not a UUID")]) from exc
+    tid = parse_uuid(token_id)
+    if tid is None:
+        raise InvalidInput("Bad token id", [Problem("token_id", "not a UUID")])
     with unit_of_work() as (session, _, _db):
         service.revoke_token(session, cli_actor(), tid)
     console.print(f"revoked {token_id}")

@@ -28,6 +28,7 @@ from cyberpact.kit.errors import (
     Problem,
     TooManyAttempts,
 )
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import check_timezone, utcnow
 
 TOKEN_PREFIX = "cpt_"  # noqa: S105 - a public marker, not a secret
@@ -101,11 +102,8 @@ def get_user(session: Session, ref: str | uuid.UUID) -> User:
         user = session.get(User, ref)
     else:
         user = session.scalar(select(User).where(User.username == ref))
-        if user is None:
-            try:
-                user = session.get(User, uuid.UUID(ref))
-            except ValueError:
-                user = None
+        if user is None and (user_id := parse_uuid(ref)) is not None:
+            user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"No user {ref}")
     return user

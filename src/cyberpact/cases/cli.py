@@ -24,6 +24,7 @@ from cyberpact.catalog.service import DraftReport, get_catalog
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.cli import cli_actor, console, err_console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import check_timezone, utcnow
 
 app = typer.Typer(help="Cooperation requests.", no_args_is_help=True)
@@ -62,10 +63,10 @@ def _print_report(report: DraftReport) -> None:
 
 
 def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidInput("Not a request id", [Problem("request_id", "a UUID is expected")]) from None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise InvalidInput("Not a request id", [Problem("request_id", "a UUID is expected")])
+    return parsed
 
 
 @app.command("validate")

@@ -23,6 +23,7 @@ from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json
 from cyberpact.kit.errors import Conflict, CyberpactError, InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import rfc3339, utcnow
 
 REQUEST_MESSAGE = "cp.request"
@@ -376,10 +377,9 @@ def _refuse(reason: str) -> CyberpactError:
 def receive_request(session: Session, message: OpenedEnvelope) -> str:
     catalog = _catalog()
     p = message.payload
-    try:
-        request_id = uuid.UUID(str(p.get("request_id")))
-    except ValueError:
-        raise _refuse("request_id is not a UUID") from None
+    request_id = parse_uuid(p.get("request_id"))
+    if request_id is None:
+        raise _refuse("request_id is not a UUID")
     if str(request_id) != message.conversation_id:
         raise _refuse("the request id and the conversation differ")
     if session.get(Request, request_id) is not None:
@@ -467,10 +467,9 @@ def _use_conditions(conditions: dict[str, Any], type_id: str, fields: dict[str, 
 def receive_step(session: Session, message: OpenedEnvelope) -> str:
     catalog = _catalog()
     p = message.payload
-    try:
-        request_id = uuid.UUID(str(p.get("request_id")))
-    except ValueError:
-        raise _refuse("request_id is not a UUID") from None
+    request_id = parse_uuid(p.get("request_id"))
+    if request_id is None:
+        raise _refuse("request_id is not a UUID")
     request = session.get(Request, request_id)
     if request is None:
         raise NotFound(f"no request {request_id}")

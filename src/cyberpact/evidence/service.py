@@ -36,6 +36,7 @@ from cyberpact.kit.errors import (
     PermissionDenied,
     Problem,
 )
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.keystore import KeyStore, NodeKey, current_kek, kek_by_id
 from cyberpact.kit.storage import ObjectStorage
 from cyberpact.kit.time import rfc3339, utcnow
@@ -134,11 +135,8 @@ def get_package(
     """The package, if ``actor`` (when given) may see it. Evidence filed under a request is as confidential
     as that request: whoever may not see the request gets the same 404 as for a package that does not
     exist, and the refused look is recorded."""
-    try:
-        pid = package_id if isinstance(package_id, uuid.UUID) else uuid.UUID(str(package_id))
-    except ValueError:
-        raise NotFound(f"No evidence package {package_id}") from None
-    package = session.get(EvidencePackage, pid)
+    pid = parse_uuid(package_id)
+    package = session.get(EvidencePackage, pid) if pid else None
     if package is None:
         raise NotFound(f"No evidence package {package_id}")
     if actor is not None and not may_see(session, actor, package):
@@ -163,20 +161,17 @@ def request_of(session: Session, package: EvidencePackage) -> Request | None:
 
 
 def request_of_ref(session: Session, request_ref: Any) -> Request | None:
-    try:
-        rid = uuid.UUID(str(request_ref or ""))
-    except ValueError:
-        return None  # a free-text reference (a paper file number) names no request of this node
-    return session.get(Request, rid)
+    rid = parse_uuid(request_ref)
+    # A free-text reference (a paper file number) names no request of this node.
+    return session.get(Request, rid) if rid else None
 
 
 def _checked_request_ref(session: Session, actor: Actor, request_ref: str | None) -> str | None:
     """A package filed under a request's id shows on that request, on both sides: the id must name a
     request of this node the person may see, and is kept in its one canonical spelling. Any other text is
     a reference kept as it is."""
-    try:
-        rid = uuid.UUID(request_ref or "")
-    except ValueError:
+    rid = parse_uuid(request_ref)
+    if rid is None:
         return request_ref
     request = session.get(Request, rid)
     if request is None or not (_operator(actor) or cases.can_see(actor, request)):

@@ -37,6 +37,7 @@ from cyberpact.kit import crypto
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.keystore import NodeKey, current_kek, kek_by_id
 from cyberpact.kit.time import rfc3339, utcnow
 
@@ -85,11 +86,8 @@ def check_auth(key: bytes, method: str, path: str, body: bytes, header: str | No
 def get_transfer(
     session: Session, transfer_id: uuid.UUID | str, direction: str | None = None
 ) -> EvidenceTransfer:
-    try:
-        tid = transfer_id if isinstance(transfer_id, uuid.UUID) else uuid.UUID(str(transfer_id))
-    except ValueError:
-        raise NotFound(f"No transfer {transfer_id}") from None
-    t = session.get(EvidenceTransfer, tid)
+    tid = parse_uuid(transfer_id)
+    t = session.get(EvidenceTransfer, tid) if tid else None
     if t is None or (direction is not None and t.direction != direction):
         raise NotFound(f"No transfer {transfer_id}")
     return t

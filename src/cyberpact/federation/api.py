@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -38,6 +37,7 @@ from cyberpact.federation.schemas import (
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import MalformedInput, PayloadTooLarge, PermissionDenied, UnsupportedMediaType
 from cyberpact.kit.http import ReadSession, WriteSession, get_database, read_limited
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.keystore import KeyStore
 
 public = APIRouter(tags=["federation"])
@@ -226,10 +226,7 @@ def retry(message_id: str, actor: Admin, session: WriteSession) -> OutboxOut:
 def events(conversation_id: str, actor: Sender, session: WriteSession) -> list[EventOut]:
     # A request's conversation carries its steps and references: whoever may not read the request may
     # not read them here either, and the read is recorded as one of the request.
-    try:
-        request_id = uuid.UUID(conversation_id)
-    except ValueError:
-        request_id = None
+    request_id = parse_uuid(conversation_id)
     if request_id is not None and session.get(RequestRow, request_id) is not None:
         cases.get_request(session, actor, request_id)
     rows = session.scalars(

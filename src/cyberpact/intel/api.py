@@ -4,7 +4,6 @@ the one router the app mounts, which also carries the TAXII 2.1 server."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -32,6 +31,7 @@ from cyberpact.intel.schemas import (
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import InvalidInput, NotFound, PermissionDenied, Problem
 from cyberpact.kit.http import ReadSession, WriteSession, read_limited
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.pagination import Page, decode_cursor, encode_cursor
 from cyberpact.kit.time import parse_rfc3339
 
@@ -92,11 +92,10 @@ def pull(ref: str, body: PullRequest, actor: AdminActor, session: WriteSession) 
         row = None
     if row is not None:
         collection_id, peer = row.id, body.peer or row.source_peer
+    elif (named := parse_uuid(ref)) is not None:
+        collection_id, peer = named, body.peer
     else:
-        try:
-            collection_id, peer = uuid.UUID(ref), body.peer
-        except ValueError:
-            raise NotFound(f"No collection {ref}") from None
+        raise NotFound(f"No collection {ref}")
     if peer is None:
         raise InvalidInput(
             "Which peer?", [Problem("peer", "required: this collection is not a mirror of a peer's")]

@@ -14,6 +14,7 @@ from cyberpact.accounts import service as accounts
 from cyberpact.intel import correlate, federation, misp, misp_export, query, service, store
 from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import parse_rfc3339
 
 app = typer.Typer(help="Threat intelligence: STIX/TAXII collections, MISP interchange.", no_args_is_help=True)
@@ -181,10 +182,7 @@ def pull(
         except ValueError as exc:
             raise InvalidInput("Bad --since", [Problem("since", str(exc))]) from None
     with unit_of_work() as (session, _, _db):
-        try:
-            collection_id = uuid.UUID(collection)
-        except ValueError:
-            collection_id = service.get_collection(session, collection).id
+        collection_id = parse_uuid(collection) or service.get_collection(session, collection).id
         row = federation.request_pull(session, cli_actor(), peer, collection_id, after)
         console.print(f"asked {peer} for {collection_id} (message {row.message_id})", highlight=False)
 

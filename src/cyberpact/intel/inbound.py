@@ -4,7 +4,6 @@ breaks the sharing rules is refused whole, with the reason in its receipt."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -27,6 +26,7 @@ from cyberpact.intel.markings import effective
 from cyberpact.intel.models import IntelCollection
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.ids import parse_uuid
 
 
 def _peer_actor(peer: str) -> Actor:
@@ -38,10 +38,10 @@ def _refuse(field_name: str, message: str) -> InvalidInput:
 
 
 def _uuid(value: Any, field_name: str) -> uuid.UUID:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return uuid.UUID(value)
-    raise _refuse(field_name, "must be a UUID")
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise _refuse(field_name, "must be a UUID")
+    return parsed
 
 
 def _timestamp(value: Any, field_name: str) -> datetime | None:

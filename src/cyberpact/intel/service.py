@@ -23,6 +23,7 @@ from cyberpact.intel.policy import SharingPolicy
 from cyberpact.intel.stix import is_identifier
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import utcnow
 
 _ALIAS_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -199,16 +200,10 @@ def policy_of(collection: IntelCollection) -> SharingPolicy:
 
 def get_collection(session: Session, ref: str | uuid.UUID) -> IntelCollection:
     """By id, or by alias (TAXII lets a collection's alias stand for its id)."""
-    row: IntelCollection | None = None
-    if isinstance(ref, uuid.UUID):
-        row = session.get(IntelCollection, ref)
-    else:
-        try:
-            row = session.get(IntelCollection, uuid.UUID(ref))
-        except ValueError:
-            row = None
-        if row is None:
-            row = session.scalar(select(IntelCollection).where(IntelCollection.alias == ref))
+    collection_id = parse_uuid(ref)
+    row = session.get(IntelCollection, collection_id) if collection_id else None
+    if row is None and isinstance(ref, str):
+        row = session.scalar(select(IntelCollection).where(IntelCollection.alias == ref))
     if row is None:
         raise NotFound(f"No collection {ref}")
     return row

@@ -36,6 +36,7 @@ from cyberpact.kit.errors import (
     UnsupportedMediaType,
 )
 from cyberpact.kit.http import ReadSession, WriteSession, client_address, get_database
+from cyberpact.kit.ids import parse_uuid
 
 TAXII = "application/taxii+json;version=2.1"
 STIX = "application/stix+json;version=2.1"
@@ -557,8 +558,7 @@ def manifest(
 @router.get("/{api_root}/status/{status_id}/")
 def status(api_root: str, status_id: str, actor: TaxiiActor, session: ReadSession) -> Response:
     _root(api_root)
-    try:
-        sid = uuid.UUID(status_id)
-    except ValueError:
-        raise NotFound(f"No status {status_id}") from None
+    sid = parse_uuid(status_id)
+    if sid is None:
+        raise NotFound(f"No status {status_id}")
     return _json(store.status_resource(store.get_status(session, actor, sid)))

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Base, Database, IdMixin, Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, NotFound
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.jobs")
@@ -125,10 +126,8 @@ def retry(session: Session, actor: Actor, job_id: str) -> Job:
     # Imported here: the audit chain queues its checks through this module.
     from cyberpact.audit import service as audit
 
-    try:
-        job = session.get(Job, uuid.UUID(job_id))
-    except ValueError:
-        job = None
+    job_uuid = parse_uuid(job_id)
+    job = session.get(Job, job_uuid) if job_uuid else None
     if job is None:
         raise NotFound(f"No job {job_id}")
     if job.status != "failed":

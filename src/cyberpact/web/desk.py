@@ -7,7 +7,6 @@ page view leaves one audit record of the listing, as the API's list does.
 from __future__ import annotations
 
 import math
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit import jobs
 from cyberpact.kit.errors import InvalidInput, Problem
 from cyberpact.kit.http import get_database
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import utcnow
 from cyberpact.web.render import CASE_ROLES, catalog_of, page
 from cyberpact.web.security import CurrentViewer, DeskRoute, Viewer
@@ -99,12 +99,7 @@ def _undelivered(session: Session, viewer: Viewer) -> Select[Any]:
         .distinct()
         .limit(500)
     )
-    ids = []
-    for conv in stuck:
-        try:
-            ids.append(uuid.UUID(conv))
-        except ValueError:
-            continue
+    ids = [rid for conv in stuck if (rid := parse_uuid(conv)) is not None]
     return cases.list_query(viewer.actor, cases.RequestFilter()).where(RequestRow.id.in_(ids))
 
 

@@ -31,6 +31,7 @@ from cyberpact.federation import outbox
 from cyberpact.kit.errors import InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.kit.i18n import LANGUAGES, translator
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import utcnow
 from cyberpact.web import forms
 from cyberpact.web.render import CASE_ROLES, catalog_of, clock, page
@@ -42,10 +43,10 @@ EDITABLE = ("draft", "returned")
 
 
 def parse_id(value: str, what: str = "request") -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound(f"No {what} {value[:60]}") from None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise NotFound(f"No {what} {value[:60]}")
+    return parsed
 
 
 @dataclass(frozen=True)
