@@ -6,7 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import free_port
+import pytest
+
+from conftest import LiveNode, free_port
+from cyberpact import demo
+from cyberpact.cases import service as cases
+from cyberpact.catalog.service import load as load_catalog
+from cyberpact.kit.actor import Actor
 
 
 def test_demo_runs_three_nodes_that_exchange_receipted_messages(tmp_path: Path) -> None:
@@ -77,3 +83,18 @@ def test_demo_runs_three_nodes_that_exchange_receipted_messages(tmp_path: Path) 
     with sqlite3.connect(tmp_path / "pl-ca" / "cyberpact.db") as pl:
         assert pl.execute("SELECT count(*) FROM intel_objects").fetchone() == (0,)
     assert "203.0.113.45 reported by AU (1 report), VN (1 report)" in out
+
+
+def test_the_timeline_prints_a_draft_that_names_no_state_yet(
+    node: LiveNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # While the demo serves, officers try its desk; a draft without a requested State once crashed the
+    # timeline, and with it all three nodes.
+    officer = Actor(user_id=None, username="officer", roles=frozenset({"officer"}), source="web")
+    with node.db.transaction() as s:
+        case = cases.create_case(s, officer, "Tried at 3 a.m.")
+        cases.create_draft(s, officer, load_catalog(), case, cases.DraftInput("preservation", None, {}, {}))
+    shown = demo.DemoNode("vn-24x7", "Viet Nam", "VN", "", "", "red", settings=node.settings)
+    assert demo._timeline([shown]) == 1
+    line = capsys.readouterr().out.strip()
+    assert "preservation" in line and "→ —" in line and "draft" in line

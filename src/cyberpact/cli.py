@@ -131,7 +131,8 @@ def demo(
     port: Annotated[int, typer.Option(help="port of the first node")] = 8000,
     once: Annotated[bool, typer.Option(help="run the scenario, print, and exit")] = False,
 ) -> None:
-    """Start a node on SQLite with its directory loaded; print its URL and a fresh admin token."""
+    """Start three nodes on SQLite that pin each other and play out requests, evidence and intel; print
+    each node's URL, users and a fresh admin token, then keep serving (or, with --once, exit)."""
     from cyberpact.demo import run
 
     run(port=port, once=once)

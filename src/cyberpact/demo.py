@@ -174,6 +174,8 @@ def _timeline(nodes: list[DemoNode]) -> int:
             change = (
                 f"{e.from_status or '·'} → {e.to_status}" if e.from_status != e.to_status else e.to_status
             )
+            # A draft need not name its requested State yet: an officer trying the demo's desk makes one.
+            peer = peer or "—"
             console.print(
                 f"[{node.colour}]{node.node_id:>8}[/] {e.at:%H:%M:%S} {type_:<12} {arrow} {peer:<8} "
                 f"[bold]{e.action:<17}[/bold]{who} {change}",
