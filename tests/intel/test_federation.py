@@ -5,6 +5,9 @@ hostile peer cannot do."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -637,3 +640,43 @@ def test_objects_that_cannot_be_sealed_are_not_queued() -> None:
     assert federation._wire_size(huge_int, json.dumps(huge_int)) is None  # no RFC 8785 form
     big = dict(small, description="x" * federation.MAX_OBJECT_BYTES)
     assert federation._wire_size(big, json.dumps(big)) is None
+
+
+def _command(node: LiveNode, *args: str) -> subprocess.CompletedProcess[str]:
+    """``cyberpact ARGS`` in a fresh interpreter at ``node``'s database, as its operator would run it."""
+    s = node.settings
+    env = {
+        **os.environ,
+        "CYBERPACT_ENV": s.env,
+        "CYBERPACT_SECRET_KEY": s.secret_key.get_secret_value(),
+        "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough",
+        "CYBERPACT_KEY_KDF_ITERATIONS": str(s.key_kdf_iterations),
+        "CYBERPACT_DATA_DIR": str(s.data_dir),
+        "CYBERPACT_DATABASE_URL": s.sqlalchemy_url,
+        "CYBERPACT_NODE_ID": s.node_id,
+        "CYBERPACT_NODE_COUNTRY": s.node_country or "",
+        "CYBERPACT_BASE_URL": s.base_url,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "cyberpact", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_command_line_shares_and_pulls_as_the_api_does(
+    trio: tuple[LiveNode, LiveNode, LiveNode], tmp_path: Path
+) -> None:
+    # A fresh interpreter imports only what the command needs: the intel messages it sends must still be
+    # known there (they once were only where the API had been imported).
+    a, b, _c = trio
+    cid = create(a, title="Shared", alias="shared", federate=True, sharing_group=[B])
+    bundle = tmp_path / "bundle.json"
+    shared = indicator("192.0.2.60", tlp="green")
+    bundle.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [shared]}))
+    done = _command(a, "intel", "import", str(bundle), "-c", "shared")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [m.recipient for m in sent_by(a, federation.OBJECTS)] == [B]
+    assert [r.stix_id for r in stored(a, cid)] == [shared["id"]]
+
+    done = _command(b, "intel", "pull", A, cid)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [(m.recipient, m.payload["collection_id"]) for m in sent_by(b, federation.PULL)] == [(A, cid)]

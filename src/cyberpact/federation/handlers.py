@@ -6,6 +6,7 @@ handler in one transaction (a savepoint of the batch), so a message is applied e
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any, TypedDict, Unpack
 
@@ -32,6 +33,27 @@ ReceiptHook = Callable[[Session, Any, str], None]
 row, receipt status)."""
 _RECEIPT_HOOKS: dict[str, ReceiptHook] = {}
 
+# The modules that register what their messages do. Every lookup loads them first, so that each way into a
+# node (the server, a command, a script) knows every type: registering as a side effect of whatever a caller
+# happened to import once left `cyberpact intel import` and `intel pull` refusing their own messages.
+FEATURES = (
+    "cyberpact.cases.lifecycle",
+    "cyberpact.evidence.sending",
+    "cyberpact.evidence.transfer",
+    "cyberpact.intel.inbound",
+)
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        # Flagged only once all are in: a second thread meanwhile imports them again, which Python's import
+        # lock makes wait for the first and then finds done, instead of seeing a half-filled table.
+        for name in FEATURES:
+            importlib.import_module(name)
+        _loaded = True
+
 
 def register(message_type: str, *, pure: bool = False, direct: bool = False) -> Callable[[Handler], Handler]:
     def add(fn: Handler) -> Handler:
@@ -56,23 +78,28 @@ def on_receipt(message_type: str) -> Callable[[ReceiptHook], ReceiptHook]:
 
 
 def receipt_hook(message_type: str) -> ReceiptHook | None:
+    _load()
     return _RECEIPT_HOOKS.get(message_type)
 
 
 def handler_for(message_type: str) -> Handler | None:
+    _load()
     return _HANDLERS.get(message_type)
 
 
 def is_direct(message_type: str) -> bool:
     """Whether the messages API may send this type as the caller wrote it."""
+    _load()
     return message_type in _DIRECT
 
 
 def is_pure(message_type: str) -> bool:
+    _load()
     return message_type in _PURE
 
 
 def known_types() -> list[str]:
+    _load()
     return sorted(_HANDLERS)
 
 

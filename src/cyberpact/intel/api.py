@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from cyberpact.accounts import service as accounts
 from cyberpact.accounts.api import AdminActor, CurrentActor
 from cyberpact.intel import correlate, federation, misp, misp_export, query, service, store, taxii
-from cyberpact.intel import inbound as _inbound  # noqa: F401  (registers what a peer's intel messages do)
 from cyberpact.intel.models import IntelCollection
 from cyberpact.intel.schemas import (
     CollectionCreate,
