@@ -222,3 +222,21 @@ def test_a_catalog_that_asks_for_consultation_without_the_consult_step_does_not_
     with pytest.raises(ConfigurationError, match="consult_before names 'refuse'"):
         load(data)
     assert get_catalog().type("stored_data").consult_before == ["refuse", "postpone"]
+
+
+def test_an_edit_that_leaves_out_the_requested_state_keeps_it(two_sides: tuple[Side, Side]) -> None:
+    # A supervisor fixing the words of a returned draft sends only header and fields; the requested State
+    # must survive, and only an explicit null takes it away (and then the check says what is missing).
+    vn, _ = two_sides
+    rid = draft(vn).json()["request"]["id"]
+    act(vn.officer, rid, "submit")
+    returned = act(vn.supervisor, rid, "return", comments="Name the legal entity.").json()
+    body = {"header": HEADER, "fields": PRESERVATION, "version": returned["version"]}
+    r = vn.supervisor2.put(f"/api/v1/requests/{rid}", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["request"]["counterpart"] == "au-24x7" and r.json()["check"]["complete"] is True
+    assert act(vn.officer, rid, "submit").status_code == 200
+    act(vn.supervisor, rid, "return", comments="Not to Australia after all.")
+    r = vn.officer.put(f"/api/v1/requests/{rid}", json={**body, "counterpart": None, "version": None})
+    assert r.status_code == 200 and r.json()["request"]["counterpart"] is None
+    assert "counterpart" in [e["field"] for e in r.json()["check"]["errors"]]

@@ -239,12 +239,15 @@ def update_request(
 ) -> DraftOut:
     catalog = catalog_of(request)
     row = service.get_request(session, actor, request_id, purpose="update")
+    # A client that edits only the text (a supervisor fixing a returned draft, a script) leaves the
+    # requested State out; taking that as "none" dropped it silently and the next submit was refused.
+    counterpart = body.counterpart if "counterpart" in body.model_fields_set else row.counterpart
     row, report = service.update_draft(
         session,
         actor,
         catalog,
         row,
-        service.DraftInput(row.type, body.counterpart, body.header, body.fields),
+        service.DraftInput(row.type, counterpart, body.header, body.fields),
         body.version,
     )
     return DraftOut(request=request_out(catalog, row, actor), check=check_out(report))

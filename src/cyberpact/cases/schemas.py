@@ -53,7 +53,9 @@ class ReceivedIn(Strict):
 
 
 class DraftUpdate(Strict):
-    counterpart: str | None = Field(None, max_length=120)
+    counterpart: str | None = Field(
+        None, max_length=120, description="the requested node; left out, it stays as it was; null clears it"
+    )
     header: dict[str, Any]
     fields: dict[str, Any]
     version: int | None = Field(None, ge=1, description="the version you edited, to catch concurrent edits")
