@@ -2,13 +2,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import func, select, update
+from typer.testing import CliRunner
 
 from conftest import LiveNode, make_settings, start_node
 from cyberpact.accounts import service as accounts
 from cyberpact.accounts.models import ApiToken, User
 from cyberpact.audit.models import AuditRecord
+from cyberpact.cli import app
 from cyberpact.kit.actor import SYSTEM
 from cyberpact.kit.errors import InvalidInput
 
@@ -236,3 +239,33 @@ def test_a_token_for_an_enrolled_account_needs_its_second_factor(node: LiveNode)
         c.post("/api/v1/auth/token", json={**good, "code": "000000"})
     r = c.post("/api/v1/auth/token", json={**good, "code": recovery[1]})
     assert r.status_code == 429
+
+
+def test_the_last_administrator_stays_one(
+    node: LiveNode, admin: httpx.Client, cli_env: dict[str, str]
+) -> None:
+    # A node without an enabled administrator cannot add users or pin peers until someone with the server's
+    # shell mends it: neither the API nor the command line takes the last one away.
+    r = admin.put("/api/v1/users/root/roles", json={"roles": ["auditor"]})
+    assert r.status_code == 409 and "last administrator" in r.json()["detail"]
+    r = admin.post("/api/v1/users/root/disable")
+    assert r.status_code == 409 and "last administrator" in r.json()["detail"]
+    result = CliRunner().invoke(app, ["users", "disable", "root"])
+    assert result.exit_code == 1 and "last administrator" in result.output
+    with node.db.transaction(read_only=True) as s:  # nothing changed, no token revoked
+        root = s.scalar(select(User).where(User.username == "root"))
+        assert root is not None and root.roles == {"admin"} and not root.disabled
+        assert (
+            s.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.revoked_at.is_not(None))) == 0
+        )
+    assert admin.get("/api/v1/users").status_code == 200
+
+    # With a second administrator, either may step down; then the other is the last.
+    node.user("second", "admin")
+    r = admin.put("/api/v1/users/root/roles", json={"roles": ["admin", "auditor"]})
+    assert r.status_code == 200
+    assert admin.post("/api/v1/users/second/disable").status_code == 200
+    assert admin.put("/api/v1/users/root/roles", json={"roles": ["auditor"]}).status_code == 409
+    assert admin.post("/api/v1/users/second/enable").status_code == 200
+    r = admin.put("/api/v1/users/root/roles", json={"roles": ["auditor"]})
+    assert r.status_code == 200 and r.json()["roles"] == ["auditor"]

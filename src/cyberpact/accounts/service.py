@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from cyberpact.accounts.models import ROLES, ApiToken, User, UserRole
 from cyberpact.audit import service as audit
 from cyberpact.config import MAX_TOKEN_DAYS
 from cyberpact.kit.actor import Actor
+from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import (
     AuthenticationRequired,
     Conflict,
@@ -113,11 +114,35 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
+def _still_administered(session: Session, user: User, was_admin: bool) -> None:
+    """Refuse a change (flushed, not yet committed) that leaves no enabled account with the admin role.
+
+    Without one, nobody can add users, pin peers or answer what the desk says needs an administrator,
+    until someone with the server's shell finds the command that mends it.
+    """
+    if not was_admin or ("admin" in user.roles and not user.disabled):
+        return
+    left = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(UserRole.role == "admin", User.disabled.is_(False))
+    )
+    if not left:
+        raise Conflict(
+            f"{user.username} is the node's last administrator; give another account the admin role first"
+        )
+
+
 def set_roles(session: Session, actor: Actor, user: User, roles: Iterable[str]) -> User:
     role_list = _check_roles(roles)
+    # Two administrators taking each other's role at once would each still see the other.
+    advisory_lock(session, Lock.ADMINISTRATORS)
     before = sorted(user.roles)
+    was_admin = "admin" in before and not user.disabled
     user.role_rows = [UserRole(role=r) for r in role_list]
     session.flush()
+    _still_administered(session, user, was_admin)
     audit.record(
         session, actor, "accounts.user.roles", "user", user.id, detail={"before": before, "after": role_list}
     )
@@ -125,7 +150,11 @@ def set_roles(session: Session, actor: Actor, user: User, roles: Iterable[str]) 
 
 
 def set_disabled(session: Session, actor: Actor, user: User, disabled: bool = True) -> User:
+    advisory_lock(session, Lock.ADMINISTRATORS)
+    was_admin = "admin" in user.roles and not user.disabled
     user.disabled = disabled
+    session.flush()
+    _still_administered(session, user, was_admin)
     if disabled:
         # A disabled account must stop working at once, tokens included.
         now = utcnow()

@@ -130,6 +130,7 @@ class Lock(IntEnum):
     CORRELATION = 0x6379_696E_7465
     DIRECTORY_SEED = 0x6379_6469_7200
     ROSTER_SIGN = 0x6379_726F_7374
+    ADMINISTRATORS = 0x6379_6164_6D6E
 
 
 def advisory_lock(session: Session, key: Lock) -> None:
