@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
+import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -268,3 +270,142 @@ def test_not_a_bundle(tmp_path: Path) -> None:
         pass
     with pytest.raises(BundleRejected, match=r"bundle\.json"):
         bundle.verify_bundle(empty)
+
+
+def _rezip(path: Path, tmp_path: Path, folders: int = zipfile.ZIP_STORED) -> Path:
+    """What ``unzip bundle.zip -d x && cd x && zip -r ../rezip.zip .`` makes: the same files, deflated, and
+    an entry of its own for every folder (a name ending in ``/``, no content, a directory's mode)."""
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(folder)
+    out = tmp_path / "rezip.zip"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for entry in sorted(folder.rglob("*")):
+            arcname = entry.relative_to(folder).as_posix()
+            if entry.is_dir():
+                info = zipfile.ZipInfo(arcname + "/")
+                info.external_attr = (stat.S_IFDIR | 0o755) << 16 | 0x10
+                info.compress_type = folders
+                zout.writestr(info, b"")
+            else:
+                zout.write(entry, arcname)
+    return out
+
+
+@pytest.mark.parametrize("folders", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_bundle_unzipped_and_zipped_again_still_verifies(
+    exported: tuple[Path, bytes, str], tmp_path: Path, folders: int
+) -> None:
+    path, data, pid = exported
+    rezipped = _rezip(path, tmp_path, folders)
+    with zipfile.ZipFile(rezipped) as zf:
+        assert {"files/", "custody/", "keys/"} <= {i.filename for i in zf.infolist() if i.is_dir()}
+    code, out = run("evidence", "verify", str(rezipped), "--extract", str(tmp_path / "out"))
+    assert code == 0, out
+    assert "checks passed" in out and pid in out
+    assert (tmp_path / "out" / "files" / "0000-disk_image.dd").read_bytes() == data
+    # The folder entries are no part of the bundle: none is reported as a file the manifest lacks.
+    assert all(c.ok and not c.name.endswith("/") for c in bundle.verify_bundle(rezipped).checks)
+
+
+@pytest.mark.skipif(shutil.which("zip") is None or shutil.which("unzip") is None, reason="no zip/unzip")
+def test_the_reported_unzip_and_zip_r_round_trip_verifies(
+    exported: tuple[Path, bytes, str], tmp_path: Path
+) -> None:
+    path, _, pid = exported
+    folder = tmp_path / "x"
+    subprocess.run(["unzip", "-q", str(path), "-d", str(folder)], check=True)
+    subprocess.run(["zip", "-q", "-r", str(tmp_path / "rezip.zip"), "."], cwd=folder, check=True)
+    code, out = run("evidence", "verify", str(tmp_path / "rezip.zip"))
+    assert code == 0, out
+    assert f"bundle of package {pid}: all" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "failure"),
+    [
+        (lambda n, b: flip(b, 7) if n.startswith("files/0001") else b, "SHA-256"),
+        (lambda n, b: None if n.startswith("files/0000") else b, "missing from the bundle"),
+    ],
+)
+def test_a_zipped_again_bundle_still_names_a_changed_or_missing_file(
+    exported: tuple[Path, bytes, str],
+    tmp_path: Path,
+    change: Callable[[str, bytes], bytes | None],
+    failure: str,
+) -> None:
+    path, _, _ = exported
+    bad = rewrite(_rezip(path, tmp_path), tmp_path / "bad.zip", change)
+    report = bundle.verify_bundle(bad)
+    assert not report.ok and any(failure in c.detail for c in report.failures), report.failures
+    code, out = run("evidence", "verify", str(bad))
+    assert code == 1 and failure in out
+
+
+def test_a_file_added_to_a_zipped_again_bundle_is_named(
+    exported: tuple[Path, bytes, str], tmp_path: Path
+) -> None:
+    path, _, _ = exported
+    bad = rewrite(_rezip(path, tmp_path), tmp_path / "bad.zip", lambda n, b: b, [("files/0002-x.bin", b"x")])
+    report = bundle.verify_bundle(bad)
+    assert [(c.name, c.detail) for c in report.failures] == [
+        ("files/0002-x.bin", "a file the manifest does not list")
+    ]
+
+
+def _dir_entry(name: str, mode: int = stat.S_IFDIR | 0o755) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = mode << 16 | 0x10
+    return info
+
+
+@pytest.mark.parametrize(
+    ("info", "body", "reason"),
+    [
+        (_dir_entry("../"), b"", "path traversal"),
+        (_dir_entry("files/../../"), b"", "path traversal"),
+        (_dir_entry("/etc/"), b"", "absolute"),
+        (_dir_entry("C:/"), b"", "absolute"),
+        (_dir_entry("files\\..\\"), b"", "absolute"),
+        (_dir_entry("./"), b"", r"empty or '\.' path segment"),
+        (_dir_entry("files//"), b"", r"empty or '\.' path segment"),
+        (_dir_entry("elsewhere/"), b"", "not part of a court bundle"),
+        (_dir_entry("files/deeper/"), b"", "not part of a court bundle"),
+        (_dir_entry("files/"), b"hidden payload", "a directory entry that carries 14 bytes"),
+        (_dir_entry("keys/", stat.S_IFLNK | 0o777), b"", "symbolic link"),
+        (zipfile.ZipInfo("files//0000-disk_image.dd"), b"x", r"empty or '\.' path segment"),
+        (zipfile.ZipInfo("./bundle.json"), b"{}", r"empty or '\.' path segment"),
+    ],
+)
+def test_hostile_directory_entries_are_rejected_naming_why(
+    exported: tuple[Path, bytes, str], tmp_path: Path, info: zipfile.ZipInfo, body: bytes, reason: str
+) -> None:
+    path, _, _ = exported
+    hostile = rewrite(path, tmp_path / "hostile.zip", lambda n, b: b, [(info, body)])
+    target = tmp_path / "target"
+    with pytest.raises(BundleRejected, match=reason):
+        bundle.verify_bundle(hostile, target)
+    assert not target.exists()
+    code, out = run("evidence", "verify", str(hostile), "--extract", str(target))
+    assert code == 2 and "REJECTED" in out and not target.exists()
+
+
+def test_a_directory_entry_whose_header_hides_its_content_is_rejected(
+    exported: tuple[Path, bytes, str], tmp_path: Path
+) -> None:
+    path, _, _ = exported
+    lying = rewrite(path, tmp_path / "lying.zip", lambda n, b: b, [(_dir_entry("files/"), b"B" * 5000)])
+    raw = bytearray(lying.read_bytes())
+    # Both headers of the entry now claim no content (uncompressed size at offset 22 of the local header,
+    # 24 of the central directory entry), while its deflated bytes stay in the archive.
+    headers = {b"PK\x03\x04": (30, 26, 22), b"PK\x01\x02": (46, 28, 24)}  # name at, its length, size
+    for at in [i for i in range(len(raw)) if raw.startswith(b"files/", i)]:
+        for magic, (name_at, length_at, size_at) in headers.items():
+            start = at - name_at
+            if raw[start : start + 4] == magic and raw[start + length_at] == len("files/"):
+                raw[start + size_at : start + size_at + 4] = bytes(4)
+    lying.write_bytes(bytes(raw))
+    with zipfile.ZipFile(lying) as zf:
+        assert zf.getinfo("files/").file_size == 0
+    with pytest.raises(BundleRejected, match=r"'files/': a directory entry that carries \d+ bytes"):
+        bundle.verify_bundle(lying)

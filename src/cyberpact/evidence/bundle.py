@@ -15,7 +15,9 @@ Layout (all paths fixed; nothing else is accepted by the verifier)::
 
 :func:`verify_bundle` reads the archive in place. It refuses unsafe archives before reading any member
 (absolute or parent paths, links, duplicate or unexpected names, sizes that lie, decompression bombs), and
-with ``extract_to`` writes the files only after every check passed, only under that directory.
+with ``extract_to`` writes the files only after every check passed, only under that directory. The empty
+entries an archiver adds for the folders above (``files/``...) when a bundle is unzipped and zipped again
+are allowed, and are no member of the bundle.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ _FIXED = {
     "README.txt",
 }
 _DIRS = ("files/", "keys/", "cards/", "receipts/")
+_DIR_ENTRIES = frozenset((*_DIRS, "custody/"))
+# What an empty member's compressed bytes take: nothing stored; deflate's final empty block, two bytes.
+_EMPTY_STREAM = {zipfile.ZIP_STORED: 0, zipfile.ZIP_DEFLATED: 2}
 _MAX_MEMBERS = 10_000
 _MAX_META = 256 * 1024 * 1024  # any member that is not an evidence file
 _MAX_RATIO = 200  # uncompressed / compressed beyond which a member is treated as a bomb
@@ -202,20 +207,40 @@ class BundleReport:
         return ok
 
 
-def _check_member(info: zipfile.ZipInfo, seen: set[str]) -> None:
+def _check_member(info: zipfile.ZipInfo, seen: set[str]) -> bool:
+    """Refuse a member that is unsafe or no part of a bundle, naming why; True for a directory entry.
+
+    Unzipping a bundle and zipping the folder again (``zip -r``, a file manager) adds an entry for each
+    folder: a name ending in ``/`` and no content. Such entries say nothing about the evidence and are
+    passed over, but only for the folders a bundle has and only empty, so that they hide nothing.
+    """
     name = info.filename
-    path = PurePosixPath(name)
     if not name or name.startswith(("/", "\\")) or "\\" in name or ":" in name or "\x00" in name:
         raise BundleRejected(f"member {name!r}: absolute or non-portable path", extra={"member": name})
-    if any(part in ("", ".", "..") for part in name.split("/")) or path.is_absolute():
+    is_dir = name.endswith("/")
+    parts = (name[:-1] if is_dir else name).split("/")
+    if ".." in parts or PurePosixPath(name).is_absolute():
         raise BundleRejected(f"member {name!r}: path traversal", extra={"member": name})
+    if any(part in ("", ".") for part in parts):
+        raise BundleRejected(f"member {name!r}: empty or '.' path segment", extra={"member": name})
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise BundleRejected(f"member {name!r}: symbolic link", extra={"member": name})
-    if info.is_dir() or stat.S_IFMT(mode) not in (0, stat.S_IFREG):
-        raise BundleRejected(f"member {name!r}: not a regular file", extra={"member": name})
     if name in seen:
         raise BundleRejected(f"member {name!r}: appears twice", extra={"member": name})
+    if is_dir:
+        if name not in _DIR_ENTRIES:
+            raise BundleRejected(f"member {name!r}: not part of a court bundle", extra={"member": name})
+        # Judged by both sizes: a header can claim no content while its compressed bytes follow it.
+        carried = max(info.file_size, info.compress_size - _EMPTY_STREAM.get(info.compress_type, 0))
+        if carried > 0:
+            raise BundleRejected(
+                f"member {name!r}: a directory entry that carries {carried} bytes", extra={"member": name}
+            )
+        seen.add(name)
+        return True
+    if info.is_dir() or stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+        raise BundleRejected(f"member {name!r}: not a regular file", extra={"member": name})
     if name not in _FIXED and not (name.startswith(_DIRS) and name.count("/") == 1):
         raise BundleRejected(f"member {name!r}: not part of a court bundle", extra={"member": name})
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -225,6 +250,7 @@ def _check_member(info: zipfile.ZipInfo, seen: set[str]) -> None:
             f"member {name!r}: compression ratio of a decompression bomb", extra={"member": name}
         )
     seen.add(name)
+    return False
 
 
 def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> Iterator[bytes]:
@@ -266,9 +292,8 @@ def verify_bundle(path: Path, extract_to: Path | None = None) -> BundleReport:
         if len(infos) > _MAX_MEMBERS:
             raise BundleRejected(f"{len(infos)} members: more than a bundle holds")
         seen: set[str] = set()
-        for info in infos:
-            _check_member(info, seen)
-        members = {i.filename: i for i in infos}
+        folders = [info for info in infos if _check_member(info, seen)]
+        members = {i.filename: i for i in infos if i not in folders}
         try:
             _verify(zf, members, result)
         except (zipfile.BadZipFile, zlib.error) as exc:
