@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -12,7 +13,9 @@ from conftest import LiveNode, make_settings, start_node
 from cyberpact.audit.models import AuditRecord
 from cyberpact.config import Settings
 from cyberpact.evidence.models import CustodyEvent, EvidenceFile
+from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
 from evidence.helpers import (
+    ACQUISITION,
     context,
     declare,
     incoming_request,
@@ -166,6 +169,41 @@ def test_bad_file_declarations_are_refused(officer: httpx.Client, body: dict, fi
         f"/api/v1/evidence/packages/{pkg['id']}/files", json={**body, "acquisition": ACQUISITION}
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "2027-11-30T03:00:00Z",  # the exploratory tester's: a year ahead
+        timedelta(minutes=6),  # from now: just beyond the clock skew allowed
+        "9999-12-31T23:59:59+14:00",
+    ],
+)
+def test_an_acquisition_in_the_future_is_refused_and_nothing_is_kept(
+    enode: LiveNode, officer: httpx.Client, at: str | timedelta
+) -> None:
+    if isinstance(at, timedelta):
+        at = rfc3339(utcnow() + at)
+    pkg = make_package(officer)
+    declared_before = audits(enode, "evidence.file.declare")
+    r = officer.post(
+        f"/api/v1/evidence/packages/{pkg['id']}/files",
+        json={"name": "late.bin", "size": 1, "acquisition": {**ACQUISITION, "at": at}},
+    )
+    assert r.status_code == 422, r.text
+    assert [(e["field"], e["message"]) for e in r.json()["errors"]] == [
+        ("acquisition.at", "Value error, a past moment with its time zone")
+    ]
+    assert officer.get(f"/api/v1/evidence/packages/{pkg['id']}").json()["files"] == []
+    assert audits(enode, "evidence.file.declare") == declared_before
+
+
+def test_an_acquisition_a_moment_ahead_of_our_clock_is_taken(officer: httpx.Client) -> None:
+    # The acquiring workstation's clock may run a little fast: within the skew the moment is taken as given.
+    pkg = make_package(officer)
+    at = rfc3339(utcnow() + timedelta(minutes=3))
+    f = declare(officer, pkg["id"], "now.bin", 1, acquisition={**ACQUISITION, "at": at})
+    assert parse_rfc3339(f["acquisition"]["at"]) == parse_rfc3339(at)
 
 
 def test_more_bytes_than_declared_is_refused(enode: LiveNode, officer: httpx.Client) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, true
@@ -20,7 +20,7 @@ from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
 from cyberpact.kit.i18n import N_
-from cyberpact.kit.time import rfc3339, utcnow
+from cyberpact.kit.time import PAST_MOMENT, is_past_moment, rfc3339, utcnow
 
 CASE_ROLES = ("officer", "supervisor", "central_authority", "contact_point")
 # Who may see a request whose sender asked for confidentiality: the operational channels and their
@@ -363,8 +363,8 @@ def register_received(
         problems.append(Problem("country", f"{data.country!r} is not a State in the directory"))
     if data.channel not in CHANNELS:
         problems.append(Problem("channel", f"one of: {', '.join(CHANNELS)}"))
-    if data.received_at.tzinfo is None or data.received_at > utcnow() + timedelta(minutes=5):
-        problems.append(Problem("received_at", "a past moment with its time zone"))
+    if not is_past_moment(data.received_at):
+        problems.append(Problem("received_at", PAST_MOMENT))
     if problems:
         raise InvalidInput("The registration is incomplete or wrong", problems)
     report = check_draft(catalog, data.type, data.header, data.fields, None)

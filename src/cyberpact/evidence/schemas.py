@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cyberpact.kit.time import PAST_MOMENT, is_past_moment
+
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -32,6 +34,9 @@ class Acquisition(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("give a time zone offset")
+        # The same rule as for when a request arrived: content not yet acquired has no chain of custody.
+        if not is_past_moment(value):
+            raise ValueError(PAST_MOMENT)
         return value
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cyberpact.kit.errors import InvalidInput, Problem
@@ -10,6 +11,18 @@ from cyberpact.kit.errors import InvalidInput, Problem
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# How far ahead of this node's clock a moment someone gives as past may still be: the clock it was read
+# from (a workstation, an acquisition tool) may run a little fast, and that is no reason to refuse it.
+PAST_SKEW: Final = timedelta(minutes=5)
+PAST_MOMENT: Final = "a past moment with its time zone"
+
+
+def is_past_moment(value: datetime, now: datetime | None = None) -> bool:
+    """``value`` carries its time zone and is not later than ``now`` (default: this moment), give or take
+    ``PAST_SKEW``; what to say when it is not is ``PAST_MOMENT``."""
+    return value.tzinfo is not None and value <= (now or utcnow()) + PAST_SKEW
 
 
 def rfc3339(value: datetime) -> str:
