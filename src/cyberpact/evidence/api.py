@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
@@ -46,6 +46,9 @@ from cyberpact.kit.storage import build_storage
 from cyberpact.kit.time import parse_rfc3339, rfc3339
 
 Officer = Annotated[Actor, Depends(require_roles(*service.EVIDENCE_ROLES))]
+# A file's index in a path: beyond a 32-bit integer no file can exist, and the database would refuse to
+# compare with it rather than find nothing.
+FileIndex = Annotated[int, Path(ge=0, le=2**31 - 1)]
 Admin = Annotated[Actor, Depends(require_roles("admin"))]
 PREFIX = "/api/v1/evidence"
 _HOP = 1024 * 1024  # request bytes gathered before handing them to a worker thread
@@ -181,7 +184,7 @@ def declare_file(
 
 
 @router.get(f"{PREFIX}/packages/{{package_id}}/files/{{index}}/upload", response_model=UploadState)
-def upload_state(package_id: str, index: int, actor: Officer, session: WriteSession) -> UploadState:
+def upload_state(package_id: str, index: FileIndex, actor: Officer, session: WriteSession) -> UploadState:
     package = service.get_package(session, package_id, actor)
     f = service.get_file(session, package, index)
     done = f.status == "complete"
@@ -193,7 +196,7 @@ def upload_state(package_id: str, index: int, actor: Officer, session: WriteSess
 @router.put(f"{PREFIX}/packages/{{package_id}}/files/{{index}}/content", response_model=UploadState)
 async def upload(
     package_id: str,
-    index: int,
+    index: FileIndex,
     request: Request,
     actor: Officer,
     upload_offset: Annotated[int, Header(alias="Upload-Offset", ge=0)] = 0,
@@ -226,7 +229,7 @@ async def upload(
 
 @router.get(f"{PREFIX}/packages/{{package_id}}/files/{{index}}/content")
 def download(
-    package_id: str, index: int, actor: Officer, session: WriteSession, request: Request
+    package_id: str, index: FileIndex, actor: Officer, session: WriteSession, request: Request
 ) -> Response:
     ctx = _ctx(request)
     package = service.get_package(session, package_id, actor)
@@ -239,6 +242,24 @@ def download(
     if f.sha256:  # RFC 9530: lets the client check what it received
         headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(f.sha256)).decode()}:"
     return StreamingResponse(body, media_type=f.media_type, headers=headers)
+
+
+@router.delete(f"{PREFIX}/packages/{{package_id}}/files/{{index}}", status_code=204)
+def withdraw_file(
+    package_id: str,
+    index: FileIndex,
+    actor: Officer,
+    session: WriteSession,
+    request: Request,
+    reason: Annotated[str, Query(min_length=1, max_length=2000)],
+) -> None:
+    """Withdraw a file from a package not sealed yet, complete or not (409 once sealed, or while an upload
+    to it runs): its stored bytes are destroyed, the custody log records who withdrew what and why, and
+    its index is not given to another file."""
+    ctx = _ctx(request)
+    package = service.get_package(session, package_id, actor, "write")
+    service.withdraw_file(session, ctx, actor, package, index, reason)
+    _head(session, ctx)
 
 
 def _quote(name: str) -> str:

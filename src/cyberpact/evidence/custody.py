@@ -33,6 +33,7 @@ Kind = Literal[
     "created", "viewed", "downloaded", "copied", "transferred", "received", "verified",
     "exported", "sealed", "released", "delete_asked", "deleted",  # delete_asked: the first of two admins
     "delete_kept",  # the deletion request withdrawn (kinds are at most 12 characters: the column's width)
+    "withdrawn",  # one file taken out of a package before it was sealed
 ]  # fmt: skip
 KINDS: Final = frozenset(get_args(Kind))
 STH_TYP: Final = "cyberpact-sth+jws"

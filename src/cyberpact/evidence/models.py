@@ -53,7 +53,8 @@ class EvidenceFile(IdMixin, Base):
     acquisition: Mapped[dict[str, Any]]
     chunk_size: Mapped[int] = mapped_column(Integer)
     chunks_stored: Mapped[int] = mapped_column(Integer, default=0)  # contiguous from chunk 0
-    status: Mapped[str] = mapped_column(String(10), default="uploading")  # uploading, complete
+    # uploading, complete; withdrawn: taken out before sealing, the row kept so its index is never reused
+    status: Mapped[str] = mapped_column(String(10), default="uploading")
     created_at: Mapped[datetime]
     # A lease on the upload, so two clients can never write the same chunk positions at once.
     upload_token: Mapped[str | None] = mapped_column(String(32))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, not_, or_, select
+from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -45,6 +45,7 @@ MANIFEST_TYP = "cyberpact-manifest+jws"
 
 # Who works with evidence. Not the administrator: running the node is not a reason to read case material.
 EVIDENCE_ROLES = ("officer", "central_authority", "contact_point")
+WITHDRAWN = "withdrawn"  # the status of a file taken out of its package before sealing
 
 
 @dataclass(frozen=True)
@@ -196,16 +197,23 @@ def _hidden_requests(session: Session, actor: Actor) -> list[str]:
 
 
 def files_of(session: Session, package: EvidencePackage) -> list[EvidenceFile]:
+    """The package's files, withdrawn ones left out (the custody log keeps what they were)."""
     return list(
         session.scalars(
-            select(EvidenceFile).where(EvidenceFile.package_id == package.id).order_by(EvidenceFile.index)
+            select(EvidenceFile)
+            .where(EvidenceFile.package_id == package.id, EvidenceFile.status != WITHDRAWN)
+            .order_by(EvidenceFile.index)
         )
     )
 
 
 def get_file(session: Session, package: EvidencePackage, index: int) -> EvidenceFile:
     f = session.scalar(
-        select(EvidenceFile).where(EvidenceFile.package_id == package.id, EvidenceFile.index == index)
+        select(EvidenceFile).where(
+            EvidenceFile.package_id == package.id,
+            EvidenceFile.index == index,
+            EvidenceFile.status != WITHDRAWN,
+        )
     )
     if f is None:
         raise NotFound(f"Package {package.id} has no file {index}")
@@ -275,12 +283,14 @@ def add_file(
         raise PayloadTooLarge(
             f"this node takes files of at most {ctx.settings.evidence_max_file_bytes} bytes"
         )
-    existing = files_of(session, package)
-    if any(f.name == name for f in existing):
+    if any(f.name == name for f in files_of(session, package)):
         raise Conflict(f"package {package.id} already has a file named {name!r}")
+    # After the last index ever given, withdrawn files included: the custody log names a file by its index,
+    # and a withdrawn file's index naming another file later would make that record ambiguous.
+    last = session.scalar(select(func.max(EvidenceFile.index)).where(EvidenceFile.package_id == package.id))
     f = EvidenceFile(
         package_id=package.id,
-        index=len(existing),
+        index=0 if last is None else last + 1,
         name=name,
         size=size,
         media_type=media_type,
@@ -300,6 +310,54 @@ def add_file(
         "evidence_package",
         package.id,
         detail={"index": f.index, "name": name, "size": size},
+    )
+    return f
+
+
+def withdraw_file(
+    session: Session, ctx: Context, actor: Actor, package: EvidencePackage, index: int, reason: str
+) -> EvidenceFile:
+    """Take file ``index`` out of a package that is still open; its stored bytes are destroyed.
+
+    Until the package is sealed nothing about its files has been attested: the signed manifest is what a
+    court, a peer and every later check hold the package to. A declaration that cannot complete (a wrong
+    digest or size) would otherwise block the seal for ever, and a complete file can be just as wrong (the
+    wrong disk, a duplicate, material the order does not cover): a custodian takes it out rather than seal
+    it into the record. What custody requires is that nothing vanishes unrecorded: the withdrawal is a
+    custody event naming who, when, why and what (name, size, declared and computed digests), and the row
+    stays, marked withdrawn, so that its index never names another file. Once sealed, a file leaves only
+    with its whole package, destroyed by two administrators (:mod:`cyberpact.evidence.deletion`).
+    """
+    # Under the package's row lock, as seal takes it: a seal cannot sign a file being withdrawn.
+    session.refresh(package, with_for_update=True)
+    if package.status != "open":
+        raise PackageSealed(f"package {package.id} is {package.status}; its files can no longer be withdrawn")
+    f = get_file(session, package, index)
+    if f.upload_token is not None and f.upload_until is not None and f.upload_until > utcnow():
+        raise Conflict(f"an upload to file {index} is in progress; stop it first or retry shortly")
+    what = {
+        "file": f.index,
+        "name": f.name,
+        "size": f.size,
+        "media_type": f.media_type,
+        "declared_sha256": f.declared_sha256,
+        "sha256": f.sha256,
+        "blake2b": f.blake2b,
+        "status": f.status,
+    }
+    removed = ctx.storage.delete_prefix(chunks.file_prefix(package.id, f.index))
+    f.status, f.chunks_stored, f.upload_token, f.upload_until = WITHDRAWN, 0, None, None
+    session.flush()
+    custody.record(
+        session, ctx.node_id, "withdrawn", package.id, actor, **what, objects=removed, reason=reason
+    )
+    audit.record(
+        session,
+        actor,
+        "evidence.file.withdraw",
+        "evidence_package",
+        package.id,
+        detail={**what, "objects": removed, "reason": reason},
     )
     return f
 
@@ -340,6 +398,9 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
 
 
 def seal(session: Session, ctx: Context, actor: Actor, package: EvidencePackage) -> EvidencePackage:
+    # The files are read under the package's row lock, which a withdrawal takes too (PostgreSQL; a SQLite
+    # writer holds the database already): a file withdrawn meanwhile is never signed into the manifest.
+    session.refresh(package, with_for_update=True)
     if package.status != "open":
         raise PackageSealed(f"package {package.id} is already {package.status}")
     files = files_of(session, package)

@@ -21,7 +21,7 @@ from cyberpact.audit import service as audit
 from cyberpact.evidence import chunks
 from cyberpact.evidence.errors import DigestMismatch, PackageSealed
 from cyberpact.evidence.models import EvidenceFile
-from cyberpact.evidence.service import Context, codec, data_key, get_file, get_package, key_of
+from cyberpact.evidence.service import WITHDRAWN, Context, codec, data_key, get_file, get_package, key_of
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import Conflict
@@ -138,6 +138,10 @@ class Upload:
             self.sealer.close()
         with self.db.transaction() as session:
             f = session.get_one(EvidenceFile, self.file_id)
+            if f.status == WITHDRAWN:
+                # Withdrawn while this stream, its lease lapsed, still sent: what it stored since goes too.
+                self.ctx.storage.delete_prefix(chunks.file_prefix(self.package_id, self.index))
+                raise Conflict(f"file {self.index} was withdrawn while it was being uploaded")
             if self.declared is None or sha == self.declared:
                 f.sha256, f.blake2b, f.status = sha, blake, "complete"
                 f.upload_token = f.upload_until = None

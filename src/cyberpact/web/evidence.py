@@ -345,6 +345,36 @@ def seal(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedFor
     return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
 
 
+@router.post("/desk/evidence/{package_id}/files/{index}/withdraw")
+def withdraw_file(
+    request: Request, package_id: str, index: evidence_api.FileIndex, viewer: CurrentViewer, form: CheckedForm
+) -> Response:
+    """Take a file out of a package not sealed yet (the API's service call); the reason is required."""
+    require(viewer, *EVIDENCE_ROLES)
+    pid = parse_id(package_id, "package")
+    reason = form.get("reason").strip()
+    problems: list[Problem] = []
+    status = 422
+    if not reason:
+        problems.append(Problem("reason", "say why", "missing"))
+    elif len(reason) > 2000:
+        problems.append(Problem("reason", "at most 2000 characters", "invalid"))
+    else:
+        ctx = _ctx(request)
+        try:
+            with get_database(request).transaction() as session:
+                package = service.get_package(session, pid, viewer.actor, "write")
+                service.withdraw_file(session, ctx, viewer.actor, package, index, reason)
+                custody.sign_head(session, ctx.keys, ctx.node_id)
+        except Conflict as exc:
+            problems, status = [Problem("reason", exc.detail, "conflict")], exc.status
+        else:
+            return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
+    context = package_context(request, viewer, str(pid))
+    context["problems"] = problems
+    return page(request, viewer, "evidence_package.html", context, status=status, scripts=("upload.js",))
+
+
 @router.post("/desk/evidence/{package_id}/send")
 def send(request: Request, package_id: str, viewer: CurrentViewer, form: CheckedForm) -> Response:
     """Offer a sealed package to a trusted peer; the transfer worker moves it and the page shows its state."""

@@ -57,6 +57,7 @@ EVENT_LABELS: dict[str, str] = {
     "custody.delete_asked": N_("Deletion requested: a second administrator must confirm it"),
     "custody.delete_kept": N_("Deletion request withdrawn: the evidence is kept"),
     "custody.deleted": N_("Evidence deleted"),
+    "custody.withdrawn": N_("Removed"),  # one file, taken out of its package before sealing
 }
 SIDE_LABELS: dict[str, str] = {
     "local": N_("this node"),
