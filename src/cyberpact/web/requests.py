@@ -9,6 +9,7 @@ itself (403 for a role, 409 for a state), which the denial hook records.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,6 +28,8 @@ from cyberpact.catalog.schemas import Action, FieldDef
 from cyberpact.catalog.service import Catalog, RequestedState, check_draft
 from cyberpact.directory.models import TreatyStatus
 from cyberpact.directory.service import convention
+from cyberpact.evidence import service as evidence
+from cyberpact.evidence.models import EvidencePackage
 from cyberpact.federation import outbox
 from cyberpact.kit.errors import InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
@@ -36,7 +39,7 @@ from cyberpact.kit.time import utcnow
 from cyberpact.web import forms
 from cyberpact.web.render import CASE_ROLES, catalog_of, clock, page
 from cyberpact.web.security import DOCUMENT_CSP, CheckedForm, CurrentViewer, DeskRoute, Viewer, require
-from cyberpact.web.views import RequestSummary, packages_for, present, summary, timeline
+from cyberpact.web.views import RequestSummary, filed_packages, packages_for, present, summary, timeline
 
 router = APIRouter(route_class=DeskRoute, include_in_schema=False)
 EDITABLE = ("draft", "returned")
@@ -146,6 +149,7 @@ def request_context(
 ) -> dict[str, Any]:
     rt = catalog.type(row.type)
     case = session.get_one(Case, row.case_id)
+    may_open = _may_open(session, viewer)
     report = None
     if row.direction == "outgoing" and row.status in EDITABLE:
         report = cases.check(
@@ -165,11 +169,12 @@ def request_context(
         "actions": action_forms(catalog, viewer, row, failed),
         "general_problems": general,
         "timeline": present(
-            timeline(session, catalog, [row], None, notes.of_request(session, row)),
+            timeline(session, catalog, [row], None, notes.of_request(session, row), may_open),
             translator(viewer.locale),
             clock(viewer.locale, viewer.timezone),
         ),
-        "packages": packages_for(session, [row]),
+        "packages": filed_packages(packages_for(session, [row]), may_open),
+        "may_file_evidence": viewer.has_any(*evidence.EVIDENCE_ROLES),
         # Art. 42 holds, both ways: the follow-up this preservation waits for, the preservations this
         # request holds. Linked only where the reader may open them.
         "held_for": _link(viewer, session.get(RequestRow, row.held_by) if row.held_by else None),
@@ -184,6 +189,12 @@ def request_context(
         "state": state_info(session, catalog, row),
         "done": None,
     }
+
+
+def _may_open(session: Session, viewer: Viewer) -> Callable[[EvidencePackage], bool]:
+    """Whether the viewer may open a package: its page says so by the evidence service's own rule, so that
+    a supervisor (who sees the request, not its evidence) is offered no link that ends on a 403."""
+    return lambda package: evidence.may_see(session, viewer.actor, package)
 
 
 def _link(viewer: Viewer, other: RequestRow | None) -> tuple[str, str] | None:
@@ -297,12 +308,13 @@ def render_case(
             None,
             detail={"view": "desk.case", "case": case.reference, "returned": len(rows)},
         )
+        may_open = _may_open(session, viewer)
         entries = present(
-            timeline(session, catalog, rows, case, notes.of_case(session, case, rows)),
+            timeline(session, catalog, rows, case, notes.of_case(session, case, rows), may_open),
             translator(viewer.locale),
             clock(viewer.locale, viewer.timezone),
         )
-        packages = packages_for(session, rows, case)
+        packages = filed_packages(packages_for(session, rows, case), may_open)
         requests_: list[RequestSummary] = [summary(catalog, r) for r in rows]
     return page(
         request,

@@ -283,9 +283,11 @@ def timeline(
     requests: Sequence[RequestRow],
     case: Case | None = None,
     notes: Sequence[CaseNote] = (),
+    may_open: Callable[[EvidencePackage], bool] = lambda _: True,
 ) -> list[Entry]:
     """Every event of ``requests`` in time order: their steps on both sides, the federation messages that
-    carried them, the custody events of the evidence filed under them (views excepted), and ``notes``."""
+    carried them, the custody events of the evidence filed under them (views excepted), and ``notes``;
+    a package's title only where ``may_open`` it."""
     noted = [
         Entry(at=n.at, who=n.author, side="local", label=N_("Note"), details=(Detail(N_("Text"), n.text),))
         for n in notes
@@ -357,7 +359,7 @@ def timeline(
                 order=ce.seq,
             )
         )
-    entries += custody_entries(session, packages_for(session, requests, case))
+    entries += custody_entries(session, packages_for(session, requests, case), may_open)
     entries += noted
     entries.sort(key=lambda e: (e.at, e.order))
     return entries
@@ -419,10 +421,32 @@ def packages_for(
     return list(session.scalars(query))
 
 
-def custody_entries(session: Session, packages: Sequence[EvidencePackage]) -> list[Entry]:
+@dataclass(frozen=True)
+class FiledPackage:
+    """A package on a request's or a case's page; its title only for one who may open it (None otherwise)."""
+
+    id: uuid.UUID
+    title: str | None
+    status: str
+
+
+def filed_packages(
+    packages: Iterable[EvidencePackage], may_open: Callable[[EvidencePackage], bool]
+) -> list[FiledPackage]:
+    return [FiledPackage(p.id, p.title if may_open(p) else None, p.status) for p in packages]
+
+
+def custody_entries(
+    session: Session,
+    packages: Sequence[EvidencePackage],
+    may_open: Callable[[EvidencePackage], bool] = lambda _: True,
+) -> list[Entry]:
     if not packages:
         return []
     titles = {str(p.id): p.title for p in packages}
+    # One who may not open a package still sees that evidence was filed, sealed and sent on the request,
+    # but not what the package is called: that is evidence, read by the evidence roles only.
+    shown = {str(p.id) for p in packages if may_open(p)}
     query = (
         select(CustodyEvent)
         .where(CustodyEvent.package_id.in_(list(titles)), CustodyEvent.kind != "viewed")
@@ -434,7 +458,9 @@ def custody_entries(session: Session, packages: Sequence[EvidencePackage]) -> li
             who=ev.actor,
             side="custody",
             label=EVENT_LABELS.get(f"custody.{ev.kind}", ev.kind),
-            details=(Detail(N_("Evidence package"), titles.get(ev.package_id or "", "")),),
+            details=(Detail(N_("Evidence package"), titles.get(ev.package_id or "", "")),)
+            if ev.package_id in shown
+            else (),
             order=ev.seq,
         )
         for ev in session.scalars(query)
