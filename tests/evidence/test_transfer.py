@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -33,7 +34,15 @@ from cyberpact.kit.actor import SYSTEM, Actor
 from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.time import utcnow
-from evidence.helpers import context, incoming_request, random_bytes, sealed_package
+from evidence.helpers import (
+    context,
+    declare,
+    incoming_request,
+    make_package,
+    put,
+    random_bytes,
+    sealed_package,
+)
 from web.helpers import person, text_of
 
 CHUNK = 64 * 1024
@@ -524,3 +533,37 @@ def test_a_receipt_message_that_is_not_one_is_refused(pair: tuple[LiveNode, Live
         handler(s, message)
     with a.db.transaction(read_only=True) as s:
         assert s.scalars(select(EvidenceTransfer)).all() == []
+
+
+def test_a_package_with_a_withdrawn_file_travels_with_its_gap(
+    pair: tuple[LiveNode, LiveNode], tmp_path: Path
+) -> None:
+    # File 0 was declared with a wrong digest and withdrawn; the manifest lists only file 1, under its own
+    # index, and the receiver stores and verifies it under that index.
+    a, b = pair
+    client = a.client(a.admin_token)
+    pkg = make_package(client)
+    declare(client, pkg["id"], "wrong.bin", 5, sha256="0" * 64)
+    r = client.delete(f"/api/v1/evidence/packages/{pkg['id']}/files/0", params={"reason": "wrong digest"})
+    assert r.status_code == 204, r.text
+    data = random_bytes(2 * CHUNK + 3)
+    declare(client, pkg["id"], "right.bin", len(data), sha256=hashlib.sha256(data).hexdigest())
+    assert put(client, pkg["id"], 1, data).json()["complete"]
+    sealed = client.post(f"/api/v1/evidence/packages/{pkg['id']}/seal").json()
+    assert [f["index"] for f in sealed["files"]] == [1]
+    r = client.post(f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "pl-ca"})
+    assert r.status_code == 202, r.text
+    deliver(a)
+    with httpx.Client(timeout=30) as http:
+        assert sending.push(a.db, context(a), r.json()["id"], http).status == "accepted"
+    got = received(b)
+    assert got.manifest_digest == sealed["manifest_digest"]
+    bc = b.client(b.admin_token)
+    assert bc.get(f"/api/v1/evidence/packages/{got.id}/files/1/content").content == data
+    assert bc.get(f"/api/v1/evidence/packages/{got.id}/files/0/content").status_code == 404
+    with b.db.transaction() as s:
+        out = bundle.export(
+            s, context(b), Actor(None, "clerk"), s.get_one(EvidencePackage, got.id), tmp_path / "gap.zip"
+        )
+    report = bundle.verify_bundle(out)
+    assert report.ok, report.failures
