@@ -190,7 +190,7 @@ def list_requests(
         case_id=case_id,
         overdue=overdue,
     )
-    rows = service.list_requests(session, actor, f, limit + 1, after)
+    rows = service.list_requests(session, actor, catalog, f, limit + 1, after)
     items = [request_out(catalog, r, actor) for r in rows[:limit]]
     nxt = (
         encode_cursor("requests", [rows[limit - 1].created_at.isoformat(), str(rows[limit - 1].id)])

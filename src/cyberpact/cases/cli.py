@@ -209,9 +209,8 @@ def list_(
     """List requests this user may see, newest first."""
     with unit_of_work() as (session, _s, _db):
         actor = _actor(session, as_)
-        rows = service.list_requests(
-            session, actor, service.RequestFilter(direction=direction, status=status, overdue=overdue), 200
-        )
+        f = service.RequestFilter(direction=direction, status=status, overdue=overdue)
+        rows = service.list_requests(session, actor, get_catalog(), f, 200)
         table = Table("id", "dir", "type", "status", "peer", "due", "preserved until")
         for r in rows:
             flag = " [red]OVERDUE[/red]" if deadlines.is_overdue(r) else ""

@@ -19,6 +19,7 @@ from cyberpact.federation.models import Peer
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.filters import check_choices
 from cyberpact.kit.i18n import N_
 from cyberpact.kit.time import PAST_MOMENT, is_past_moment, rfc3339, utcnow
 
@@ -480,6 +481,21 @@ class RequestFilter:
     overdue: bool = False
 
 
+DIRECTIONS = ("outgoing", "incoming")
+
+
+def check_filter(catalog: Catalog, f: RequestFilter) -> RequestFilter:
+    """``f`` if each of its enumerated values is one the catalog knows; else InvalidInput naming them."""
+    check_choices(
+        [
+            ("direction", f.direction, DIRECTIONS),
+            ("status", f.status, catalog.lifecycle.states),
+            ("type", f.type, catalog.types),
+        ]
+    )
+    return f
+
+
 def list_query(actor: Actor, f: RequestFilter) -> Select[Request]:
     query = select(Request).where(visible_filter(actor))
     if f.direction:
@@ -504,12 +520,14 @@ def list_query(actor: Actor, f: RequestFilter) -> Select[Request]:
 def list_requests(
     session: Session,
     actor: Actor,
+    catalog: Catalog,
     f: RequestFilter,
     limit: int = 100,
     after: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[Request]:
     if not actor.has_any(*CASE_ROLES):
         raise PermissionDenied("Reading requests needs a case role")
+    check_filter(catalog, f)
     query = list_query(actor, f)
     if after is not None:
         query = query.where(

@@ -16,10 +16,13 @@ from cyberpact.federation import handlers, peers
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, Problem
+from cyberpact.kit.filters import check_choices
 from cyberpact.kit.time import utcnow
 
 INBOX_PATH = "/federation/v1/inbox"
 BATCH_MEDIA_TYPE = "application/json"
+# What OutboxMessage.status takes, in the order a message passes through them.
+STATUSES = ("pending", "delivered", "rejected", "dead")
 
 
 def enqueue(
@@ -107,6 +110,7 @@ def _summary(payload: dict[str, Any]) -> str:
 
 
 def list_messages(session: Session, status: str | None = None, limit: int = 100) -> list[OutboxMessage]:
+    check_choices([("status", status, STATUSES)])
     query = select(OutboxMessage).order_by(OutboxMessage.seq.desc()).limit(limit)
     if status:
         query = query.where(OutboxMessage.status == status)

@@ -7,6 +7,7 @@ page view leaves one audit record of the listing, as the API's list does.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,8 +26,10 @@ from cyberpact.catalog.service import Catalog
 from cyberpact.evidence import deletion
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit import jobs
-from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.errors import Problem
+from cyberpact.kit.filters import choice_problem
 from cyberpact.kit.http import get_database
+from cyberpact.kit.i18n import N_
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import utcnow
 from cyberpact.web.render import CASE_ROLES, catalog_of, page
@@ -233,36 +236,50 @@ class ListFilter:
         return urlencode({k: v for k, v in values.items() if v not in ("", None, False)})
 
 
-def parse_filter(catalog: Catalog, params: Any) -> ListFilter:
-    """Filters from the query string; a value the lists cannot mean is a 422, never silently dropped."""
-    problems = []
+# The name each filter has on the form, for the problems shown beside it.
+FILTER_LABELS: dict[str, str] = {
+    "country": N_("State (ISO code)"),
+    "type": N_("Type"),
+    "status": N_("Status"),
+    "deadline": N_("Deadline"),
+    "sort": N_("Sort by"),
+    "order": N_("Order"),
+    "page": N_("Page"),
+}
+
+
+def read_filter(catalog: Catalog, params: Any) -> tuple[ListFilter, list[Problem]]:
+    """Filters from the query string, and what is wrong with them. A value the lists cannot mean is never
+    silently dropped: it is a problem, and the filter keeps its default there (the State as typed, so the
+    form shows what to correct)."""
+    problems: list[Problem] = []
     country = str(params.get("country", "")).strip().upper()
     if country and (len(country) != 2 or not country.isalpha()):
         problems.append(Problem("country", "an ISO 3166-1 alpha-2 code"))
-    type_ = str(params.get("type", ""))
-    if type_ and type_ not in catalog.types:
-        problems.append(Problem("type", "not a request type"))
-    status = str(params.get("status", ""))
-    if status and status not in catalog.lifecycle.states:
-        problems.append(Problem("status", "not a state of the life cycle"))
-    deadline = str(params.get("deadline", ""))
-    if deadline not in ("", "overdue", "week", "none"):
-        problems.append(Problem("deadline", "overdue, week or none"))
-    sort = str(params.get("sort", "created"))
-    if sort not in SORTS:
-        problems.append(Problem("sort", f"one of {', '.join(SORTS)}"))
-    order = str(params.get("order", "desc"))
-    if order not in ("asc", "desc"):
-        problems.append(Problem("order", "asc or desc"))
+    checks: dict[str, tuple[str, Iterable[str]]] = {
+        "type": (str(params.get("type", "")), catalog.types),
+        "status": (str(params.get("status", "")), catalog.lifecycle.states),
+        "deadline": (str(params.get("deadline", "")), ("overdue", "week", "none")),
+        "sort": (str(params.get("sort", "created")), SORTS),
+        "order": (str(params.get("order", "desc")), ("asc", "desc")),
+    }
+    chosen: dict[str, str] = {}
+    for name, (value, allowed) in checks.items():
+        problem = choice_problem(name, value, allowed)
+        if problem is None:
+            chosen[name] = value
+        else:
+            problems.append(problem)
     raw_page = str(params.get("page", "1"))
     page_no = int(raw_page) if raw_page.isdigit() and 0 < len(raw_page) < 7 else 0
     if page_no < 1:
         problems.append(Problem("page", "a page number"))
-    if problems:
-        raise InvalidInput("Invalid filter", problems)
     return ListFilter(
-        country, type_, status, deadline, params.get("emergency") in ("1", "on", "true"), sort, order, page_no
-    )
+        country=country,
+        emergency=params.get("emergency") in ("1", "on", "true"),
+        page=max(page_no, 1),
+        **chosen,
+    ), problems
 
 
 @dataclass
@@ -323,10 +340,15 @@ def _list_page(request: Request, viewer: Viewer, direction: str) -> HTMLResponse
 
     require(viewer, *CASE_ROLES)
     catalog = catalog_of(request)
-    f = parse_filter(catalog, request.query_params)
+    f, problems = read_filter(catalog, request.query_params)
+    context: dict[str, Any] = {"sorts": list(SORTS), "labels": FILTER_LABELS, "problems": problems}
+    if problems:
+        # Beside the filters, each at its field, as the audit page does; nothing was listed or recorded.
+        empty = Listing(direction, f, [], 0, 1)
+        return page(request, viewer, "requests.html", {**context, "listing": empty}, status=422)
     with get_database(request).transaction() as session:
         result = listing(session, catalog, viewer, direction, f)
-    return page(request, viewer, "requests.html", {"listing": result, "sorts": list(SORTS)})
+    return page(request, viewer, "requests.html", {**context, "listing": result})
 
 
 @router.get("/desk/inbox")
