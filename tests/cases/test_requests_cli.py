@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,7 @@ from typer.testing import CliRunner
 
 from cyberpact.cli import app
 
-from .conftest import HEADER, PRESERVATION, Side
+from .conftest import HEADER, PRESERVATION, Side, draft
 
 runner = CliRunner()
 
@@ -78,6 +80,46 @@ def test_validate_new_send_approve_list_show(vn_cli: tuple[Side, Side], tmp_path
         app, ["requests", "respond", rid, "acknowledge", "--as", "vn-officer", "-d", "reference=x"]
     )
     assert r.exit_code == 1 and "requested side" in r.output
+
+
+def test_ids_stay_whole_in_an_80_column_terminal(
+    vn_cli: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cyberpact.kit.cli import console
+
+    vn, _ = vn_cli
+    rid = draft(vn).json()["request"]["id"]
+    monkeypatch.setattr(console, "width", 80)
+    r = runner.invoke(app, ["requests", "list", "--as", "vn-officer"])
+    assert r.exit_code == 0, r.output
+    assert max(len(line) for line in r.output.splitlines()) <= 80
+    # The id as the table shows it is the one the next command takes.
+    first_row = re.search(r"^│ (\S+) +│", r.output, flags=re.M)
+    assert first_row is not None and first_row.group(1) == rid, r.output
+    shown = first_row.group(1)
+    r = runner.invoke(app, ["requests", "show", shown, "--as", "vn-officer"])
+    assert r.exit_code == 0, r.output
+
+
+def test_every_table_keeps_its_ids_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the console every command prints with, whichever command built the table (evidence list's
+    id and case columns here)."""
+    from rich.table import Table
+
+    from cyberpact.kit.cli import console
+
+    monkeypatch.setattr(console, "width", 80)
+    ids = [str(uuid.uuid4()) for _ in range(4)]
+    table = Table("id", "case", "request", "title", "status", "origin", "created")
+    for own, case in zip(ids[:2], ids[2:], strict=True):
+        table.add_row(own, case, "", "Disk image of the mail server", "sealed", "vn-ca", "2026-11-30 10:00")
+    with console.capture() as captured:
+        console.print(table)
+    rows = [line.split("│")[1:3] for line in captured.get().splitlines() if line.startswith("│")]
+    own_ids = [own.strip() for own, _ in rows if own.strip()]
+    case_ids = "".join(case.strip() for _, case in rows)
+    assert own_ids == ids[:2]  # the row's own id whole, on one line
+    assert case_ids == "".join(ids[2:])  # the case folded over lines, not one character lost
 
 
 def test_cli_bad_input(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:

@@ -10,16 +10,54 @@ from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 from sqlalchemy.orm import Session
 
 from cyberpact.config import Settings
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import CyberpactError
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.keystore import KeyStore
 
-console = Console()
-err_console = Console(stderr=True)
+ID_WIDTH = 36  # a UUID in its written form
+
+
+def keep_ids(table: Table) -> Table:
+    """Never shorten an id: it is what a person copies into the next command, and a cut one names nothing
+    (``requests show faddc654-c79…`` is refused). The row's own id, the first column of ids, stays whole
+    on one line however narrow the terminal, and the other columns give way; a further column of ids
+    (a package's case) folds over lines rather than lose its end, since two ids on one line would leave
+    no room for the rest at 80 columns. A column of ids is one whose every cell is a UUID (blank cells
+    aside), whatever its header says."""
+    first = True
+    for column in table.columns:
+        cells = [c.plain if isinstance(c, Text) else c for c in column.cells]
+        written = [c for c in cells if c != ""]
+        if not written or not all(isinstance(c, str) and parse_uuid(c) is not None for c in written):
+            continue
+        column.overflow = "fold"
+        if first:
+            column.no_wrap = True
+            column.min_width = max(column.min_width or 0, ID_WIDTH)
+            first = False
+    return table
+
+
+class _Console(Console):
+    """Rich's console, keeping the ids of every table a command prints (:func:`keep_ids`): done here, not
+    in each command, so that no listing can forget it."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        for item in objects:
+            if isinstance(item, Table):
+                keep_ids(item)
+        super().print(*objects, **kwargs)
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 P = ParamSpec("P")
 R = TypeVar("R")
 
