@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -271,6 +271,94 @@ def test_bad_treaty_input(node: LiveNode, admin: httpx.Client) -> None:
             ("unknown party", "PUT", f"{API}/parties/DE/treaty", t, 404, ""),
         ],
     )
+
+
+def test_a_treaty_act_still_to_come_is_refused_and_never_counted(node: LiveNode, admin: httpx.Client) -> None:
+    """Art. 65 counts instruments deposited: one dated after the source's own date, or after today (a day
+    of leeway for the zones), is refused at its field, and the count of the convention does not move."""
+    today = date.today()
+    tomorrow, later = today + timedelta(days=1), today + timedelta(days=3)
+    p = f"{API}/parties/AU/treaty"
+    sig = "2025-10-25"
+    ratified = {"signature_date": sig, "instrument_type": "ratification", "source": "test"}
+    check_refused(
+        node,
+        admin,
+        [
+            (
+                "as reported by the tester",
+                "PUT",
+                p,
+                {**ratified, "instrument_date": "2027-01-01", "as_of": "2026-11-30"},
+                422,
+                "instrument_date",
+            ),
+            (
+                "deposit after the source's date",
+                "PUT",
+                p,
+                {**ratified, "instrument_date": "2026-06-02", "as_of": "2026-06-01"},
+                422,
+                "instrument_date",
+            ),
+            (
+                "deposit and source both still to come",
+                "PUT",
+                p,
+                {**ratified, "instrument_date": str(later), "as_of": str(later)},
+                422,
+                "instrument_date",
+            ),
+            (
+                "far future",
+                "PUT",
+                p,
+                {**ratified, "instrument_date": "9999-12-31", "as_of": "9999-12-31"},
+                422,
+                "instrument_date",
+            ),
+            (
+                "signature after the source's date",
+                "PUT",
+                p,
+                {"signature_date": "2026-01-02", "source": "test", "as_of": "2026-01-01"},
+                422,
+                "signature_date",
+            ),
+            (
+                "accession still to come",
+                "PUT",
+                p,
+                {
+                    "instrument_type": "accession",
+                    "instrument_date": str(later),
+                    "source": "test",
+                    "as_of": str(today),
+                },
+                422,
+                "instrument_date",
+            ),
+            (
+                "source still to come",
+                "PUT",
+                p,
+                {"signature_date": sig, "source": "t", "as_of": str(later)},
+                422,
+                "as_of",
+            ),
+        ],
+    )
+    reader = node.client(node.user("reader", "officer"))
+    assert reader.get(f"{API}/convention").json()["instruments_counted"] == 0
+    r = admin.put(p, json={**ratified, "instrument_date": "2027-01-01", "as_of": "2026-11-30"})
+    assert (
+        "after the date the source was true" in r.json()["errors"][0]["message"] or "still to come" in r.text
+    )
+    # Deposited today where the administrator is, a day ahead of the node's clock: taken, and counted.
+    r = admin.put(p, json={**ratified, "instrument_date": str(tomorrow), "as_of": str(tomorrow)})
+    assert r.status_code == 200, r.text
+    assert r.json()["counted"] is True
+    assert reader.get(f"{API}/convention").json()["instruments_counted"] == 1
 
 
 def test_authentication_and_roles(node: LiveNode, admin: httpx.Client) -> None:

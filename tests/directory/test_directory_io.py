@@ -221,6 +221,21 @@ def test_json_import_with_a_bad_row_stores_nothing(filled: Database, tmp_path: P
             },
             ("treaty_status[0].instrument_date", "before the signature"),
         ),
+        (
+            {
+                "treaty_status": [
+                    {
+                        "party": "PL",
+                        "signature_date": "2025-10-25",
+                        "instrument_type": "ratification",
+                        "instrument_date": "2026-06-02",
+                        "source": "s",
+                        "as_of": "2026-06-01",
+                    }
+                ],
+            },
+            ("treaty_status[0].instrument_date", "after the date the source was true"),
+        ),
         ({"parties": [*good, {"code": "DE", "name": "again"}]}, ("parties[2].code", "parties[0]")),
         (
             {"treaty_status": [{"party": "CA", "source": "s", "as_of": "2026-01-01"}]},
@@ -260,6 +275,8 @@ def test_csv_import_with_a_bad_row_stores_nothing(filled: Database, tmp_path: Pa
         encoding="utf-8",
     )
     rejected(cli("import", str(tmp_path / "parties.csv"), str(bad)), "bad-treaty.csv:2.instrument_date")
+    bad.write_text("\n".join([treaty[0], "PL,2025-10-25,ratification,9999-01-01,,,s,9999-01-01"]) + "\n")
+    rejected(cli("import", str(bad)), "bad-treaty.csv:2.instrument_date", "still to come")
     authorities = (tmp_path / "authorities.csv").read_text(encoding="utf-8")
     bad = tmp_path / "bad-authorities.csv"
     # The French record starts on line 4 and spans three physical lines (two cells hold a newline), so

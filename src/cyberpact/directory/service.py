@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -373,9 +373,34 @@ def is_open(authority: Authority, at: datetime) -> bool | None:
 # --- treaty status ----------------------------------------------------------------------------------
 
 
+# A date someone enters was "today" where they are: up to a day ahead of this node's UTC date (Kiribati is
+# UTC+14), never more.
+_ZONE_LEEWAY = timedelta(days=1)
+
+
 def treaty_values(data: TreatyStatusIn) -> dict[str, Any]:
-    """Check the dates of a party's signature and instrument against each other and art. 64."""
+    """Check the dates of a party's signature and instrument against each other, art. 64 and the calendar:
+    the one check of every way a treaty status comes in (the API, the desk, ``directory import``)."""
     sig, kind, deposited = data.signature_date, data.instrument_type, data.instrument_date
+    now = today()
+    latest = now + _ZONE_LEEWAY
+    # An instrument counts towards entry into force (art. 65) once deposited, a signature makes a
+    # signatory once signed: one dated after the source's own date, or still to come, is an announcement,
+    # and counting it would bring the convention into force early.
+    problems = []
+    for name, when in (("signature_date", sig), ("instrument_date", deposited)):
+        if when is not None and when > latest:
+            problems.append(
+                Problem(name, f"{when} is still to come (today is {now}); record it once it is done")
+            )
+        elif when is not None and when > data.as_of:
+            problems.append(
+                Problem(name, f"{when} is after the date the source was true (as_of {data.as_of})")
+            )
+    if data.as_of > latest:
+        problems.append(Problem("as_of", f"{data.as_of} is still to come (today is {now})"))
+    if problems:
+        raise InvalidInput("Invalid directory entry", problems)
     if (kind is None) != (deposited is None):
         missing = "instrument_date" if deposited is None else "instrument_type"
         raise _invalid(missing, "give both the instrument type and the date of its deposit, or neither")
