@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     from cyberpact.intel.taxii import taxii_error
     from cyberpact.web import STATIC_PATH, static_files
     from cyberpact.web import router as web_router
+    from cyberpact.web.security import desk_error
 
     app.include_router(cases_router)
     app.include_router(federation_public)
@@ -153,8 +154,9 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     app.include_router(directory_router)
     app.include_router(evidence_router)
     app.include_router(intel_router)
-    error_format(app, "/taxii2/", taxii_error)
+    error_format(app, "/taxii2/", lambda _request, exc: taxii_error(exc))
     app.include_router(web_router)
+    error_format(app, "/desk/", desk_error)
     app.mount(STATIC_PATH, static_files(), name="desk-static")
 
     @app.get("/healthz", tags=["ops"])

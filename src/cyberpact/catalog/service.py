@@ -157,6 +157,16 @@ def _check(c: Catalog) -> None:
             raise ConfigurationError(f"catalog {where}: refusal allowed but no grounds listed")
 
 
+# A citation that names a text (an article, a section of the practitioners' template) stays as written in
+# every language, so a reader can find it in that text; one in plain words names a practice of this node
+# ("four-eyes review") and is translated like any label.
+_NAMES_A_TEXT = re.compile(r"(?:arts?\.|T-CY template\b)")
+
+
+def cite_in_words(cite: str) -> bool:
+    return _NAMES_A_TEXT.match(cite) is None
+
+
 @lru_cache(maxsize=4)
 def get_catalog(directory: str | None = None) -> Catalog:
     return load(Path(directory) if directory else DATA)

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
@@ -19,6 +20,8 @@ from cyberpact.kit.errors import CyberpactError, MalformedInput, MethodNotAllowe
 
 log = logging.getLogger("cyberpact.http")
 PROBLEM = "application/problem+json"
+# How a part of the site answers a request no route takes there (see error_format).
+ErrorFormat = Callable[[Request, CyberpactError], Response]
 
 
 def get_database(request: Request) -> Database:
@@ -159,11 +162,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # No route answered (an unknown path, a method a path does not take): a part of the API that
         # speaks its own error format (TAXII) still answers in it.
         error = {404: NotFound, 405: MethodNotAllowed}.get(exc.status_code)
-        formats: dict[str, Callable[[CyberpactError], Response]] = app.state.error_formats
-        render = next((fn for prefix, fn in formats.items() if request.url.path.startswith(prefix)), None)
+        formats: dict[str, ErrorFormat] = app.state.error_formats
+        path = request.url.path
+        render = next(
+            (fn for prefix, fn in formats.items() if path.startswith(prefix) or path == prefix.rstrip("/")),
+            None,
+        )
         response: Response
         if error is not None and render is not None:
-            response = render(error(str(exc.detail)))
+            # In a worker thread: a format may read the database (the desk looks up who is asking).
+            response = await run_in_threadpool(render, request, error(str(exc.detail)))
         else:
             codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
             response = problem(
@@ -200,6 +208,6 @@ def _allowed(request: Request) -> str:
     return ", ".join(allowed)
 
 
-def error_format(app: FastAPI, prefix: str, render: Callable[[CyberpactError], Response]) -> None:
+def error_format(app: FastAPI, prefix: str, render: ErrorFormat) -> None:
     """Answer requests under ``prefix`` that no route takes in ``render``'s format, not the problem one."""
     app.state.error_formats[prefix] = render

@@ -30,7 +30,7 @@ from jinja2.ext import babel_extract
 from cyberpact import __version__
 from cyberpact.catalog.schemas import FieldDef
 from cyberpact.catalog.service import DATA as CATALOG_DIR
-from cyberpact.catalog.service import Catalog, load
+from cyberpact.catalog.service import Catalog, cite_in_words, load
 from cyberpact.kit.i18n import BABEL_LOCALES, DOMAIN, LANGUAGES, LOCALE_DIR, SOURCE_LANGUAGE, po_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -79,6 +79,7 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
     head = _Lines(directory / "catalog.toml")
     for f in catalog.head.header:
         yield Message(f.label, head.at(f.label), f"Header field label ({f.cite})")
+        yield from _cite(f, head)
         if f.help:
             yield Message(f.help, head.at(f.help), f"Help for the header field {f.label!r}")
         yield from _choices(f, head)
@@ -96,6 +97,7 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
         for f in action.fields:
             if f.label:
                 yield Message(f.label, life.at(f.label), f"Field of the action {action.label!r} ({f.cite})")
+            yield from _cite(f, life)
             if f.help:
                 yield Message(f.help, life.at(f.help), f"Help for the field {f.name!r} of {action.label!r}")
             yield from _choices(f, life)
@@ -107,9 +109,15 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
         for f in rt.fields:
             if f.label:
                 yield Message(f.label, lines.at(f.label), f"Field of {rt.label!r} ({f.cite})")
+            yield from _cite(f, lines)
             yield from _choices(f, lines)
             if f.help:
                 yield Message(f.help, lines.at(f.help), f"Help for the field {f.label!r} of {rt.label!r}")
+
+
+def _cite(f: FieldDef, lines: _Lines) -> Iterator[Message]:
+    if cite_in_words(f.cite):
+        yield Message(f.cite, lines.at(f.cite), f"What requires the field {f.label or f.name!r}, in words")
 
 
 def _choices(f: FieldDef, lines: _Lines) -> Iterator[Message]:

@@ -19,7 +19,7 @@ from jinja2.runtime import Context
 
 from cyberpact.audit.service import CHECK_JOB
 from cyberpact.cases.deadlines import REMINDER
-from cyberpact.catalog.service import Catalog
+from cyberpact.catalog.service import Catalog, cite_in_words
 from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.kit.errors import Problem
 from cyberpact.kit.i18n import LANGUAGES, N_, Translator, jinja_environment, translator
@@ -55,6 +55,7 @@ ERROR_TITLES: Mapping[str, str] = {
     "transition_not_allowed": N_("This step is not allowed in the request's present state"),
     "locked_out": N_("Too many attempts"),
     "unauthenticated": N_("Please sign in again"),
+    "method_not_allowed": N_("This page cannot be used this way"),
 }
 ERROR_HINTS: Mapping[str, str] = {
     "csrf": N_(
@@ -63,6 +64,9 @@ ERROR_HINTS: Mapping[str, str] = {
     ),
     "forbidden": N_("Your roles do not allow this. The attempt has been recorded."),
     "not_found": N_("There is nothing here, or it is not visible to you."),
+    "method_not_allowed": N_(
+        "The address is right, but not for what the browser asked of it. Open it from the desk."
+    ),
     "transition_not_allowed": N_(
         "Someone may have acted on the request meanwhile. Open the request again to see what can be done now."
     ),
@@ -242,6 +246,15 @@ def language_name(context: Context, tag: str) -> str:
     return _t(context).language_name(tag)
 
 
+@pass_context
+def cite(context: Context, text: str | None) -> str:
+    """A field's citation: an article as written in every language, a practice named in words translated
+    (see :func:`cyberpact.catalog.service.cite_in_words`)."""
+    if not text:
+        return ""
+    return _t(context).gettext(text) if cite_in_words(text) else text
+
+
 def problem_detail(problem: Problem) -> str:
     """The service's own wording of a problem, without the citation the page already shows beside it."""
     if problem.cite and problem.message.startswith(problem.cite + ": "):
@@ -265,6 +278,7 @@ def environment() -> Environment:
         language_name=language_name,
         tlp=tlp_label,
         problem_detail=problem_detail,
+        cite=cite,
     )
     from cyberpact.cases.service import CHANNELS
     from cyberpact.web.views import (

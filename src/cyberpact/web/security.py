@@ -406,6 +406,17 @@ class DeskRoute(APIRoute):
         return handler
 
 
+def desk_error(request: Request, exc: CyberpactError) -> Response:
+    """A desk address no page answers (a mistyped or stale link, a form posted to a page that only shows):
+    the desk's own error page in the person's language, as a browser reads it, not problem details."""
+    from cyberpact.web.render import error_page
+
+    found = _lookup(request)
+    if found is not None and found[0].second_factor:
+        request.state.viewer = _viewer(request, *found)
+    return secure(error_page(request, exc.status, exc.title, exc.detail, exc.code))
+
+
 class DeskStatic(StaticFiles):
     """The desk's CSS and script, with the same headers as its pages (nosniff matters most here)."""
 
