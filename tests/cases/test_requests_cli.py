@@ -122,6 +122,31 @@ def test_every_table_keeps_its_ids_whole(monkeypatch: pytest.MonkeyPatch) -> Non
     assert case_ids == "".join(ids[2:])  # the case folded over lines, not one character lost
 
 
+def test_a_refusal_on_a_ground_that_does_not_apply_names_it_and_keeps_its_citation(
+    vn_cli: tuple[Side, Side], tmp_path: Path
+) -> None:
+    vn, _ = vn_cli
+    vn.ca  # create the central authority's account  # noqa: B018
+    received = tmp_path / "fax.json"
+    received.write_text(json.dumps({"header": HEADER, "fields": PRESERVATION}))
+    args = ["requests", "register", str(received), "--type", "preservation", "--as", "vn-ca"]
+    r = runner.invoke(app, [*args, "--country", "pl", "--authority", "Prokuratura Krajowa", "--via", "fax"])
+    assert r.exit_code == 0, r.output
+    # Printed as the other commands print times: to the minute, with the zone; not Python's repr.
+    assert re.search(r"due \d{4}-\d\d-\d\d \d\d:\d\d UTC\b", r.output), r.output
+    assert "+00:00" not in r.output and not re.search(r"\d\d:\d\d:\d\d\.\d+", r.output)
+    rid = r.output.split()[1].rstrip(":")
+    refuse = ["requests", "respond", rid, "refuse", "--as", "vn-ca", "-d", "reasons=Not this one"]
+    r = runner.invoke(app, [*refuse, "-d", "grounds=non_conformity"])
+    assert r.exit_code == 1
+    line = " ".join(r.output.split())
+    assert (
+        "art. 40(21) [parallel: UNTOC 18(21)]: “The request does not conform to the article” "
+        "(non_conformity, art. 40(21)(a) [parallel: UNTOC 18(21)(a)]) does not apply" in line
+    ), line
+    assert " : " not in line
+
+
 def test_cli_bad_input(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,7 +51,7 @@ def verify() -> None:
         console.print(f"ok: {result.records:,} records, {result.anchors:,} signed anchors, chain intact")
         return
     f = result.finding
-    err_console.print(f"[red]FAILED[/red] at record {f.seq}: {f.kind}: {f.message}", highlight=False)
+    err_console.print(f"[red]FAILED[/red] at record {f.seq}: {f.kind}: {escape(f.message)}", highlight=False)
     raise typer.Exit(2)
 
 

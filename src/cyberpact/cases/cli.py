@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from cyberpact.accounts import service as accounts
 from cyberpact.cases import deadlines, lifecycle, service
 from cyberpact.catalog.service import DraftReport, get_catalog
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.cli import cli_actor, console, err_console, friendly, unit_of_work
+from cyberpact.kit.cli import cli_actor, console, err_console, friendly, unit_of_work, when
 from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import check_timezone, utcnow
@@ -57,9 +58,11 @@ def _print_report(report: DraftReport) -> None:
     if report.complete:
         console.print("[green]complete[/green]: every element the convention requires is there")
     for p in report.errors:
-        console.print(f"  [red]missing[/red] {p.field}: {p.message}", highlight=False, soft_wrap=True)
+        console.print(f"  [red]missing[/red] {p.field}: {escape(p.message)}", highlight=False, soft_wrap=True)
     for p in report.warnings:
-        console.print(f"  [yellow]warning[/yellow] {p.field}: {p.message}", highlight=False, soft_wrap=True)
+        console.print(
+            f"  [yellow]warning[/yellow] {p.field}: {escape(p.message)}", highlight=False, soft_wrap=True
+        )
 
 
 def _uuid(value: str) -> uuid.UUID:
@@ -150,7 +153,9 @@ def register(
                 type_, data.get("header") or {}, data.get("fields") or {}, country.upper(), authority, via, at
             ),
         )
-        console.print(f"registered {row.id}: incoming from {country.upper()}, due {row.due_at}")
+        zone = ZoneInfo(check_timezone(accounts.get_user(session, as_).timezone))
+        due = f"due {when(row.due_at, zone)}" if row.due_at else "no deadline"
+        console.print(f"registered {row.id}: incoming from {country.upper()}, {due}", highlight=False)
     _print_report(report)
 
 
@@ -247,11 +252,12 @@ def show(
             f"status {row.status}; allowed now: {', '.join(lifecycle.allowed_actions(catalog, row, actor))}"
         )
         if row.use_limitation:
-            console.print(f"[yellow]use limited:[/yellow] {row.use_limitation}")
+            console.print(f"[yellow]use limited:[/yellow] {escape(row.use_limitation)}")
         for e in service.timeline(session, row):
             console.print(
-                f"  {e.at.astimezone(zone):%Y-%m-%d %H:%M %Z}  {e.side:<6} {e.action:<18} "
+                f"  {when(e.at, zone)}  {e.side:<6} {e.action:<18} "
                 f"{e.from_status or ''} → {e.to_status or ''}  {e.actor}",
                 highlight=False,
+                markup=False,
             )
     err_console.print(f"times in {zone.key}")

@@ -21,6 +21,8 @@ FieldType = Literal[
     "grounds",
 ]
 Side = Literal["requesting", "requested", "any"]
+# Words that already say whose or which: a label starting with one takes no "the".
+_DETERMINERS = frozenset({"a", "an", "the", "our", "your", "their", "its", "this", "these", "that", "those"})
 
 
 class Strict(BaseModel):
@@ -52,9 +54,19 @@ class FieldDef(Strict):
 
     @property
     def prompt(self) -> str:
+        """What to do about the field when it is missing: its own message, else "give the <label>". A label
+        that brings its own determiner ("Our reference") takes no article; one that is a sentence or a
+        question has a message in the catalog."""
         if self.message:
             return self.message
-        return f"give the {self.label[:1].lower() + self.label[1:]}" if self.label else "required"
+        if not self.label:
+            return "required"
+        first, rest = self.label[:1], self.label[1:]
+        # An acronym keeps its capitals: "IP addresses", not "iP addresses".
+        label = self.label if rest[:1].isupper() else first.lower() + rest
+        if label.split(maxsplit=1)[0] in _DETERMINERS:
+            return f"give {label}"
+        return f"give the {label}"
 
 
 class Ground(Strict):

@@ -279,11 +279,20 @@ def check_values(
         if f.type == "grounds" and allowed_grounds is not None and isinstance(value, list):
             bad = [g for g in value if g not in allowed_grounds]
             if bad:
+                # Named by their labels, as the person chose them; the ids are what the API and the CLI take.
+                grounds = {g.id: g for g in c.head.grounds}
+                named = [
+                    f"“{grounds[g].label}” ({g}, {grounds[g].cite})"
+                    if g in grounds
+                    else f"{g!r} (no such ground)"
+                    for g in bad
+                ]
                 problems.append(
                     Problem(
                         path,
-                        f"{f.cite}: {', '.join(bad)} does not apply to this type of "
-                        f"request; applicable: {', '.join(sorted(allowed_grounds))}",
+                        f"{f.cite}: {'; '.join(named)} "
+                        f"{'does' if len(bad) == 1 else 'do'} not apply to this type of request; "
+                        f"applicable: {', '.join(sorted(allowed_grounds))}",
                         "invalid",
                         f.cite,
                     )

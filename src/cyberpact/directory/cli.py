@@ -16,7 +16,7 @@ app = typer.Typer(help="States, authorities and treaty status.", no_args_is_help
 
 def say(line: str) -> None:
     # No wrapping and no highlighting: scripts and tests read these lines.
-    console.print(line, highlight=False, soft_wrap=True)
+    console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 FormatOption = Annotated[

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cyberpact.federation import delivery, identity, outbox, peers, proof, roster
@@ -172,7 +173,7 @@ def roster_import(
         console.print(f"trusted {node_id}")
     console.print(f"{len(result.unchanged)} already trusted with the same fingerprint")
     for node_id, why in result.refused.items():
-        console.print(f"[yellow]refused[/yellow] {node_id}: {why}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]refused[/yellow] {node_id}: {escape(why)}", highlight=False, soft_wrap=True)
 
 
 @roster_app.command("trust")

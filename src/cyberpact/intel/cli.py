@@ -159,9 +159,9 @@ def import_file(
             duplicates += result.duplicates
             failures.extend(result.failures)
     for oid, _version, message in failures:
-        console.print(f"refused {oid or '(no id)'}: {message}", highlight=False, soft_wrap=True)
+        console.print(f"refused {oid or '(no id)'}: {message}", highlight=False, soft_wrap=True, markup=False)
     for reason in skipped:
-        console.print(f"skipped {reason}", highlight=False, soft_wrap=True)
+        console.print(f"skipped {reason}", highlight=False, soft_wrap=True, markup=False)
     console.print(f"stored {stored}, already present {duplicates}, refused {len(failures)}", highlight=False)
 
 
@@ -209,7 +209,7 @@ def export_file(
                 json.dump(event, out, ensure_ascii=False, indent=1)
                 count = len(event["Event"]["Attribute"]) + len(event["Event"]["Object"])
                 for reason in skipped:
-                    console.print(f"skipped {reason}", highlight=False, soft_wrap=True)
+                    console.print(f"skipped {reason}", highlight=False, soft_wrap=True, markup=False)
             else:
                 # Streamed object by object: a collection of millions must not be held in memory.
                 out.write(f'{{"type":"bundle","id":"bundle--{uuid.uuid4()}","objects":[')

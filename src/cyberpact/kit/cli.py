@@ -7,9 +7,11 @@ import getpass
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, tzinfo
 from typing import Any, ParamSpec, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
@@ -99,10 +101,19 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except CyberpactError as exc:
-            err_console.print(f"[red]error[/red] ({exc.code}): {exc}", highlight=False, soft_wrap=True)
+            # Escaped: a citation's "[parallel: UNTOC 18(21)]" is text, not a Rich style to swallow.
+            err_console.print(
+                f"[red]error[/red] ({exc.code}): {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             sys.exit(1)
 
     return wrapper
+
+
+def when(at: datetime, zone: tzinfo = UTC) -> str:
+    """A time as the commands print it: to the minute, on ``zone``'s clock, with the zone's abbreviation
+    or offset (``2026-12-01 17:41 UTC``, ``2026-12-02 00:41 +07``)."""
+    return f"{at.astimezone(zone):%Y-%m-%d %H:%M %Z}"
 
 
 def print_json(data: Any) -> None:

@@ -145,11 +145,14 @@ def install_error_handlers(app: FastAPI) -> None:
                 instance=request.url.path,
                 errors=errors,
             )
-        first = errors[0]["field"] if errors else "body"
+        # The detail says what the first error says, in the same words ("password: Field required"), so
+        # that a client showing only the detail does not contradict the field's own message.
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         return problem(
             422,
             "Invalid input",
-            f"Invalid value for {first}",
+            f"{first['field']}: {first['message']}{more}",
             "invalid_input",
             instance=request.url.path,
             errors=errors,
