@@ -345,6 +345,17 @@ def seal(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedFor
     return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
 
 
+def _reason(form: Any) -> tuple[str, list[Problem]]:
+    """The reason a withdrawal or a deletion step gives, and what is wrong with it: the custody log and
+    the audit record keep it, so it is required and bounded as the API's is."""
+    reason = str(form.get("reason") or "").strip()
+    if not reason:
+        return reason, [Problem("reason", "say why", "missing")]
+    if len(reason) > 2000:
+        return reason, [Problem("reason", "at most 2000 characters", "invalid")]
+    return reason, []
+
+
 @router.post("/desk/evidence/{package_id}/files/{index}/withdraw")
 def withdraw_file(
     request: Request, package_id: str, index: evidence_api.FileIndex, viewer: CurrentViewer, form: CheckedForm
@@ -352,14 +363,9 @@ def withdraw_file(
     """Take a file out of a package not sealed yet (the API's service call); the reason is required."""
     require(viewer, *EVIDENCE_ROLES)
     pid = parse_id(package_id, "package")
-    reason = form.get("reason").strip()
-    problems: list[Problem] = []
+    reason, problems = _reason(form)
     status = 422
-    if not reason:
-        problems.append(Problem("reason", "say why", "missing"))
-    elif len(reason) > 2000:
-        problems.append(Problem("reason", "at most 2000 characters", "invalid"))
-    else:
+    if not problems:
         ctx = _ctx(request)
         try:
             with get_database(request).transaction() as session:
@@ -492,14 +498,9 @@ def _deletion_step(
     require(viewer, "admin")
     pid = parse_id(package_id, "package")
     from_admin = form.get("back") == "admin"
-    reason = form.get("reason").strip()
-    problems: list[Problem] = []
+    reason, problems = _reason(form)
     status = 422
-    if not reason:
-        problems.append(Problem("reason", "say why", "missing"))
-    elif len(reason) > 2000:
-        problems.append(Problem("reason", "at most 2000 characters", "invalid"))
-    else:
+    if not problems:
         ctx = _ctx(request)
         try:
             with get_database(request).transaction() as session:
