@@ -567,3 +567,39 @@ def test_a_package_with_a_withdrawn_file_travels_with_its_gap(
         )
     report = bundle.verify_bundle(out)
     assert report.ok, report.failures
+
+
+def test_a_receipt_applied_twice_at_once_is_recorded_once(
+    pair: tuple[LiveNode, LiveNode], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The receipt comes in the peer's answer to the completion and again as a message, and the two can be
+    # applied at the same moment (on PostgreSQL, by different workers). The second must wait for the first
+    # and then find the transfer accepted: one "transferred" in the custody log, not two.
+    a, _b = pair
+    if a.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time")
+    caught: list[PeerReceiptAnswer] = []
+    monkeypatch.setattr(sending, "apply_receipt", lambda _db, _ctx, _peer, answer: caught.append(answer))
+    pkg, tid = offer(a, {"log.txt": b"twice"})
+    with httpx.Client(timeout=30) as client:
+        sending.push(a.db, context(a), tid, client)
+    monkeypatch.undo()
+    [answer] = caught
+    ctx = context(a)
+    second: list[str] = []
+
+    def apply_again() -> None:
+        try:
+            second.append(sending.apply_receipt(a.db, ctx, "pl-ca", answer).status)
+        except Exception as exc:  # shown by the assertion below rather than lost with the thread
+            second.append(repr(exc))
+
+    with a.db.transaction() as s:
+        assert sending._apply_receipt(s, ctx, "pl-ca", answer).status == "accepted"
+        other = threading.Thread(target=apply_again)
+        other.start()
+        other.join(1.0)  # it waits for this transaction to end
+        assert other.is_alive(), "the second application did not wait for the first"
+    other.join(30)
+    assert second == ["accepted"]
+    assert kinds(a, pkg["id"]) == ["created", "sealed", "transferred"]

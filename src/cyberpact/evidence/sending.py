@@ -136,7 +136,12 @@ def push(
         with db.transaction(read_only=True) as session:
             body = _completion(session, ctx, t.peer, package.id, state.peer_head_size)
         with db.transaction() as session:
-            get_transfer(session, tid).status = "sending"
+            # A receipt may have come as a message meanwhile: marking an accepted transfer "sending" again
+            # would let the answer below be applied a second time.
+            now = get_transfer(session, tid, lock=True)
+            if now.status in ("accepted", "rejected"):
+                return now
+            now.status = "sending"
         answer = _check(
             _post_json(client, base_url, path + "/complete", key, body, ctx.node_id),
             "completion",
@@ -238,7 +243,9 @@ def _apply_receipt(
         receipt = SignedTransferReceipt.model_validate(signed)
     except ValidationError as exc:
         raise IntegrityFailure(f"the receipt is not well formed: {_first_error(exc)}") from exc
-    t = get_transfer(session, receipt.transfer_id, "out")
+    # Locked: the same receipt comes twice, in the peer's answer to the completion and as a message, and
+    # the two may be applied at once; the second must see the first's "accepted", not record it again.
+    t = get_transfer(session, receipt.transfer_id, "out", lock=True)
     if t.peer != peer or receipt.receiver != peer or receipt.sender != ctx.node_id:
         raise IntegrityFailure("the receipt names other nodes than this transfer's")
     if receipt.manifest_digest != t.manifest_digest:

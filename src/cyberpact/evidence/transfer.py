@@ -84,10 +84,16 @@ def check_auth(key: bytes, method: str, path: str, body: bytes, header: str | No
 
 
 def get_transfer(
-    session: Session, transfer_id: uuid.UUID | str, direction: str | None = None
+    session: Session, transfer_id: uuid.UUID | str, direction: str | None = None, *, lock: bool = False
 ) -> EvidenceTransfer:
+    """The transfer; with ``lock``, its row locked for this transaction and read afresh (PostgreSQL: a
+    change of its status waits for any other one in flight, and then sees it)."""
     tid = parse_uuid(transfer_id)
-    t = session.get(EvidenceTransfer, tid) if tid else None
+    t = (
+        session.get(EvidenceTransfer, tid, with_for_update=lock or None, populate_existing=lock)
+        if tid
+        else None
+    )
     if t is None or (direction is not None and t.direction != direction):
         raise NotFound(f"No transfer {transfer_id}")
     return t
