@@ -27,6 +27,7 @@ from cyberpact.federation.errors import EnvelopeRejected, RejectReason
 from cyberpact.kit.canonical import canonical_bytes, canonical_object, json_object, sha256_hex
 from cyberpact.kit.crypto import CONTENT_ENC, SIG_ALG, import_public, thumbprint
 from cyberpact.kit.errors import InvalidInput
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
 
 __all__ = [
@@ -91,13 +92,8 @@ def _is_text(value: Any) -> bool:
 
 def _is_message_id(value: Any) -> bool:
     """Canonical lower-case UUID4 text only, so one message has exactly one id string."""
-    if not isinstance(value, str) or len(value) != 36:
-        return False
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return False
-    return parsed.version == 4 and str(parsed) == value
+    parsed = parse_uuid(value)
+    return parsed is not None and parsed.version == 4 and str(parsed) == value
 
 
 def _is_time(value: Any) -> bool:

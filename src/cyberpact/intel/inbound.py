@@ -44,6 +44,13 @@ def _uuid(value: Any, field_name: str) -> uuid.UUID:
     return parsed
 
 
+def _bounded_list(payload: dict[str, Any], name: str, most: int, what: str) -> list[Any]:
+    value = payload.get(name)
+    if not isinstance(value, list) or len(value) > most:
+        raise _refuse(name, f"must be a list of at most {most} {what}")
+    return value
+
+
 def _timestamp(value: Any, field_name: str) -> datetime | None:
     if value is None:
         return None
@@ -108,9 +115,7 @@ def _check_levels(
 def receive_objects(session: Session, message: OpenedEnvelope) -> str:
     payload = message.payload
     collection_id, title = _sent_collection(payload)
-    objects = payload.get("objects")
-    if not isinstance(objects, list) or len(objects) > MAX_OBJECTS:
-        raise _refuse("objects", f"must be a list of at most {MAX_OBJECTS} STIX objects")
+    objects = _bounded_list(payload, "objects", MAX_OBJECTS, "STIX objects")
     sender = message.sender
     if not objects:
         # Only the end of a pull answer that says there is more: no mirror is made for nothing.
@@ -136,9 +141,7 @@ def receive_objects(session: Session, message: OpenedEnvelope) -> str:
 def receive_delete(session: Session, message: OpenedEnvelope) -> str:
     payload = message.payload
     collection_id, _title = _sent_collection(payload)
-    raw = payload.get("deletions")
-    if not isinstance(raw, list) or len(raw) > MAX_DELETIONS:
-        raise _refuse("deletions", f"must be a list of at most {MAX_DELETIONS} deletions")
+    raw = _bounded_list(payload, "deletions", MAX_DELETIONS, "deletions")
     deletions: list[tuple[str, tuple[str, ...]]] = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or not stix.is_identifier(item.get("id")):
