@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 
+import httpx
 import pytest
 
 from conftest import LiveNode, start_node
@@ -17,6 +19,34 @@ def test_health_and_ready(node: LiveNode) -> None:
     assert r.json()["status"] == "ready"
     spec = c.get("/api/openapi.json").json()
     assert "/api/v1/me" in spec["paths"]
+
+
+def test_the_access_log_records_paths_but_never_queries(node: LiveNode, admin: httpx.Client) -> None:
+    # A withdrawal's reason, or a search for a person's name, travels in the query string.
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    access = logging.getLogger("uvicorn.access")
+    level, keep = access.level, Keep()
+    access.addHandler(keep)
+    access.setLevel(logging.INFO)
+    try:
+        r = admin.delete(
+            "/api/v1/evidence/packages/00000000-0000-4000-8000-000000000000/files/0",
+            params={"reason": "Nguyen Van A asked the court"},
+        )
+        assert r.status_code == 403  # an administrator handles no evidence; the line is logged all the same
+        admin.get("/api/v1/requests", params={"status": "submitted"})
+    finally:
+        access.removeHandler(keep)
+        access.setLevel(level)
+    assert len(lines) == 2, lines
+    assert "DELETE /api/v1/evidence/packages/00000000-0000-4000-8000-000000000000/files/0?… " in lines[0]
+    assert " 403" in lines[0] and "GET /api/v1/requests?… " in lines[1]
+    assert not any("Nguyen" in line or "submitted" in line for line in lines)
 
 
 def test_a_running_node_tunes_the_interpreter_and_gives_it_back(settings: Settings) -> None:

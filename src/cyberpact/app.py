@@ -19,7 +19,6 @@ from starlette.types import Message, Scope
 from cyberpact import __version__
 from cyberpact.accounts.api import router as accounts_router
 from cyberpact.audit import service as audit
-from cyberpact.audit import tasks as _audit_tasks  # noqa: F401  (registers the chain check's job)
 from cyberpact.audit.api import router as audit_router
 from cyberpact.catalog.service import get_catalog
 from cyberpact.config import Settings
@@ -27,7 +26,13 @@ from cyberpact.federation.delivery import WorkerPool
 from cyberpact.kit.actor import ANONYMOUS, SYSTEM, Actor
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import CyberpactError
-from cyberpact.kit.http import client_address, error_format, install_error_handlers, problem
+from cyberpact.kit.http import (
+    client_address,
+    error_format,
+    install_error_handlers,
+    keep_queries_out_of_access_log,
+    problem,
+)
 from cyberpact.kit.jobs import JobWorker
 from cyberpact.kit.keystore import KeyStore
 from cyberpact.kit.migrate import at_head
@@ -79,6 +84,8 @@ def create_app(settings: Settings | None = None, *, run_background: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not at_head(db.engine):
             raise RuntimeError("the database is not at the latest migration: run `cyberpact db upgrade`")
+        # Here, not at import: the server configures its loggers after the app is built.
+        keep_queries_out_of_access_log()
         await run_in_threadpool(_startup, db, keys, settings)
         await _warm_routes(app)
         collector = _tune_collector()

@@ -214,3 +214,21 @@ def _allowed(request: Request) -> str:
 def error_format(app: FastAPI, prefix: str, render: ErrorFormat) -> None:
     """Answer requests under ``prefix`` that no route takes in ``render``'s format, not the problem one."""
     app.state.error_formats[prefix] = render
+
+
+class _PathOnly(logging.Filter):
+    """Access-log lines keep a request's method, path and status but not its query: queries carry what
+    people type (a withdrawal's reason, a search for a name), and a node's logs leave its safeguards."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn's access record: (client, method, path with query, HTTP version, status).
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (args[0], args[1], args[2].partition("?")[0] + "?…", args[3], args[4])
+        return True
+
+
+def keep_queries_out_of_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _PathOnly) for f in access.filters):
+        access.addFilter(_PathOnly())

@@ -10,6 +10,7 @@ thread of their own in each worker, so the short ones do not wait for them.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import secrets
@@ -36,6 +37,11 @@ Runner = Callable[[Session, dict[str, Any]], None]
 LongRunner = Callable[[Database, dict[str, Any], Callable[[], None]], None]
 _RUNNERS: dict[str, Runner] = {}
 _LONG_RUNNERS: dict[str, LongRunner] = {}
+# The modules that register runners, loaded before any job is claimed: a worker started from anything but
+# the server's factory would otherwise claim an audit check in the short lane and fail it for want of a
+# runner. Names, not imports: the kit sits below the features.
+FEATURES = ("cyberpact.audit.tasks", "cyberpact.cases.deadlines")
+_loaded = False
 LANES = ("short", "long")
 MAX_ATTEMPTS = 10  # then the job is "failed": no longer tried, and shown to administrators
 
@@ -77,6 +83,20 @@ def long_runner(kind: str) -> Callable[[LongRunner], LongRunner]:
         return fn
 
     return add
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        for name in FEATURES:
+            importlib.import_module(name)
+        _loaded = True
+
+
+def known_kinds() -> dict[str, str]:
+    """Every job kind a worker runs, and its lane."""
+    _load()
+    return {**dict.fromkeys(_RUNNERS, "short"), **dict.fromkeys(_LONG_RUNNERS, "long")}
 
 
 def schedule(
@@ -156,6 +176,7 @@ class JobWorker:
             event.set()
 
     def _claim(self, now: datetime, lane: str) -> list[uuid.UUID]:
+        _load()
         long_kinds = list(_LONG_RUNNERS)
         kind = Job.kind.in_(long_kinds) if lane == "long" else Job.kind.not_in(long_kinds)
         # One long job at a time: a claim of several would leave the later ones leased, and idle, for the
