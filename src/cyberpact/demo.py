@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from rich.markup import escape
 from sqlalchemy import select
 
 from cyberpact.accounts import service as accounts
@@ -175,10 +176,10 @@ def _timeline(nodes: list[DemoNode]) -> int:
                 f"{e.from_status or '·'} → {e.to_status}" if e.from_status != e.to_status else e.to_status
             )
             # A draft need not name its requested State yet: an officer trying the demo's desk makes one.
-            peer = peer or "—"
+            peer = escape(peer or "—")
             console.print(
                 f"[{node.colour}]{node.node_id:>8}[/] {e.at:%H:%M:%S} {type_:<12} {arrow} {peer:<8} "
-                f"[bold]{e.action:<17}[/bold]{who} {change}",
+                f"[bold]{e.action:<17}[/bold]{escape(who)} {change}",
                 highlight=False,
                 soft_wrap=True,
             )

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
+
 from cyberpact.intel.markings import TLP2_IDS
 from cyberpact.kit.cli import console
 from cyberpact.kit.errors import ConfigurationError
@@ -189,7 +191,10 @@ def _post(node: Node, cid: str, objects: list[dict[str, Any]]) -> dict[str, Any]
         highlight=False,
     )
     for failure in status.get("failures", []):
-        console.print(f"    [yellow]refused[/yellow] {failure['id']}: {failure['message']}", highlight=False)
+        console.print(
+            f"    [yellow]refused[/yellow] {escape(failure['id'])}: {escape(failure['message'])}",
+            highlight=False,
+        )
     return status
 
 

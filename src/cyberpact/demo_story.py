@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any, Protocol
 
+from rich.markup import escape
+
 from cyberpact.demo_sharing import send_evidence, share_indicators
 from cyberpact.kit.cli import console
 
@@ -61,9 +63,11 @@ def _send(node: Node, to: str, type_: str, title: str, header: dict[str, Any], f
     )
     body = r.json()
     for problem in body["check"]["errors"]:
-        console.print(f"  [yellow]the draft is missing[/yellow] {problem['message']}", highlight=False)
+        console.print(
+            f"  [yellow]the draft is missing[/yellow] {escape(problem['message'])}", highlight=False
+        )
     for warning in body["check"]["warnings"]:
-        console.print(f"  [dim]warning: {warning['message']}[/dim]", highlight=False)
+        console.print(f"  [dim]warning: {escape(warning['message'])}[/dim]", highlight=False)
     return str(body["request"]["id"])
 
 

@@ -409,3 +409,29 @@ def test_a_directory_entry_whose_header_hides_its_content_is_rejected(
         assert zf.getinfo("files/").file_size == 0
     with pytest.raises(BundleRejected, match=r"'files/': a directory entry that carries \d+ bytes"):
         bundle.verify_bundle(lying)
+
+
+@pytest.mark.parametrize("member", ["[/x]", "files/[/red]", "[bold]hidden[/bold]"])
+def test_a_member_name_that_looks_like_styling_is_named_as_written(
+    exported: tuple[Path, bytes, str], tmp_path: Path, member: str
+) -> None:
+    # The terminal's styling language must not read a hostile bundle's names: "[/x]" stopped the command
+    # with a traceback, "[bold]" hid part of the name the officer has to report.
+    code, out = run("evidence", "verify", str(_hostile(exported[0], tmp_path, member)))
+    assert code == 2 and f"member '{member}'" in out and "Traceback" not in out
+
+
+def test_file_names_are_shown_as_written(cli_env: dict[str, str], tmp_path: Path) -> None:
+    from cyberpact.kit import migrate
+
+    migrate.upgrade(cli_env["CYBERPACT_DATABASE_URL"])
+    src = tmp_path / "[red]seized.dd"
+    src.write_bytes(b"disk")
+    code, out = run("evidence", "add", "CASE-8", str(src))
+    assert code == 0 and ": [red]seized.dd  4 bytes" in out, out
+    pid = out.split("package ")[1].split()[0]
+    target = tmp_path / "[b].zip"
+    code, out = run("evidence", "export", pid, "--out", str(target))
+    assert code == 0 and "[b].zip" in out and target.exists(), out
+    code, out = run("evidence", "verify", str(target))
+    assert code == 0 and "([red]seized.dd)" in out.replace("\n", ""), out

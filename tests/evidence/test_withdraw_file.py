@@ -303,3 +303,51 @@ def test_withdrawing_on_the_desk(enode: LiveNode, officer: httpx.Client) -> None
     assert r.status_code == 303, r.text
     text = text_of(an.get(f"/desk/evidence/{pkg['id']}").text)
     assert "Removed wrong.bin" in text and "No files yet." in text
+
+
+def test_withdrawing_from_the_command_line(
+    enode: LiveNode, officer: httpx.Client, cli_env: dict[str, str]
+) -> None:
+    from typer.testing import CliRunner
+
+    from cyberpact.cli import app
+
+    def run(*args: str) -> tuple[int, str]:
+        r = CliRunner().invoke(app, ["evidence", "withdraw", *args])
+        return r.exit_code, r.output
+
+    pkg = make_package(officer)
+    pid = pkg["id"]
+    declare(officer, pid, "a.bin", 3)
+    assert put(officer, pid, 0, b"abc").json()["complete"]
+    declare(officer, pid, "[red]b.bin", 3)
+    assert put(officer, pid, 1, b"def").json()["complete"]
+    before = state(enode, officer, pid)
+
+    # A blank reason is refused by the service, so the API, the desk and the command line all refuse it.
+    r = officer.delete(f"/api/v1/evidence/packages/{pid}/files/1", params={"reason": "   "})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"
+    for args, code, says in [
+        ((pid, "1", "--reason", "   "), 1, "say why"),
+        ((pid, "1"), 2, "--reason"),
+        ((pid, "-1", "--reason", "x"), 2, "Usage"),
+        ((pid, "--reason", "x", "--", "-1"), 2, "Invalid value"),
+        ((pid, "7", "--reason", "x"), 1, "not_found"),
+        (("not-a-package", "0", "--reason", "x"), 1, "not_found"),
+        (("{" + pid + "}", "0", "--reason", "x"), 1, "not_found"),
+    ]:
+        got, out = run(*args)
+        assert (got, says in out) == (code, True), (args, out)
+    assert state(enode, officer, pid) == before
+
+    code, out = run(pid, "1", "--reason", "  outside the search order ")
+    assert code == 0, out
+    # The name is shown as written, brackets and all, not read as styling.
+    assert f"file 1 ([red]b.bin) withdrawn from package {pid}" in out
+    assert [f["name"] for f in officer.get(f"/api/v1/evidence/packages/{pid}").json()["files"]] == ["a.bin"]
+    assert stored(enode, pid, 1) == []
+    withdrawn = [e for e in events(enode, pid) if e["kind"] == "withdrawn"]
+    assert len(withdrawn) == 1 and withdrawn[0]["actor"].startswith("cli:")
+    assert withdrawn[0]["detail"]["reason"] == "outside the search order"
+    with enode.db.transaction(read_only=True) as s:
+        custody.verify_log(s, context(enode).keys)

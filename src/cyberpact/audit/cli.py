@@ -45,7 +45,7 @@ def verify() -> None:
         # driver's own line, not SQLAlchemy's, which goes on with the statement and its parameters.
         why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         err_console.print(
-            f"[yellow]not kept among the checks[/yellow]: {why}", highlight=False, soft_wrap=True
+            f"[yellow]not kept among the checks[/yellow]: {escape(why)}", highlight=False, soft_wrap=True
         )
     if result.finding is None:
         console.print(f"ok: {result.records:,} records, {result.anchors:,} signed anchors, chain intact")

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.orm import Session
 
 from cyberpact.accounts import service as accounts
@@ -218,12 +219,14 @@ def list_(
         rows = service.list_requests(session, actor, get_catalog(), f, 200)
         table = Table("id", "dir", "type", "status", "peer", "due", "preserved until")
         for r in rows:
-            flag = " [red]OVERDUE[/red]" if deadlines.is_overdue(r) else ""
+            state = Text(r.status)
+            if deadlines.is_overdue(r):
+                state.append(" OVERDUE", style="red")
             table.add_row(
                 str(r.id),
                 r.direction[:3],
                 r.type,
-                r.status + flag,
+                state,
                 r.counterpart or "",
                 f"{r.due_at:%Y-%m-%d %H:%M}" if r.due_at else "",
                 str(r.preserved_until or ""),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -20,6 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from cyberpact.evidence import bundle, chunks, custody, sending, service, transfer, uploads
 from cyberpact.evidence.schemas import Acquisition
@@ -127,7 +129,7 @@ def add(
             custody.sign_head(session, ctx.keys, ctx.node_id)
             console.print(f"package {package.id} sealed; manifest digest {package.manifest_digest}")
             for f in service.files_of(session, package):
-                console.print(f"  {f.index}: {f.name}  {f.size} bytes  sha256 {f.sha256}")
+                console.print(f"  {f.index}: {escape(f.name)}  {f.size} bytes  sha256 {f.sha256}")
 
 
 @app.command("list")
@@ -189,6 +191,23 @@ def show(package: str) -> None:
         )
 
 
+@app.command("withdraw")
+@friendly
+def withdraw(
+    package: str,
+    index: Annotated[int, typer.Argument(min=0, help="the file's index, as `evidence show` lists it")],
+    reason: Annotated[str, typer.Option(help="why: the custody log keeps it for a court to read")],
+) -> None:
+    """Withdraw file INDEX from PACKAGE while it is not sealed: its stored bytes are destroyed, the custody
+    log records who withdrew what and why, and the index is never given to another file."""
+    with _node() as (db, ctx), db.transaction() as session:
+        f = service.withdraw_file(
+            session, ctx, cli_actor(), service.get_package(session, package), index, reason
+        )
+        custody.sign_head(session, ctx.keys, ctx.node_id)
+        console.print(f"file {f.index} ({escape(f.name)}) withdrawn from package {escape(package)}")
+
+
 @app.command("check")
 @friendly
 def check(package: str) -> None:
@@ -197,7 +216,7 @@ def check(package: str) -> None:
         p = service.get_package(session, package)
         service.verify_package(session, ctx, cli_actor(), p)
         custody.sign_head(session, ctx.keys, ctx.node_id)
-    console.print(f"package {package}: every file matches the signed manifest")
+    console.print(f"package {escape(package)}: every file matches the signed manifest")
 
 
 @app.command("export")
@@ -211,7 +230,7 @@ def export(package: str, out: Annotated[Path | None, typer.Option(help="bundle f
         with _progress() as bar:
             task = bar.add_task("export", total=total)
             bundle.export(session, ctx, cli_actor(), p, target, lambda n: bar.advance(task, n))
-    console.print(f"bundle written to {target}")
+    console.print(f"bundle written to {escape(str(target))}")
 
 
 @app.command("verify")
@@ -229,15 +248,19 @@ def verify(
 
         if not isinstance(exc, CyberpactError):
             raise
-        err_console.print(f"[red]REJECTED[/red] ({exc.code}): {exc}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]REJECTED[/red] ({exc.code}): {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(2) from None
     table = Table("check", "result", "detail")
     for c in result.checks:
-        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]FAIL[/red]", c.detail)
+        table.add_row(c.name, Text("ok", style="green") if c.ok else Text("FAIL", style="red"), c.detail)
     console.print(table)
     if not result.ok:
         for c in result.failures:
-            err_console.print(f"[red]FAIL[/red] {c.name}: {c.detail}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]FAIL[/red] {escape(c.name)}: {escape(c.detail)}", highlight=False, soft_wrap=True
+            )
         raise typer.Exit(1)
     console.print(f"bundle of package {result.package_id}: all {len(result.checks)} checks passed")
 
@@ -248,7 +271,7 @@ def send(package: str, peer: str) -> None:
     """Offer PACKAGE to PEER through the outbox; `evidence push` (or the node's worker) sends the chunks."""
     with _node() as (db, ctx), db.transaction() as session:
         t = transfer.offer(session, ctx, cli_actor(), service.get_package(session, package), peer)
-        console.print(f"transfer {t.id} offered to {peer}")
+        console.print(f"transfer {t.id} offered to {escape(peer)}")
 
 
 @app.command("push")
@@ -271,7 +294,7 @@ def push(
                     bar.update(task, completed=done)
 
                 t = sending.push(db, ctx, tid, client, progress)
-                console.print(f"transfer {tid}: {t.status}" + (f" ({t.error})" if t.error else ""))
+                console.print(f"transfer {tid}: {t.status}" + (f" ({escape(t.error)})" if t.error else ""))
 
 
 @log_app.command("verify")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cyberpact.audit import service as audit
 from cyberpact.evidence import chunks, custody
 from cyberpact.evidence.models import CustodyEvent, EvidencePackage
-from cyberpact.evidence.service import Context, readable
+from cyberpact.evidence.service import Context, custody_reason, readable
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import Conflict
 from cyberpact.kit.time import parse_rfc3339, utcnow
@@ -87,6 +87,7 @@ def withdraw_deletion(
     session: Session, ctx: Context, actor: Actor, package: EvidencePackage, reason: str
 ) -> None:
     """Take back a standing deletion request; any administrator may, the one who asked included."""
+    reason = custody_reason(reason)
     readable(package)
     _lock_for_deletion(session, package)
     asked = pending_deletion(session, package)
@@ -117,6 +118,7 @@ def delete(
     Irreversible, so two administrators: the first call records the request (custody and audit) and
     returns None; a second administrator's call, within ``DELETION_REQUEST_LIFETIME`` and unless the
     request was withdrawn, destroys and returns the objects removed."""
+    reason = custody_reason(reason)
     readable(package)
     _lock_for_deletion(session, package)
     asked = pending_deletion(session, package, now)

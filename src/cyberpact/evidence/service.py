@@ -314,6 +314,22 @@ def add_file(
     return f
 
 
+REASON_MAX = 2000
+
+
+def custody_reason(reason: str) -> str:
+    """The reason a withdrawal or a deletion step gives, trimmed: the custody log and the audit record keep
+    it for a court to read, so a blank one is refused wherever it comes from (API, desk, command line)."""
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("Say why", [Problem("reason", "say why", "missing")])
+    if len(reason) > REASON_MAX:
+        raise InvalidInput(
+            "Reason too long", [Problem("reason", f"at most {REASON_MAX} characters", "invalid")]
+        )
+    return reason
+
+
 def withdraw_file(
     session: Session, ctx: Context, actor: Actor, package: EvidencePackage, index: int, reason: str
 ) -> EvidenceFile:
@@ -328,6 +344,7 @@ def withdraw_file(
     stays, marked withdrawn, so that its index never names another file. Once sealed, a file leaves only
     with its whole package, destroyed by two administrators (:mod:`cyberpact.evidence.deletion`).
     """
+    reason = custody_reason(reason)
     # Under the package's row lock, as seal takes it: a seal cannot sign a file being withdrawn.
     session.refresh(package, with_for_update=True)
     if package.status != "open":

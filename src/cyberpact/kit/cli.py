@@ -47,14 +47,26 @@ def keep_ids(table: Table) -> Table:
     return table
 
 
+def plain_cells(table: Table) -> Table:
+    """Show every text cell as written. A table's cells hold data (a request's title, a bundle member's
+    name, a peer's error), and Rich would read ``[/x]`` in one as markup and stop the command with a
+    traceback, or take ``[bold]`` as a style and hide it; a cell meant to be styled is given as
+    ``Text``."""
+    for column in table.columns:
+        # Column keeps its cells in a private list; Rich has no public way to rewrite them.
+        column._cells = [Text(c) if isinstance(c, str) else c for c in column._cells]
+    return table
+
+
 class _Console(Console):
-    """Rich's console, keeping the ids of every table a command prints (:func:`keep_ids`): done here, not
-    in each command, so that no listing can forget it."""
+    """Rich's console, keeping the ids of every table a command prints whole (:func:`keep_ids`) and its
+    cells as written (:func:`plain_cells`): done here, not in each command, so that no listing can
+    forget it."""
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         for item in objects:
             if isinstance(item, Table):
-                keep_ids(item)
+                keep_ids(plain_cells(item))
         super().print(*objects, **kwargs)
 
 

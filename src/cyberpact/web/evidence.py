@@ -346,14 +346,12 @@ def seal(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedFor
 
 
 def _reason(form: Any) -> tuple[str, list[Problem]]:
-    """The reason a withdrawal or a deletion step gives, and what is wrong with it: the custody log and
-    the audit record keep it, so it is required and bounded as the API's is."""
-    reason = str(form.get("reason") or "").strip()
-    if not reason:
-        return reason, [Problem("reason", "say why", "missing")]
-    if len(reason) > 2000:
-        return reason, [Problem("reason", "at most 2000 characters", "invalid")]
-    return reason, []
+    """The reason a withdrawal or a deletion step gives, and what is wrong with it (the service's rule,
+    read before the transaction so the form comes back with the problem at its field)."""
+    try:
+        return service.custody_reason(str(form.get("reason") or "")), []
+    except InvalidInput as exc:
+        return "", exc.problems
 
 
 @router.post("/desk/evidence/{package_id}/files/{index}/withdraw")
