@@ -194,6 +194,11 @@ def test_mla_is_refused_or_postponed_only_after_consulting_the_requesting_state(
         assert r.status_code == 422, r.text
         problem = r.json()["errors"][0]
         assert problem["field"] == "data.consultation" and "UNTOC 18(26)" in problem["message"]
+    # Every gap in one answer: an empty refusal names its grounds, its reasons and the consultation
+    # together, not the consultation only once the others are filled in.
+    r = act(au.ca, rid, "refuse")
+    assert r.status_code == 422
+    assert {p["field"] for p in r.json()["errors"]} == {"data.grounds", "data.reasons", "data.consultation"}
     assert status(au, rid) == "acknowledged"
     # Consulted through the network: the step itself is the record, on both sides.
     subject = "Could a narrower order for logs only be enough?"

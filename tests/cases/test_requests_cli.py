@@ -158,6 +158,38 @@ def test_cli_bad_input(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
     assert r.exit_code == 1 and "No user nobody" in r.output
 
 
+def test_a_draft_file_not_shaped_as_a_draft_is_refused_naming_each_key(
+    vn_cli: tuple[Side, Side], tmp_path: Path
+) -> None:
+    vn, _ = vn_cli
+    draft = tmp_path / "flat.json"
+    # Written flat, without "header" and "fields": every element is there, and none is where it is read.
+    draft.write_text(json.dumps({**HEADER, **PRESERVATION}))
+    before = vn.officer.get("/api/v1/requests").json()["items"]
+    for command in (
+        ["validate", str(draft), "--type", "preservation"],
+        ["new", str(draft), "--type", "preservation", "--as", "vn-officer", "--to", "au-24x7"],
+    ):
+        r = runner.invoke(app, ["requests", *command])
+        assert r.exit_code == 1, r.output
+        assert "is not a draft file" in r.output and "missing" not in r.output
+        for key in (*HEADER, *PRESERVATION):
+            assert f"  {key}: not part of a draft file, which holds header and fields" in r.output
+    assert vn.officer.get("/api/v1/requests").json()["items"] == before
+
+    draft.write_text(json.dumps({"header": [], "fields": "x"}))
+    r = runner.invoke(app, ["requests", "validate", str(draft), "--type", "preservation"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "  header: must be an object" in r.output and "  fields: must be an object" in r.output
+
+    # A field the form does not have is named unknown, not missing.
+    draft.write_text(json.dumps({"header": HEADER, "fields": {**PRESERVATION, "bogus_field": "y"}}))
+    r = runner.invoke(app, ["requests", "validate", str(draft), "--type", "preservation", "--to", "au-24x7"])
+    assert r.exit_code == 1
+    assert "unknown fields.bogus_field: is not a field of this form" in r.output
+    assert "missing fields.bogus_field" not in r.output
+
+
 def test_register_a_request_received_by_fax(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
     vn, _ = vn_cli
     vn.ca  # create the central authority's account  # noqa: B018

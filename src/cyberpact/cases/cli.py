@@ -44,6 +44,11 @@ def _actor(session: Session, username: str) -> Actor:
     )
 
 
+DRAFT_KEYS = ("header", "fields")
+# How the command line names each kind of problem the catalog's check finds (Problem.code).
+_KINDS = {"missing": "missing", "unknown_field": "unknown", "must_be": "unconfirmed"}
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
@@ -55,11 +60,31 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+def _draft(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A draft file's header and fields. Anything else at the top is refused, not passed over: a draft
+    written flat would otherwise be reported missing every element it holds."""
+    data = _load(path)
+    problems = [
+        Problem(key, f"not part of a draft file, which holds {' and '.join(DRAFT_KEYS)}", "unknown_field")
+        for key in data
+        if key not in DRAFT_KEYS
+    ]
+    problems += [
+        Problem(key, "must be an object of names and values", "invalid")
+        for key in DRAFT_KEYS
+        if not isinstance(data.get(key, {}), dict)
+    ]
+    if problems:
+        raise InvalidInput(f"{path} is not a draft file", problems)
+    return data.get("header") or {}, data.get("fields") or {}
+
+
 def _print_report(report: DraftReport) -> None:
     if report.complete:
         console.print("[green]complete[/green]: every element the convention requires is there")
     for p in report.errors:
-        console.print(f"  [red]missing[/red] {p.field}: {escape(p.message)}", highlight=False, soft_wrap=True)
+        kind = _KINDS.get(p.code, "invalid")
+        console.print(f"  [red]{kind}[/red] {p.field}: {escape(p.message)}", highlight=False, soft_wrap=True)
     for p in report.warnings:
         console.print(
             f"  [yellow]warning[/yellow] {p.field}: {escape(p.message)}", highlight=False, soft_wrap=True
@@ -81,13 +106,9 @@ def validate(
     to: Annotated[str | None, typer.Option(help="the requested node")] = None,
 ) -> None:
     """Check a draft file (JSON or TOML: `header`, `fields`) against the catalog; exit 1 if incomplete."""
-    data = _load(file)
+    header, fields = _draft(file)
     with unit_of_work(read_only=True) as (session, _s, _db):
-        report = service.check(
-            session,
-            get_catalog(),
-            service.DraftInput(type_, to, data.get("header") or {}, data.get("fields") or {}),
-        )
+        report = service.check(session, get_catalog(), service.DraftInput(type_, to, header, fields))
     _print_report(report)
     if not report.complete:
         raise typer.Exit(1)
@@ -104,7 +125,7 @@ def new(
     title: Annotated[str | None, typer.Option(help="title of a new case")] = None,
 ) -> None:
     """Create a draft from a file; prints what is still missing."""
-    data = _load(file)
+    header, fields = _draft(file)
     with unit_of_work() as (session, _s, _db):
         actor = _actor(session, as_)
         if case:
@@ -116,7 +137,7 @@ def new(
             actor,
             get_catalog(),
             case_row,
-            service.DraftInput(type_, to, data.get("header") or {}, data.get("fields") or {}),
+            service.DraftInput(type_, to, header, fields),
         )
         console.print(f"draft {row.id} in case {case_row.reference}")
     _print_report(report)
@@ -136,7 +157,7 @@ def register(
     ] = None,
 ) -> None:
     """Register a request that arrived outside the network (file: `header`, `fields` as written)."""
-    data = _load(file)
+    header, fields = _draft(file)
     try:
         at = datetime.fromisoformat(received) if received else utcnow()
     except ValueError:
@@ -150,9 +171,7 @@ def register(
             actor,
             get_catalog(),
             None,
-            service.ReceivedInput(
-                type_, data.get("header") or {}, data.get("fields") or {}, country.upper(), authority, via, at
-            ),
+            service.ReceivedInput(type_, header, fields, country.upper(), authority, via, at),
         )
         zone = ZoneInfo(check_timezone(accounts.get_user(session, as_).timezone))
         due = f"due {when(row.due_at, zone)}" if row.due_at else "no deadline"

@@ -148,6 +148,7 @@ def act(
     problems = check_values(catalog, action.fields, data, "data", set(rt.grounds))
     if not problems:  # the extra checks read values the catalog checks have proved well-formed
         problems = _extra_checks(catalog, request, name, data)
+    problems += _consultation(catalog, request, name, data)
     if problems:
         raise InvalidInput(f"{name} is missing what the convention requires", problems)
     before = request.status
@@ -234,24 +235,31 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
                 "art. 42(7)",
             )
         )
-    said = str(data.get("consultation") or "").strip()
-    if name in rt.consult_before and not said and not _consulted(request):
-        cite = rt.consult_cite
-        problems.append(
-            Problem(
-                "data.consultation",
-                f"{cite}: consult the requesting State first, to see whether the request can be met, "
-                "perhaps on conditions: take the step “Consult before refusing or postponing”, or say here "
-                "when and how you consulted",
-                "missing",
-                cite,
-            )
-        )
     if name == "refuse" and not data.get("grounds"):
         problems.append(
             Problem("data.grounds", "art. 40(21): cite at least one refusal ground", "missing", "art. 40(21)")
         )
     return problems
+
+
+def _consultation(catalog: Catalog, request: Request, name: str, data: dict[str, Any]) -> list[Problem]:
+    """A refusal or postponement the convention lets only follow a consultation: checked with the form's
+    values, not after them, so that a person drafting a refusal learns of every gap in one answer."""
+    rt = catalog.type(request.type)
+    said = data.get("consultation")
+    if name not in rt.consult_before or (isinstance(said, str) and said.strip()) or _consulted(request):
+        return []
+    cite = rt.consult_cite
+    return [
+        Problem(
+            "data.consultation",
+            f"{cite}: consult the requesting State first, to see whether the request can be met, "
+            "perhaps on conditions: take the step “Consult before refusing or postponing”, or say here "
+            "when and how you consulted",
+            "missing",
+            cite,
+        )
+    ]
 
 
 def _consulted(request: Request) -> bool:

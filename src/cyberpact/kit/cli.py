@@ -113,10 +113,18 @@ def friendly(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except CyberpactError as exc:
-            # Escaped: a citation's "[parallel: UNTOC 18(21)]" is text, not a Rich style to swallow.
+            # Escaped: a citation's "[parallel: UNTOC 18(21)]" is text, not a Rich style to swallow. Several
+            # problems are listed one to a line: a person fixes them all in one go, not one per run.
+            several = len(exc.problems) > 1
             err_console.print(
-                f"[red]error[/red] ({exc.code}): {escape(str(exc))}", highlight=False, soft_wrap=True
+                f"[red]error[/red] ({exc.code}): {escape(exc.detail if several else str(exc))}",
+                highlight=False,
+                soft_wrap=True,
             )
+            for p in exc.problems if several else ():
+                err_console.print(
+                    f"  {escape(p.field)}: {escape(p.message)}", highlight=False, soft_wrap=True
+                )
             sys.exit(1)
 
     return wrapper
