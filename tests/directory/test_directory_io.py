@@ -175,10 +175,12 @@ def test_import_upserts_by_natural_key(filled: Database, tmp_path: Path) -> None
 
 def rejected(result: Any, *expected: str) -> None:
     assert result.exit_code == 1, result.output
-    line = result.stderr.strip()
-    assert "\n" not in line and "Traceback" not in line, line
+    # One line saying what failed, then one per problem when there are several; never a traceback.
+    first, *problems = result.stderr.strip().splitlines()
+    assert first.startswith("error (") and "Traceback" not in result.stderr, result.stderr
+    assert all(p.startswith("  ") for p in problems), result.stderr
     for text in expected:
-        assert text in line, line
+        assert text in result.stderr, result.stderr
 
 
 def test_json_import_with_a_bad_row_stores_nothing(filled: Database, tmp_path: Path) -> None:
