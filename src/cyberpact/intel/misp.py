@@ -11,7 +11,10 @@ What maps, as far as STIX can carry it:
   live attributes; two values of one property (a domain's second address) are two SCOs, two
   observations, never one impossible comparison; its references become relationships;
 * ``tlp:*`` tags become TLP 2.0 markings, ``PAP:*`` tags PAP markings, other tags labels; an attribute or
-  object takes the stricter of its own level and the event's, never a wider one;
+  object takes the stricter of its own level and the event's, never a wider one; every other object made
+  from the event (its identity, galaxy clusters, sightings, notes, opinions, relationships) is marked at
+  least as the event, a cluster as the strictest of what names it, and what names something as strictly
+  as what it names (``_bound``);
 * galaxy clusters become threat-actor, malware, tool, attack-pattern, intrusion-set or course-of-action
   objects, tied to what carries them (``indicates`` from an indicator, ``related-to`` from anything else);
 * a deleted attribute or object becomes a revoked version: re-importing an event takes back what MISP
@@ -48,7 +51,7 @@ from cyberpact.intel.markings import (
 )
 from cyberpact.intel.misp_galaxies import Galaxies
 from cyberpact.intel.misp_sightings import SightingsIn
-from cyberpact.intel.misp_tags import Tags, kept_home
+from cyberpact.intel.misp_tags import Tags, kept_home, level_offset, strictest
 from cyberpact.intel.misp_types import (
     LOCAL_NAMESPACE,
     MAX_VALUE,
@@ -202,7 +205,7 @@ class _Event:
             "spec_version": "2.1",
             "id": f"identity--{stix_uuid(orgc.get('uuid'), 'org:' + str(orgc.get('name')))}",
             "created": self.created_s,
-            "modified": self.created_s,
+            "modified": format_timestamp(self.modified + level_offset(self.tags.markings())),
             "name": orgc.get("name") or "unknown MISP organisation",
             "identity_class": "organization",
         }
@@ -229,7 +232,7 @@ class _Event:
             if isinstance(attr, dict):
                 self.galaxies.declare(_loose(attr, "Galaxy"), None)
         for gtype, value in [*declared, *self.tags.galaxies]:
-            self.galaxies.cluster(gtype, value)
+            self.galaxies.cluster(gtype, value, self.tags.markings())
 
         for n, attr in enumerate(attributes):
             label = f"attribute {_label(attr, n)}"
@@ -290,10 +293,12 @@ class _Event:
         report["x_misp_published"] = published is not None
         if self.tags.markings():
             report["object_marking_refs"] = self.tags.markings()
-        used = {m for o in [*self.items, report] for m in o.get("object_marking_refs", [])}
+        made = [identity, *self.galaxies.objects(), *self.items, report]
+        _bound(made, self.tags.markings())
+        used = {m for o in made for m in o.get("object_marking_refs", [])}
         definitions = [tlp_definition(lv) for lv in TLP_ORDER if tlp_definition(lv)["id"] in used]
         definitions += [pap_definition(lv) for lv in PAP_ORDER if pap_definition(lv)["id"] in used]
-        self.objects = [*definitions, identity, *self.galaxies.objects(), *self.items, report]
+        self.objects = [*definitions, *made]
 
     # ------------------------------------------------------------------------- attributes, objects
 
@@ -555,7 +560,7 @@ class _Event:
         self._keep(obj, source, markings, revoked)
         rel_type = "indicates" if to_ids else "related-to"
         for gtype, value in tags.galaxies:
-            target = self.galaxies.cluster(gtype, value)
+            target = self.galaxies.cluster(gtype, value, markings)
             if target:
                 rel = _relationship(obj["id"], rel_type, target, when_s, self.common, None)
                 self._keep(rel, None, markings, revoked)
@@ -595,10 +600,43 @@ class _Event:
         markings = tags.markings(self.tags)
         self._keep(vuln, attr, markings, revoked)
         for gtype, gvalue in tags.galaxies:
-            target = self.galaxies.cluster(gtype, gvalue)
+            target = self.galaxies.cluster(gtype, gvalue, markings)
             if target:
                 rel = _relationship(vuln["id"], "related-to", target, when, self.common, None)
                 self._keep(rel, None, markings, revoked)
+
+
+def _bound(objects: list[dict[str, Any]], event: list[str]) -> None:
+    """Mark every object made from an event at least as the event, and what names other objects
+    (relationships, sightings, notes, opinions) at least as strictly as what it names.
+
+    Each converter marks what it makes, but an unmarked object takes its collection's default when
+    stored, which may be wider than the event; this is the one place that holds for all of them,
+    including kinds added later. A cluster's markings are only final once every attribute that names it
+    is read, so what points at a cluster is bounded here too, not where it was made."""
+    by_id = {str(o["id"]): o for o in objects}
+
+    def names(o: Mapping[str, Any]) -> list[Any]:
+        kind = o.get("type")
+        if kind == "relationship":
+            return [o.get("source_ref"), o.get("target_ref")]
+        if kind == "sighting":
+            return [o.get("sighting_of_ref")]
+        if kind in ("note", "opinion"):
+            return list(o.get("object_refs") or [])
+        return []  # a report or observed-data holds what it refers to; it does not say more of it
+
+    # Analyst data nests (an opinion on a note on a relationship): repeat until nothing changes.
+    for _ in range(len(objects) + 1):
+        changed = False
+        for o in objects:
+            named = [by_id[r].get("object_marking_refs", []) for r in names(o) if r in by_id]
+            marked = strictest(o.get("object_marking_refs", []), event, *named)
+            if marked and marked != o.get("object_marking_refs"):
+                o["object_marking_refs"] = marked
+                changed = True
+        if not changed:
+            return
 
 
 def _label(item: Any, n: int) -> str:

@@ -1,6 +1,11 @@
 """MISP galaxy clusters as STIX objects (the import side of ``misp``): threat actors, malware, tools,
 attack patterns, intrusion sets and courses of action, one object per (galaxy, value) however many
-attributes and objects of the event carry it."""
+attributes and objects of the event carry it.
+
+A cluster is marked at least as its event, and as the strictest of what names it: MISP users keep their
+own clusters (suspects, informants, victims) in these galaxies, and a cluster is shared on its own, apart
+from the report and the attributes that say why it matters. Naming an actor in a TLP:RED attribute makes
+the actor itself TLP:RED, whatever a wider event or attribute says of it."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cyberpact.intel import misp_types as vocab
-from cyberpact.intel.misp_tags import Tags
+from cyberpact.intel.misp_tags import Tags, strictest
 from cyberpact.intel.misp_types import stix_uuid, text
 
 
@@ -42,8 +47,9 @@ class Galaxies:
                     self.skipped.append(f"{where} galaxy cluster without a value")
         return out
 
-    def cluster(self, gtype: str, value: str) -> str | None:
-        """The cluster's STIX id, made on first use; None (and named) for a galaxy with no STIX type."""
+    def cluster(self, gtype: str, value: str, markings: list[str]) -> str | None:
+        """The cluster's STIX id, made on first use and marked at least as strictly as ``markings`` (those
+        of what names it here); None (and named) for a galaxy with no STIX type."""
         stix_type = vocab.GALAXIES.get(gtype)
         if stix_type is None:
             note = f"galaxy {gtype}={value!r}: no STIX type for this galaxy"
@@ -66,10 +72,12 @@ class Galaxies:
                 obj["is_family"] = True
             if isinstance(meta.get("description"), str) and meta["description"]:
                 obj["description"] = meta["description"]
-            if self.tags.local:  # even naming the actor an organisation tracks may not leave it
-                obj["object_marking_refs"] = self.tags.markings()
             self.clusters[key] = obj
-        return str(self.clusters[key]["id"])
+        obj = self.clusters[key]
+        marked = strictest(obj.get("object_marking_refs", []), self.tags.markings(), markings)
+        if marked:
+            obj["object_marking_refs"] = marked
+        return str(obj["id"])
 
     def objects(self) -> list[dict[str, Any]]:
         return list(self.clusters.values())

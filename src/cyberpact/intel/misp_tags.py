@@ -9,14 +9,18 @@ never leaves the node.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from cyberpact.intel.markings import (
+    KNOWN_PAP,
+    KNOWN_TLP,
     PAP_ORDER,
     TLP_ORDER,
     Pap,
     Tlp,
+    effective,
     pap_definition,
     parse_pap,
     parse_tlp,
@@ -101,3 +105,28 @@ def kept_home(source: Mapping[str, Any]) -> str | None:
 
 def stricter(a: Any, b: Any, order: tuple[Any, ...]) -> Any:
     return b if a is None or order.index(b) > order.index(a) else a
+
+
+def strictest(*lists: Iterable[str]) -> list[str]:
+    """One list of markings as strict as all of ``lists`` together: the strictest TLP and the strictest
+    PAP among them (each list may set only one of the two), then any other marking any of them names."""
+    refs = [m for refs in lists for m in refs]
+    tlp, pap = effective(refs)
+    out = [tlp_definition(tlp)["id"]] if tlp else []
+    out += [pap_definition(pap)["id"]] if pap else []
+    return out + list(dict.fromkeys(m for m in refs if m not in KNOWN_TLP and m not in KNOWN_PAP))
+
+
+def level_offset(markings: Iterable[str]) -> timedelta:
+    """A few milliseconds, distinct for each TLP and PAP pair, to add to the version of an object that
+    every event of one organisation makes again (its identity) and that is marked as each event is.
+
+    Two events of one organisation, edited in the same second but marked GREEN and RED, would otherwise
+    make two different identities with one id and version, and STIX versions are immutable: the second
+    import would be refused. MISP times are whole seconds, so the milliseconds tell the levels apart."""
+    tlp, pap = effective(markings)
+    if tlp is None and pap is None:
+        return timedelta(0)
+    tlp_rank = TLP_ORDER.index(tlp) + 1 if tlp else 0
+    pap_rank = PAP_ORDER.index(pap) + 1 if pap else 0
+    return timedelta(milliseconds=1 + tlp_rank * (len(PAP_ORDER) + 1) + pap_rank)
