@@ -985,3 +985,25 @@ def test_export_names_what_it_does_not_carry() -> None:
     _, skipped = misp_export.stix_to_misp([*converted, second, uses])
     assert any(s.startswith(second["id"]) for s in skipped)
     assert any(s.startswith(uses["id"]) and "uses" in s for s in skipped)
+
+
+def test_the_event_date_survives_a_round_trip_when_it_is_before_the_last_change(db: Database) -> None:
+    # MISP's date is the day of the incident, its timestamp the last edit: most events are edited later.
+    event = _event(_attr("ip-dst", "192.0.2.9"), date="2026-11-10", timestamp="1795000000")
+    with db.transaction() as s:
+        coll = service.create_collection(s, SYSTEM, title="dates")
+        assert store.add_objects(s, SYSTEM, coll, misp.misp_to_stix(event).objects).failures == []
+        exported, _ = misp_export.stix_to_misp(query.iter_objects(s, coll.id))
+    back = exported["Event"]
+    assert (back["date"], back["timestamp"]) == ("2026-11-10", "1795000000")  # 2026-11-18T11:06:40Z
+    again = misp_export.stix_to_misp(misp.misp_to_stix(exported).objects)[0]["Event"]
+    assert (again["date"], again["timestamp"]) == ("2026-11-10", "1795000000")
+
+
+def test_an_export_without_a_readable_created_dates_the_event_by_its_last_change() -> None:
+    objects = misp.misp_to_stix(_event(_attr("ip-dst", "192.0.2.9"), date="2026-11-10")).objects
+    report = next(o for o in objects if o["type"] == "report")
+    for created in ("not a time", None, 20261110):
+        report["created"] = created
+        back = misp_export.stix_to_misp(objects)[0]["Event"]
+        assert back["date"] == report["modified"][:10]

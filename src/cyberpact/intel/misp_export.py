@@ -35,7 +35,7 @@ from cyberpact.intel.misp_types import (
     comparisons,
     to_epoch,
 )
-from cyberpact.intel.stix import format_timestamp
+from cyberpact.intel.stix import format_timestamp, parse_timestamp
 
 # STIX pattern_type -> MISP attribute type, and a category valid for that type.
 _RULE_TYPES = {
@@ -57,6 +57,13 @@ _DEFAULT_CATEGORY = "Network activity"
 
 def _epoch(value: Any) -> str:
     return to_epoch(value) or "0"
+
+
+def _day(value: Any) -> str | None:
+    try:
+        return parse_timestamp(value).astimezone(UTC).date().isoformat()
+    except (TypeError, ValueError):
+        return None
 
 
 def _levels(obj: Mapping[str, Any], defs: Mapping[str, tuple[Tlp | None, Pap | None]]) -> tuple[Any, Any]:
@@ -185,7 +192,9 @@ class _Export:
         event: dict[str, Any] = {
             "uuid": event_uuid,
             "info": (report or {}).get("name") or self.info or "cyberpact export",
-            "date": str(when)[:10],
+            # The day of the incident, which the import keeps as the report's created; analysts sort and
+            # correlate on it and it ends up in court files, so the last edit (timestamp) must not replace it.
+            "date": _day((report or {}).get("created")) or str(when)[:10],
             "timestamp": _epoch(when),
             "published": published,
             # The core format: 0 for an event never published.
