@@ -1007,3 +1007,65 @@ def test_an_export_without_a_readable_created_dates_the_event_by_its_last_change
         report["created"] = created
         back = misp_export.stix_to_misp(objects)[0]["Event"]
         assert back["date"] == report["modified"][:10]
+
+
+def _galaxy_event(meta: Any, gtype: str = "threat-actor", value: str = "LockBit") -> dict[str, Any]:
+    cluster = {"uuid": "7cdb06e5-3f5b-4b0a-9a9a-2c8a4c3f1b11", "value": value, "type": gtype, "meta": meta}
+    galaxy = {"type": gtype, "name": "Threat Actor", "GalaxyCluster": [cluster]}
+    return _event(_attr("ip-dst", "192.0.2.9"), Galaxy=[galaxy])
+
+
+def test_galaxy_synonyms_become_aliases_and_attack_ids_references_and_come_back() -> None:
+    actor_event = _galaxy_event({"synonyms": ["LockBit 3.0", "LockBit Black", "LockBit"], "country": ["RU"]})
+    technique_event = _galaxy_event(
+        {"external_id": ["T1566", "CAPEC-98"]}, "mitre-attack-pattern", "Phishing"
+    )
+    converted = misp.misp_to_stix([actor_event, technique_event])
+    t = _by_type(converted.objects)
+    actor, technique = t["threat-actor"][0], t["attack-pattern"][0]
+    assert actor["aliases"] == ["LockBit 3.0", "LockBit Black"]  # its own name is no alias
+    assert technique["external_references"] == [
+        {"source_name": "mitre-attack", "external_id": "T1566"},
+        {"source_name": "capec", "external_id": "CAPEC-98"},
+    ]
+    options = ValidationOptions(version="2.1", strict=False)
+    for obj in (actor, technique):
+        stix.check(obj)
+        assert validate_instance(obj, options).is_valid
+    for event, obj, meta in (
+        (actor_event, actor, {"synonyms": ["LockBit 3.0", "LockBit Black"]}),
+        (technique_event, technique, {"external_id": ["T1566", "CAPEC-98"]}),
+    ):
+        objects = misp.misp_to_stix(event).objects
+        (galaxy,) = misp_export.stix_to_misp(objects)[0]["Event"]["Galaxy"]
+        assert (galaxy["type"], galaxy["name"]) == (obj["x_misp_galaxy_type"], "Threat Actor")
+        (cluster,) = galaxy["GalaxyCluster"]
+        assert cluster["meta"] == meta and cluster["uuid"] == obj["id"].partition("--")[2]
+        assert cluster["tag_name"] == f'misp-galaxy:{galaxy["type"]}="{obj["name"]}"'
+        again = [
+            o for o in misp.misp_to_stix(misp_export.stix_to_misp(objects)[0]).objects if o["id"] == obj["id"]
+        ]
+        assert {k: again[0].get(k) for k in ("aliases", "external_references")} == {
+            k: obj.get(k) for k in ("aliases", "external_references")
+        }
+
+
+_BAD_META = {
+    "meta that is a string": ("LockBit Black", "meta is not an object"),
+    "synonyms that are a number": ({"synonyms": 5}, "synonyms: not a list of strings"),
+    "synonyms with an object": ({"synonyms": ["ok", {"x": 1}]}, "synonyms: not a list of strings"),
+    "too many synonyms": ({"synonyms": [f"n{i}" for i in range(101)]}, "synonyms: more than 100"),
+    "a synonym far too long": ({"synonyms": ["x" * 1001]}, "synonyms: more than 100 or longer"),
+    "external_id nested": ({"external_id": [["T1566"]]}, "external_id: not a list of strings"),
+    "external_id of no scheme": ({"external_id": ["T1566; DROP"]}, "is of no known scheme"),
+}
+
+
+@pytest.mark.parametrize(("meta", "reason"), list(_BAD_META.values()), ids=list(_BAD_META))
+def test_unreadable_galaxy_meta_is_named_and_not_carried(meta: Any, reason: str) -> None:
+    converted = misp.misp_to_stix(_galaxy_event(meta))
+    (actor,) = _by_type(converted.objects)["threat-actor"]
+    assert actor["name"] == "LockBit" and "aliases" not in actor and "external_references" not in actor
+    assert any(s.startswith("galaxy threat-actor='LockBit'") and reason in s for s in converted.skipped), (
+        converted.skipped
+    )

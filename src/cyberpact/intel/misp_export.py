@@ -263,10 +263,21 @@ class _Export:
             gtype = o.get("x_misp_galaxy_type") or GALAXY_OF_TYPE.get(str(o.get("type")))
             if gtype and o.get("type") in GALAXY_OF_TYPE:
                 self.galaxy_of[str(o["id"])] = (str(gtype), str(o.get("name")))
-                g = galaxies.setdefault(str(gtype), {"type": gtype, "name": gtype, "GalaxyCluster": []})
-                cluster = {"uuid": str(o["id"]).partition("--")[2], "type": gtype, "value": o.get("name")}
+                name = o.get("x_misp_galaxy_name")
+                g = galaxies.setdefault(
+                    str(gtype),
+                    {"type": gtype, "name": name if isinstance(name, str) else gtype, "GalaxyCluster": []},
+                )
+                cluster = {
+                    "uuid": str(o["id"]).partition("--")[2],
+                    "type": gtype,
+                    "value": o.get("name"),
+                    "tag_name": f'misp-galaxy:{gtype}="{o.get("name")}"',
+                }
                 if o.get("description"):
                     cluster["description"] = o["description"]
+                if meta := _cluster_meta(o):
+                    cluster["meta"] = meta
                 g["GalaxyCluster"].append(cluster)
         for o in self.objs:
             if o.get("type") == "relationship" and o.get("relationship_type") in _TAGGING:
@@ -496,6 +507,25 @@ class _Export:
                 mobj[key] = base[key]
         self.misp_objects[oid] = mobj
         self.emitted[oid] = base["uuid"]
+
+
+def _cluster_meta(o: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What a galaxy cluster's MISP ``meta`` can say of a STIX object: its other names and its ids in a
+    known scheme (ATT&CK, CAPEC), as the import reads them."""
+    meta: dict[str, list[str]] = {}
+    names = o.get("aliases", o.get("x_misp_synonyms"))
+    if isinstance(names, list) and (synonyms := [n for n in names if isinstance(n, str)]):
+        meta["synonyms"] = synonyms
+    ids = [
+        str(r["external_id"])
+        for r in o.get("external_references") or []
+        if isinstance(r, dict)
+        and r.get("source_name") in ("mitre-attack", "capec")
+        and isinstance(r.get("external_id"), str)
+    ]
+    if ids:
+        meta["external_id"] = ids
+    return meta
 
 
 def _str(value: Any) -> str | None:

@@ -9,12 +9,32 @@ the actor itself TLP:RED, whatever a wider event or attribute says of it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from cyberpact.intel import misp_types as vocab
 from cyberpact.intel.misp_tags import Tags, strictest
 from cyberpact.intel.misp_types import stix_uuid, text
+
+# STIX 2.1 types with ``aliases``, where MISP's synonyms go (as misp-stix does): an actor's other names are
+# how partners match "LockBit Black" with "LockBit". A course of action has none; its synonyms ride along.
+_ALIASED = ("threat-actor", "intrusion-set", "malware", "tool", "attack-pattern")
+# ATT&CK ids (technique, sub-technique, tactic, group, software, mitigation, campaign): the source name
+# ATT&CK's own STIX uses, so that partners line up TTPs across reports.
+_ATTACK_ID = re.compile(r"(?:T\d{4}(?:\.\d{3})?|TA\d{4}|G\d{4}|S\d{4}|M\d{4}|C\d{4})")
+_CAPEC_ID = re.compile(r"CAPEC-\d+")
+MAX_NAMES = 100  # synonyms or ids of one cluster; real clusters have a few dozen at most
+MAX_NAME = 1000
+
+
+def external_source(external_id: str) -> str | None:
+    """The STIX ``source_name`` of a cluster's ``external_id``; None for an id of no known scheme."""
+    if _ATTACK_ID.fullmatch(external_id):
+        return "mitre-attack"
+    if _CAPEC_ID.fullmatch(external_id):
+        return "capec"
+    return None
 
 
 class Galaxies:
@@ -26,6 +46,7 @@ class Galaxies:
         self.skipped = skipped
         self.clusters: dict[tuple[str, str], dict[str, Any]] = {}
         self.meta: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.galaxy: dict[tuple[str, str], Mapping[str, Any]] = {}  # the Galaxy block declaring it
 
     def declare(self, galaxies: list[Any], where: str | None) -> list[tuple[str, str]]:
         """The (galaxy, value) of each cluster in MISP ``Galaxy`` blocks, whose details (uuid, description)
@@ -42,6 +63,7 @@ class Galaxies:
                 if isinstance(c, dict) and isinstance(c.get("value"), str) and c["value"]:
                     key = (text(c.get("type")) or text(galaxy.get("type")), c["value"])
                     self.meta.setdefault(key, c)
+                    self.galaxy.setdefault(key, galaxy)
                     out.append(key)
                 elif where:
                     self.skipped.append(f"{where} galaxy cluster without a value")
@@ -72,12 +94,52 @@ class Galaxies:
                 obj["is_family"] = True
             if isinstance(meta.get("description"), str) and meta["description"]:
                 obj["description"] = meta["description"]
+            galaxy = self.galaxy.get(key, {})
+            if text(galaxy.get("name")).strip():
+                obj["x_misp_galaxy_name"] = text(galaxy.get("name")).strip()[:MAX_NAME]
+            self._meta(obj, meta.get("meta"), f"galaxy {gtype}={value!r}")
             self.clusters[key] = obj
         obj = self.clusters[key]
         marked = strictest(obj.get("object_marking_refs", []), self.tags.markings(), markings)
         if marked:
             obj["object_marking_refs"] = marked
         return str(obj["id"])
+
+    def _meta(self, obj: dict[str, Any], meta: Any, label: str) -> None:
+        """The cluster's synonyms as ``aliases`` and its ``external_id``s as external references; what
+        cannot be read is named in ``skipped``, and the cluster is kept with its name."""
+        if meta is None:
+            return
+        if not isinstance(meta, dict):
+            self.skipped.append(f"{label}: meta is not an object; its synonyms and ids are not carried")
+            return
+        synonyms = self._names(meta.get("synonyms"), f"{label} synonyms")
+        synonyms = [n for n in synonyms if n != obj["name"]]
+        if synonyms:
+            obj["aliases" if obj["type"] in _ALIASED else "x_misp_synonyms"] = synonyms
+        refs = []
+        for external_id in self._names(meta.get("external_id"), f"{label} external_id"):
+            source = external_source(external_id)
+            if source is None:
+                self.skipped.append(f"{label}: external_id {external_id[:40]!r} is of no known scheme")
+                continue
+            refs.append({"source_name": source, "external_id": external_id})
+        if refs:
+            obj["external_references"] = refs
+
+    def _names(self, value: Any, label: str) -> list[str]:
+        """A meta entry MISP writes as a list of strings (or one string); anything else is named."""
+        if value is None:
+            return []
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            self.skipped.append(f"{label}: not a list of strings; not carried")
+            return []
+        names = list(dict.fromkeys(v.strip() for v in values if v.strip()))
+        if len(names) > MAX_NAMES or any(len(n) > MAX_NAME for n in names):
+            self.skipped.append(f"{label}: more than {MAX_NAMES} or longer than {MAX_NAME}; not carried")
+            return []
+        return names
 
     def objects(self) -> list[dict[str, Any]]:
         return list(self.clusters.values())
