@@ -435,3 +435,210 @@ def test_file_names_are_shown_as_written(cli_env: dict[str, str], tmp_path: Path
     assert code == 0 and "[b].zip" in out and target.exists(), out
     code, out = run("evidence", "verify", str(target))
     assert code == 0 and "([red]seized.dd)" in out.replace("\n", ""), out
+
+
+# --- hostile bundle contents: every field is checked before use, every verdict names the member ----------
+
+
+def _index(edit: Callable[[dict], object]) -> Callable[[str, bytes], bytes]:
+    def change(n: str, body: bytes) -> bytes:
+        return json.dumps(edit(json.loads(body))).encode() if n == "bundle.json" else body
+
+    return change
+
+
+def _set(path: str, value: object) -> Callable[[dict], dict]:
+    def edit(doc: dict) -> dict:
+        *parents, last = path.split(".")
+        target: object = doc
+        for p in parents:
+            target = target[int(p)] if isinstance(target, list) else target[p]  # type: ignore[index]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value  # type: ignore[index]
+        return doc
+
+    return edit
+
+
+def _pop(key: str) -> Callable[[dict], dict]:
+    def edit(doc: dict) -> dict:
+        doc.pop(key)
+        return doc
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (_index(_set("files.0.index", "x")), r"bundle\.json: files\[0\]\.index is not an integer"),
+        (_index(_set("files.0.index", True)), r"bundle\.json: files\[0\]\.index is not an integer"),
+        (_index(_set("files.0.index", -1)), r"bundle\.json: files\[0\]\.index is negative"),
+        (_index(_set("files.1.index", 0)), r"bundle\.json: files\[1\]\.index 0 is listed twice"),
+        (_index(_set("files.0.path", "report.pdf")), r"bundle\.json: files\[0\]\.path is not under files/"),
+        (_index(_set("files.0", "oops")), r"bundle\.json: files\[0\] is not a JSON object"),
+        (_index(_set("files", "oops")), r"bundle\.json: files is not a list"),
+        (_index(_set("node", None)), r"bundle\.json: node is not a string"),
+        (_index(_set("node", ["vn"])), r"bundle\.json: node is not a string"),
+        (_index(_set("package_id", 7)), r"bundle\.json: package_id is not a string"),
+        (_index(_pop("manifest_digest")), r"bundle\.json: manifest_digest is missing"),
+        (
+            _index(_set("origin_node", "au-24x7")),
+            r"bundle\.json: origin_package_id is missing for a package received",
+        ),
+        (
+            lambda n, b: b"[" * 100_000 if n == "bundle.json" else b,
+            r"bundle\.json is missing or not a cyberpact court bundle index",
+        ),
+    ],
+)
+def test_a_malformed_index_is_rejected_naming_the_field(
+    exported: tuple[Path, bytes, str], tmp_path: Path, change: Callable[[str, bytes], bytes], reason: str
+) -> None:
+    path, _, _ = exported
+    bad = rewrite(path, tmp_path / "bad.zip", change)
+    target = tmp_path / "target"
+    with pytest.raises(BundleRejected, match=reason):
+        bundle.verify_bundle(bad, target)
+    code, out = run("evidence", "verify", str(bad), "--extract", str(target))
+    assert code == 2 and "REJECTED" in out and "Traceback" not in out, out
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "member", "reason"),
+    [
+        (lambda n, b: b'{"keys": "x"}' if n.startswith("keys/") else b, "keys/", "keys is not a list"),
+        (lambda n, b: b"[]" if n.startswith("keys/") else b, "keys/", "not a JSON object"),
+        (lambda n, b: b'{"keys": [{"kid": 5}]}' if n.startswith("keys/") else b, "keys/", "kid is not"),
+        (lambda n, b: b"\xff\xfe" if n.startswith("keys/") else b, "keys/", "unreadable key set"),
+        (
+            lambda n, b: (
+                b'[1,2]\n"str"\n{"seq":"a"}\n{"seq":-1,"entry":"{}","proof":[]}\n'
+                if n == "custody/events.jsonl"
+                else b
+            ),
+            "custody/events.jsonl line 1",
+            "unreadable event",
+        ),
+        (
+            lambda n, b: b'{"seq":0,"entry":"[1]","proof":[]}\n' if n == "custody/events.jsonl" else b,
+            "custody/events.jsonl line 1",
+            "unreadable event",
+        ),
+        (
+            lambda n, b: (
+                b'{"seq":0,"entry":"' + b"[" * 50_000 + b'","proof":[]}\n'
+                if n == "custody/events.jsonl"
+                else b
+            ),
+            "custody/events.jsonl line 1",
+            "nested too deeply",
+        ),
+        (lambda n, b: "é.é.é".encode() if n == "manifest.jws" else b, "manifest.jws", "not a compact JWS"),
+        (lambda n, b: b"x" if n == "README.txt" else b, "README.txt", "does not name the package"),
+    ],
+)
+def test_a_malformed_member_fails_its_check_naming_it(
+    exported: tuple[Path, bytes, str],
+    tmp_path: Path,
+    change: Callable[[str, bytes], bytes],
+    member: str,
+    reason: str,
+) -> None:
+    path, _, _ = exported
+    bad = rewrite(path, tmp_path / "bad.zip", change)
+    target = tmp_path / "target"
+    report = bundle.verify_bundle(bad, target)
+    assert any(c.name.startswith(member) and reason in c.detail for c in report.failures), report.failures
+    assert not target.exists()
+    code, out = run("evidence", "verify", str(bad), "--extract", str(target))
+    assert code == 1 and f"FAIL {member}" in out and "Traceback" not in out, out
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("member", ["keys/notes.txt", "cards/x.pem", "custody/origin-events.jsonl"])
+def test_a_member_no_check_reads_fails_the_bundle(
+    exported: tuple[Path, bytes, str], tmp_path: Path, member: str
+) -> None:
+    # This package was sealed here: an origin's custody has no place in it, and nothing would check it.
+    path, _, _ = exported
+    bad = rewrite(path, tmp_path / "bad.zip", lambda n, b: b, [(member, b"{}\n")])
+    report = bundle.verify_bundle(bad, tmp_path / "target")
+    assert [(c.name, c.detail) for c in report.failures] == [
+        (member, "not checked: no verified member vouches for it")
+    ]
+    assert not (tmp_path / "target").exists()
+
+
+def _payload(token: bytes) -> dict:
+    import base64
+
+    p = token.decode().strip().split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))))
+
+
+def test_a_swapped_file_and_manifest_signed_with_a_planted_key_fail(
+    exported: tuple[Path, bytes, str], tmp_path: Path
+) -> None:
+    # The attack of the exploratory test: the file and the manifest replaced, the manifest signed with a
+    # fresh key added to the node's key set, bundle.json updated. The node's signed custody log still
+    # records the sealed manifest's digest, and the planted key is printed for the reader to compare.
+    from cyberpact.federation import identity
+    from cyberpact.kit import crypto
+    from cyberpact.kit.canonical import canonical_json
+
+    path, _, _ = exported
+    evil = crypto.generate_key("Ed25519")
+    evil_jwk = crypto.public_jwk(evil)
+    forged = b"I confess.\n"
+    with zipfile.ZipFile(path) as zf:
+        manifest = _payload(zf.read("manifest.jws"))
+        node = json.loads(zf.read("bundle.json"))["node"]
+    manifest["files"][1].update(
+        size=len(forged),
+        sha256=hashlib.sha256(forged).hexdigest(),
+        blake2b=hashlib.blake2b(forged).hexdigest(),
+    )
+    digest = hashlib.sha256(canonical_json(manifest)).hexdigest()
+
+    def change(name: str, body: bytes) -> bytes:
+        if name == "manifest.jws":
+            return crypto.sign_json(evil, manifest, {"typ": "cyberpact-manifest+jws"}).encode()
+        if name.startswith("files/0001"):
+            return forged
+        if name == f"keys/{node}.jwks.json":
+            return json.dumps({"keys": [*json.loads(body)["keys"], evil_jwk]}).encode()
+        if name == "bundle.json":
+            return json.dumps({**json.loads(body), "manifest_digest": digest}).encode()
+        if name == "README.txt":
+            return body.decode().replace(body.decode().split(": ")[1].split()[0], digest).encode()
+        return body
+
+    bad = rewrite(path, tmp_path / "forged.zip", change)
+    report = bundle.verify_bundle(bad, tmp_path / "target")
+    assert [c.name for c in report.failures] == ["manifest digest"], report.failures
+    assert f"the manifest hashes to {digest}" in report.failures[0].detail
+    assert "(event 1, sealed) records" in report.failures[0].detail
+    assert identity.fingerprint(evil_jwk) in report.signers[node]
+    assert report.signers[node][identity.fingerprint(evil_jwk)] == ["manifest.jws"]
+    assert not (tmp_path / "target").exists()
+    code, out = run("evidence", "verify", str(bad))
+    assert code == 1 and "FAIL manifest digest" in out
+    assert f"{identity.fingerprint(evil_jwk)}  signed manifest.jws" in out
+
+
+def test_verify_prints_each_signer_s_speakable_fingerprint(exported: tuple[Path, bytes, str]) -> None:
+    from cyberpact.federation import identity
+
+    path, _, _ = exported
+    with zipfile.ZipFile(path) as zf:
+        node = json.loads(zf.read("bundle.json"))["node"]
+        (jwk,) = json.loads(zf.read(f"keys/{node}.jwks.json"))["keys"]
+    fp = identity.fingerprint(jwk)
+    code, out = run("evidence", "verify", str(path))
+    assert code == 0, out
+    assert f"{node}  {fp}  signed manifest.jws, custody/head.jws" in out
+    assert "Compare each fingerprint with the one its authority published" in out

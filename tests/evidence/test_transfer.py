@@ -603,3 +603,122 @@ def test_a_receipt_applied_twice_at_once_is_recorded_once(
     other.join(30)
     assert second == ["accepted"]
     assert kinds(a, pkg["id"]) == ["created", "sealed", "transferred"]
+
+
+def _rewrite(src: Path, dst: Path, change: Any) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            body = change(info.filename, zin.read(info))
+            if body is not None:
+                zout.writestr(info, body)
+    return dst
+
+
+def test_a_received_package_s_bundle_is_bound_to_the_exporting_node_s_signed_records(
+    pair: tuple[LiveNode, LiveNode], tmp_path: Path
+) -> None:
+    import base64
+    import zipfile
+
+    from cyberpact.federation import identity
+    from cyberpact.kit import crypto
+    from cyberpact.kit.canonical import canonical_json
+
+    a, b = pair
+    _pkg, tid = offer(a, {"mailbox.eml": b"From: suspect\n\nthe plan\n"})
+    with httpx.Client(timeout=30) as http:
+        assert sending.push(a.db, context(a), tid, http).status == "accepted"
+    with b.db.transaction() as s:
+        out = bundle.export(
+            s,
+            context(b),
+            Actor(None, "clerk"),
+            s.get_one(EvidencePackage, received(b).id),
+            tmp_path / "b.zip",
+        )
+    genuine = bundle.verify_bundle(out)
+    assert genuine.ok, genuine.failures
+    checks = {c.name: c.detail for c in genuine.checks}
+    assert (
+        "custody/origin-events.jsonl" in checks
+        and "cards/vn-ca.json" in checks
+        and "cards/pl-ca.json" in checks
+    )
+    with zipfile.ZipFile(out) as zf:
+        vn_key = json.loads(zf.read("keys/vn-ca.jwks.json"))["keys"][0]
+        pl_key = json.loads(zf.read("keys/pl-ca.jwks.json"))["keys"][0]
+        token = zf.read("manifest.jws").decode().strip()
+        origin_head = zf.read("custody/origin-head.jws").decode().strip()
+    assert set(genuine.signers["vn-ca"][identity.fingerprint(vn_key)]) == {
+        "manifest.jws",
+        "custody/origin-head.jws",
+    }
+    assert "custody/head.jws" in genuine.signers["pl-ca"][identity.fingerprint(pl_key)]
+
+    def verdict(change: Any, name: str) -> list[tuple[str, str]]:
+        bad = _rewrite(out, tmp_path / f"{name}.zip", change)
+        report = bundle.verify_bundle(bad, tmp_path / name)
+        assert not report.ok and not (tmp_path / name).exists()
+        return [(c.name, c.detail) for c in report.failures]
+
+    # D7: the origin's custody is required for a received package, and never left unchecked.
+    failures = verdict(lambda n, body: None if n == "custody/origin-head.jws" else body, "nohead")
+    assert ("custody/origin-head.jws", "missing") in failures
+    assert ("custody/origin-events.jsonl", "not checked: no verified member vouches for it") in failures
+    failures = verdict(lambda n, body: None if n == "custody/origin-events.jsonl" else body, "noevents")
+    assert failures == [("custody/origin-events.jsonl", "missing")]
+
+    # D5: file and manifest swapped, manifest and origin head re-signed with a fresh key put in keys/.
+    evil = crypto.generate_key("Ed25519")
+    evil_jwk = crypto.public_jwk(evil)
+    p = token.split(".")[1]
+    manifest = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+    forged = b"From: attacker\n\nI confess.\n"
+    manifest["files"][0].update(
+        size=len(forged),
+        sha256=hashlib.sha256(forged).hexdigest(),
+        blake2b=hashlib.blake2b(forged).hexdigest(),
+    )
+    digest = hashlib.sha256(canonical_json(manifest)).hexdigest()
+    hp = origin_head.split(".")[1]
+    head_payload = json.loads(base64.urlsafe_b64decode(hp + "=" * (-len(hp) % 4)))
+
+    def forge(n: str, body: bytes) -> bytes:
+        if n == "manifest.jws":
+            return crypto.sign_json(evil, manifest).encode()
+        if n == "custody/origin-head.jws":
+            return crypto.sign_json(evil, head_payload).encode()
+        if n == "keys/vn-ca.jwks.json":
+            return json.dumps({"keys": [evil_jwk]}).encode()
+        if n == "bundle.json":
+            return json.dumps({**json.loads(body), "manifest_digest": digest}).encode()
+        if n.startswith("files/0000"):
+            return forged
+        return body
+
+    failures = verdict(forge, "forged")
+    names = [f[0] for f in failures]
+    assert "manifest digest" in names and "cards/vn-ca.json" in names, failures
+    assert any(f[0].startswith("receipts/") and "another head of the origin" in f[1] for f in failures)
+    detail = dict(failures)["manifest digest"]
+    assert f"the manifest hashes to {digest}" in detail and "received) records" in detail
+    assert "is not in keys/vn-ca.jwks.json" in dict(failures)["cards/vn-ca.json"]
+
+    # Cards that are not cards, or another node's, are named.
+    failures = verdict(
+        lambda n, body: (
+            b'{"garbage": true}'
+            if n == "cards/vn-ca.json"
+            else b"not json"
+            if n == "cards/pl-ca.json"
+            else body
+        ),
+        "cards",
+    )
+    assert [f[0] for f in failures] == ["cards/pl-ca.json", "cards/vn-ca.json"], failures
+    with zipfile.ZipFile(out) as zf:
+        pl_card = zf.read("cards/pl-ca.json")
+    failures = verdict(lambda n, body: pl_card if n == "cards/vn-ca.json" else body, "swapped")
+    assert failures == [("cards/vn-ca.json", "the card is pl-ca's, not vn-ca's")]

@@ -18,6 +18,12 @@ Layout (all paths fixed; nothing else is accepted by the verifier)::
 with ``extract_to`` writes the files only after every check passed, only under that directory. The empty
 entries an archiver adds for the folders above (``files/``...) when a bundle is unzipped and zipped again
 are allowed, and are no member of the bundle.
+
+The bundle ships the keys it is checked against, so a signature alone proves only that the signer held a
+key in the bundle. What binds the rest is the exporting node's signed custody log: the manifest must hash
+to the digest its events (and receipts) record, a received package's origin head must be the one its
+receipt names; and the reader compares each signing key's fingerprint, which verify prints, with the one
+the authority published. Every field is type-checked before use, and a member no check read fails.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import json
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -193,6 +199,8 @@ class Check:
 class BundleReport:
     checks: list[Check] = field(default_factory=list)
     package_id: str | None = None
+    # node -> speakable fingerprint -> the members that key signed: what the reader compares by phone.
+    signers: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -275,9 +283,123 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> Iterator[
             yield piece
 
 
-def _read(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], name: str) -> bytes | None:
-    info = members.get(name)
-    return None if info is None else b"".join(_stream(zf, info, _MAX_META))
+def _loads(raw: bytes | str) -> Any:
+    """JSON from a bundle member; a nesting deep enough to exhaust the parser is malformed like any other."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+class _Malformed(Exception):
+    """A field of a bundle member that is missing or of the wrong type; the message names the field."""
+
+
+def _get(doc: Any, key: str, kind: type | tuple[type, ...], where: str, *, optional: bool = False) -> Any:
+    """``doc[key]`` when it is a ``kind``; anything read from a bundle is checked so before it is used."""
+    if not isinstance(doc, dict):
+        raise _Malformed(f"{where or 'the document'} is not a JSON object")
+    value = doc.get(key)
+    label = f"{where}.{key}" if where else key
+    if value is None and optional:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int to Python, never to a bundle: index true must not read as file 1.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        if key not in doc:
+            raise _Malformed(f"{label} is missing")
+        names = " or ".join(
+            {int: "an integer", str: "a string", list: "a list", dict: "an object"}[k] for k in kinds
+        )
+        raise _Malformed(f"{label} is not {names}")
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise _Malformed(f"{label} is negative")
+    return value
+
+
+@dataclass(frozen=True)
+class _Index:
+    """bundle.json, read field by field: it is unsigned, so every value is checked against a signed one."""
+
+    package_id: str
+    origin_package_id: str | None
+    node: str
+    origin_node: str
+    manifest_digest: str
+    files: dict[int, str]
+
+    @property
+    def received(self) -> bool:
+        return self.origin_node != self.node
+
+    @property
+    def manifest_package(self) -> str:
+        """The id the manifest, the receipts and the origin's custody events use for this package."""
+        return self.origin_package_id if self.received and self.origin_package_id else self.package_id
+
+
+def _index(raw: bytes | None) -> _Index:
+    try:
+        doc = _loads(raw if raw is not None else b"null")
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise BundleRejected(
+            "bundle.json is missing or not a cyberpact court bundle index", extra={"member": "bundle.json"}
+        )
+    try:
+        node, origin = _get(doc, "node", str, ""), _get(doc, "origin_node", str, "")
+        if not node or not origin:
+            raise _Malformed("node and origin_node must name a node")
+        files: dict[int, str] = {}
+        for i, f in enumerate(_get(doc, "files", list, "")):
+            index, path = _get(f, "index", int, f"files[{i}]"), _get(f, "path", str, f"files[{i}]")
+            if index in files:
+                raise _Malformed(f"files[{i}].index {index} is listed twice")
+            if not path.startswith("files/"):
+                raise _Malformed(f"files[{i}].path is not under files/")
+            files[index] = path
+        found = _Index(
+            package_id=_get(doc, "package_id", str, ""),
+            origin_package_id=_get(doc, "origin_package_id", str, "", optional=True),
+            node=node,
+            origin_node=origin,
+            manifest_digest=_get(doc, "manifest_digest", str, ""),
+            files=files,
+        )
+        if found.received and not found.origin_package_id:
+            raise _Malformed(f"origin_package_id is missing for a package received from {origin}")
+    except _Malformed as exc:
+        raise BundleRejected(f"bundle.json: {exc}", extra={"member": "bundle.json"}) from None
+    return found
+
+
+class _Archive:
+    """The bundle's members, and which of them a check has read: a member no check read fails the bundle."""
+
+    def __init__(self, zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo]) -> None:
+        self.zf, self.members, self.read_names = zf, members, set[str]()
+
+    def read(self, name: str) -> bytes | None:
+        info = self.members.get(name)
+        if info is None:
+            return None
+        self.read_names.add(name)
+        return b"".join(_stream(self.zf, info, _MAX_META))
+
+    def named(self, prefix: str) -> list[str]:
+        return sorted(n for n in self.members if n.startswith(prefix))
+
+
+@dataclass
+class _Keys:
+    """Each node's signing keys as the bundle ships them, and the members each key signed."""
+
+    by_node: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jwks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def owner(self, kid: str) -> str | None:
+        return next((node for node, keys in self.by_node.items() if kid in keys), None)
 
 
 def verify_bundle(path: Path, extract_to: Path | None = None) -> BundleReport:
@@ -295,7 +417,7 @@ def verify_bundle(path: Path, extract_to: Path | None = None) -> BundleReport:
         folders = [info for info in infos if _check_member(info, seen)]
         members = {i.filename: i for i in infos if i not in folders}
         try:
-            _verify(zf, members, result)
+            _verify(_Archive(zf, members), result)
         except (zipfile.BadZipFile, zlib.error) as exc:
             raise BundleRejected(f"the archive is damaged: {exc}") from exc
         if extract_to is not None and result.ok:
@@ -303,108 +425,279 @@ def verify_bundle(path: Path, extract_to: Path | None = None) -> BundleReport:
     return result
 
 
-def _keys(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], result: BundleReport) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for name in members:
-        if name.startswith("keys/") and name.endswith(".jwks.json"):
-            node = name[len("keys/") : -len(".jwks.json")]
-            try:
-                jwks = json.loads(_read(zf, members, name) or b"")
-                keys = {k["kid"]: crypto.import_public(k) for k in jwks["keys"]}
-                for kid, k in keys.items():
-                    if crypto.thumbprint(k.as_dict(private=False)) != kid:
-                        raise IntegrityFailure(f"key id {kid} is not its key's thumbprint")
-                found[node] = keys
-                result.add(name, True, f"{len(keys)} signing key(s) of {node}: " + ", ".join(keys))
-            except (ValueError, KeyError, TypeError, IntegrityFailure) as exc:
-                result.add(name, False, f"unreadable key set: {exc}")
+def _keys(archive: _Archive, result: BundleReport) -> _Keys:
+    found = _Keys()
+    for name in archive.named("keys/"):
+        if not name.endswith(".jwks.json") or name == "keys/.jwks.json":
+            continue  # no check reads it: reported as unchecked
+        node = name[len("keys/") : -len(".jwks.json")]
+        try:
+            entries = _get(_loads(archive.read(name) or b""), "keys", list, "")
+            keys: dict[str, Any] = {}
+            jwks: dict[str, dict[str, Any]] = {}
+            for i, jwk in enumerate(entries):
+                kid = _get(jwk, "kid", str, f"keys[{i}]")
+                if _get(jwk, "crv", str, f"keys[{i}]") != "Ed25519":
+                    raise _Malformed(f"keys[{i}] is not an Ed25519 signing key")
+                keys[kid] = crypto.import_public(jwk)
+                if crypto.thumbprint(keys[kid].as_dict(private=False)) != kid:
+                    raise _Malformed(f"key id {kid} is not its key's thumbprint")
+                jwks[kid] = {k: jwk[k] for k in ("kty", "crv", "x", "kid")}
+            if not keys:
+                raise _Malformed("no key")
+        except (ValueError, IntegrityFailure, _Malformed) as exc:
+            result.add(name, False, f"unreadable key set: {exc}")
+            continue
+        found.by_node[node], found.jwks[node] = keys, jwks
+        prints = ", ".join(identity.fingerprint(j) for j in jwks.values())
+        result.add(name, True, f"{len(keys)} signing key(s) of {node}, fingerprint {prints}")
     return found
 
 
-def _jws(token: bytes | None, keys: dict[str, Any], what: str, result: BundleReport) -> dict[str, Any] | None:
+def _cards(archive: _Archive, keys: _Keys, result: BundleReport) -> None:
+    """A node card is self-signed, so it proves nothing alone; it must agree with the key set shipped
+    for its node, or one of the two was swapped."""
+    for name in archive.named("cards/"):
+        if not name.endswith(".json") or name == "cards/.json":
+            continue
+        node = name[len("cards/") : -len(".json")]
+        try:
+            info = identity.read_card(_loads(archive.read(name) or b""))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, IntegrityFailure) as exc:
+            result.add(name, False, f"not a valid self-signed node card: {exc}")
+            continue
+        sig = info.sig_jwk
+        if info.node_id != node:
+            result.add(name, False, f"the card is {info.node_id}'s, not {node}'s")
+        elif keys.jwks.get(node, {}).get(sig["kid"]) != sig:
+            result.add(name, False, f"the card's signing key {sig['kid']} is not in keys/{node}.jwks.json")
+        else:
+            result.add(name, True, f"self-signed card #{info.seq} of {node}, fingerprint {info.fingerprint}")
+
+
+def _jws(
+    token: bytes | None,
+    keys: _Keys,
+    signer: str | None,
+    what: str,
+    result: BundleReport,
+    shape: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[str, dict[str, Any]] | None:
+    """The verified payload of a compact JWS and the node whose key signed it (``signer``, when given,
+    is the only node whose keys count); checked by ``shape``, which raises :class:`_Malformed`."""
     if token is None:
         result.add(what, False, "missing")
         return None
     text = token.decode("ascii", "replace").strip()
     try:
-        kid = str(custody.peek_header(text).get("kid", ""))
-        key = keys.get(kid)
-        if key is None:
-            raise IntegrityFailure(f"signed by key {kid!r}, which the bundle does not include")
-        _, payload = crypto.verify_json(text, key)
-    except IntegrityFailure as exc:
+        kid = custody.peek_header(text).get("kid")
+        if not isinstance(kid, str):
+            raise IntegrityFailure("the signature names no key")
+        node = keys.owner(kid) if signer is None else signer
+        key = keys.by_node.get(node or "", {}).get(kid)
+        if node is None or key is None:
+            whose = f"{signer}'s key" if signer else "key"
+            raise IntegrityFailure(f"signed by {whose} {kid!r}, which the bundle does not include")
+        try:
+            _, payload = crypto.verify_json(text, key)
+        except RecursionError:
+            raise _Malformed("the signed payload is nested too deeply") from None
+        if not isinstance(payload, dict):
+            raise _Malformed("the signed payload is not a JSON object")
+        if shape is not None:
+            shape(payload)
+    except (IntegrityFailure, _Malformed) as exc:
         result.add(what, False, str(exc))
         return None
-    result.add(what, True, f"signature valid (key {kid})")
-    return payload if isinstance(payload, dict) else None
+    fp = identity.fingerprint(keys.jwks[node][kid])
+    result.signers.setdefault(node, {}).setdefault(fp, []).append(what)
+    result.add(what, True, f"signature valid ({node}, fingerprint {fp})")
+    return node, payload
 
 
-def _verify(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], result: BundleReport) -> None:
-    try:
-        index = json.loads(_read(zf, members, "bundle.json") or b"null")
-        assert isinstance(index, dict) and index.get("format") == FORMAT
-    except (ValueError, AssertionError):
-        raise BundleRejected("bundle.json is missing or not a cyberpact court bundle index") from None
-    result.package_id = str(index.get("package_id"))
-    keys = _keys(zf, members, result)
-    node, origin = str(index.get("node")), str(index.get("origin_node"))
-    manifest = _jws(_read(zf, members, "manifest.jws"), keys.get(origin, {}), "manifest.jws", result)
+def _manifest_shape(index: _Index) -> Callable[[dict[str, Any]], None]:
+    def check(doc: dict[str, Any]) -> None:
+        try:
+            canonical_json(doc)
+        except ValueError as exc:  # a float or integer RFC 8785 cannot write: no digest exists
+            raise _Malformed(f"the manifest has no RFC 8785 form: {exc}") from None
+        if _get(doc, "node", str, "") != index.origin_node:
+            raise _Malformed(f"the manifest is {doc['node']}'s, bundle.json says {index.origin_node}'s")
+        if _get(doc, "package_id", str, "") != index.manifest_package:
+            raise _Malformed(f"the manifest is of package {doc['package_id']}, not {index.manifest_package}")
+        seen: set[int] = set()
+        for i, entry in enumerate(_get(doc, "files", list, "")):
+            where = f"files[{i}]"
+            n = _get(entry, "index", int, where)
+            _get(entry, "name", str, where), _get(entry, "size", int, where)
+            _get(entry, "sha256", str, where), _get(entry, "blake2b", str, where)
+            if n in seen:
+                raise _Malformed(f"{where}.index {n} is listed twice")
+            seen.add(n)
+
+    return check
+
+
+def _head_shape(node: str) -> Callable[[dict[str, Any]], None]:
+    def check(doc: dict[str, Any]) -> None:
+        if doc.get("typ") != "cyberpact-custody-sth":
+            raise _Malformed("not a signed custody tree head")
+        if _get(doc, "node", str, "") != node:
+            raise _Malformed(f"the head of {doc['node']}'s log, not {node}'s")
+        _get(doc, "size", int, ""), _get(doc, "root", str, "")
+
+    return check
+
+
+def _receipt_shape(doc: dict[str, Any]) -> None:
+    if doc.get("typ") != "cyberpact-evidence-receipt":
+        raise _Malformed("not a signed evidence receipt")
+    for key in ("transfer_id", "sender", "receiver", "package_id", "manifest_digest"):
+        _get(doc, key, str, "")
+    _get(doc, "sender_head", str, "", optional=True)
+
+
+@dataclass
+class _Statement:
+    """A signed record of the manifest digest: the digest it names and where it is."""
+
+    where: str
+    digest: str
+
+
+def _verify(archive: _Archive, result: BundleReport) -> None:
+    index = _index(archive.read("bundle.json"))
+    result.package_id = index.package_id
+    keys = _keys(archive, result)
+    _cards(archive, keys, result)
+    node, origin = index.node, index.origin_node
+    signed = _jws(archive.read("manifest.jws"), keys, origin, "manifest.jws", result, _manifest_shape(index))
+    manifest = signed[1] if signed else None
     if manifest is not None:
-        digest = hashlib.sha256(canonical_json(manifest)).hexdigest()
-        result.add(
-            "manifest digest",
-            digest == index.get("manifest_digest"),
-            f"{digest}"
-            if digest == index.get("manifest_digest")
-            else f"the manifest hashes to {digest}, the index says {index.get('manifest_digest')}",
-        )
-        _verify_files(zf, members, manifest, index, result)
-    head = _jws(_read(zf, members, "custody/head.jws"), keys.get(node, {}), "custody/head.jws", result)
-    pkg = str(index.get("package_id"))
+        _verify_files(archive, manifest, index, result)
+    statements: list[_Statement] = []
+    head = _jws(archive.read("custody/head.jws"), keys, node, "custody/head.jws", result, _head_shape(node))
     if head is not None:
-        _verify_events(zf, members, "custody/events.jsonl", head, pkg, result)
-    if "custody/origin-head.jws" in members:
-        ohead = _jws(
-            _read(zf, members, "custody/origin-head.jws"),
-            keys.get(origin, {}),
-            "custody/origin-head.jws",
-            result,
-        )
-        if ohead is not None:
+        statements += _verify_events(archive, "custody/events.jsonl", head[1], node, index.package_id, result)
+    origin_head: str | None = None
+    if index.received:
+        # The custody before the transfer (who seized and sealed what, in the requested State) is what a
+        # court asks about: for a received package it is required, not optional.
+        raw = archive.read("custody/origin-head.jws")
+        ohead = _jws(raw, keys, origin, "custody/origin-head.jws", result, _head_shape(origin))
+        if ohead is not None and raw is not None:
+            origin_head = raw.decode("ascii", "replace").strip()
             _verify_events(
-                zf, members, "custody/origin-events.jsonl", ohead, str(index.get("origin_package_id")), result
+                archive, "custody/origin-events.jsonl", ohead[1], origin, index.manifest_package, result
             )
-    every_key = {kid: key for ks in keys.values() for kid, key in ks.items()}
-    for name in sorted(members):
-        if name.startswith("receipts/"):
-            _jws(_read(zf, members, name), every_key, name, result)
+    receipts = _verify_receipts(archive, keys, index, origin_head, result)
+    if manifest is not None:
+        _verify_digest(manifest, index, statements, receipts, result)
     for name in ("report.html", "report.pdf"):
-        result.add(name, name in members, "present" if name in members else "missing")
+        result.add(
+            name,
+            archive.read(name) is not None,
+            "present: a rendering for people; the checks above are the proof"
+            if name in archive.members
+            else "missing",
+        )
+    readme = archive.read("README.txt")
+    if readme is not None:
+        text = readme.decode("utf-8", "replace")
+        says = index.package_id in text and index.manifest_digest in text
+        result.add(
+            "README.txt",
+            says,
+            "names the package and manifest digest of bundle.json"
+            if says
+            else "does not name the package and manifest digest of bundle.json",
+        )
+    for name in sorted(set(archive.members) - archive.read_names - set(index.files.values())):
+        if not name.startswith("files/"):
+            # A member no check read must not ride along in a bundle declared verified.
+            result.add(name, False, "not checked: no verified member vouches for it")
 
 
-def _verify_files(
-    zf: zipfile.ZipFile,
-    members: dict[str, zipfile.ZipInfo],
+def _verify_receipts(
+    archive: _Archive, keys: _Keys, index: _Index, origin_head: str | None, result: BundleReport
+) -> list[_Statement]:
+    """Receipts of this package's transfers, each signed by the node that received the package."""
+    found: list[_Statement] = []
+    for name in archive.named("receipts/"):
+        signed = _jws(archive.read(name), keys, None, name, result, _receipt_shape)
+        if signed is None:
+            continue
+        signer, doc = signed
+        failure = None
+        if doc["receiver"] != signer:
+            failure = f"signed by {signer}, but the receipt is {doc['receiver']}'s"
+        elif index.node not in (doc["sender"], doc["receiver"]):
+            failure = f"a transfer between {doc['sender']} and {doc['receiver']}, not of {index.node}"
+        elif doc["package_id"] != index.manifest_package:
+            failure = f"a receipt for package {doc['package_id']}, not {index.manifest_package}"
+        elif name != f"receipts/{doc['transfer_id']}.jws":
+            failure = f"the receipt of transfer {doc['transfer_id']}, filed under another name"
+        elif index.received and doc["receiver"] == index.node and doc["sender_head"] != origin_head:
+            # The receiving node signed the head the origin gave it: a swapped origin head differs.
+            failure = "names another head of the origin's log than custody/origin-head.jws"
+        if failure is not None:
+            result.checks[-1] = Check(name, False, failure)
+            continue
+        found.append(_Statement(f"{name} (signed by {signer})", doc["manifest_digest"]))
+    return found
+
+
+def _verify_digest(
     manifest: dict[str, Any],
-    index: dict[str, Any],
+    index: _Index,
+    statements: list[_Statement],
+    receipts: list[_Statement],
     result: BundleReport,
 ) -> None:
-    paths = {int(f["index"]): str(f["path"]) for f in index.get("files") or []}
-    listed = {n for n in members if n.startswith("files/")}
-    for entry in manifest.get("files") or []:
-        name = paths.get(int(entry.get("index", -1)), "")
-        what = f"{name or 'file ' + str(entry.get('index'))} ({entry.get('name')})"
-        info = members.get(name)
+    """The manifest must be the one the exporting node recorded in its signed custody log: the manifest and
+    the origin's head are signed by keys the bundle itself ships, the exporting node's events are not
+    forged without its key, whose fingerprint the reader checks."""
+    digest = hashlib.sha256(canonical_json(manifest)).hexdigest()
+    named = [_Statement("bundle.json", index.manifest_digest), *statements, *receipts]
+    wrong = [s for s in named if s.digest != digest]
+    if wrong:
+        result.add(
+            "manifest digest",
+            False,
+            f"the manifest hashes to {digest}; "
+            + "; ".join(f"{s.where} records {s.digest}" for s in wrong[:3]),
+        )
+    elif not statements:
+        result.add(
+            "manifest digest",
+            False,
+            f"no custody event of {index.node} proven in custody/events.jsonl records the manifest digest",
+        )
+    else:
+        result.add(
+            "manifest digest",
+            True,
+            f"{digest}, as recorded by {len(statements)} signed custody event(s) of {index.node}"
+            + (f" and {len(receipts)} signed receipt(s)" if receipts else ""),
+        )
+
+
+def _verify_files(archive: _Archive, manifest: dict[str, Any], index: _Index, result: BundleReport) -> None:
+    listed = set(archive.named("files/"))
+    for entry in manifest["files"]:
+        name = index.files.get(entry["index"], "")
+        what = f"{name or 'file ' + str(entry['index'])} ({entry['name']})"
+        info = archive.members.get(name)
         if info is None:
             result.add(what, False, "missing from the bundle")
             continue
         listed.discard(name)
-        sha, blake, size = chunks.hash_stream(_stream(zf, info, int(entry.get("size") or 0)))
-        if size != entry.get("size"):
-            result.add(what, False, f"{size} bytes, the manifest says {entry.get('size')}")
-        elif sha != entry.get("sha256"):
-            result.add(what, False, f"SHA-256 {sha} differs from the manifest's {entry.get('sha256')}")
-        elif blake != entry.get("blake2b"):
+        sha, blake, size = chunks.hash_stream(_stream(archive.zf, info, entry["size"]))
+        if size != entry["size"]:
+            result.add(what, False, f"{size} bytes, the manifest says {entry['size']}")
+        elif sha != entry["sha256"]:
+            result.add(what, False, f"SHA-256 {sha} differs from the manifest's {entry['sha256']}")
+        elif blake != entry["blake2b"]:
             result.add(what, False, "BLAKE2b differs from the manifest")
         else:
             result.add(what, True, f"{size} bytes, SHA-256 {sha} and BLAKE2b match the signed manifest")
@@ -413,35 +706,40 @@ def _verify_files(
 
 
 def _verify_events(
-    zf: zipfile.ZipFile,
-    members: dict[str, zipfile.ZipInfo],
+    archive: _Archive,
     name: str,
     head: dict[str, Any],
+    node: str,
     package_id: str,
     result: BundleReport,
-) -> None:
-    raw = _read(zf, members, name)
+) -> list[_Statement]:
+    """Check each event's inclusion proof; the manifest digests the proven events record."""
+    raw = archive.read(name)
     if raw is None:
         result.add(name, False, "missing")
-        return
+        return []
     try:
-        size, root = int(head["size"]), custody.unb64(head["root"], "root")
-    except (KeyError, ValueError, ProofError) as exc:
+        size, root = head["size"], custody.unb64(head["root"], "root")
+    except ProofError as exc:
         result.add(name, False, f"the signed head is malformed: {exc}")
-        return
+        return []
     count, last = 0, -1
+    digests: list[_Statement] = []
     for line_no, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
         where = f"{name} line {line_no}"
         try:
-            item = json.loads(line)
-            seq, entry = int(item["seq"]), str(item["entry"])
-            proof = [custody.unb64(p, "proof") for p in item["proof"]]
-            doc = json.loads(entry)
-        except (ValueError, KeyError, TypeError, ProofError) as exc:
+            item = _loads(line)
+            seq, entry = _get(item, "seq", int, ""), _get(item, "entry", str, "")
+            proof = [custody.unb64(p, "proof") for p in _get(item, "proof", list, "")]
+            doc = _loads(entry)
+            kind = _get(doc, "kind", str, "entry")
+            detail = _get(doc, "detail", dict, "entry", optional=True) or {}
+            recorded = _get(detail, "manifest_digest", str, "entry.detail", optional=True)
+        except (ValueError, ProofError, _Malformed) as exc:
             result.add(where, False, f"unreadable event: {exc}")
             continue
-        where = f"{where} (event {seq}, {doc.get('kind')})"
-        if doc.get("seq") != seq or doc.get("package") != package_id:
+        where = f"{where} (event {seq}, {kind})"
+        if doc.get("seq") != seq or doc.get("package") != package_id or doc.get("node") != node:
             result.add(where, False, "the entry is not the event of this package at this position")
             continue
         if seq <= last:
@@ -453,6 +751,8 @@ def _verify_events(
             result.add(where, False, f"not in the signed log: {exc}")
             continue
         count, last = count + 1, seq
+        if recorded is not None:
+            digests.append(_Statement(where, recorded))
     result.add(
         name,
         count > 0,
@@ -460,6 +760,7 @@ def _verify_events(
         if count
         else "no custody event could be proven",
     )
+    return digests
 
 
 def _extract(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], target: Path) -> None:

@@ -256,6 +256,7 @@ def verify(
     for c in result.checks:
         table.add_row(c.name, Text("ok", style="green") if c.ok else Text("FAIL", style="red"), c.detail)
     console.print(table)
+    _print_signers(result)
     if not result.ok:
         for c in result.failures:
             err_console.print(
@@ -263,6 +264,23 @@ def verify(
             )
         raise typer.Exit(1)
     console.print(f"bundle of package {result.package_id}: all {len(result.checks)} checks passed")
+
+
+def _print_signers(result: bundle.BundleReport) -> None:
+    # A bundle ships the keys it is checked against, so a valid signature proves only that the signer held
+    # a key in the bundle; who that was is settled by comparing fingerprints with what each authority
+    # published, out of band.
+    if not result.signers:
+        return
+    console.print("signing keys this bundle relies on:")
+    for node, prints in sorted(result.signers.items()):
+        for fp, signed in prints.items():
+            console.print(f"  {escape(node)}  {fp}  signed {escape(', '.join(signed))}", soft_wrap=True)
+    console.print(
+        "Compare each fingerprint with the one its authority published (read out by phone, or in a roster "
+        "you trust). A different fingerprint means the bundle was not signed by that node.",
+        soft_wrap=True,
+    )
 
 
 @app.command("send")
