@@ -6,7 +6,6 @@ handler in one transaction (a savepoint of the batch), so a message is applied e
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any, TypedDict, Unpack
 
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 from cyberpact.federation.envelope import OpenedEnvelope
 from cyberpact.federation.models import ConversationEvent
 from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.features import Features
 from cyberpact.kit.time import utcnow
 
 Handler = Callable[[Session, OpenedEnvelope], str]
@@ -33,26 +33,15 @@ ReceiptHook = Callable[[Session, Any, str], None]
 row, receipt status)."""
 _RECEIPT_HOOKS: dict[str, ReceiptHook] = {}
 
-# The modules that register what their messages do. Every lookup loads them first, so that each way into a
-# node (the server, a command, a script) knows every type: registering as a side effect of whatever a caller
-# happened to import once left `cyberpact intel import` and `intel pull` refusing their own messages.
-FEATURES = (
+# The modules that register what their messages do; every lookup loads them first, so that each way into
+# a node (the server, a command, a script) knows every type.
+FEATURES = Features(
     "cyberpact.cases.lifecycle",
     "cyberpact.evidence.sending",
     "cyberpact.evidence.transfer",
     "cyberpact.intel.inbound",
 )
-_loaded = False
-
-
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        # Flagged only once all are in: a second thread meanwhile imports them again, which Python's import
-        # lock makes wait for the first and then finds done, instead of seeing a half-filled table.
-        for name in FEATURES:
-            importlib.import_module(name)
-        _loaded = True
+_load = FEATURES.load
 
 
 def register(message_type: str, *, pure: bool = False, direct: bool = False) -> Callable[[Handler], Handler]:

@@ -10,7 +10,6 @@ thread of their own in each worker, so the short ones do not wait for them.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import os
 import secrets
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Base, Database, IdMixin, Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, NotFound
+from cyberpact.kit.features import Features
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import utcnow
 
@@ -39,9 +39,9 @@ _RUNNERS: dict[str, Runner] = {}
 _LONG_RUNNERS: dict[str, LongRunner] = {}
 # The modules that register runners, loaded before any job is claimed: a worker started from anything but
 # the server's factory would otherwise claim an audit check in the short lane and fail it for want of a
-# runner. Names, not imports: the kit sits below the features.
-FEATURES = ("cyberpact.audit.tasks", "cyberpact.cases.deadlines")
-_loaded = False
+# runner.
+FEATURES = Features("cyberpact.audit.tasks", "cyberpact.cases.deadlines")
+_load = FEATURES.load
 LANES = ("short", "long")
 MAX_ATTEMPTS = 10  # then the job is "failed": no longer tried, and shown to administrators
 
@@ -83,14 +83,6 @@ def long_runner(kind: str) -> Callable[[LongRunner], LongRunner]:
         return fn
 
     return add
-
-
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        for name in FEATURES:
-            importlib.import_module(name)
-        _loaded = True
 
 
 def known_kinds() -> dict[str, str]:
