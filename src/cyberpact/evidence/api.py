@@ -251,7 +251,7 @@ def withdraw_file(
     actor: Officer,
     session: WriteSession,
     request: Request,
-    reason: Annotated[str, Query(min_length=1, max_length=2000)],
+    reason: Annotated[str, Query(min_length=1, max_length=service.REASON_MAX)],
 ) -> None:
     """Withdraw a file from a package not sealed yet, complete or not (409 once sealed, or while an upload
     to it runs): its stored bytes are destroyed, the custody log records who withdrew what and why, and
@@ -321,7 +321,7 @@ def delete(
     actor: Admin,
     session: WriteSession,
     request: Request,
-    reason: Annotated[str, Query(min_length=1, max_length=2000)],
+    reason: Annotated[str, Query(min_length=1, max_length=service.REASON_MAX)],
 ) -> Response:
     """Destroy a package's content. Irreversible, so four eyes: the first administrator's call is a
     request (202), another administrator's call within seven days destroys (204); the requester cannot
@@ -343,7 +343,7 @@ def withdraw_deletion(
     actor: Admin,
     session: WriteSession,
     request: Request,
-    reason: Annotated[str, Query(min_length=1, max_length=2000)],
+    reason: Annotated[str, Query(min_length=1, max_length=service.REASON_MAX)],
 ) -> None:
     """Withdraw a deletion that waits for its second administrator (409 when none waits); any
     administrator may, and the custody record keeps both the request and its withdrawal."""

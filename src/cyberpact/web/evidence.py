@@ -345,13 +345,25 @@ def seal(request: Request, package_id: str, viewer: CurrentViewer, _: CheckedFor
     return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
 
 
-def _reason(form: Any) -> tuple[str, list[Problem]]:
-    """The reason a withdrawal or a deletion step gives, and what is wrong with it (the service's rule,
-    read before the transaction so the form comes back with the problem at its field)."""
+def _custody_step(
+    request: Request, form: Any, step: Callable[[Session, service.Context, str], object]
+) -> tuple[list[Problem], int]:
+    """Run a step that must say why (withdraw a file; ask for, confirm or withdraw a deletion) in one
+    transaction with the custody log's new signed head: the problems to show the form and their status,
+    none when it went through. The reason is read by the service's rule before the transaction, so the
+    form comes back with the problem at its field."""
     try:
-        return service.custody_reason(str(form.get("reason") or "")), []
+        reason = service.custody_reason(str(form.get("reason") or ""))
     except InvalidInput as exc:
-        return "", exc.problems
+        return exc.problems, 422
+    ctx = _ctx(request)
+    try:
+        with get_database(request).transaction() as session:
+            step(session, ctx, reason)
+            custody.sign_head(session, ctx.keys, ctx.node_id)
+    except Conflict as exc:
+        return [Problem("reason", exc.detail, "conflict")], exc.status
+    return [], 200
 
 
 @router.post("/desk/evidence/{package_id}/files/{index}/withdraw")
@@ -361,19 +373,14 @@ def withdraw_file(
     """Take a file out of a package not sealed yet (the API's service call); the reason is required."""
     require(viewer, *EVIDENCE_ROLES)
     pid = parse_id(package_id, "package")
-    reason, problems = _reason(form)
-    status = 422
+
+    def withdraw(session: Session, ctx: service.Context, reason: str) -> None:
+        package = service.get_package(session, pid, viewer.actor, "write")
+        service.withdraw_file(session, ctx, viewer.actor, package, index, reason)
+
+    problems, status = _custody_step(request, form, withdraw)
     if not problems:
-        ctx = _ctx(request)
-        try:
-            with get_database(request).transaction() as session:
-                package = service.get_package(session, pid, viewer.actor, "write")
-                service.withdraw_file(session, ctx, viewer.actor, package, index, reason)
-                custody.sign_head(session, ctx.keys, ctx.node_id)
-        except Conflict as exc:
-            problems, status = [Problem("reason", exc.detail, "conflict")], exc.status
-        else:
-            return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
+        return RedirectResponse(f"/desk/evidence/{pid}", status_code=303)
     context = package_context(request, viewer, str(pid))
     context["problems"] = problems
     return page(request, viewer, "evidence_package.html", context, status=status, scripts=("upload.js",))
@@ -496,18 +503,15 @@ def _deletion_step(
     require(viewer, "admin")
     pid = parse_id(package_id, "package")
     from_admin = form.get("back") == "admin"
-    reason, problems = _reason(form)
-    status = 422
+    problems, status = _custody_step(
+        request,
+        form,
+        lambda session, ctx, reason: step(
+            session, ctx, viewer.actor, service.get_package(session, pid), reason
+        ),
+    )
     if not problems:
-        ctx = _ctx(request)
-        try:
-            with get_database(request).transaction() as session:
-                step(session, ctx, viewer.actor, service.get_package(session, pid), reason)
-                custody.sign_head(session, ctx.keys, ctx.node_id)
-        except Conflict as exc:
-            problems, status = [Problem("reason", exc.detail, "conflict")], exc.status
-        else:
-            return RedirectResponse("/desk/admin/deletions" if from_admin else f"/desk/evidence/{pid}", 303)
+        return RedirectResponse("/desk/admin/deletions" if from_admin else f"/desk/evidence/{pid}", 303)
     if from_admin:
         context = _deletions_context(request, viewer)
         context["problems"] = problems
