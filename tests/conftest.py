@@ -241,6 +241,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports (the demo binds its port and the next ones):
+    checking only the first let another test's server, already on the second, fail the demo's start."""
+    import socket
+
+    for _ in range(100):
+        first = free_port()
+        socks = [socket.socket() for _ in range(count)]
+        try:
+            for n, sock in enumerate(socks):
+                sock.bind(("127.0.0.1", first + n))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports on loopback")
+
+
 def federation_node(
     db_factory: DatabaseFactory,
     tmp_path: Path,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LiveNode, free_port
+from conftest import LiveNode, free_ports
 from cyberpact import demo
 from cyberpact.cases import service as cases
 from cyberpact.catalog.service import load as load_catalog
@@ -18,7 +18,7 @@ from cyberpact.kit.actor import Actor
 def test_demo_runs_three_nodes_that_exchange_receipted_messages(tmp_path: Path) -> None:
     env = {**os.environ, "CYBERPACT_DEMO_DIR": str(tmp_path), "COLUMNS": "200"}
     env.pop("CYBERPACT_DATABASE_URL", None)
-    port = free_port()
+    port = free_ports(3)
     done = subprocess.run(
         [sys.executable, "-m", "cyberpact", "demo", "--once", "--port", str(port)],
         env=env,
