@@ -26,7 +26,6 @@ from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
@@ -393,8 +392,9 @@ class DeskRoute(APIRoute):
                 response = error_page(request, exc.status, exc.title, exc.detail, exc.code)
                 hook = getattr(request.app.state, "on_denied", None)
                 if (exc.status in (401, 403) or exc.denied is not None) and hook is not None:
-                    # After the response: the hook writes in a unit of work of its own.
-                    response.background = BackgroundTask(hook, request, exc)
+                    # Before the answer, as the API records them: a refusal written after it could be
+                    # lost to a stop in between, and was missing from an audit page read straight after.
+                    await hook(request, exc)
             except RequestValidationError:
                 from cyberpact.web.render import error_page
 
