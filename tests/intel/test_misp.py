@@ -105,7 +105,11 @@ def test_botnet_event_to_stix() -> None:
         "indicates",
         emotet["id"],
     )
-    assert any("regkey" in s for s in converted.skipped)
+    run_key = ind["indicator--e6a7c8d9-2f3a-4b5c-a7d9-f1a3b5c7d9e1"]
+    assert run_key["pattern"] == (
+        r"[windows-registry-key:key = 'HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\updater']"
+    )
+    assert converted.skipped == []
     assert {m["id"] for m in t["marking-definition"]} == {
         TLP2_IDS["green"],
         TLP2_IDS["amber"],
@@ -129,8 +133,7 @@ def test_round_trip_misp_stix_misp() -> None:
     def simple(attrs: list[dict[str, Any]]) -> set[tuple[str, str, str, bool]]:
         return {(a["uuid"], a["type"], a["value"], bool(a["to_ids"])) for a in attrs}
 
-    carried = [a for a in original["Attribute"] if a["type"] != "regkey"]
-    assert simple(back["Attribute"]) == simple(carried)
+    assert simple(back["Attribute"]) == simple(original["Attribute"])
     c2 = next(a for a in back["Attribute"] if a["value"] == "203.0.113.45")
     assert {t["name"] for t in c2["Tag"]} == {"tlp:amber", "PAP:AMBER"}
     assert c2["category"] == "Network activity" and c2["comment"] == "C2 server, port 443"
@@ -242,6 +245,9 @@ _CATEGORIES = {
     "yara": {"Payload delivery", "Payload installation", "Artifacts dropped"},
     "sigma": {"Payload delivery", "Payload installation", "Artifacts dropped"},
     "port": {"Network activity", "Other"},
+    "size-in-bytes": {"Other"},
+    "regkey": {"Persistence mechanism", "Artifacts dropped", "External analysis"},
+    "regkey|value": {"Persistence mechanism", "Artifacts dropped", "External analysis"},
 }
 
 
@@ -275,6 +281,118 @@ def _attr(atype: str, value: Any, **fields: Any) -> dict[str, Any]:
     }
 
 
+def test_registry_keys_values_and_file_sizes_map_and_come_back() -> None:
+    run = "HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Run"
+    original = _event(
+        _attr("regkey", run + "\\updater", uuid="1a2b3c4d-0000-4000-8000-000000000001"),
+        # The data is a command line that itself holds a '|': the key ends at the first one.
+        _attr(
+            "regkey|value",
+            run + "|cmd.exe /c type x | more",
+            uuid="1a2b3c4d-0000-4000-8000-000000000002",
+            category="Persistence mechanism",
+        ),
+    )
+    converted = misp.misp_to_stix(original)
+    assert converted.skipped == []
+    by_id = {o["id"]: o for o in converted.objects}
+    value = by_id["indicator--1a2b3c4d-0000-4000-8000-000000000002"]
+    assert value["pattern"] == (
+        "[windows-registry-key:key = 'HKCU\\\\Software\\\\Microsoft\\\\Windows\\\\CurrentVersion"
+        "\\\\Run' AND windows-registry-key:values[*].data = 'cmd.exe /c type x | more']"
+    )
+    options = ValidationOptions(version="2.1", strict=False)
+    for obj in converted.objects:
+        stix.check(obj)
+        assert validate_instance(obj, options).is_valid, obj["id"]
+        if obj["type"] == "indicator":
+            assert patterns._oasis(obj["pattern"]) is None, obj["pattern"]
+
+    event, skipped = misp_export.stix_to_misp(converted.objects)
+    assert skipped == []
+    back = {a["uuid"]: (a["type"], a["value"], a["category"]) for a in event["Event"]["Attribute"]}
+    assert back == {a["uuid"]: (a["type"], a["value"], a["category"]) for a in original["Event"]["Attribute"]}
+
+
+def test_a_file_objects_size_comes_with_its_name_and_never_alone() -> None:
+    def file_object(*attrs: tuple[str, str, str]) -> dict[str, Any]:
+        return {
+            "name": "file",
+            "uuid": "1a2b3c4d-0000-4000-8000-0000000000a1",
+            "meta-category": "file",
+            "Attribute": [_attr(t, v, object_relation=r, to_ids=False) for r, t, v in attrs],
+        }
+
+    named = misp.misp_to_stix(
+        _event(
+            Object=[file_object(("filename", "filename", "a.exe"), ("size-in-bytes", "size-in-bytes", "7"))]
+        )
+    )
+    assert named.skipped == []
+    (sco,) = _by_type(named.objects)["file"]
+    assert (sco["name"], sco["size"]) == ("a.exe", 7)
+    alone = misp.misp_to_stix(
+        _event(Object=[file_object(("size-in-bytes", "size-in-bytes", "7"), ("mutex", "mutex", "m"))])
+    )
+    assert "file" not in _by_type(alone.objects)  # no file STIX would refuse
+    assert [s for s in alone.skipped if "a size alone names no file" in s]
+    for obj in [*named.objects, *alone.objects]:
+        stix.check(obj)
+
+
+def test_a_registry_key_from_stix_goes_to_misp_with_its_value() -> None:
+    key = {
+        "type": "windows-registry-key",
+        "spec_version": "2.1",
+        "id": "windows-registry-key--2ba37ae7-2745-5082-9dfd-9486dad41016",
+        "key": "HKLM\\SYSTEM\\CurrentControlSet\\Services\\evil",
+        "values": [{"name": "ImagePath", "data": "C:\\evil.exe", "data_type": "REG_SZ"}],
+    }
+    seen = {
+        "type": "observed-data",
+        "spec_version": "2.1",
+        "id": "observed-data--6f3e2b1a-0c9d-4e8f-a7b6-5c4d3e2f1a0b",
+        "created": "2024-06-01T00:00:00.000Z",
+        "modified": "2024-06-01T00:00:00.000Z",
+        "first_observed": "2024-06-01T00:00:00.000Z",
+        "last_observed": "2024-06-01T00:00:00.000Z",
+        "number_observed": 1,
+        "object_refs": [key["id"]],
+    }
+    event, skipped = misp_export.stix_to_misp([seen, key])
+    assert skipped == []
+    assert [(a["type"], a["value"]) for a in event["Event"]["Attribute"]] == [
+        ("regkey|value", "HKLM\\SYSTEM\\CurrentControlSet\\Services\\evil|C:\\evil.exe")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("atype", "value", "reason"),
+    [
+        ("size-in-bytes", "184320", "a size alone names no file"),
+        ("size-in-bytes", "12a", "'12a' is not a size in bytes"),
+        ("size-in-bytes", "-1", "'-1' is not a size in bytes"),
+        ("size-in-bytes", "9" * 30, "is not a size in bytes"),
+        ("regkey|value", "no separator here", "registry key and its data joined by '|'"),
+        ("regkey|value", "|data without a key", "registry key and its data joined by '|'"),
+        ("btc", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT", "type btc has no STIX form"),
+        ("text", "free text", "type text has no STIX form"),
+    ],
+)
+def test_values_the_new_types_cannot_hold_are_refused_with_a_reason(
+    atype: str, value: str, reason: str
+) -> None:
+    converted = misp.misp_to_stix(
+        _event(
+            _attr(atype, value, uuid="1a2b3c4d-0000-4000-8000-00000000000f"), _attr("domain", "ok.example")
+        )
+    )
+    assert [i["pattern"] for i in _by_type(converted.objects)["indicator"]] == [
+        "[domain-name:value = 'ok.example']"
+    ]
+    assert len(converted.skipped) == 1 and reason in converted.skipped[0], converted.skipped
+
+
 def test_an_object_with_two_values_of_one_kind_keeps_both_and_can_match() -> None:
     converted = misp.misp_to_stix(_load("misp_event_ransomware.json"))
     objects = converted.objects
@@ -304,7 +422,7 @@ def test_object_attributes_come_back_with_their_relation_to_ids_and_uuid() -> No
         return {
             (a["uuid"], a["object_relation"], a["type"], a["value"], bool(a["to_ids"]))
             for a in mobj["Attribute"]
-            if not a.get("deleted") and a["type"] != "size-in-bytes"  # no STIX form: reported at import
+            if not a.get("deleted")
         }
 
     for mobj in original["Object"]:

@@ -328,6 +328,8 @@ class _Event:
             comps = comparisons(atype, value)
             if comps is None:
                 raise Refused(f"type {atype} has no STIX form")
+            if atype == "size-in-bytes":
+                raise Refused(_SIZE_ALONE)
             sid = self._emit(attr, comps, tags, extra, to_ids=to_ids, revoked=revoked)
         if not revoked:
             self._sightings([attr], sid, tags, label)
@@ -369,6 +371,13 @@ class _Event:
                     entry[key] = text(attr.get(key))
             entries.append(entry)
             to_ids = to_ids or entry["to_ids"]
+        if _unnamed_file(comps):
+            # A size says which file only beside its name or a hash (STIX's file needs one of them).
+            comps = [c for c in comps if c[:2] != ("file", "size")]
+            entries = [e for e in entries if e["type"] != "size-in-bytes"]
+            to_ids = any(e["to_ids"] for e in entries)
+            if not revoked:
+                self.skipped.append(f"{label} attribute size-in-bytes: {_SIZE_ALONE}")
         if not comps:
             if not attrs:
                 raise Refused("no attributes")
@@ -637,6 +646,14 @@ def _bound(objects: list[dict[str, Any]], event: list[str]) -> None:
                 changed = True
         if not changed:
             return
+
+
+_SIZE_ALONE = "a size alone names no file (STIX needs the file's name or a hash beside it)"
+
+
+def _unnamed_file(comps: list[Comp]) -> bool:
+    files = [path for kind, path, _ in comps if kind == "file"]
+    return "size" in files and not any(p == "name" or p.startswith("hashes.") for p in files)
 
 
 def _label(item: Any, n: int) -> str:

@@ -53,6 +53,7 @@ _HASH_TYPES = {
 _LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
 _AND = re.compile(r"\bAND\b")
 _DEFAULT_CATEGORY = "Network activity"
+_REGISTRY_VALUE = ("windows-registry-key:key", "windows-registry-key:values[*].data")
 
 
 def _epoch(value: Any) -> str:
@@ -407,6 +408,8 @@ class _Export:
             self._object(o, base, comps, to_ids)
             return True
         mtype = o.get("x_misp_type")
+        if mtype is None and sorted(p for p, _ in comps) == list(_REGISTRY_VALUE):
+            mtype = "regkey|value"  # a value's data has no MISP type of its own, only with its key
         if isinstance(mtype, str) and mtype in COMPOSITE and len(comps) == 2:
             value = _composite(mtype, comps)
             if value is not None:
@@ -581,6 +584,7 @@ _SCO_BACK_TYPES = {
     "file",
     "autonomous-system",
     "network-traffic",
+    "windows-registry-key",
 }
 
 
@@ -590,17 +594,29 @@ def _pattern_values(ind: Mapping[str, Any]) -> list[tuple[str, Any]] | None:
     parsed = patterns.fast_parse(str(ind.get("pattern", "")))
     if not parsed or any(c.op != "=" for c in parsed):
         return None
-    return [(f"{c.object_type}:{'.'.join(c.path)}", c.value) for c in parsed]
+    return [(f"{c.object_type}:{_path(c.path)}", c.value) for c in parsed]
+
+
+def _path(steps: Sequence[str]) -> str:
+    """A pattern's property path as the MISP vocabulary spells it: ``values[*].data``, an index step
+    written against the step it indexes."""
+    return "".join(s if s.startswith("[") else f".{s}" for s in steps)[1:]
 
 
 def _sco_values(sco: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Any]]:
     kind = sco.get("type")
     out: list[tuple[str, Any]] = []
-    for prop in ("value", "name", "number", "subject"):
+    for prop in ("value", "name", "number", "subject", "key", "size"):
         if prop in sco:
             out.append((f"{kind}:{prop}", sco[prop]))
     for alg, digest in (sco.get("hashes") or {}).items():
         out.append((f"{kind}:hashes.{alg}", digest))
+    if kind == "windows-registry-key" and isinstance(sco.get("values"), list):
+        out += [
+            (f"{kind}:values[*].data", v["data"])
+            for v in sco["values"]
+            if isinstance(v, dict) and isinstance(v.get("data"), str)
+        ]
     for end in ("src", "dst"):
         ref = by_id.get(str(sco.get(f"{end}_ref")))
         if ref is not None and "value" in ref:

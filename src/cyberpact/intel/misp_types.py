@@ -92,6 +92,7 @@ SIMPLE: dict[str, tuple[str, str]] = {
     "filename": ("file", "name"),
     "mac-address": ("mac-addr", "value"),
     "mutex": ("mutex", "name"),
+    "regkey": ("windows-registry-key", "key"),
 }
 # Only the algorithms of STIX's hash-algorithm-ov, so that every consumer knows the key.
 HASHES = {
@@ -104,11 +105,14 @@ HASHES = {
     "ssdeep": "SSDEEP",
     "tlsh": "TLSH",
 }
+# A registry value's data, whichever of the key's values holds it (the pattern's "any element" index).
+_REG_DATA = "windows-registry-key:values[*].data"
 # Composite MISP types: the pattern paths that may hold each part of the "a|b" value, in order.
 COMPOSITE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ip-dst|port": (("network-traffic:dst_ref.value",), ("network-traffic:dst_port",)),
     "ip-src|port": (("network-traffic:src_ref.value",), ("network-traffic:src_port",)),
     "domain|ip": (("domain-name:value",), ("ipv4-addr:value", "ipv6-addr:value")),
+    "regkey|value": (("windows-registry-key:key",), (_REG_DATA,)),
     **{f"filename|{k}": (("file:name",), (f"file:hashes.{v}",)) for k, v in HASHES.items()},
 }
 # Attributes that are detection rules: indicators of that STIX pattern type (pattern-type-ov).
@@ -124,6 +128,8 @@ MISP_TYPE_OF = {
     "file:name": "filename",
     "mac-addr:value": "mac-address",
     "mutex:name": "mutex",
+    "windows-registry-key:key": "regkey",
+    "file:size": "size-in-bytes",
     "autonomous-system:number": "AS",
     "network-traffic:dst_ref.value": "ip-dst",
     "network-traffic:src_ref.value": "ip-src",
@@ -138,6 +144,9 @@ CATEGORY_OF = {
     "filename": "Payload delivery",
     "email-subject": "Payload delivery",
     "mutex": "Artifacts dropped",
+    "regkey": "Persistence mechanism",
+    "regkey|value": "Persistence mechanism",
+    "size-in-bytes": "Other",
     "vulnerability": "External analysis",
     "yara": "Payload installation",
     "sigma": "Payload installation",
@@ -193,11 +202,20 @@ def comparisons(misp_type: str, value: str) -> list[Comp] | None:
                 number(value.upper().removeprefix("AS"), "an AS number", 2**32 - 1),
             )
         ]
+    if misp_type == "size-in-bytes":
+        # STIX's file size is an integer (section 6.7); MISP's is text that must hold one.
+        return [("file", "size", number(value, "a size in bytes", 2**63 - 1))]
     if misp_type in SIMPLE:
         kind, path = SIMPLE[misp_type]
         return [(kind, path, value)]
     if misp_type in HASHES:
         return [("file", f"hashes.{HASHES[misp_type]}", value)]
+    if misp_type == "regkey|value":
+        # The first '|': a key's path holds none in practice, while the data (a command line) may.
+        key, sep, data = value.partition("|")
+        if not sep or not key:
+            raise Refused("a regkey|value value is a registry key and its data joined by '|'")
+        return [("windows-registry-key", "key", key), ("windows-registry-key", "values[*].data", data)]
     if misp_type in COMPOSITE:
         # The last '|': a file name may hold one, a hash, address or port never does.
         first, sep, second = value.rpartition("|")
@@ -246,7 +264,19 @@ def pattern(instances: list[tuple[str, dict[str, Any]]]) -> str:
 
 def sco(kind: str, props: dict[str, Any]) -> dict[str, Any]:
     # The id contributing properties STIX lists per type; a file with hashes is named by them alone.
-    keys = ("hashes", "value", "name", "number", "subject", "src_ref", "dst_ref", "src_port", "dst_port")
+    keys = (
+        "hashes",
+        "value",
+        "name",
+        "number",
+        "subject",
+        "key",
+        "values",
+        "src_ref",
+        "dst_ref",
+        "src_port",
+        "dst_port",
+    )
     id_props = {k: props[k] for k in keys if k in props}
     if kind == "file" and "hashes" in props:
         id_props = {"hashes": props["hashes"]}
@@ -263,6 +293,8 @@ def scos(instances: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
         for path, value in props.items():
             if path.startswith("hashes."):
                 body.setdefault("hashes", {})[path[7:]] = value
+            elif path == "values[*].data":
+                body.setdefault("values", []).append({"data": value})
             elif path.endswith("_ref.value"):
                 ref = sco(address(value), {"value": value})
                 out.append(ref)
