@@ -35,12 +35,18 @@ def test_collections_policy_grants_and_misp(node: LiveNode) -> None:
     admin.put("/api/v1/intel/collections/ransom/grants/olga", json={"read": True, "write": False})
     assert [g["username"] for g in admin.get("/api/v1/intel/collections/ransom/grants").json()] == ["olga"]
     event = json.loads((FIXTURES / "misp_event_botnet.json").read_text())
+    wallet = {"type": "btc", "category": "Financial fraud", "value": "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"}
+    event["Event"]["Attribute"].append({**wallet, "uuid": "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"})
     assert officer.post("/api/v1/intel/collections/ransom/misp", json=event).status_code == 403
 
     r = admin.post("/api/v1/intel/collections/ransom/misp", json=event)
     assert r.status_code == 200, r.text
     result = r.json()
-    assert result["refused"] == 0 and result["stored"] > 10 and any("regkey" in s for s in result["skipped"])
+    assert (
+        result["refused"] == 0
+        and result["stored"] > 10
+        and any("btc has no STIX form" in s for s in result["skipped"])
+    )
     again = admin.post("/api/v1/intel/collections/ransom/misp", json=event).json()
     assert (again["stored"], again["duplicates"]) == (0, result["stored"])  # idempotent re-import
 

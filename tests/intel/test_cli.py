@@ -53,8 +53,15 @@ def test_intel_cli_round_trip(cli_env: dict[str, str], tmp_path: Path) -> None:
     r = runner.invoke(app, ["intel", "import", str(src), "-c", "phish"])
     assert r.exit_code == 0, r.output
     assert "stored 2, already present 0, refused 1" in r.output and "indicator--bad" in r.output
-    r = runner.invoke(app, ["intel", "import", str(FIXTURES / "misp_event_botnet.json"), "-c", cid])
-    assert r.exit_code == 0 and "skipped attribute" in r.output and "refused 0" in r.output
+    # A wallet address has no STIX form: the import stores the rest and names what it left out.
+    event = json.loads((FIXTURES / "misp_event_botnet.json").read_text())
+    wallet = {"type": "btc", "category": "Financial fraud", "value": "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"}
+    event["Event"]["Attribute"].append({**wallet, "uuid": "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"})
+    misp_in = tmp_path / "botnet.json"
+    misp_in.write_text(json.dumps(event))
+    r = runner.invoke(app, ["intel", "import", str(misp_in), "-c", cid])
+    assert r.exit_code == 0 and "refused 0" in r.output, r.output
+    assert "skipped attribute 0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e: type btc has no STIX form" in r.output
 
     out = tmp_path / "out.json"
     r = runner.invoke(app, ["intel", "export", str(out), "-c", "phish"])
