@@ -1129,12 +1129,22 @@ def test_an_export_without_a_readable_created_dates_the_event_by_its_last_change
 
 def _galaxy_event(meta: Any, gtype: str = "threat-actor", value: str = "LockBit") -> dict[str, Any]:
     cluster = {"uuid": "7cdb06e5-3f5b-4b0a-9a9a-2c8a4c3f1b11", "value": value, "type": gtype, "meta": meta}
-    galaxy = {"type": gtype, "name": "Threat Actor", "GalaxyCluster": [cluster]}
+    galaxy = {
+        "uuid": "698774c7-8022-42c4-917f-8d6e4f06ada3",
+        "type": gtype,
+        "name": "Threat Actor",
+        "GalaxyCluster": [cluster],
+    }
     return _event(_attr("ip-dst", "192.0.2.9"), Galaxy=[galaxy])
 
 
 def test_galaxy_synonyms_become_aliases_and_attack_ids_references_and_come_back() -> None:
-    actor_event = _galaxy_event({"synonyms": ["LockBit 3.0", "LockBit Black", "LockBit"], "country": ["RU"]})
+    actor_meta = {
+        "synonyms": ["LockBit 3.0", "LockBit Black", "LockBit"],
+        "country": ["RU"],
+        "refs": ["https://www.cisa.gov/news-events/cybersecurity-advisories/aa23-165a"],
+    }
+    actor_event = _galaxy_event(actor_meta)
     technique_event = _galaxy_event(
         {"external_id": ["T1566", "CAPEC-98"]}, "mitre-attack-pattern", "Phishing"
     )
@@ -1142,6 +1152,10 @@ def test_galaxy_synonyms_become_aliases_and_attack_ids_references_and_come_back(
     t = _by_type(converted.objects)
     actor, technique = t["threat-actor"][0], t["attack-pattern"][0]
     assert actor["aliases"] == ["LockBit 3.0", "LockBit Black"]  # its own name is no alias
+    assert actor["x_misp_country"] == ["RU"] and actor["external_references"] == [
+        {"source_name": "misp-galaxy-ref", "url": actor_meta["refs"][0]}
+    ]
+    assert actor["x_misp_galaxy_uuid"] == "698774c7-8022-42c4-917f-8d6e4f06ada3"
     assert technique["external_references"] == [
         {"source_name": "mitre-attack", "external_id": "T1566"},
         {"source_name": "capec", "external_id": "CAPEC-98"},
@@ -1151,21 +1165,25 @@ def test_galaxy_synonyms_become_aliases_and_attack_ids_references_and_come_back(
         stix.check(obj)
         assert validate_instance(obj, options).is_valid
     for event, obj, meta in (
-        (actor_event, actor, {"synonyms": ["LockBit 3.0", "LockBit Black"]}),
+        (
+            actor_event,
+            actor,
+            {"synonyms": ["LockBit 3.0", "LockBit Black"], "refs": actor_meta["refs"], "country": ["RU"]},
+        ),
         (technique_event, technique, {"external_id": ["T1566", "CAPEC-98"]}),
     ):
         objects = misp.misp_to_stix(event).objects
         (galaxy,) = misp_export.stix_to_misp(objects)[0]["Event"]["Galaxy"]
         assert (galaxy["type"], galaxy["name"]) == (obj["x_misp_galaxy_type"], "Threat Actor")
+        assert galaxy["uuid"] == "698774c7-8022-42c4-917f-8d6e4f06ada3"
         (cluster,) = galaxy["GalaxyCluster"]
         assert cluster["meta"] == meta and cluster["uuid"] == obj["id"].partition("--")[2]
         assert cluster["tag_name"] == f'misp-galaxy:{galaxy["type"]}="{obj["name"]}"'
         again = [
             o for o in misp.misp_to_stix(misp_export.stix_to_misp(objects)[0]).objects if o["id"] == obj["id"]
         ]
-        assert {k: again[0].get(k) for k in ("aliases", "external_references")} == {
-            k: obj.get(k) for k in ("aliases", "external_references")
-        }
+        kept = ("aliases", "external_references", "x_misp_country", "x_misp_galaxy_uuid")
+        assert {k: again[0].get(k) for k in kept} == {k: obj.get(k) for k in kept}
 
 
 _BAD_META = {
@@ -1176,6 +1194,9 @@ _BAD_META = {
     "a synonym far too long": ({"synonyms": ["x" * 1001]}, "synonyms: more than 100 or longer"),
     "external_id nested": ({"external_id": [["T1566"]]}, "external_id: not a list of strings"),
     "external_id of no scheme": ({"external_id": ["T1566; DROP"]}, "is of no known scheme"),
+    "a ref that is no web address": ({"refs": ["javascript:alert(1)"]}, "is not an http(s) address"),
+    "refs that are a mapping": ({"refs": {"u": "https://x.example"}}, "refs: not a list of strings"),
+    "a country that is a number": ({"country": 7}, "country: not a list of strings"),
 }
 
 
@@ -1184,6 +1205,7 @@ def test_unreadable_galaxy_meta_is_named_and_not_carried(meta: Any, reason: str)
     converted = misp.misp_to_stix(_galaxy_event(meta))
     (actor,) = _by_type(converted.objects)["threat-actor"]
     assert actor["name"] == "LockBit" and "aliases" not in actor and "external_references" not in actor
+    assert "x_misp_country" not in actor
     assert any(s.startswith("galaxy threat-actor='LockBit'") and reason in s for s in converted.skipped), (
         converted.skipped
     )

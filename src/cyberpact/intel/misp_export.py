@@ -24,6 +24,7 @@ from typing import Any
 
 from cyberpact.intel import misp_analyst, misp_reports, misp_sightings, patterns
 from cyberpact.intel.markings import Pap, Tlp, definition_levels, effective
+from cyberpact.intel.misp_galaxies import REFERENCE
 from cyberpact.intel.misp_types import (
     ANALYST_DATA,
     CATEGORY_OF,
@@ -269,6 +270,8 @@ class _Export:
                     str(gtype),
                     {"type": gtype, "name": name if isinstance(name, str) else gtype, "GalaxyCluster": []},
                 )
+                if isinstance(o.get("x_misp_galaxy_uuid"), str):
+                    g.setdefault("uuid", o["x_misp_galaxy_uuid"])
                 cluster = {
                     "uuid": str(o["id"]).partition("--")[2],
                     "type": gtype,
@@ -528,6 +531,16 @@ def _cluster_meta(o: Mapping[str, Any]) -> dict[str, list[str]]:
     ]
     if ids:
         meta["external_id"] = ids
+    refs = [
+        str(r["url"])
+        for r in o.get("external_references") or []
+        if isinstance(r, dict) and r.get("source_name") == REFERENCE and isinstance(r.get("url"), str)
+    ]
+    if refs:
+        meta["refs"] = refs
+    countries = o.get("x_misp_country")
+    if isinstance(countries, list) and (named := [c for c in countries if isinstance(c, str)]):
+        meta["country"] = named
     return meta
 
 

@@ -24,6 +24,10 @@ _ALIASED = ("threat-actor", "intrusion-set", "malware", "tool", "attack-pattern"
 # ATT&CK's own STIX uses, so that partners line up TTPs across reports.
 _ATTACK_ID = re.compile(r"(?:T\d{4}(?:\.\d{3})?|TA\d{4}|G\d{4}|S\d{4}|M\d{4}|C\d{4})")
 _CAPEC_ID = re.compile(r"CAPEC-\d+")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_URL = re.compile(r"https?://[^\s]+")
+# The source name of a cluster's reference (``meta.refs``): a page about it, of no id scheme.
+REFERENCE = "misp-galaxy-ref"
 MAX_NAMES = 100  # synonyms or ids of one cluster; real clusters have a few dozen at most
 MAX_NAME = 1000
 
@@ -97,6 +101,8 @@ class Galaxies:
             galaxy = self.galaxy.get(key, {})
             if text(galaxy.get("name")).strip():
                 obj["x_misp_galaxy_name"] = text(galaxy.get("name")).strip()[:MAX_NAME]
+            if _UUID.fullmatch(text(galaxy.get("uuid"))):
+                obj["x_misp_galaxy_uuid"] = text(galaxy.get("uuid")).lower()
             self._meta(obj, meta.get("meta"), f"galaxy {gtype}={value!r}")
             self.clusters[key] = obj
         obj = self.clusters[key]
@@ -124,8 +130,18 @@ class Galaxies:
                 self.skipped.append(f"{label}: external_id {external_id[:40]!r} is of no known scheme")
                 continue
             refs.append({"source_name": source, "external_id": external_id})
+        for url in self._names(meta.get("refs"), f"{label} refs"):
+            if not _URL.fullmatch(url):
+                self.skipped.append(f"{label}: ref {url[:40]!r} is not an http(s) address")
+                continue
+            refs.append({"source_name": REFERENCE, "url": url})
         if refs:
             obj["external_references"] = refs
+        # Where MISP says an actor comes from or operates (ISO 3166 codes or names): STIX's threat actor has
+        # no such property short of a location object, so it rides along as MISP wrote it.
+        countries = self._names(meta.get("country"), f"{label} country")
+        if countries:
+            obj["x_misp_country"] = countries
 
     def _names(self, value: Any, label: str) -> list[str]:
         """A meta entry MISP writes as a list of strings (or one string); anything else is named."""
