@@ -105,6 +105,10 @@ def test_check_endpoint_stores_nothing(two_sides: tuple[Side, Side]) -> None:
     cites = {e["cite"] for e in r.json()["errors"]}
     assert {"art. 40(15)(b)", "art. 40(15)(c)", "art. 40(15)(d)", "art. 40(15)(f)"} <= cites
     assert count_rows(vn, Request) == 0
+    # Its warnings read this node's requests: only those who may draft may ask.
+    for role in ("admin", "auditor"):
+        other = vn.node.client(vn.node.user(f"vn-{role}", role))
+        assert other.post("/api/v1/requests/check", json={"type": "preservation"}).status_code == 403
 
 
 def test_four_eyes(two_sides: tuple[Side, Side]) -> None:

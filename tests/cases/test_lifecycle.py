@@ -11,7 +11,7 @@ from cyberpact.cases.models import Request
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.jobs import Job, JobWorker
 
-from .conftest import HEADER, Side, act, draft, sent_follow_up, sent_preservation
+from .conftest import HEADER, PRESERVATION, Side, act, draft, sent_follow_up, sent_preservation
 
 
 def status(side: Side, rid: str) -> str:
@@ -278,6 +278,14 @@ def test_confidential_requests_are_hidden_from_plain_officers(two_sides: tuple[S
     assert case_id not in [c["id"] for c in au.plain.get("/api/v1/cases").json()]
     assert case_id in [c["id"] for c in au.ca.get("/api/v1/cases").json()]
     assert au.ca.get(f"/api/v1/cases/{case_id}").status_code == 200
+    # A request the plain officer could see, filed into that case (to a third State in the same matter),
+    # does not open the case to them: they read that request alone.
+    body = {"type": "preservation", "case_id": case_id, "counterpart": "vn-24x7", "header": HEADER}
+    follow = au.ca.post("/api/v1/requests", json={**body, "fields": PRESERVATION})
+    assert follow.status_code == 201, follow.text
+    assert au.plain.get(f"/api/v1/requests/{follow.json()['request']['id']}").status_code == 200
+    assert au.plain.get(f"/api/v1/cases/{case_id}").status_code == 404
+    assert case_id not in [c["id"] for c in au.plain.get("/api/v1/cases").json()]
     # Nor through the federation's record of the conversation that carried it.
     conversation = f"/api/v1/federation/conversations/{rid}/events"
     assert au.plain.get(conversation).status_code == 404
@@ -291,6 +299,9 @@ def test_confidential_requests_are_hidden_from_plain_officers(two_sides: tuple[S
         .json()["items"]
     )
     assert {(a["actor"], a["outcome"]) for a in audit} >= {("au-plain", "denied"), ("au-ca", "allowed")}
+    # Administrators read the record too: a read is marked use-limited, the conditions stay on the request.
+    reads = [a for a in audit if a["action"] == "cases.request.read" and a["outcome"] == "allowed"]
+    assert reads and all(a["detail"] == {"use_limited": True} for a in reads)
 
 
 def test_reminders_are_durable_jobs_that_fire(two_sides: tuple[Side, Side]) -> None:

@@ -35,7 +35,7 @@ from cyberpact.cases.schemas import (
 from cyberpact.catalog.service import Catalog, DraftReport
 from cyberpact.federation import outbox
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.errors import InvalidInput, PermissionDenied, Problem
 from cyberpact.kit.http import ReadSession, WriteSession
 from cyberpact.kit.pagination import decode_cursor, encode_cursor
 
@@ -107,8 +107,12 @@ def get_case(case_id: uuid.UUID, actor: CurrentActor, session: WriteSession) -> 
 
 
 @router.post("/requests/check", response_model=CheckOut)
-def check_draft(body: DraftCheck, request: Request, _: CurrentActor, session: ReadSession) -> CheckOut:
+def check_draft(body: DraftCheck, request: Request, actor: CurrentActor, session: ReadSession) -> CheckOut:
     """Check a draft against the catalog without storing anything (the wizard calls this at every step)."""
+    if not actor.has_any(*service.CASE_ROLES):
+        # Its warnings read this node's requests (an open preservation with a given ticket): drafting is
+        # for those who may draft.
+        raise PermissionDenied("Checking a draft needs a case role")
     data = service.DraftInput(body.type, body.counterpart, body.header, body.fields)
     return check_out(service.check(session, catalog_of(request), data))
 

@@ -93,11 +93,15 @@ def list_cases(session: Session, actor: Actor, limit: int = 100) -> list[Case]:
 
 
 def _case_visible(actor: Actor) -> Any:
-    """A case the actor may see: one with a request they may see, or with no request yet."""
+    """A case the actor may see: one that holds no request hidden from them.
+
+    A case holding a confidential incoming request is named after it (``IN-<peer>-<their reference>``),
+    and its notes speak of the matter as a whole: it stays hidden even once someone adds a request the
+    actor could see (a request to a third State in the same matter), which they still open on its own."""
     if actor.has_any(*CONFIDENTIAL_ROLES):
         return true()
-    mine = select(Request.id).where(Request.case_id == Case.id)
-    return or_(mine.where(visible_filter(actor)).exists(), ~mine.exists())
+    hidden = select(Request.id).where(Request.case_id == Case.id, ~visible_filter(actor))
+    return ~hidden.exists()
 
 
 def can_see(actor: Actor, request: Request) -> bool:
@@ -131,7 +135,9 @@ def get_request(session: Session, actor: Actor, request_id: uuid.UUID, *, purpos
             "cases.request.read",
             "request",
             request.id,
-            detail={"use_limitation": request.use_limitation} if request.use_limitation else None,
+            # Marked, not quoted: administrators read the audit record, and the conditions are case
+            # material (a spontaneous sender's own words); the request holds them.
+            detail={"use_limited": True} if request.use_limitation else None,
         )
     return request
 
