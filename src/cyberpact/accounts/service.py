@@ -26,6 +26,7 @@ from cyberpact.kit.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    PermissionDenied,
     Problem,
     TooManyAttempts,
 )
@@ -139,6 +140,12 @@ def set_roles(session: Session, actor: Actor, user: User, roles: Iterable[str]) 
     # Two administrators taking each other's role at once would each still see the other.
     advisory_lock(session, Lock.ADMINISTRATORS)
     before = sorted(user.roles)
+    if actor.user_id == user.id and set(role_list) - set(before):
+        # Separation of duties: an administrator reads no case material and does not audit themselves,
+        # unless a second person agrees. Stepping down (fewer roles) needs nobody.
+        raise PermissionDenied(
+            "Your own roles are changed by another administrator; you may only give roles up"
+        )
     was_admin = "admin" in before and not user.disabled
     user.role_rows = [UserRole(role=r) for r in role_list]
     session.flush()
