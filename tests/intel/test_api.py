@@ -84,3 +84,42 @@ def test_collections_policy_grants_and_misp(node: LiveNode) -> None:
         "intel.collection.grant",
         "intel.objects.add",
     } <= actions
+
+
+TAXII = "application/taxii+json;version=2.1"
+
+
+def test_a_writer_who_may_not_read_learns_nothing_of_what_the_collection_holds(node: LiveNode) -> None:
+    # SCO ids follow from their values: were a duplicate answered with the stored copy's version, a
+    # reporter allowed only to add could test whether an address is known here, and since when.
+    admin = node.client(node.user("root", "admin"))
+    cid = admin.post("/api/v1/intel/collections", json={"title": "Reports", "alias": "reports"}).json()["id"]
+    reader, writer = (node.client(node.user(n, "officer")) for n in ("ria", "wes"))
+    admin.put("/api/v1/intel/collections/reports/grants/ria", json={"read": True, "write": True})
+    admin.put("/api/v1/intel/collections/reports/grants/wes", json={"read": False, "write": True})
+    url = f"/taxii2/intel/collections/{cid}/objects/"
+    headers = {"Content-Type": TAXII, "Accept": TAXII}
+    address = {
+        "type": "ipv4-addr",
+        "spec_version": "2.1",
+        "id": "ipv4-addr--ff26c055-6336-5bc5-b98d-13d6226742dd",
+        "value": "198.51.100.3",
+    }
+    stored = reader.post(url, json={"objects": [address]}, headers=headers).json()["successes"][0]["version"]
+    assert writer.get(url, headers={"Accept": TAXII}).status_code == 403
+
+    status = writer.post(url, json={"objects": [address]}, headers=headers).json()
+    (success,) = status["successes"]
+    assert success["version"] == status["request_timestamp"] != stored  # as for an address never seen
+    again = reader.post(url, json={"objects": [address]}, headers=headers).json()
+    assert again["successes"][0]["version"] == stored  # a reader is told the copy it can read
+    versions = reader.get(f"{url}{address['id']}/versions/", headers={"Accept": TAXII}).json()["versions"]
+    assert versions == [stored]  # the blind duplicate stored nothing
+
+    event = json.loads((FIXTURES / "misp_event_botnet.json").read_text())
+    first = reader.post("/api/v1/intel/collections/reports/misp", json=event).json()
+    assert first["stored"] > 10
+    blind = writer.post("/api/v1/intel/collections/reports/misp", json=event).json()
+    assert (blind["stored"], blind["duplicates"]) == (first["stored"], 0)
+    seen = reader.post("/api/v1/intel/collections/reports/misp", json=event).json()
+    assert (seen["stored"], seen["duplicates"]) == (0, first["stored"])

@@ -238,7 +238,7 @@ def import_misp(
         raise PermissionDenied("You may not add objects to this collection")
     converted = misp.misp_to_stix(body)
     misp.require_objects(converted, "the body")
-    result = store.add_objects(session, actor, row, converted.objects)
+    result = store.add_objects(session, actor, row, converted.objects, blind=not acc.can_read)
     return _import_out(result, converted.skipped)
 
 

@@ -141,11 +141,18 @@ def add_objects(
     *,
     source_peer: str | None = None,
     now: datetime | None = None,
+    blind: bool = False,
 ) -> AddResult:
     """Validate and store an envelope's objects; each invalid one is refused on its own with a reason.
 
     Re-sending an object already stored with the same id and version is a success that stores nothing;
     a *different* object under the same id and version is refused, since STIX versions are immutable.
+
+    ``blind``: the caller may write to the collection but not read it. SCO ids are derived from their
+    values, so the status must not tell such a caller that an address or hash was there already, nor
+    since when: an equal copy of a versionless object is answered with the version it would have had,
+    and counted as stored. (A conflict under a versioned id stays refused: those ids are random, and
+    whoever names one knows of it already.)
     """
     request_ts = now or utcnow()
     prepared = objects if isinstance(objects, Prepared) else prepare(objects)
@@ -215,7 +222,7 @@ def add_objects(
             current = seen.get(c.stix_id)
             if current is not None and current[0] == raw:
                 duplicates += 1
-                successes.append([c.stix_id, stix.format_timestamp(current[1])])
+                successes.append([c.stix_id, request_version if blind else stix.format_timestamp(current[1])])
                 continue
             seen[c.stix_id] = (raw, tick)
             new_rows.append(_row(collection.id, c, tick, tick, raw, source_peer, envelope_defs))
@@ -293,6 +300,8 @@ def add_objects(
             **pushed,
         },
     )
+    if blind:
+        return AddResult(status=status, stored=len(new_rows) + duplicates, failures=failures)
     return AddResult(status=status, stored=len(new_rows), duplicates=duplicates, failures=failures)
 
 

@@ -419,7 +419,8 @@ def add_objects(
     session: WriteSession,
 ) -> Response:
     row = service.get_collection(session, collection_uuid)
-    result = store.add_objects(session, actor, row, prepared)
+    blind = not service.access(session, actor, row.id).can_read
+    result = store.add_objects(session, actor, row, prepared, blind=blind)
     return _json(store.status_resource(result.status), 202)
 
 
