@@ -271,18 +271,8 @@ async def _record_denied(request: Request, exc: CyberpactError) -> None:
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
 
-    action, object_type, object_id = exc.denied or (f"http.{request.method.lower()}", "endpoint", path)
-
     def write() -> None:
         with request.app.state.db.transaction() as session:
-            audit.record(
-                session,
-                actor,
-                action,
-                object_type,
-                object_id,
-                outcome="denied",
-                detail={"status": exc.status, "code": exc.code, "reason": exc.detail, "path": path},
-            )
+            audit.record_denial(session, actor, exc, path, action=f"http.{request.method.lower()}")
 
     await run_in_threadpool(write)

@@ -205,3 +205,27 @@ def test_register_a_request_received_by_fax(vn_cli: tuple[Side, Side], tmp_path:
     assert r.exit_code != 0 and "RFC 3339" in r.output and "Traceback" not in r.output
     listed = vn.ca.get("/api/v1/requests", params={"direction": "incoming"}).json()["items"]
     assert [(i["counterpart_country"], i["status"]) for i in listed] == [("PL", "received")]
+
+
+def test_a_refused_look_on_the_command_line_is_recorded(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
+    # As on the API and the desk: a person acting through --as who may not see a confidential request
+    # is told it does not exist, and the record keeps the look.
+    vn, _ = vn_cli
+    vn.ca, vn.plain  # create the accounts  # noqa: B018
+    received = tmp_path / "fax.json"
+    header = {**HEADER, "our_reference": "PL-2026-78", "confidentiality": "fact_and_substance"}
+    received.write_text(json.dumps({"header": header, "fields": PRESERVATION}))
+    args = ["requests", "register", str(received), "--type", "preservation", "--as", "vn-ca"]
+    r = runner.invoke(app, [*args, "--country", "pl", "--authority", "Prokuratura Krajowa", "--via", "fax"])
+    assert r.exit_code == 0, r.output
+    rid = re.search(r"registered ([0-9a-f-]{36})", r.output)
+    assert rid is not None
+    r = runner.invoke(app, ["requests", "show", rid[1], "--as", "vn-plain"])
+    assert r.exit_code == 1 and f"No request {rid[1]}" in r.output
+    audit = vn.node.client(vn.node.user("vn-aud", "auditor"))
+    items = audit.get("/api/v1/audit", params={"object_type": "request", "object_id": rid[1]}).json()["items"]
+    denied = [i for i in items if i["outcome"] == "denied"]
+    assert [(i["actor"], i["action"], i["detail"]["path"]) for i in denied] == [
+        ("vn-plain", "cases.request.read", "cyberpact requests show")
+    ]
+    assert denied[0]["source"].startswith("cli:")

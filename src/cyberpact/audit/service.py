@@ -17,7 +17,7 @@ from cyberpact.kit import crypto, jobs
 from cyberpact.kit.actor import SYSTEM, Actor
 from cyberpact.kit.canonical import canonical_json_floatless
 from cyberpact.kit.db import Lock, advisory_lock
-from cyberpact.kit.errors import IntegrityFailure, InvalidInput, NotFound, Problem
+from cyberpact.kit.errors import CyberpactError, IntegrityFailure, InvalidInput, NotFound, Problem
 from cyberpact.kit.keystore import KeyStore, public_keys
 from cyberpact.kit.pagination import decode_cursor, encode_cursor
 from cyberpact.kit.time import rfc3339, utcnow
@@ -99,6 +99,24 @@ def _lock_chain(session: Session) -> None:
     # SQLite writers already hold the database write lock (BEGIN IMMEDIATE); PostgreSQL writers queue
     # here so that two transactions never link to the same head.
     advisory_lock(session, Lock.AUDIT_CHAIN)
+
+
+def record_denial(
+    session: Session, actor: Actor, exc: CyberpactError, where: str, *, action: str
+) -> AuditRecord:
+    """A refusal (401, 403, a hidden 404) as the record keeps it, from the API, the desk or the command
+    line alike: what the error says was refused or else ``action`` on ``where`` (the route or the
+    command). The refused unit of work rolled back, so the caller writes this in one of its own."""
+    action, object_type, object_id = exc.denied or (action, "endpoint", where)
+    return record(
+        session,
+        actor,
+        action,
+        object_type,
+        object_id,
+        outcome="denied",
+        detail={"status": exc.status, "code": exc.code, "reason": exc.detail, "path": where},
+    )
 
 
 def record(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import tomllib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,11 +23,12 @@ from rich.text import Text
 from sqlalchemy.orm import Session
 
 from cyberpact.accounts import service as accounts
+from cyberpact.audit import service as audit
 from cyberpact.cases import deadlines, lifecycle, service
 from cyberpact.catalog.service import DraftReport, get_catalog
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.cli import cli_actor, console, err_console, friendly, unit_of_work, when
-from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
+from cyberpact.kit.errors import CyberpactError, InvalidInput, MalformedInput, Problem
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import check_timezone, utcnow
 
@@ -42,6 +45,22 @@ def _actor(session: Session, username: str) -> Actor:
     return Actor(
         user_id=user.id, username=user.username, roles=user.roles, source=f"cli:{cli_actor().username[4:]}"
     )
+
+
+@contextmanager
+def _acting(username: str, command: str) -> Iterator[tuple[Session, Actor]]:
+    """A unit of work as ``username``. A refused look (a confidential request, a hidden case) rolls the
+    work back and is then recorded in a unit of work of its own, as the API and the desk record theirs."""
+    actor: Actor | None = None
+    try:
+        with unit_of_work() as (session, _s, _db):
+            actor = _actor(session, username)
+            yield session, actor
+    except CyberpactError as exc:
+        if exc.denied is not None and actor is not None:
+            with unit_of_work() as (session, _s, _db):
+                audit.record_denial(session, actor, exc, f"cyberpact requests {command}", action=command)
+        raise
 
 
 DRAFT_KEYS = ("header", "fields")
@@ -126,8 +145,7 @@ def new(
 ) -> None:
     """Create a draft from a file; prints what is still missing."""
     header, fields = _draft(file)
-    with unit_of_work() as (session, _s, _db):
-        actor = _actor(session, as_)
+    with _acting(as_, "new") as (session, actor):
         if case:
             case_row = service.get_case(session, actor, _uuid(case))
         else:
@@ -164,8 +182,7 @@ def register(
         raise InvalidInput(
             "Not a time", [Problem("--received", "RFC 3339, e.g. 2026-11-29T08:30:00+07:00")]
         ) from None
-    with unit_of_work() as (session, _s, _db):
-        actor = _actor(session, as_)
+    with _acting(as_, "register") as (session, actor):
         row, report = service.register_received(
             session,
             actor,
@@ -180,8 +197,7 @@ def register(
 
 
 def _act(request_id: str, action: str, as_: str, data: dict[str, Any]) -> None:
-    with unit_of_work() as (session, _s, _db):
-        actor = _actor(session, as_)
+    with _acting(as_, action) as (session, actor):
         row = service.get_request(session, actor, _uuid(request_id), purpose=action)
         lifecycle.act(session, actor, get_catalog(), row, action, data)
         console.print(f"{row.id}: {row.status}")
@@ -232,8 +248,7 @@ def list_(
     overdue: Annotated[bool, typer.Option(help="only overdue requests")] = False,
 ) -> None:
     """List requests this user may see, newest first."""
-    with unit_of_work() as (session, _s, _db):
-        actor = _actor(session, as_)
+    with _acting(as_, "list") as (session, actor):
         f = service.RequestFilter(direction=direction, status=status, overdue=overdue)
         rows = service.list_requests(session, actor, get_catalog(), f, 200)
         table = Table("id", "dir", "type", "status", "peer", "due", "preserved until")
@@ -261,8 +276,7 @@ def show(
     tz: Annotated[str | None, typer.Option(help="show times in this IANA zone (default: the user's)")] = None,
 ) -> None:
     """Show a request and its two-sided timeline in the viewer's time zone."""
-    with unit_of_work() as (session, _s, _db):
-        actor = _actor(session, as_)
+    with _acting(as_, "show") as (session, actor):
         zone = ZoneInfo(check_timezone(tz or accounts.get_user(session, as_).timezone, "--tz"))
         row = service.get_request(session, actor, _uuid(request_id))
         catalog = get_catalog()
