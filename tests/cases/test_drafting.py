@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,36 @@ def test_an_edit_that_leaves_out_the_requested_state_keeps_it(two_sides: tuple[S
     r = vn.officer.put(f"/api/v1/requests/{rid}", json={**body, "counterpart": None, "version": None})
     assert r.status_code == 200 and r.json()["request"]["counterpart"] is None
     assert "counterpart" in [e["field"] for e in r.json()["check"]["errors"]]
+
+
+@pytest.mark.parametrize(
+    ("header", "fields", "field"),
+    [
+        (HEADER, {**PRESERVATION, "necessity": "abc\x00def"}, "fields.necessity"),
+        (HEADER, {**PRESERVATION, "offence": "lone \ud800"}, "fields.offence"),
+        ({**HEADER, "our_reference": "VN-\u202egpj.exe"}, PRESERVATION, "header.our_reference"),
+        ({**HEADER, "our_reference": "VN\u200b-1"}, PRESERVATION, "header.our_reference"),
+    ],
+)
+def test_characters_that_cannot_be_stored_or_spoof_a_reference_are_refused(
+    two_sides: tuple[Side, Side], header: dict, fields: dict, field: str
+) -> None:
+    # PostgreSQL cannot keep a NUL at all (the write failed with a 500); a bidi override makes a reference
+    # read as another. Each is named, and nothing is stored, on either database.
+    vn, _ = two_sides
+    body = {
+        "type": "preservation",
+        "case_title": "t",
+        "counterpart": "au-24x7",
+        "header": header,
+        "fields": fields,
+    }
+    # Sent as ASCII JSON escapes, as a hostile client would: a lone surrogate has no UTF-8 form to send.
+    r = vn.officer.post(
+        "/api/v1/requests", content=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
+    assert field in r.text and "U+" in r.text
+    assert count_rows(vn, Request) == 0
+    r = vn.officer.post("/api/v1/cases", json={"title": "abc\x00def"})
+    assert r.status_code == 422 and "U+0000" in r.text

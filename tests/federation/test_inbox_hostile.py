@@ -511,3 +511,19 @@ def test_what_was_opened_before_the_write_is_checked_again_when_stored(
     with b.db.transaction(read_only=True) as s:
         texts = sorted(m.payload["text"] for m in s.scalars(select(InboxMessage)))
     assert texts[-3:] == ["m0", "m1", "m2"]
+
+
+def test_a_payload_no_database_can_keep_is_refused_for_good(
+    trio: tuple[LiveNode, LiveNode, LiveNode],
+) -> None:
+    # PostgreSQL refuses a NUL in any text: the whole batch failed with a 500, and the sender retried the
+    # message for a day. It is now refused alone, with its reason, and the rest of the batch lands.
+    a, b, _ = trio
+    before = stored(b)
+    bad = seal_from(a, b, payload={"text": "abc\x00def"}).token
+    nested = seal_from(a, b, payload={"text": "ok", "extra": {"k": ["fine", "\x1b[31m"]}}).token
+    good = seal_from(a, b, text="fine").token
+    results = post(b, bad, nested, good)
+    assert [(r["status"], r["reason"]) for r in results[:2]] == [("rejected", "bad_payload")] * 2
+    assert results[2]["status"] == "accepted"
+    assert stored(b)[0] == before[0] + 1

@@ -18,6 +18,7 @@ from cyberpact.cases.models import Case, CaseNote
 from cyberpact.cases.models import Request as RequestRow
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.text import unsafe
 from cyberpact.kit.time import utcnow
 
 MAX_NOTE = 10_000
@@ -37,6 +38,8 @@ def add(
         raise InvalidInput("Empty note", [Problem("text", "write the note", "missing")])
     if len(text) > MAX_NOTE:
         raise InvalidInput("Note too long", [Problem("text", f"at most {MAX_NOTE} characters", "invalid")])
+    if reason := unsafe(text):
+        raise InvalidInput("Note refused", [Problem("text", reason, "invalid")])
     if request_id is not None:
         request = service.get_request(session, actor, request_id, purpose="note")
         case_id = request.case_id

@@ -21,6 +21,7 @@ from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
 from cyberpact.kit.filters import check_choices
 from cyberpact.kit.i18n import N_
+from cyberpact.kit.text import unsafe
 from cyberpact.kit.time import PAST_MOMENT, is_past_moment, rfc3339, utcnow
 
 CASE_ROLES = ("officer", "supervisor", "central_authority", "contact_point")
@@ -61,6 +62,8 @@ def create_case(session: Session, actor: Actor, title: str, reference: str | Non
     title = title.strip()
     if not title or len(title) > 300:
         raise InvalidInput("Invalid case", [Problem("title", "1 to 300 characters")])
+    if reason := unsafe(title, short=True):
+        raise InvalidInput("Invalid case", [Problem("title", reason)])
     reference = reference or _next_reference(session, "CASE")
     if session.scalar(select(Case.id).where(Case.reference == reference)):
         raise Conflict("Case reference taken", [Problem("reference", f"{reference} exists", "duplicate")])

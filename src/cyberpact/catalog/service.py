@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from cyberpact.catalog.schemas import CatalogHead, FieldDef, Lifecycle, RequestType
 from cyberpact.directory.codes import check_language_tag
 from cyberpact.kit.errors import ConfigurationError, CyberpactError, NotFound, Problem
+from cyberpact.kit.text import unsafe
 from cyberpact.kit.time import check_timezone
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -205,6 +206,8 @@ def _type_problem(c: Catalog, f: FieldDef, value: Any) -> str | None:
         limit = LONGTEXT_MAX if t == "longtext" else TEXT_MAX
         if len(value) > limit:
             return f"is longer than {limit:,} characters"
+        if reason := unsafe(value, short=t != "longtext"):
+            return reason
         if t == "email" and not _EMAIL.match(value):
             return "is not an e-mail address"
         if t == "phone" and not _PHONE.match(value):
@@ -246,7 +249,7 @@ def _type_problem(c: Catalog, f: FieldDef, value: Any) -> str | None:
             return "must be a list of text"
         if len(value) > LIST_MAX or any(len(v) > TEXT_MAX for v in value):
             return f"at most {LIST_MAX} entries of at most {TEXT_MAX} characters"
-        return None
+        return next((f"entry {i + 1} {r}" for i, v in enumerate(value) if (r := unsafe(v, short=True))), None)
     return f"unknown field type {t}"  # pragma: no cover - the catalog schema forbids it
 
 

@@ -12,7 +12,9 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
+
+from cyberpact.kit.schemas import Strict
 
 Code2 = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Code3 = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -25,10 +27,6 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Clock = Annotated[str, StringConstraints(pattern=r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 LanguageTag = Annotated[str, StringConstraints(min_length=2, max_length=64)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class PartyIn(Strict):

@@ -22,6 +22,7 @@ from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import sha256_hex
 from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.keystore import KeyStore, public_keys
+from cyberpact.kit.text import first_unsafe
 from cyberpact.kit.time import utcnow
 
 log = logging.getLogger("cyberpact.federation.inbox")
@@ -263,6 +264,10 @@ class Inbox:
                     envelope=previous.envelope,
                     signed=previous.signed,
                 )
+            if unstorable := first_unsafe(opened.payload):
+                # A character no database of ours keeps (NUL fails a PostgreSQL write outright): refused
+                # for good with its reason, not answered by a 500 the sender would retry for a day.
+                raise EnvelopeRejected("bad_payload", f"{unstorable[0]} {unstorable[1]}")
             handler = handlers.handler_for(opened.message_type)
             if handler is None:
                 raise EnvelopeRejected("unsupported_type", f"this node does not take {opened.message_type!r}")

@@ -8,8 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from cyberpact.kit.schemas import Strict
 
-class CollectionCreate(BaseModel):
+
+class CollectionCreate(Strict):
     title: str = Field(min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
     alias: str | None = Field(None, max_length=100)
@@ -19,7 +21,7 @@ class CollectionCreate(BaseModel):
     default_tlp: str = "amber"
 
 
-class PolicyUpdate(BaseModel):
+class PolicyUpdate(Strict):
     federate: bool | None = None
     sharing_group: list[str] | None = Field(None, max_length=1000)
     strict_recipient: str | None = Field(None, max_length=120)
@@ -41,7 +43,7 @@ class CollectionOut(BaseModel):
     source_peer: str | None = Field(None, description="the peer this collection mirrors; null: our own")
 
 
-class GrantUpdate(BaseModel):
+class GrantUpdate(Strict):
     read: bool = True
     write: bool = False
 
@@ -53,7 +55,7 @@ class GrantOut(BaseModel):
     granted_at: datetime
 
 
-class IdentityUpdate(BaseModel):
+class IdentityUpdate(Strict):
     state: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2 code")
     name: str | None = Field(None, max_length=200)
 
@@ -89,7 +91,7 @@ class ImportOut(BaseModel):
     skipped: list[str]
 
 
-class PullRequest(BaseModel):
+class PullRequest(Strict):
     peer: str | None = Field(
         None, max_length=120, description="the peer to ask; default: the one the collection mirrors"
     )
