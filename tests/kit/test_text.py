@@ -31,7 +31,7 @@ def test_spoofing_characters_are_refused_in_short_text_only(value: str) -> None:
     [
         "Line one\nline two\r\n\ttabbed",
         "محمد\u200f 42",  # a right-to-left mark beside digits in an Arabic name
-        "می\u200cخواهم",  # Persian's zero-width non-joiner
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian: a zero-width non-joiner inside a word
         "Nguyễn Văn An",
         "王小明",
     ],
