@@ -8,17 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cyberpact.accounts.api import require_roles
-from cyberpact.cases import service as cases
-from cyberpact.cases.models import Request as RequestRow
 from cyberpact.config import Settings
-from cyberpact.federation import handlers, identity, outbox, peers, roster
+from cyberpact.federation import conversations, handlers, identity, outbox, peers, roster
 from cyberpact.federation.inbox import Inbox
-from cyberpact.federation.models import ConversationEvent, Peer
+from cyberpact.federation.models import Peer
 from cyberpact.federation.schemas import (
     EventOut,
     IssuedRosterOut,
@@ -37,7 +34,6 @@ from cyberpact.federation.schemas import (
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import MalformedInput, PayloadTooLarge, PermissionDenied, UnsupportedMediaType
 from cyberpact.kit.http import ReadSession, WriteSession, get_database, read_limited
-from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.keystore import KeyStore
 
 public = APIRouter(tags=["federation"])
@@ -224,14 +220,4 @@ def retry(message_id: str, actor: Admin, session: WriteSession) -> OutboxOut:
 
 @router.get("/conversations/{conversation_id}/events", response_model=list[EventOut])
 def events(conversation_id: str, actor: Sender, session: WriteSession) -> list[EventOut]:
-    # A request's conversation carries its steps and references: whoever may not read the request may
-    # not read them here either, and the read is recorded as one of the request.
-    request_id = parse_uuid(conversation_id)
-    if request_id is not None and session.get(RequestRow, request_id) is not None:
-        cases.get_request(session, actor, request_id)
-    rows = session.scalars(
-        select(ConversationEvent)
-        .where(ConversationEvent.conversation_id == conversation_id)
-        .order_by(ConversationEvent.seq)
-    )
-    return [EventOut.model_validate(r) for r in rows]
+    return [EventOut.model_validate(r) for r in conversations.read_events(session, actor, conversation_id)]
