@@ -145,13 +145,16 @@ def test_an_intel_conversation_needs_a_read_grant_on_its_collection(
     for name in ("reporter", "outsider"):
         r = events(clients[name], conversation)
         assert r.status_code == 404 and "Ransomware C2" not in r.text
+        assert note(clients[name], conversation_id=conversation).status_code == 404
     records = audit(a, object_type="intel_collection", object_id=cid)
     got = {(r["actor"], r["action"], r["outcome"]) for r in records}
     assert got >= {
         ("outsider", "intel.collection.read", "denied"),
         ("reporter", "intel.collection.read", "denied"),
+        ("outsider", "intel.collection.message", "denied"),
         ("reader", "federation.conversation.read", "allowed"),
     }
+    assert outbox_count(a, OutboxMessage.message_type == "note") == 0
 
 
 def test_hostile_conversation_ids_get_404_and_unknown_kinds_are_read_by_nobody(
@@ -186,7 +189,59 @@ def test_hostile_conversation_ids_get_404_and_unknown_kinds_are_read_by_nobody(
         assert TITLE not in r.text
     for client in (people.admin, people.channel):
         assert events(client, "x:1").status_code == 404
+        assert note(client, conversation_id="x:1").status_code == 404
     assert {r["outcome"] for r in audit(a, object_type="conversation", object_id="x:1")} == {"denied"}
     # Free conversations of notes stay open to those who may send notes.
     assert events(people.plain, "case-1").status_code == 200
     assert events(people.plain, str(uuid.uuid4())).json() == []
+
+
+def test_nobody_writes_a_note_into_a_conversation_they_may_not_see(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, b = pair
+    people = People(a)
+    rid, _pid, tid = hidden_transfer(a, people)
+    seen = note(people.channel, conversation_id=rid)
+    assert seen.status_code == 202, seen.text
+    in_request = seen.json()["message_id"]
+    attempts = [
+        {"conversation_id": rid},
+        {"conversation_id": rid.upper()},
+        {"in_reply_to": rid},
+        {"in_reply_to": in_request},  # a reply to a message of the request's conversation
+        {"conversation_id": f"evidence-transfer:{tid}"},
+        {"in_reply_to": tid},
+    ]
+    for body in attempts:
+        for client in (people.plain, people.admin):
+            r = client.post(
+                "/api/v1/federation/messages", json={"recipient": B, "payload": {"text": "planted"}, **body}
+            )
+            assert r.status_code == 404, (body, r.text)
+            # It names only what the caller gave, never the conversation a replied-to message is in.
+            assert r.json()["detail"] == f"No conversation {next(iter(body.values()))}"
+    denied = audit(a, object_type="request", object_id=rid, outcome="denied")
+    assert {(r["actor"], r["action"]) for r in denied} >= {
+        ("vn-officer", "cases.request.message"),
+        ("vn-root", "cases.request.message"),
+    }
+    assert outbox_count(a, OutboxMessage.message_type == "note") == 1
+    deliver(a)
+    with b.db.transaction(read_only=True) as s:
+        notes = [
+            m.payload["text"]
+            for m in s.scalars(select(InboxMessage).where(InboxMessage.message_type == "note"))
+        ]
+    assert notes == ["x"]
+
+
+def test_a_note_about_a_request_goes_only_to_its_counterpart(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, _b = pair
+    people = People(a)
+    # A request between this node and a third State: its id is not B's to learn.
+    third = incoming_request(a, "fr-ocl")
+    for body in ({"conversation_id": third}, {"in_reply_to": third}):
+        r = note(people.channel, **body)
+        assert r.status_code == 422, r.text
+        assert "fr-ocl" in r.text
+    assert outbox_count(a) == 0
+    assert note(people.channel, to=B, conversation_id=incoming_request(a, B)).status_code == 202

@@ -190,6 +190,7 @@ def send(body: MessageSend, actor: Sender, session: WriteSession, request: Reque
             f"{body.message_type} messages are sent by their own feature (requests, evidence, intel), "
             "never written by hand"
         )
+    conversations.check_note(session, actor, body.recipient, body.conversation_id, body.in_reply_to)
     row = outbox.enqueue(
         session,
         actor,

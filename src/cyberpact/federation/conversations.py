@@ -21,10 +21,10 @@ from cyberpact.cases import service as cases
 from cyberpact.cases.models import Request
 from cyberpact.evidence import service as evidence
 from cyberpact.evidence import transfer
-from cyberpact.federation.models import ConversationEvent
+from cyberpact.federation.models import ConversationEvent, InboxMessage, OutboxMessage
 from cyberpact.intel import service as intel
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.errors import CyberpactError, NotFound
+from cyberpact.kit.errors import CyberpactError, InvalidInput, NotFound, Problem
 from cyberpact.kit.ids import parse_uuid
 
 REQUEST = "request"
@@ -146,6 +146,43 @@ def read_events(session: Session, actor: Actor, conversation_id: str) -> list[Co
         detail={"conversation": conversation_id, "events": len(rows)},
     )
     return rows
+
+
+def check_note(
+    session: Session, actor: Actor, recipient: str, conversation_id: str | None, in_reply_to: str | None
+) -> None:
+    """Refuse a hand-written message into a conversation ``actor`` may not see, or about an object whose
+    counterpart is not ``recipient``: on both nodes it joins that object's timeline as a message of this
+    node, and it would tell a third State the id of a request, transfer or collection it has no part in."""
+    named: list[tuple[str, str, str]] = []  # (conversation, what the caller gave, its field)
+    if conversation_id is not None:
+        named.append((conversation_id, conversation_id, "conversation_id"))
+    if in_reply_to is not None:
+        named += [(c, in_reply_to, "in_reply_to") for c in _conversations_of(session, in_reply_to)]
+    for conversation, shown, field in named:
+        about = check(session, actor, conversation, purpose="message", shown=shown)
+        if about.counterpart is not None and about.counterpart != recipient:
+            raise InvalidInput(
+                "Another peer's conversation",
+                [Problem(field, f"this conversation is with {about.counterpart}, not {recipient}")],
+            )
+
+
+def _conversations_of(session: Session, ref: str) -> set[str]:
+    """The conversations a reply to ``ref`` joins: that of the message it names, and the object's own
+    when it is the id of a request, transfer or collection of this node."""
+    found: set[str] = set()
+    for model in (InboxMessage, OutboxMessage):
+        conversation = session.scalar(select(model.conversation_id).where(model.message_id == ref))
+        if conversation is not None:
+            found.add(conversation)
+    oid = parse_uuid(ref)
+    if oid is not None:
+        for conversation in (str(oid), f"{TRANSFER}:{oid}", f"{INTEL}:{oid}"):
+            about = locate(session, conversation)
+            if about is not None and about.kind != NOTES and _exists(session, about):
+                found.add(conversation)
+    return found
 
 
 def _exists(session: Session, about: Subject) -> bool:
