@@ -5,10 +5,13 @@ refusals in the audit record and nothing reaching the peer."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from conftest import LiveNode
 from cyberpact.federation import outbox
@@ -245,3 +248,36 @@ def test_a_note_about_a_request_goes_only_to_its_counterpart(pair: tuple[LiveNod
         assert "fr-ocl" in r.text
     assert outbox_count(a) == 0
     assert note(people.channel, to=B, conversation_id=incoming_request(a, B)).status_code == 202
+
+
+def test_a_message_s_proof_is_a_recorded_read(
+    pair: tuple[LiveNode, LiveNode], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cyberpact.cli import app
+
+    a, _b = pair
+    people = People(a)
+    rid = incoming_request(a, B, "fact_and_substance")
+    message_id = note(people.channel, conversation_id=rid).json()["message_id"]
+    deliver(a)
+    s = a.settings
+    for k, v in {
+        "CYBERPACT_ENV": "test",
+        "CYBERPACT_SECRET_KEY": s.secret_key.get_secret_value(),
+        "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough",
+        "CYBERPACT_DATABASE_URL": s.sqlalchemy_url,
+        "CYBERPACT_NODE_ID": s.node_id,
+    }.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "proof"
+    r = CliRunner().invoke(app, ["messages", "prove", message_id, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "message.jws").exists()
+    (record,) = audit(a, object_type="request", object_id=rid, action="federation.message.prove")
+    assert record["actor"].startswith("cli:") and record["outcome"] == "allowed"
+    assert record["detail"]["message"] == message_id and record["detail"]["to"] == str(out)
+    # A message that is not there writes nothing and records nothing.
+    missing = str(uuid.uuid4())
+    r = CliRunner().invoke(app, ["messages", "prove", missing, "--out", str(tmp_path / "none")])
+    assert r.exit_code == 1 and not (tmp_path / "none").exists()
+    assert audit(a, action="federation.message.prove", object_id=missing) == []

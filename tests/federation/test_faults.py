@@ -529,8 +529,9 @@ def test_proof_of_a_resent_message_names_the_envelope_receipted(
     a, b, queued = deliver_with_a_lost_answer(db_factory, tmp_path)
     try:
         message_id = queued["case-1"][0]
-        with a.db.transaction(read_only=True) as s:
-            proof.write_proof(s, message_id, tmp_path / "proof")
+        with a.db.transaction() as s:
+            made = proof.prove(s, SYSTEM, message_id, tmp_path / "proof")
+        made.write(tmp_path / "proof")
         envelope = (tmp_path / "proof" / "envelope.jwe").read_text().strip()
         receipt = (tmp_path / "proof" / "receipt.jws").read_text().strip()
         named = json.loads(base64.urlsafe_b64decode(receipt.split(".")[1] + "=="))["envelope_digest"]

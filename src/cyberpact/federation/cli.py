@@ -276,10 +276,11 @@ def messages_prove(
     message_id: str,
     out: Annotated[Path, typer.Option(help="directory to write the proof into")] = Path("proof"),
 ) -> None:
-    """Write the raw envelope, signed message, receipt and public keys, verifiable offline."""
-    with unit_of_work(read_only=True) as (session, _s, _db):
-        written = proof.write_proof(session, message_id, out)
-    for path in written:
+    """Write the raw envelope, signed message, receipt and public keys, verifiable offline (a read of
+    the message: audited)."""
+    with unit_of_work() as (session, _s, _db):
+        made = proof.prove(session, cli_actor(), message_id, out)
+    for path in made.write(out):
         console.print(f"wrote {path}")
 
 

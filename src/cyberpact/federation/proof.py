@@ -4,14 +4,17 @@ who sent a message, what it said, and that the recipient acknowledged exactly th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cyberpact.federation import identity
+from cyberpact.audit import service as audit
+from cyberpact.federation import conversations, identity
 from cyberpact.federation.models import InboxMessage, OutboxMessage, Peer, PeerKey
+from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import Conflict, NotFound
 from cyberpact.kit.keystore import NodeKey
 
@@ -46,14 +49,63 @@ def _jwks(keys: list[dict[str, Any]]) -> str:
     return json.dumps({"keys": keys}, indent=2)
 
 
-def write_proof(session: Session, message_id: str, out: Path) -> list[Path]:
+@dataclass(frozen=True)
+class Proof:
+    """The files of one message's proof, read and not yet written."""
+
+    message_id: str
+    message_type: str
+    conversation_id: str
+    files: dict[str, str]
+
+    def write(self, out: Path) -> list[Path]:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, content in self.files.items():
+            path = out / name
+            path.write_text(content, encoding="utf-8")
+            written.append(path)
+        return written
+
+
+def prove(session: Session, actor: Actor, message_id: str, out: Path) -> Proof:
+    """The proof of a message, its read recorded in the caller's transaction: ``message.jws`` is the whole
+    signed message (a request's header and fields, a package's manifest), so taking it out of the node is a
+    read of what the conversation is about, recorded against that object like any other. Write the files
+    only once the caller has committed, so that none exist without their record."""
+    made = _gather(session, message_id)
+    about = conversations.locate(session, made.conversation_id)
+    object_type, object_id = (
+        (about.object_type, about.object_id)
+        if about is not None and about.object_id is not None
+        else ("message", message_id)
+    )
+    audit.record(
+        session,
+        actor,
+        "federation.message.prove",
+        object_type,
+        object_id,
+        detail={
+            "message": message_id,
+            "type": made.message_type,
+            "conversation": made.conversation_id,
+            "to": str(out),
+        },
+    )
+    return made
+
+
+def _gather(session: Session, message_id: str) -> Proof:
     received = session.get(InboxMessage, message_id)
     own_card = identity.current_card(session)
     if own_card is None:
         raise Conflict("this node has no card yet")
     own_id = identity.read_card(json.loads(own_card.card)).node_id
     own_sig = [dict(k.public_jwk) for k in session.scalars(select(NodeKey).where(NodeKey.purpose == "sig"))]
+    row: InboxMessage | OutboxMessage
     if received is not None:
+        row = received
         peer = session.get_one(Peer, received.sender)
         peer_sig = [
             dict(k.jwk)
@@ -79,6 +131,7 @@ def write_proof(session: Session, message_id: str, out: Path) -> list[Path]:
             sent.envelope and sent.signed and sent.receipt
         ):
             raise Conflict(f"{message_id} has no receipt yet ({sent.status})")
+        row = sent
         peer = session.get_one(Peer, sent.recipient)
         peer_sig = [
             dict(k.jwk)
@@ -92,7 +145,6 @@ def write_proof(session: Session, message_id: str, out: Path) -> list[Path]:
         sender_keys, receiver_keys = own_sig, peer_sig
         cards = [json.loads(own_card.card), json.loads(peer.card)]
         status = sent.receipt_status or ""
-    out.mkdir(parents=True, exist_ok=True)
     files = {
         "envelope.jwe": envelope + "\n",
         "message.jws": signed + "\n",
@@ -104,9 +156,4 @@ def write_proof(session: Session, message_id: str, out: Path) -> list[Path]:
             message_id=message_id, sender=sender, recipient=recipient, digest=digest, status=status
         ),
     }
-    written = []
-    for name, content in files.items():
-        path = out / name
-        path.write_text(content, encoding="utf-8")
-        written.append(path)
-    return written
+    return Proof(message_id, row.message_type, row.conversation_id, files)
