@@ -527,3 +527,37 @@ def test_a_payload_no_database_can_keep_is_refused_for_good(
     assert [(r["status"], r["reason"]) for r in results[:2]] == [("rejected", "bad_payload")] * 2
     assert results[2]["status"] == "accepted"
     assert stored(b)[0] == before[0] + 1
+
+
+def test_a_peer_pinned_anew_after_removal_is_trusted_only_with_its_new_keys(
+    trio: tuple[LiveNode, LiveNode, LiveNode], db_factory: DatabaseFactory, tmp_path: Path
+) -> None:
+    # The 3 a.m. procedure after a peer's key is compromised: remove it, the peer is rebuilt with new
+    # keys, pin its new fingerprint. Whoever holds the old key must then be neither heard nor written to.
+    a, b, _ = trio
+    admin = b.client(b.admin_token)
+    assert admin.post("/api/v1/federation/peers/vn-24x7/remove").json()["status"] == "removed"
+    rebuilt = federation_node(db_factory, tmp_path / "rebuilt", "vn-24x7")
+    try:
+        pin(b, rebuilt)
+        pin(rebuilt, b)
+        old = seal_from(a, b, text="signed with the old key").token
+        new = seal_from(rebuilt, b, text="signed with the new key").token
+        assert [(r["status"], r["reason"]) for r in post(b, old, new)] == [
+            ("rejected", "key_expired"),
+            ("accepted", None),
+        ]
+        with b.db.transaction(read_only=True) as s:
+            from cyberpact.federation import peers
+
+            enc = peers.encryption_jwk(s, "vn-24x7")
+        with rebuilt.db.transaction(read_only=True) as s:
+            card = identity.read_card(json.loads(identity.current_card(s).card))  # type: ignore[union-attr]
+        assert enc["kid"] == card.enc_jwk["kid"]  # what b seals next only the rebuilt node opens
+        # Pinned again with the same key, a peer's keys are in force again.
+        assert admin.post("/api/v1/federation/peers/vn-24x7/remove").status_code == 200
+        pin(b, rebuilt)
+        again = seal_from(rebuilt, b, text="after the second pinning").token
+        assert post(b, again)[0]["status"] == "accepted"
+    finally:
+        rebuilt.stop()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Collection, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -110,6 +110,20 @@ def _check_current(settings: Settings, info: CardInfo) -> None:
         ) from None
 
 
+def _retire_keys(session: Session, node_id: str, at: datetime, keep: Collection[str] = ()) -> None:
+    """End every key of the peer still in force at ``at`` but those in ``keep``, which are in force again.
+
+    A peer removed and pinned anew (rebuilt after a compromise, or a new identity at the same node id)
+    trusts the keys of the card just checked by fingerprint and no other: an old key left open would still
+    verify messages and, tying on card_seq, could even be chosen to encrypt to. Ended rather than deleted,
+    so that what the old keys signed before still verifies in proofs."""
+    for key in session.scalars(select(PeerKey).where(PeerKey.peer_id == node_id)):
+        if key.kid in keep:
+            key.valid_until = None
+        elif key.valid_until is None or key.valid_until > at:
+            key.valid_until = at
+
+
 def _store_keys(session: Session, peer: Peer, info: CardInfo) -> None:
     for use, jwk in (("sig", info.sig_jwk), ("enc", info.enc_jwk)):
         if session.get(PeerKey, (peer.node_id, jwk["kid"])) is None:
@@ -156,6 +170,7 @@ def add_peer(
     existing.pinned_fingerprint, existing.card_seq = info.fingerprint, info.seq
     existing.card, existing.updated_at = _dump(doc["card"]), now
     session.flush()
+    _retire_keys(session, existing.node_id, now, keep={info.sig_jwk["kid"], info.enc_jwk["kid"]})
     _store_keys(session, existing, info)
     session.flush()
     audit.record(
@@ -262,6 +277,10 @@ def set_status(session: Session, actor: Actor, node_id: str, status: str) -> Pee
     if before == "removed" and status != "removed":
         raise Conflict(f"{node_id} was removed; add it again with its fingerprint")
     peer.status, peer.updated_at = status, utcnow()
+    if status == "removed":
+        # Whatever the removed node signs from now on is no longer its word, even replayed within the
+        # freshness window after it is pinned again.
+        _retire_keys(session, node_id, peer.updated_at)
     session.flush()
     audit.record(
         session,
