@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from babel.messages.pofile import read_po
 from jinja2 import DictLoader
 
-from cyberpact.catalog.service import DATA, load
+from cyberpact.catalog.service import DATA, cite_in_words, load
 from cyberpact.kit import i18n_extract
 from cyberpact.kit.i18n import (
     LANGUAGES,
@@ -65,6 +66,28 @@ def test_the_extraction_sees_every_kind_of_catalog_text(messages: list[i18n_extr
     }
     assert expected <= ids, expected - ids
     assert {"DRAFT — not sent", "Requesting State Party", "Ground for refusal", "Yes", "New request"} <= ids
+
+
+def test_what_to_do_about_each_field_and_worded_citations_are_in_the_template() -> None:
+    """Every field's instruction (its ``message``, or "give the <label>") and every citation with words is a
+    msgid of the committed .pot: the desk shows them beside each missing field, in the reader's language."""
+    catalog = load()
+    fields = [
+        *catalog.head.header,
+        *(f for a in catalog.lifecycle.actions.values() for f in a.fields),
+        *(f for t in catalog.types.values() for f in t.fields),
+    ]
+    cites = {f.cite for f in fields} | {t.article for t in catalog.types.values()}
+    cites |= {t.consult_cite for t in catalog.types.values()}
+    with i18n_extract.POT_PATH.open("rb") as fh:
+        pot = {str(m.id) for m in read_po(fh) if m.id}
+    expected = {f.message for f in fields if f.message} | {f.prompt for f in fields}
+    expected |= {c for c in cites if cite_in_words(c)}
+    assert "state why preservation is necessary" in expected and "T-CY template: ticket number" in expected
+    assert expected <= pot, sorted(expected - pot)
+    # An article alone is a citation, the same in every language: nothing to translate.
+    assert not cite_in_words("art. 42(2)(e)") and not cite_in_words("art. 40 [parallel: UNTOC 18(4)]")
+    assert "art. 42(2)(e)" not in pot
 
 
 def test_the_template_file_is_current() -> None:

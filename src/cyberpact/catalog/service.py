@@ -158,14 +158,18 @@ def _check(c: Catalog) -> None:
             raise ConfigurationError(f"catalog {where}: refusal allowed but no grounds listed")
 
 
-# A citation that names a text (an article, a section of the practitioners' template) stays as written in
-# every language, so a reader can find it in that text; one in plain words names a practice of this node
-# ("four-eyes review") and is translated like any label.
-_NAMES_A_TEXT = re.compile(r"(?:arts?\.|T-CY template\b)")
+# A citation made only of article numbers ("art. 42(2)(e)", "art. 40 [parallel: UNTOC 18(4)]") stays as
+# written in every language, so a reader can find it in the text. Any other carries words a person reads
+# ("T-CY template: ticket number", "art. 24 (conditions and safeguards)", "four-eyes review") and is
+# translated like a label; its translation keeps the article numbers and the name "T-CY" as written.
+_NUMBER = r"[0-9][0-9a-z()\u2013-]*"  # 42(2)(e), 45-46 (en dash)
+_ONLY_ARTICLES = re.compile(
+    rf"arts?\. {_NUMBER}(?:, {_NUMBER})*(?: \[parallel: (?:UNTOC|Budapest) [0-9][0-9a-z()]*\])?"
+)
 
 
 def cite_in_words(cite: str) -> bool:
-    return _NAMES_A_TEXT.match(cite) is None
+    return _ONLY_ARTICLES.fullmatch(cite) is None
 
 
 @lru_cache(maxsize=4)

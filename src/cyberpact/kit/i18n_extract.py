@@ -41,7 +41,9 @@ _SKIP_DIRS = {"migrations", "locale", "__pycache__"}
 HEADER_COMMENT = """\
 # Translations of cyberpact: the labels of the convention catalog and of the formal documents.
 # These go to foreign ministries: keep the Convention's own terms in each language. Article citations
-# (art. 42(2)(e) and the like), identifiers and placeholders such as %(zone)s stay as in the English.
+# (art. 42(2)(e) and the like), identifiers and placeholders such as %(zone)s stay as in the English; a
+# citation with words ("T-CY template: ticket number", "art. 24 (conditions and safeguards)") keeps its
+# article numbers, "[parallel: ...]" and the name "T-CY" and translates the words.
 # Rebuild with: python -m cyberpact.kit.i18n_extract
 #"""
 
@@ -74,7 +76,9 @@ class _Lines:
 
 
 def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_DIR) -> Iterator[Message]:
-    """Every text of the catalog a person reads: labels, help, summaries, states and actions."""
+    """Every text of the catalog a person reads: labels, help, summaries, states and actions, what to do
+    about a missing field (its ``message``, or the "give the ..." made from its label) and citations that
+    carry words."""
     catalog = catalog or load(directory)
     head = _Lines(directory / "catalog.toml")
     for f in catalog.head.header:
@@ -83,8 +87,11 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
         if f.help:
             yield Message(f.help, head.at(f.help), f"Help for the header field {f.label!r}")
         yield from _choices(f, head)
+        yield from _prompt(f, head, "the request header")
     for g in catalog.head.grounds:
         yield Message(g.label, head.at(g.label), f"Refusal ground ({g.cite})")
+        if cite_in_words(g.cite):
+            yield Message(g.cite, head.at(g.cite), f"What the refusal ground {g.label!r} cites, in words")
     for c in catalog.head.mla_assistance:
         yield Message(c.label, head.at(c.label), "Type of mutual legal assistance (art. 40)")
     life = _Lines(directory / "lifecycle.toml")
@@ -101,11 +108,17 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
             if f.help:
                 yield Message(f.help, life.at(f.help), f"Help for the field {f.name!r} of {action.label!r}")
             yield from _choices(f, life)
+            yield from _prompt(f, life, f"the action {action.label!r}")
     files = {_type_id(p): p for p in sorted((directory / "types").glob("*.toml"))}
     for rt in catalog.types.values():
         lines = _Lines(files.get(rt.id, directory / "types" / f"{rt.id}.toml"))
         yield Message(rt.label, lines.at(rt.label), f"Request type ({rt.article})")
         yield Message(rt.summary, lines.at(rt.summary), f"Summary of the request type {rt.label!r}")
+        for article in (rt.article, rt.consult_cite):
+            if cite_in_words(article):
+                yield Message(
+                    article, lines.at(article), f"Article of the request type {rt.label!r}, in words"
+                )
         for f in rt.fields:
             if f.label:
                 yield Message(f.label, lines.at(f.label), f"Field of {rt.label!r} ({f.cite})")
@@ -113,11 +126,24 @@ def catalog_messages(catalog: Catalog | None = None, directory: Path = CATALOG_D
             yield from _choices(f, lines)
             if f.help:
                 yield Message(f.help, lines.at(f.help), f"Help for the field {f.label!r} of {rt.label!r}")
+            yield from _prompt(f, lines, repr(rt.label))
 
 
 def _cite(f: FieldDef, lines: _Lines) -> Iterator[Message]:
     if cite_in_words(f.cite):
         yield Message(f.cite, lines.at(f.cite), f"What requires the field {f.label or f.name!r}, in words")
+
+
+def _prompt(f: FieldDef, lines: _Lines, owner: str) -> Iterator[Message]:
+    """What the desk tells a person to do about a missing or unconfirmed field, after "Missing: required
+    by <its citation>." (the field's ``message``, or "give the <label>" when it has none)."""
+    where = lines.at(f.message) if f.message else lines.at(f.label) if f.label else (lines.name, 0)
+    yield Message(
+        f.prompt,
+        where,
+        f"What to do when the field {f.label or f.name!r} of {owner} is missing: an instruction, shown after "
+        '"Missing: required by <its citation>."',
+    )
 
 
 def _choices(f: FieldDef, lines: _Lines) -> Iterator[Message]:
