@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from cyberpact.audit.service import CHECK_JOB
 from cyberpact.cases.deadlines import REMINDER
@@ -255,11 +256,18 @@ def cite(context: Context, text: str | None) -> str:
     return _t(context).gettext(text) if cite_in_words(text) else text
 
 
-def problem_detail(problem: Problem) -> str:
-    """The service's own wording of a problem, without the citation the page already shows beside it."""
-    if problem.cite and problem.message.startswith(problem.cite + ": "):
-        return problem.message[len(problem.cite) + 2 :]
-    return problem.message
+@pass_context
+def problem_detail(context: Context, problem: Problem) -> Markup:
+    """A problem's wording without the citation the page already shows beside it: in the reader's language
+    when it is a text of the catalog (what to do about a missing field: its message, or "give the <label>"),
+    else the service's own words, in English and marked so for screen readers and right-to-left pages."""
+    detail = problem.message
+    if problem.cite and detail.startswith(problem.cite + ": "):
+        detail = detail[len(problem.cite) + 2 :]
+    translated = _t(context).gettext(detail)
+    if translated != detail:
+        return Markup("{}").format(translated)
+    return Markup('<span lang="en" dir="auto">{}</span>').format(detail)
 
 
 def tlp_label(level: str) -> str:
