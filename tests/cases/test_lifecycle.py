@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cyberpact.cases.models import Request
 from cyberpact.federation.models import OutboxMessage
@@ -489,3 +489,54 @@ def test_a_follow_up_citing_an_unknown_preservation_says_so_and_holds_nothing(
     events = au.ca.get(f"/api/v1/requests/{mla}/timeline").json()
     missing = [e for e in events if e["action"] == "preservation_not_found"]
     assert len(missing) == 1 and missing[0]["detail"]["reference"] == "AU-PRES-7"
+
+
+def _approved(vn: Side) -> str:
+    rid = draft(vn).json()["request"]["id"]
+    assert act(vn.officer, rid, "submit").status_code == 200
+    assert act(vn.supervisor, rid, "approve").status_code == 200
+    return rid
+
+
+def _outbox(side: Side, rid: str) -> list[tuple[str, str]]:
+    with side.node.db.transaction(read_only=True) as s:
+        rows = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.conversation_id == rid).order_by(OutboxMessage.seq)
+        )
+        return [(m.message_type, m.status) for m in rows]
+
+
+def test_a_request_withdrawn_before_it_left_is_never_disclosed(two_sides: tuple[Side, Side]) -> None:
+    # Addressed to the wrong State, the peer away: withdrawn before any try, nothing of it ever leaves.
+    vn, au = two_sides
+    rid = _approved(vn)
+    r = act(vn.officer, rid, "withdraw", reason="addressed to the wrong State")
+    assert r.status_code == 200 and r.json()["status"] == "withdrawn"
+    assert _outbox(vn, rid) == [("cp.request", "cancelled")]
+    vn.deliver()
+    assert au.ca.get(f"/api/v1/requests/{rid}").status_code == 404
+    events = vn.officer.get(f"/api/v1/requests/{rid}/timeline").json()
+    assert [e["detail"].get("undelivered_request") for e in events if e["action"] == "withdraw"] == [
+        "cancelled"
+    ], events
+    with vn.node.db.transaction(read_only=True) as s:
+        message_id = s.scalars(select(OutboxMessage.message_id)).one()
+    admin = vn.node.client(vn.node.user("vn-root", "admin"))
+    retried = admin.post(f"/api/v1/federation/outbox/{message_id}/retry")
+    assert retried.status_code == 409 and "taken back before delivery" in retried.json()["detail"]
+
+
+def test_a_request_tried_without_an_answer_is_taken_back_and_the_withdrawal_follows(
+    two_sides: tuple[Side, Side],
+) -> None:
+    # A try whose answer was lost may have arrived: the request is not sent again, and the withdrawal
+    # goes after it, so the peer that has it learns it is withdrawn, and one that does not learns little.
+    vn, au = two_sides
+    rid = _approved(vn)
+    with vn.node.db.transaction() as s:
+        s.execute(update(OutboxMessage).values(attempts=1, last_error="timed out"))
+    assert act(vn.officer, rid, "withdraw", reason="no longer needed").status_code == 200
+    assert _outbox(vn, rid) == [("cp.request", "cancelled"), ("cp.step", "pending")]
+    vn.deliver()
+    assert au.ca.get(f"/api/v1/requests/{rid}").status_code == 404  # its content never went
+    assert _outbox(vn, rid)[1] == ("cp.step", "rejected")  # the peer knows no such request

@@ -499,6 +499,30 @@ def test_the_desk_follows_the_browser_until_a_language_is_chosen(node: LiveNode)
         assert session.scalars(select(User.locale).where(User.username == "anh")).one() == "en"
 
 
+def test_a_step_refused_because_it_crossed_a_withdrawal_is_no_alarm_on_today(
+    two_sides: tuple[Side, Side],
+) -> None:
+    # Australia acknowledges while Viet Nam withdraws: Viet Nam refuses the step that crossed. Both sides
+    # agree the request is withdrawn; Australia's Today must not list it as undelivered for ever.
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    assert act(au.ca, rid, "acknowledge", reference="AU-9").status_code == 200
+    assert act(vn.officer, rid, "withdraw", reason="no longer needed").status_code == 200
+    vn.deliver()
+    au.deliver()
+    with au.node.db.transaction(read_only=True) as session:
+        statuses = session.scalars(
+            select(OutboxMessage.status).where(OutboxMessage.message_type == "cp.step")
+        )
+        assert list(statuses) == ["rejected"]
+    kate = person(au.node, "kate", "officer", "contact_point")
+    assert re.search(r"Requests with undelivered messages 0\b", text_of(kate.get("/desk").text))
+    # A message still being retried stays listed whatever the request's state: it is news not yet told.
+    with au.node.db.transaction() as session:
+        session.execute(update(OutboxMessage).values(status="pending", attempts=2))
+    assert re.search(r"Requests with undelivered messages 1\b", text_of(kate.get("/desk").text))
+
+
 def test_undelivered_selection_ignores_foreign_conversations(node: LiveNode) -> None:
     # A conversation id that is not a request id (intel, evidence) must not break Today.
     with node.db.transaction() as session:

@@ -165,8 +165,21 @@ def act(
     session.flush()
     message_id = None
     detail = data
+    unsent = False
+    if name == "withdraw" and request.counterpart is not None:
+        # A request still waiting for its peer (away, or refusing it) is taken back whole: what was
+        # addressed to the wrong State, or is no longer needed, is never disclosed.
+        taken = outbox.cancel_undelivered(
+            session, str(request.id), REQUEST_MESSAGE, "withdrawn before it was delivered"
+        )
+        if taken.messages:
+            detail = {**data, "undelivered_request": "cancelled"}
+            # Never tried: it never left this node, and there is nothing to tell. Tried without an
+            # answer: it may have arrived, so the withdrawal follows it.
+            unsent = not taken.attempted
     if action.message and request.counterpart is not None:
-        message_id = _send_step(session, actor, request, name, data)
+        if not unsent:
+            message_id = _send_step(session, actor, request, name, data)
     elif action.message:
         # Registered from outside the network: no peer to tell. The timeline says the step must go back
         # the way the request came.

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -21,8 +22,9 @@ from cyberpact.kit.time import utcnow
 
 INBOX_PATH = "/federation/v1/inbox"
 BATCH_MEDIA_TYPE = "application/json"
-# What OutboxMessage.status takes, in the order a message passes through them.
-STATUSES = ("pending", "delivered", "rejected", "dead")
+# What OutboxMessage.status takes, in the order a message passes through them; "cancelled": taken back
+# before it was delivered (a request withdrawn while its peer was away), never sent again.
+STATUSES = ("pending", "delivered", "rejected", "dead", "cancelled")
 
 
 def enqueue(
@@ -109,6 +111,38 @@ def _summary(payload: dict[str, Any]) -> str:
     return str(text_value).strip().splitlines()[0][:200] if str(text_value).strip() else ""
 
 
+@dataclass(frozen=True)
+class Cancelled:
+    messages: int
+    attempted: bool  # whether any of them may have reached the peer (an attempt whose answer never came)
+
+
+def cancel_undelivered(session: Session, conversation_id: str, message_type: str, why: str) -> Cancelled:
+    """Take back the conversation's ``message_type`` messages that no receipt says were delivered, so that
+    they are never sent (again): a message a worker holds right now is left to it, since it may be on the
+    wire. ``attempted`` tells the caller whether one of them was tried already; a try whose answer was
+    lost may have reached the peer, which must then be told."""
+    now = utcnow()
+    # Locked on PostgreSQL: a worker's claim of one of them waits for this transaction, then finds it no
+    # longer pending. (SQLite's writers are one at a time already.)
+    rows = list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.conversation_id == conversation_id,
+                OutboxMessage.message_type == message_type,
+                OutboxMessage.status.in_(("pending", "dead")),
+                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+            )
+            .with_for_update()
+        )
+    )
+    for row in rows:
+        row.status, row.last_error = "cancelled", why[:500]
+    session.flush()
+    return Cancelled(len(rows), any(r.attempts > 0 for r in rows))
+
+
 def list_messages(session: Session, status: str | None = None, limit: int = 100) -> list[OutboxMessage]:
     check_choices([("status", status, STATUSES)])
     query = select(OutboxMessage).order_by(OutboxMessage.seq.desc()).limit(limit)
@@ -123,6 +157,8 @@ def retry(session: Session, actor: Actor, message_id: str) -> OutboxMessage:
         raise NotFound(f"No outgoing message {message_id}")
     if row.status == "delivered":
         raise Conflict(f"{message_id} was delivered; nothing to retry")
+    if row.status == "cancelled":
+        raise Conflict(f"{message_id} was taken back before delivery ({row.last_error}); it is not sent")
     now = utcnow()
     row.status, row.attempts, row.next_attempt_at = "pending", 0, now
     # Restart the dead-letter clock (_bury counts from created_at): a dead letter is by definition older

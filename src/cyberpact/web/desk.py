@@ -7,6 +7,7 @@ page view leaves one audit record of the listing, as the API's list does.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,7 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
@@ -90,20 +91,28 @@ def _section(
 
 
 def _undelivered(session: Session, viewer: Viewer) -> Select[Any]:
-    """Requests with a message that did not reach the other side: retried, refused or given up."""
-    stuck = session.scalars(
-        select(OutboxMessage.conversation_id)
-        .where(
-            OutboxMessage.message_type.in_(("cp.request", "cp.step")),
-            (OutboxMessage.status == "dead")
-            | (OutboxMessage.status == "rejected")
-            | ((OutboxMessage.status == "pending") & (OutboxMessage.attempts > 0)),
+    """Requests with a message that did not reach the other side: being retried (whatever the request's
+    state: a withdrawal still on its way is news the other side lacks), or refused or given up while the
+    request is still open (a step that crossed a withdrawal, refused by the side that closed it, asks
+    nothing of anyone)."""
+
+    def conversations(*where: Any) -> list[uuid.UUID]:
+        # The most recent first, so that years of old trouble never push today's out of the window.
+        found = session.scalars(
+            select(OutboxMessage.conversation_id)
+            .where(OutboxMessage.message_type.in_(("cp.request", "cp.step")), *where)
+            .group_by(OutboxMessage.conversation_id)
+            .order_by(func.max(OutboxMessage.seq).desc())
+            .limit(500)
         )
-        .distinct()
-        .limit(500)
+        return [rid for conv in found if (rid := parse_uuid(conv)) is not None]
+
+    retrying = conversations(OutboxMessage.status == "pending", OutboxMessage.attempts > 0)
+    failed = conversations(OutboxMessage.status.in_(("dead", "rejected")))
+    live = RequestRow.status.not_in((*deadlines.CLOSED, "draft"))
+    return cases.list_query(viewer.actor, cases.RequestFilter()).where(
+        or_(RequestRow.id.in_(retrying), and_(RequestRow.id.in_(failed), live))
     )
-    ids = [rid for conv in stuck if (rid := parse_uuid(conv)) is not None]
-    return cases.list_query(viewer.actor, cases.RequestFilter()).where(RequestRow.id.in_(ids))
 
 
 def today_view(session: Session, catalog: Catalog, viewer: Viewer) -> Today:

@@ -222,6 +222,9 @@ def _details(catalog: Catalog, action: str, detail: dict[str, Any]) -> tuple[Det
         if key == "receipt" and value in RECEIPT_LABELS:
             out.append(Detail(label, RECEIPT_LABELS[value], True))
             continue
+        if key == "undelivered_request" and value == "cancelled":
+            out.append(Detail(label, N_("taken back before it was delivered; it is not sent again"), True))
+            continue
         if key in ("channel", "outside_network") and value in CHANNELS:
             out.append(Detail(label, CHANNELS[value], True))
             continue
@@ -265,6 +268,7 @@ DETAIL_LABELS: dict[str, str] = {
     "complete": N_("Complete"),
     "missing": N_("Missing items"),
     "days_left": N_("Days left"),
+    "undelivered_request": N_("The request itself"),
 }
 
 
