@@ -36,7 +36,7 @@ from cyberpact.catalog.service import Catalog, DraftReport
 from cyberpact.federation import outbox
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import InvalidInput, PermissionDenied, Problem
-from cyberpact.kit.http import ReadSession, WriteSession
+from cyberpact.kit.http import ReadSession, WriteSession, get_database
 from cyberpact.kit.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
@@ -303,17 +303,22 @@ def request_document(
     request_id: uuid.UUID,
     request: Request,
     actor: CurrentActor,
-    session: WriteSession,
     lang: Annotated[str, Query(pattern=r"^(en|fr|es|ru|zh|ar|vi)$")] = "en",
     format: Literal["html", "pdf"] = "html",
 ) -> Response:
     """The formal request document, in any of the seven languages."""
     from cyberpact.cases import document
 
-    row = service.get_request(session, actor, request_id)
-    # Dates in the viewer's own time zone, as everywhere a person reads them.
-    viewer = session.get(User, actor.user_id) if actor.user_id else None
-    html = document.render_html(session, catalog_of(request), row, lang, viewer.timezone if viewer else "UTC")
+    # The read is recorded and the page written in a short unit of work; the PDF is drawn after it ends.
+    # Drawn inside it (seconds for a long request), it held SQLite's one write lock and stalled every
+    # approval, note and inbound message meanwhile, failing some with "database is locked".
+    with get_database(request).transaction() as session:
+        row = service.get_request(session, actor, request_id)
+        # Dates in the viewer's own time zone, as everywhere a person reads them.
+        viewer = session.get(User, actor.user_id) if actor.user_id else None
+        zone = viewer.timezone if viewer else "UTC"
+        html = document.render_html(session, catalog_of(request), row, lang, zone)
+        name = f"request-{row.id}-{lang}.pdf"
     if format == "html":
         return HTMLResponse(
             html, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
@@ -323,5 +328,5 @@ def request_document(
     return Response(
         render_pdf(html),
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="request-{row.id}-{lang}.pdf"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
