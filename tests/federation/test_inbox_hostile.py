@@ -149,10 +149,20 @@ def test_unknown_suspended_and_removed_senders(trio: tuple[LiveNode, LiveNode, L
     admin = b.client(b.admin_token)
     assert admin.post("/api/v1/federation/peers/vn-24x7/suspend").json()["status"] == "suspended"
     assert post(b, seal_from(a, b).token)[0]["reason"] == "sender_suspended"
-    # The sender's outbox learns it from the signed receipt and stops retrying.
+    # Refused for now, not for good: the sender keeps it and tries again, and once resumed it lands
+    # (taken as final, a suspension left the two sides out of step for good).
     send(a, "au-24x7", "while suspended")
     result = worker(a).run_once()
-    assert result.rejected == 1
+    assert (result.rejected, result.delivered) == (0, 0)
+    with a.db.transaction() as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.message_type == "note")).one()
+        assert row.status == "pending" and "refuses this node for now: sender_suspended" in (
+            row.last_error or ""
+        )
+        row.next_attempt_at = utcnow()  # the backoff, run out
+    assert admin.post("/api/v1/federation/peers/vn-24x7/resume").json()["status"] == "active"
+    assert worker(a).run_once().delivered == 1
+    before = stored(b)
     assert admin.post("/api/v1/federation/peers/vn-24x7/remove").json()["status"] == "removed"
     assert post(b, seal_from(a, b).token)[0]["reason"] == "sender_removed"
     assert admin.post("/api/v1/federation/peers/vn-24x7/resume").status_code == 409

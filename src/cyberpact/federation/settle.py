@@ -76,6 +76,11 @@ def outcome(
             )
         )
 
+    if receipt.status == "rejected" and receipt.reason in _FOR_NOW:
+        # The peer's operator suspended this node for a while (checking a key change, say): refused for
+        # now, not for good. Tried again with the usual backoff until the peer resumes it or the message
+        # is given up; a refusal taken as final here left the two sides out of step after the resume.
+        return _retry(row, settings, f"{recipient} refuses this node for now: {receipt.reason}", now)
     if receipt.status == "rejected":
         note("rejected", f"refused by {recipient}: {receipt.reason}")
         return (
@@ -118,6 +123,9 @@ def outcome(
         },
         (hook, row, status) if hook else None,
     )
+
+
+_FOR_NOW = frozenset({"sender_suspended"})
 
 
 def _retry(row: OutboxMessage, settings: Settings, error: str | None, now: datetime) -> Outcome:
