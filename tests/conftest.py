@@ -172,8 +172,15 @@ class LiveNode:
 
 
 def start_node(
-    settings: Settings, *, port: int = 0, run_background: bool = False, ssl: tuple[Path, Path] | None = None
+    settings: Settings,
+    *,
+    port: int = 0,
+    run_background: bool = False,
+    ssl: tuple[Path, Path] | None = None,
+    proxy_headers: bool = False,
 ) -> LiveNode:
+    """``proxy_headers``: serve as behind a reverse proxy on loopback, taking X-Forwarded-For as the client's
+    address (uvicorn's default, which `cyberpact serve` turns off)."""
     app = create_app(settings, run_background=run_background)
     extra: dict[str, Any] = {"ssl_certfile": str(ssl[0]), "ssl_keyfile": str(ssl[1])} if ssl else {}
     config = uvicorn.Config(
@@ -182,6 +189,7 @@ def start_node(
         port=port,
         log_level="warning",
         lifespan="on",
+        proxy_headers=proxy_headers,
         timeout_graceful_shutdown=2,
         **extra,
     )

@@ -142,6 +142,9 @@ def _start(node: DemoNode, root: Path) -> None:
             host="127.0.0.1",
             port=node.port,
             log_level="warning",
+            # As `cyberpact serve`: uvicorn otherwise takes X-Forwarded-For from loopback clients as their
+            # address, which the audit record names and no one here proxies.
+            proxy_headers=False,
             timeout_graceful_shutdown=2,
         )
     )

@@ -185,7 +185,7 @@ def _checked_request_ref(session: Session, actor: Actor, request_ref: str | None
 def _operator(actor: Actor) -> bool:
     # The node itself, or its operator at its command line, who holds the database and the key passphrase
     # already: no person behind a browser or a token.
-    return actor.source in ("cli", "system")
+    return actor.operator
 
 
 def _hidden_requests(session: Session, actor: Actor) -> list[str]:

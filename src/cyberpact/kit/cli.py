@@ -87,7 +87,9 @@ def cli_actor() -> Actor:
         who = getpass.getuser()
     except (KeyError, OSError):
         who = "unknown"
-    return Actor(user_id=None, username=f"cli:{who}", roles=frozenset({"admin", "system"}), source="cli")
+    return Actor(
+        user_id=None, username=f"cli:{who}", roles=frozenset({"admin", "system"}), source="cli", operator=True
+    )
 
 
 @contextmanager

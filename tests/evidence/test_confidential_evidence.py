@@ -1,0 +1,82 @@
+"""Evidence of a confidential matter is seen only by those who may see the matter, by every way in: the
+custody log, transfers, packages filed by case reference, packages received from a peer, and whatever
+address a client claims to come from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from conftest import LiveNode, start_node
+from cyberpact.audit.models import AuditRecord
+from cyberpact.config import Settings
+from evidence.helpers import incoming_request, sealed_package
+
+
+def denials(node: LiveNode, username: str) -> list[AuditRecord]:
+    with node.db.transaction(read_only=True) as s:
+        query = select(AuditRecord).where(AuditRecord.actor == username, AuditRecord.outcome == "denied")
+        return list(s.scalars(query.order_by(AuditRecord.seq)))
+
+
+def confidential_package(node: LiveNode, files: dict[str, bytes], **extra: Any) -> tuple[dict[str, Any], str]:
+    """A package the 24/7 contact point files under a request Australia sent in confidence."""
+    rid = incoming_request(node, "au-24x7", "fact_and_substance")
+    channel = node.client(node.user("cp1", "contact_point"))
+    return sealed_package(channel, files, request_ref=rid, **extra), rid
+
+
+# --- the client's address is no credential ---------------------------------------------------------------
+
+
+@pytest.fixture
+def proxied(settings: Settings) -> Iterator[LiveNode]:
+    """A node behind a reverse proxy on loopback: X-Forwarded-For is taken as the client's address."""
+    live = start_node(settings, proxy_headers=True)
+    yield live
+    live.stop()
+
+
+def test_a_forwarded_address_naming_the_command_line_opens_nothing(proxied: LiveNode) -> None:
+    pkg, rid = confidential_package(proxied, {"a.txt": b"secret"})
+    plain = proxied.client(proxied.user("o3", "officer"))
+    url = f"/api/v1/evidence/packages/{pkg['id']}/files/0/content"
+    ordinary = plain.get(url)
+    assert ordinary.status_code == 404
+    for forged in ("cli", "system"):
+        spoofed = {"X-Forwarded-For": forged}
+        r = plain.get(url, headers=spoofed)
+        assert (r.status_code, r.json()) == (404, ordinary.json()) and b"secret" not in r.content
+        listed = plain.get("/api/v1/evidence/packages", headers=spoofed).json()["items"]
+        assert pkg["id"] not in [p["id"] for p in listed]
+        sent = plain.post(
+            f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "au-24x7"}, headers=spoofed
+        )
+        assert sent.status_code == 404
+        filed = plain.post(
+            "/api/v1/evidence/packages",
+            json={"case_ref": "C", "title": "t", "request_ref": rid},
+            headers=spoofed,
+        )
+        assert filed.status_code == 422 and filed.json()["errors"][0]["field"] == "request_ref"
+    # Each refused look is on the record, under the address the proxy passed on.
+    refused = [(d.action, d.source) for d in denials(proxied, "o3") if d.object_id == pkg["id"]]
+    assert refused == [
+        ("evidence.package.read", "127.0.0.1"),
+        ("evidence.package.read", "cli"),
+        ("evidence.package.send", "cli"),
+        ("evidence.package.read", "system"),
+        ("evidence.package.send", "system"),
+    ]
+
+
+def test_served_directly_a_forwarded_address_is_not_taken(node: LiveNode) -> None:
+    # As `cyberpact serve` and `make demo` run: no proxy, so no header names the client's address.
+    pkg, _ = confidential_package(node, {"a.txt": b"secret"})
+    plain = node.client(node.user("o3", "officer"))
+    r = plain.get(f"/api/v1/evidence/packages/{pkg['id']}", headers={"X-Forwarded-For": "cli"})
+    assert r.status_code == 404
+    assert [d.source for d in denials(node, "o3")] == ["127.0.0.1"]
