@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from conftest import LiveNode, start_node
 from cyberpact.audit.models import AuditRecord
 from cyberpact.config import Settings
+from cyberpact.evidence import custody
+from cyberpact.kit.actor import SYSTEM
 from evidence.helpers import incoming_request, sealed_package
 
 
@@ -80,3 +83,42 @@ def test_served_directly_a_forwarded_address_is_not_taken(node: LiveNode) -> Non
     r = plain.get(f"/api/v1/evidence/packages/{pkg['id']}", headers={"X-Forwarded-For": "cli"})
     assert r.status_code == 404
     assert [d.source for d in denials(node, "o3")] == ["127.0.0.1"]
+
+
+# --- the custody log, event by event ---------------------------------------------------------------------
+
+
+def test_the_custody_log_read_event_by_event_hides_what_the_package_hides(node: LiveNode) -> None:
+    pkg, rid = confidential_package(node, {"secret-mailbox-export.eml": b"x"}, case_ref="IN-au-SECRET")
+    channel = node.client(node.user("cp2", "contact_point"))
+    plain = node.client(node.user("o3", "officer"))
+    channel.get(f"/api/v1/evidence/packages/{pkg['id']}/files/0/content")  # a read, with the file's name
+    with node.db.transaction() as s:
+        # An event of no package (a transfer whose package is gone): the log's own, readable by all.
+        loose = custody.record(s, node.settings.node_id, "transferred", None, SYSTEM, peer="au-24x7")
+    size = plain.get("/api/v1/evidence/custody/head").json()["size"]
+    assert size == loose + 1
+
+    def event(client: httpx.Client, seq: int) -> httpx.Response:
+        return client.get(f"/api/v1/evidence/custody/events/{seq}", params={"tree_size": size})
+
+    theirs = [seq for seq in range(size) if event(channel, seq).json()["entry"]["package"] == pkg["id"]]
+    assert len(theirs) == 3  # created, sealed, downloaded
+    missing = event(plain, size + 1)
+    for seq in theirs:
+        r = event(plain, seq)
+        assert r.status_code == 404
+        assert r.json() == {
+            **missing.json(),
+            "detail": f"no custody event {seq} in a tree of {size}",
+            "instance": f"/api/v1/evidence/custody/events/{seq}",
+        }
+        for secret in (pkg["id"], rid, "IN-au-SECRET", "secret-mailbox-export"):
+            assert secret not in r.text
+    assert event(plain, loose).json()["entry"]["detail"] == {"peer": "au-24x7"}
+    refused = [d for d in denials(node, "o3") if d.object_id == pkg["id"]]
+    assert [(d.action, d.detail["path"]) for d in refused] == [
+        ("evidence.package.read", "/api/v1/evidence/custody/events/{seq}")
+    ] * len(theirs)
+    # Those who may see the package read its events, and their reads are recorded as before.
+    assert all(event(channel, seq).status_code == 200 for seq in theirs)

@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from cyberpact.accounts.api import require_roles
 from cyberpact.audit import service as audit
 from cyberpact.evidence import custody, deletion, sending, service, transfer, uploads
-from cyberpact.evidence.models import CustodyAlert, EvidencePackage
+from cyberpact.evidence.models import CustodyAlert, CustodyEvent, EvidencePackage
 from cyberpact.evidence.schemas import (
     EventOut,
     FileDeclare,
@@ -398,9 +398,11 @@ def event(
 ) -> EventOut:
     size = tree_size or custody.size(session)
     proof = custody.inclusion_proof(session, seq, size)
-    from cyberpact.evidence.models import CustodyEvent
-
     row = session.get_one(CustodyEvent, seq)
+    if row.package_id is not None:
+        # Sequence numbers are dense: unless each event is as hidden as its package, reading them in turn
+        # lists every hidden package's case, request, files, readers and reasons.
+        service.get_package_behind(session, row.package_id, actor, custody.no_event(seq, size))
     audit.record(session, actor, "evidence.custody.read", "custody_event", seq)
     return EventOut(
         seq=seq, entry=json.loads(row.entry), tree_size=size, proof=[custody.b64(p) for p in proof]

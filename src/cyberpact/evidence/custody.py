@@ -283,13 +283,17 @@ def peek_header(token: str) -> dict[str, Any]:
 # --- proofs -------------------------------------------------------------------------------------------------
 
 
+def no_event(seq: int, tree_size: int) -> NotFound:
+    return NotFound(f"no custody event {seq} in a tree of {tree_size}")
+
+
 def inclusion_proof(session: Session, seq: int, tree_size: int) -> list[bytes]:
     if not 0 <= seq < tree_size:
-        raise NotFound(f"no custody event {seq} in a tree of {tree_size}")
+        raise no_event(seq, tree_size)
     needed = merkle.needed_nodes(lambda g: merkle.inclusion_proof(seq, tree_size, g))
     nodes, stored = _nodes_and_size(session, needed)
     if tree_size > stored:
-        raise NotFound(f"no custody event {seq} in a tree of {tree_size}")
+        raise no_event(seq, tree_size)
     return merkle.inclusion_proof(seq, tree_size, _getter(nodes))
 
 

@@ -147,6 +147,18 @@ def get_package(
     return package
 
 
+def get_package_behind(
+    session: Session, package_id: uuid.UUID | str, actor: Actor, missing: NotFound
+) -> EvidencePackage:
+    """The package that a thing asked for by its own id (a custody event, a transfer) belongs to, if
+    ``actor`` may see it. If not, ``missing``, the 404 of that thing, with the refused look recorded as
+    :func:`get_package` records it: a 404 naming the package would tell whose thing it is."""
+    try:
+        return get_package(session, package_id, actor)
+    except NotFound as exc:
+        raise (missing.denying(*exc.denied) if exc.denied else missing) from None
+
+
 def may_see(session: Session, actor: Actor, package: EvidencePackage) -> bool:
     if _operator(actor):
         return True
