@@ -122,3 +122,37 @@ def test_the_custody_log_read_event_by_event_hides_what_the_package_hides(node: 
     ] * len(theirs)
     # Those who may see the package read its events, and their reads are recorded as before.
     assert all(event(channel, seq).status_code == 200 for seq in theirs)
+
+
+# --- transfers -------------------------------------------------------------------------------------------
+
+
+def test_a_transfer_is_read_only_by_those_who_may_see_its_package(pair: tuple[LiveNode, LiveNode]) -> None:
+    a, _ = pair
+    pkg, _ = confidential_package(a, {"x.bin": b"x"}, title="Suspect X mailbox")
+    channel = a.client(a.user("cp2", "contact_point"))
+    plain = a.client(a.user("o3", "officer"))
+    r = channel.post(f"/api/v1/evidence/packages/{pkg['id']}/transfers", json={"peer": "au-24x7"})
+    assert r.status_code == 202, r.text
+    tid = r.json()["id"]
+
+    hidden = plain.get(f"/api/v1/evidence/transfers/{tid}")
+    unknown = "0b5a6c1e-1111-4222-8333-944455556666"
+    nothing = plain.get(f"/api/v1/evidence/transfers/{unknown}")
+    assert hidden.status_code == nothing.status_code == 404
+    assert hidden.json() == {
+        **nothing.json(),
+        "detail": f"No transfer {tid}",
+        "instance": f"/api/v1/evidence/transfers/{tid}",
+    }
+    assert pkg["id"] not in hidden.text and "au-24x7" not in hidden.text
+    refused = [d for d in denials(a, "o3") if d.object_id == pkg["id"]]
+    assert [(d.action, d.detail["path"]) for d in refused] == [
+        ("evidence.package.read", "/api/v1/evidence/transfers/{transfer_id}")
+    ]
+    # Those who may see the package read the transfer, and the read is recorded.
+    shown = channel.get(f"/api/v1/evidence/transfers/{tid}")
+    assert shown.status_code == 200 and shown.json()["package_id"] == pkg["id"]
+    with a.db.transaction(read_only=True) as s:
+        reads = s.scalars(select(AuditRecord).where(AuditRecord.action == "evidence.transfer.read")).all()
+        assert [(r.actor, r.object_id, r.detail) for r in reads] == [("cp2", pkg["id"], {"transfer": tid})]

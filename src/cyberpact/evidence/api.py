@@ -432,8 +432,23 @@ def start_transfer(
 
 
 @router.get(f"{PREFIX}/transfers/{{transfer_id}}", response_model=TransferOut)
-def show_transfer(transfer_id: str, _: Officer, session: WriteSession) -> TransferOut:
-    return TransferOut.model_validate(transfer.get_transfer(session, transfer_id))
+def show_transfer(transfer_id: str, actor: Officer, session: WriteSession) -> TransferOut:
+    """A transfer of a package the caller may see (404 otherwise, as for no transfer at all)."""
+    t = transfer.get_transfer(session, transfer_id)
+    missing = NotFound(f"No transfer {transfer_id}")
+    if t.package_id is None:
+        # Its package is gone, and with it what would say who may read of it.
+        raise missing
+    package = service.get_package_behind(session, t.package_id, actor, missing)
+    audit.record(
+        session,
+        actor,
+        "evidence.transfer.read",
+        "evidence_package",
+        package.id,
+        detail={"transfer": str(t.id)},
+    )
+    return TransferOut.model_validate(t)
 
 
 # --- transfers: peers (authenticated by the per-transfer key, never by a user token) ----------------------
