@@ -4,6 +4,7 @@ address a client claims to come from."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,10 +14,12 @@ from sqlalchemy import select
 
 from conftest import LiveNode, start_node
 from cyberpact.audit.models import AuditRecord
+from cyberpact.cases.models import Case, Request
 from cyberpact.config import Settings
 from cyberpact.evidence import custody
 from cyberpact.kit.actor import SYSTEM
 from evidence.helpers import incoming_request, sealed_package
+from web.helpers import person
 
 
 def denials(node: LiveNode, username: str) -> list[AuditRecord]:
@@ -156,3 +159,49 @@ def test_a_transfer_is_read_only_by_those_who_may_see_its_package(pair: tuple[Li
     with a.db.transaction(read_only=True) as s:
         reads = s.scalars(select(AuditRecord).where(AuditRecord.action == "evidence.transfer.read")).all()
         assert [(r.actor, r.object_id, r.detail) for r in reads] == [("cp2", pkg["id"], {"transfer": tid})]
+
+
+# --- packages filed by case reference --------------------------------------------------------------------
+
+
+def case_of(node: LiveNode, rid: str) -> tuple[str, str]:
+    with node.db.transaction(read_only=True) as s:
+        case = s.get_one(Case, s.get_one(Request, uuid.UUID(rid)).case_id)
+        return case.reference, str(case.id)
+
+
+def test_a_package_filed_by_a_hidden_case_s_reference_is_as_hidden_as_the_case(node: LiveNode) -> None:
+    confidential, _ = case_of(node, incoming_request(node, "au-24x7", "fact_and_substance"))
+    ordinary, _ = case_of(node, incoming_request(node, "au-24x7"))
+    channel = node.client(node.user("cp1", "contact_point"))
+    plain = node.client(node.user("o3", "officer"))
+    desk = person(node, "o4", "officer")
+    secret = sealed_package(channel, {"intercept.pcap": b"secret bytes"}, case_ref=confidential)
+    other = sealed_package(channel, {"mail.eml": b"open"}, case_ref=ordinary)  # a case the officer sees
+    own = sealed_package(plain, {"note.txt": b"mine"})  # a reference that names no case of this node
+
+    def listed(client: httpx.Client, **params: str) -> list[str]:
+        r = client.get("/api/v1/evidence/packages", params=params)
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()["items"]]
+
+    assert listed(channel) == [own["id"], other["id"], secret["id"]]
+    assert listed(channel, case_ref=confidential) == [secret["id"]]
+    assert listed(plain) == [own["id"], other["id"]]
+    assert listed(plain, case_ref=confidential) == []
+    page = desk.get("/desk/evidence")
+    assert page.status_code == 200 and other["id"] in page.text
+    assert secret["id"] not in page.text and confidential not in page.text
+
+    base = f"/api/v1/evidence/packages/{secret['id']}"
+    for path in (base, f"{base}/manifest", f"{base}/custody", f"{base}/files/0/content"):
+        r = plain.get(path)
+        assert r.status_code == 404 and b"secret bytes" not in r.content, path
+    assert desk.get(f"/desk/evidence/{secret['id']}").status_code == 404
+    assert plain.post(f"{base}/transfers", json={"peer": "au-24x7"}).status_code == 404
+    refused = [(d.action, d.actor) for d in denials(node, "o3") + denials(node, "o4")]
+    assert refused.count(("evidence.package.read", "o3")) == 4
+    assert ("evidence.package.send", "o3") in refused and ("evidence.package.read", "o4") in refused
+
+    assert plain.get(f"/api/v1/evidence/packages/{other['id']}/files/0/content").content == b"open"
+    assert channel.get(f"{base}/files/0/content").content == b"secret bytes"

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import Select, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
 from cyberpact.cases import service as cases
-from cyberpact.cases.models import Request
+from cyberpact.cases.models import Case, Request
 from cyberpact.config import Settings
 from cyberpact.evidence import chunks, custody
 from cyberpact.evidence.errors import PackageSealed, TamperDetected
@@ -165,7 +165,9 @@ def may_see(session: Session, actor: Actor, package: EvidencePackage) -> bool:
     if not actor.has_any(*EVIDENCE_ROLES):
         return False
     request = request_of(session, package)
-    return request is None or cases.can_see(actor, request)
+    if request is not None and not cases.can_see(actor, request):
+        return False
+    return session.scalar(_hidden_cases(actor).where(Case.reference == package.case_ref).limit(1)) is None
 
 
 def request_of(session: Session, package: EvidencePackage) -> Request | None:
@@ -206,6 +208,14 @@ def _hidden_requests(session: Session, actor: Actor) -> list[str]:
     if actor.has_any(*cases.CONFIDENTIAL_ROLES):
         return []
     return [str(rid) for rid in session.scalars(select(Request.id).where(not_(cases.visible_filter(actor))))]
+
+
+def _hidden_cases(actor: Actor) -> Select[str]:
+    """References of the cases of this node ``actor`` may not see, by the cases feature's own rule. A
+    package naming one is as hidden as the case, whatever request it cites or none: filed by case
+    reference alone (the command line's and the desk's ordinary way) it is that case's evidence, and
+    listing it would show the case's reference, whose existence is itself confidential."""
+    return select(Case.reference).where(not_(cases._case_visible(actor)))
 
 
 def files_of(session: Session, package: EvidencePackage) -> list[EvidenceFile]:
@@ -251,6 +261,7 @@ def list_packages(
             query = query.where(
                 or_(EvidencePackage.request_ref.is_(None), EvidencePackage.request_ref.not_in(hidden))
             )
+        query = query.where(~_hidden_cases(actor).where(Case.reference == EvidencePackage.case_ref).exists())
     if case_ref:
         query = query.where(EvidencePackage.case_ref == case_ref)
     if request_ref:
