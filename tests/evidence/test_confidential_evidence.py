@@ -16,9 +16,12 @@ from conftest import LiveNode, start_node
 from cyberpact.audit.models import AuditRecord
 from cyberpact.cases.models import Case, Request
 from cyberpact.config import Settings
-from cyberpact.evidence import custody
+from cyberpact.evidence import custody, sending
+from cyberpact.evidence.models import EvidencePackage
+from cyberpact.federation.delivery import OutboxWorker
 from cyberpact.kit.actor import SYSTEM
-from evidence.helpers import incoming_request, sealed_package
+from cyberpact.kit.keystore import KeyStore
+from evidence.helpers import context, declare, incoming_request, make_package, put, sealed_package
 from web.helpers import person
 
 
@@ -205,3 +208,48 @@ def test_a_package_filed_by_a_hidden_case_s_reference_is_as_hidden_as_the_case(n
 
     assert plain.get(f"/api/v1/evidence/packages/{other['id']}/files/0/content").content == b"open"
     assert channel.get(f"{base}/files/0/content").content == b"secret bytes"
+
+
+# --- packages received from a peer -----------------------------------------------------------------------
+
+
+def deliver(node: LiveNode) -> None:
+    s = node.settings
+    worker = OutboxWorker(node.db, KeyStore(s.key_passphrase_value(), s.key_kdf_iterations), s)
+    while worker.run_once().claimed:
+        pass
+
+
+def test_a_received_package_citing_a_request_in_capitals_is_filed_under_that_request(
+    pair: tuple[LiveNode, LiveNode],
+) -> None:
+    # Australia asked Viet Nam in confidence; Viet Nam's answer cites the request's id in capitals (as
+    # another implementation may write it). Australia files it under the request all the same: on its
+    # page, in its list, and hidden from whoever may not see the request.
+    vn, au = pair
+    rid = str(uuid.uuid4())
+    incoming_request(au, "vn-24x7", "fact_and_substance", rid=uuid.UUID(rid))
+    incoming_request(vn, "au-24x7", rid=uuid.UUID(rid))
+    sender = vn.client(vn.admin_token)
+    pkg = make_package(sender, request_ref=rid)
+    declare(sender, pkg["id"], "mail.eml", 6)
+    assert put(sender, pkg["id"], 0, b"answer").status_code == 200
+    with vn.db.transaction() as s:
+        s.get_one(EvidencePackage, uuid.UUID(pkg["id"])).request_ref = rid.upper()
+    base = f"/api/v1/evidence/packages/{pkg['id']}"
+    sealed = sender.post(f"{base}/seal").json()
+    assert sender.get(f"{base}/manifest").json()["manifest"]["request_ref"] == rid.upper()
+    tid = sender.post(f"{base}/transfers", json={"peer": "au-24x7"}).json()["id"]
+    deliver(vn)
+    with httpx.Client(timeout=30) as client:
+        assert sending.push(vn.db, context(vn), tid, client).status == "accepted"
+
+    channel = au.client(au.user("cp1", "contact_point"))
+    plain = au.client(au.user("o3", "officer"))
+    got = channel.get("/api/v1/evidence/packages", params={"request_ref": rid}).json()["items"]
+    assert [(p["manifest_digest"], p["request_ref"]) for p in got] == [(sealed["manifest_digest"], rid)]
+    received = got[0]["id"]
+    assert plain.get("/api/v1/evidence/packages").json()["items"] == []
+    assert channel.post(f"/api/v1/evidence/packages/{received}/verify").json()["ok"]
+    page = person(au, "cp-desk", "contact_point").get(f"/desk/requests/{rid}")
+    assert page.status_code == 200 and received in page.text

@@ -181,6 +181,13 @@ def request_of_ref(session: Session, request_ref: Any) -> Request | None:
     return session.get(Request, rid) if rid else None
 
 
+def canonical_request_ref(request_ref: Any) -> Any:
+    """A request's id in its one written spelling, the one lists and request pages look packages up by;
+    any other reference as it is."""
+    rid = parse_uuid(request_ref)
+    return str(rid) if rid else request_ref
+
+
 def _checked_request_ref(session: Session, actor: Actor, request_ref: str | None) -> str | None:
     """A package filed under a request's id shows on that request, on both sides: the id must name a
     request of this node the person may see, and is kept in its one canonical spelling. Any other text is
@@ -503,7 +510,11 @@ def signed_manifest(session: Session, package: EvidencePackage) -> dict[str, Any
         ("request_ref", package.request_ref),
         ("title", package.title),
     ):
-        if manifest.get(field) != row_value:
+        signed = manifest.get(field)
+        if field == "request_ref":
+            # One request in any spelling: a received package keeps the canonical one, whatever was signed.
+            signed, row_value = canonical_request_ref(signed), canonical_request_ref(row_value)
+        if signed != row_value:
             raise TamperDetected(f"package {package.id} row", f"{field} differs from the signed manifest")
     entries = manifest.get("files") or []
     files = files_of(session, package)

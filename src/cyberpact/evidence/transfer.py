@@ -236,7 +236,10 @@ def _on_offer(session: Session, message: OpenedEnvelope) -> str:
     package = EvidencePackage(
         id=pid,
         case_ref=str(manifest["case_ref"])[:120],
-        request_ref=manifest.get("request_ref"),
+        # In the spelling this node's lists and request pages compare: a sender may sign another one
+        # (capitals), which would hide the package from its request's page, and not hide it from those
+        # who may not see the request.
+        request_ref=service.canonical_request_ref(manifest.get("request_ref")),
         title=str(manifest["title"])[:300],
         description=manifest.get("description"),
         use_conditions=manifest.get("use_conditions") or {},
