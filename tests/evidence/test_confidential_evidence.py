@@ -4,6 +4,7 @@ address a client claims to come from."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -253,3 +254,71 @@ def test_a_received_package_citing_a_request_in_capitals_is_filed_under_that_req
     assert channel.post(f"/api/v1/evidence/packages/{received}/verify").json()["ok"]
     page = person(au, "cp-desk", "contact_point").get(f"/desk/requests/{rid}")
     assert page.status_code == 200 and received in page.text
+
+
+# --- the audit record, which administrators read ---------------------------------------------------------
+
+
+def test_the_audit_record_keeps_no_file_name_digest_or_reason_of_evidence(node: LiveNode) -> None:
+    officer = node.client(node.user("o1", "officer"))
+    admin, second = (node.client(node.user(name, "admin")) for name in ("root1", "root2"))
+    kept, wrong, mismatched = b"the mailbox", b"another disk", b"not what was declared"
+    secrets = {
+        "mailbox-export-minh.eml",
+        "disk-of-le-van-tam.img",
+        "victim-photos.zip",
+        hashlib.sha256(kept).hexdigest(),
+        hashlib.sha256(wrong).hexdigest(),
+        hashlib.sha256(mismatched).hexdigest(),
+        "Wrong disk: it belongs to the witness",
+        "Hanoi People's Court, judge Tran",
+        "For trial 2026/77",
+        "Court order 55 to destroy",
+        "The appeal is pending",
+    }
+    pkg = make_package(officer)
+    base = f"/api/v1/evidence/packages/{pkg['id']}"
+    for index, (name, data) in enumerate(
+        (("mailbox-export-minh.eml", kept), ("disk-of-le-van-tam.img", wrong))
+    ):
+        declare(officer, pkg["id"], name, len(data), sha256=hashlib.sha256(data).hexdigest())
+        assert put(officer, pkg["id"], index, data).json()["complete"]
+    declare(officer, pkg["id"], "victim-photos.zip", len(mismatched), sha256=hashlib.sha256(kept).hexdigest())
+    assert put(officer, pkg["id"], 2, mismatched).json()["code"] == "digest_mismatch"
+    for index in (1, 2):
+        r = officer.delete(
+            f"{base}/files/{index}", params={"reason": "Wrong disk: it belongs to the witness"}
+        )
+        assert r.status_code == 204, r.text
+    assert officer.post(f"{base}/seal").status_code == 200
+    assert officer.get(f"{base}/files/0/content").content == kept
+    release = {"to": "Hanoi People's Court, judge Tran", "reason": "For trial 2026/77"}
+    assert officer.post(f"{base}/release", json=release).status_code == 204
+    assert admin.delete(base, params={"reason": "Court order 55 to destroy"}).status_code == 202
+    r = second.delete(f"{base}/deletion-request", params={"reason": "The appeal is pending"})
+    assert r.status_code == 204
+
+    records = admin.get("/api/v1/audit", params={"object_id": pkg["id"], "limit": 1000})
+    assert records.status_code == 200
+    actions = {r["action"] for r in records.json()["items"]}
+    assert {
+        "evidence.file.declare",
+        "evidence.file.complete",
+        "evidence.file.digest_mismatch",
+        "evidence.file.withdraw",
+        "evidence.file.downloaded",
+        "evidence.package.release",
+        "evidence.package.delete_requested",
+        "evidence.package.delete_withdrawn",
+    } <= actions
+    assert [s for s in secrets if s in records.text] == []
+    withdrawn = [r["detail"] for r in records.json()["items"] if r["action"] == "evidence.file.withdraw"]
+    assert sorted(withdrawn, key=lambda d: d["file"]) == [
+        {"file": 1, "size": len(wrong), "status": "complete", "objects": 1},
+        {"file": 2, "size": len(mismatched), "status": "uploading", "objects": 0},
+    ]
+    # The custody log, read by those who may see the package, keeps them: all but the digest of content
+    # refused on arrival, of which nothing was kept (its uploader was told).
+    log = officer.get(f"{base}/custody")
+    assert log.status_code == 200
+    assert [s for s in secrets if s not in log.text] == [hashlib.sha256(mismatched).hexdigest()]

@@ -297,7 +297,8 @@ def verify(package_id: str, actor: Officer, request: Request) -> dict[str, Any]:
                 "evidence_package",
                 package.id,
                 outcome="denied",
-                detail={"failure": str(exc)},
+                # What failed, by name, is in the custody event: it may name a file.
+                detail={"failure": exc.code},
             )
             _head(session, ctx)
         raise

@@ -101,7 +101,7 @@ def withdraw_deletion(
         "evidence.package.delete_withdrawn",
         "evidence_package",
         package.id,
-        detail={"reason": reason, "requested_by": first},
+        detail={"requested_by": first},
     )
 
 
@@ -130,7 +130,6 @@ def delete(
             "evidence.package.delete_requested",
             "evidence_package",
             package.id,
-            detail={"reason": reason},
         )
         return None
     first = str(asked.get("actor") or "")
@@ -151,6 +150,6 @@ def delete(
         "evidence.package.delete",
         "evidence_package",
         package.id,
-        detail={"reason": reason, "objects": removed, "requested_by": first},
+        detail={"objects": removed, "requested_by": first},
     )
     return removed

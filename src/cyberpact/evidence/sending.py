@@ -277,7 +277,7 @@ def _apply_receipt(
         f"evidence.transfer.{t.status}",
         "evidence_package",
         t.package_id,
-        detail={"transfer": str(t.id), "reason": t.error},
+        detail={"transfer": str(t.id)},
     )
     return t
 

@@ -339,7 +339,7 @@ def add_file(
         "evidence.file.declare",
         "evidence_package",
         package.id,
-        detail={"index": f.index, "name": name, "size": size},
+        detail={"index": f.index, "size": size},
     )
     return f
 
@@ -348,8 +348,8 @@ REASON_MAX = 2000
 
 
 def custody_reason(reason: str) -> str:
-    """The reason a withdrawal or a deletion step gives, trimmed: the custody log and the audit record keep
-    it for a court to read, so a blank one is refused wherever it comes from (API, desk, command line)."""
+    """The reason a withdrawal or a deletion step gives, trimmed: the custody log keeps it for a court to
+    read, so a blank one is refused wherever it comes from (API, desk, command line)."""
     reason = reason.strip()
     if not reason:
         raise InvalidInput("Say why", [Problem("reason", "say why", "missing")])
@@ -404,7 +404,10 @@ def withdraw_file(
         "evidence.file.withdraw",
         "evidence_package",
         package.id,
-        detail={**what, "objects": removed, "reason": reason},
+        # Administrators read the audit record and read no evidence: the file's name, its digests (which
+        # tell whether a known file is held) and the reason stay in the custody log, for those who may
+        # see the package.
+        detail={"file": f.index, "size": f.size, "status": what["status"], "objects": removed},
     )
     return f
 
@@ -558,7 +561,7 @@ def open_file(
         f"evidence.file.{kind}",
         "evidence_package",
         package.id,
-        detail={"index": index, "name": f.name},
+        detail={"index": index},
     )
     return f, chunks.read_chunks(c, ctx.storage, key_of(package, f))
 
@@ -596,11 +599,4 @@ def release(
     if package.status == "open":
         raise Conflict("seal the package before releasing it")
     custody.record(session, ctx.node_id, "released", package.id, actor, to=to, reason=reason)
-    audit.record(
-        session,
-        actor,
-        "evidence.package.release",
-        "evidence_package",
-        package.id,
-        detail={"to": to, "reason": reason},
-    )
+    audit.record(session, actor, "evidence.package.release", "evidence_package", package.id)

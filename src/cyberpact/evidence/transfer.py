@@ -447,7 +447,7 @@ def _complete(
         f"evidence.transfer.{t.status}",
         "evidence_package",
         package.id,
-        detail={"transfer": str(t.id), "reason": failure},
+        detail={"transfer": str(t.id)},
     )
     outbox.enqueue(
         session,

@@ -152,7 +152,7 @@ class Upload:
                     "evidence.file.complete",
                     "evidence_package",
                     self.package_id,
-                    detail={"index": self.index, "sha256": sha},
+                    detail={"index": self.index},
                 )
                 return f
             # Nothing of a mismatching upload is kept: it is not the content the uploader meant.
@@ -165,7 +165,7 @@ class Upload:
                 "evidence_package",
                 self.package_id,
                 outcome="denied",
-                detail={"index": self.index, "declared": self.declared, "computed": sha},
+                detail={"index": self.index},
             )
         raise DigestMismatch(
             f"file {self.index}: the content hashes to {sha}, not the declared {self.declared}; "
