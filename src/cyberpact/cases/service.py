@@ -78,7 +78,7 @@ def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
     case = session.get(Case, case_id)
     if case is None or not actor.has_any(*CASE_ROLES):
         raise NotFound(f"No case {case_id}")
-    if session.scalar(select(Case.id).where(Case.id == case.id, _case_visible(actor))) is None:
+    if session.scalar(select(Case.id).where(Case.id == case.id, case_visible(actor))) is None:
         # A case opened for a confidential incoming request is named after it: its existence is as
         # confidential as the request's.
         raise NotFound(f"No case {case_id}").denying("cases.case.read", "case", case.id)
@@ -89,13 +89,13 @@ def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
 def list_cases(session: Session, actor: Actor, limit: int = 100) -> list[Case]:
     if not actor.has_any(*CASE_ROLES):
         raise PermissionDenied("Reading cases needs a case role")
-    query = select(Case).where(_case_visible(actor)).order_by(Case.created_at.desc()).limit(limit)
+    query = select(Case).where(case_visible(actor)).order_by(Case.created_at.desc()).limit(limit)
     rows = list(session.scalars(query))
     audit.record(session, actor, "cases.case.list", "case", None, detail={"returned": len(rows)})
     return rows
 
 
-def _case_visible(actor: Actor) -> Any:
+def case_visible(actor: Actor) -> Any:
     """A case the actor may see: one that holds no request hidden from them.
 
     A case holding a confidential incoming request is named after it (``IN-<peer>-<their reference>``),

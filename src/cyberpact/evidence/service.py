@@ -222,7 +222,7 @@ def _hidden_cases(actor: Actor) -> Select[str]:
     package naming one is as hidden as the case, whatever request it cites or none: filed by case
     reference alone (the command line's and the desk's ordinary way) it is that case's evidence, and
     listing it would show the case's reference, whose existence is itself confidential."""
-    return select(Case.reference).where(not_(cases._case_visible(actor)))
+    return select(Case.reference).where(not_(cases.case_visible(actor)))
 
 
 def files_of(session: Session, package: EvidencePackage) -> list[EvidenceFile]:
