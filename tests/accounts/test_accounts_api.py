@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from accounts.usernames import HOSTILE_USERNAMES
 from conftest import LiveNode, make_settings, start_node
 from cyberpact.accounts import service as accounts
 from cyberpact.accounts.models import ApiToken, User
@@ -65,6 +66,18 @@ def test_bad_user_input_is_rejected_and_nothing_stored(
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert field in [e["field"] for e in r.json()["errors"]]
+    assert _count(node, User) == before
+
+
+def test_api_refuses_look_alike_and_malformed_usernames(node: LiveNode) -> None:
+    # The same rule, in the same words, as the command line's: the API strips no space to make a name fit.
+    admin = node.client(node.user("root", "admin"))
+    before = _count(node, User)
+    for username in HOSTILE_USERNAMES:
+        r = admin.post("/api/v1/users", json={**NEW_USER, "username": username})
+        assert r.status_code == 422, (username, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == ["username"], username
+        assert accounts.USERNAME_RULE in r.json()["detail"], username
     assert _count(node, User) == before
 
 

@@ -39,12 +39,15 @@ def users_create(
     ] = None,
 ) -> None:
     """Create a user."""
+    # Before the prompt: a refused name should not cost the operator a password typed twice.
+    service.check_username(username)
+    secret = _password(password)
     with unit_of_work() as (session, _, _db):
         user = service.create_user(
             session,
             cli_actor(),
             username=username,
-            password=_password(password),
+            password=secret,
             display_name=display_name,
             email=email,
             roles=role or [],

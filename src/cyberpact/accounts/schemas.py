@@ -4,13 +4,30 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
+from cyberpact.accounts.service import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN, username_problem
 from cyberpact.config import MAX_TOKEN_DAYS
 
 Role = Literal["officer", "supervisor", "central_authority", "contact_point", "auditor", "admin"]
-Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
-Password = Annotated[str, StringConstraints(min_length=12, max_length=256)]
+
+
+def _username(value: str) -> str:
+    # The service's rule, so the API and the command line refuse the same names in the same words.
+    if (problem := username_problem(value)) is not None:
+        raise PydanticCustomError("username", problem)
+    return value
+
+
+# Not stripped: "off2 " is refused, not quietly made into "off2", as on the command line.
+Username = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False),
+    AfterValidator(_username),
+    Field(json_schema_extra={"pattern": USERNAME_PATTERN}),
+]
+Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
 
 
 class Strict(BaseModel):

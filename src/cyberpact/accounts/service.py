@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -47,6 +48,41 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
+# Who drafted and who approved is shown by username alone (the desk, a peer's copy, the audit record), so
+# two accounts must never read alike: no spaces, no upper case, no letters that only look Latin (Cyrillic,
+# full-width), nothing a page could take for markup. The API schema checks this same rule.
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
+USERNAME_RULE = "use 2 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+_USERNAME = re.compile(USERNAME_PATTERN)
+PASSWORD_MIN = 12
+PASSWORD_MAX = 256  # Argon2 takes any length; a bound keeps one request from hashing megabytes
+
+
+def username_problem(username: str) -> str | None:
+    """What is wrong with ``username`` as a new account's name, or None."""
+    # fullmatch: with search or match, "$" would let a trailing newline through.
+    return None if _USERNAME.fullmatch(username) else USERNAME_RULE
+
+
+def check_username(username: str) -> str:
+    if (problem := username_problem(username)) is not None:
+        raise InvalidInput("Invalid username", [Problem("username", problem)])
+    return username
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < PASSWORD_MIN:
+        return f"use at least {PASSWORD_MIN} characters"
+    if len(password) > PASSWORD_MAX:
+        return f"use at most {PASSWORD_MAX} characters"
+    return None
+
+
+def _check_password(password: str) -> None:
+    if (problem := password_problem(password)) is not None:
+        raise InvalidInput("Unusable password", [Problem("password", problem)])
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -70,8 +106,8 @@ def create_user(
     roles: Iterable[str] = (),
     timezone: str = "UTC",
 ) -> User:
-    if len(password) < 12:
-        raise InvalidInput("Password too short", [Problem("password", "use at least 12 characters")])
+    check_username(username)
+    _check_password(password)
     check_timezone(timezone)
     role_list = _check_roles(roles)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
