@@ -176,6 +176,21 @@ def test_disabling_a_user_stops_its_tokens(node: LiveNode) -> None:
     assert dave.get("/api/v1/me").status_code == 401
 
 
+def test_a_desk_session_from_before_a_disable_stays_closed_after_enable(
+    node: LiveNode, admin: httpx.Client
+) -> None:
+    # Disabled because the phone was lost, enabled once there is a new one: the lost phone's session
+    # must not come back with the account.
+    from web.helpers import person
+
+    off2 = person(node, "off2", "officer")
+    assert off2.get("/desk").status_code == 200
+    assert admin.post("/api/v1/users/off2/disable").status_code == 200
+    assert admin.post("/api/v1/users/off2/enable").status_code == 200
+    r = off2.get("/desk")
+    assert r.status_code == 303 and r.headers["location"].startswith("/desk/sign-in"), r.status_code
+
+
 def test_login_slows_then_locks_out(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings(db_url, tmp_path, login_max_failures=3, login_lockout_seconds=2)
     node = start_node(settings)

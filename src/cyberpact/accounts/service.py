@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from cyberpact.accounts import mfa
 from cyberpact.accounts.models import ROLES, ApiToken, User, UserRole
 from cyberpact.audit import service as audit
 from cyberpact.config import MAX_TOKEN_DAYS
@@ -199,17 +200,24 @@ def set_disabled(session: Session, actor: Actor, user: User, disabled: bool = Tr
     session.flush()
     _still_administered(session, user, was_admin)
     if disabled:
-        # A disabled account must stop working at once, tokens included.
-        now = utcnow()
-        for token in session.scalars(
-            select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        ):
-            token.revoked_at = now
+        # A disabled account must stop working at once, tokens and desk sessions included, and stay
+        # stopped once enabled again: an account is disabled when a laptop or phone is lost, and enabled
+        # when its owner has a new one, not the lost one back.
+        _revoke_tokens(session, user)
+        mfa.revoke_sessions(session, actor, user)
     session.flush()
     audit.record(
         session, actor, "accounts.user.disable" if disabled else "accounts.user.enable", "user", user.id
     )
     return user
+
+
+def _revoke_tokens(session: Session, user: User) -> None:
+    now = utcnow()
+    for token in session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ):
+        token.revoked_at = now
 
 
 @dataclass(frozen=True)
