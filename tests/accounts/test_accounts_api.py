@@ -301,3 +301,64 @@ def test_the_last_administrator_stays_one(
     assert admin.post("/api/v1/users/second/enable").status_code == 200
     r = admin.put("/api/v1/users/root/roles", json={"roles": ["auditor"]})  # one's own, fewer: allowed
     assert r.status_code == 200 and r.json()["roles"] == ["auditor"]
+
+
+def test_an_administrator_resets_another_users_factor_but_not_their_own(
+    node: LiveNode, admin: httpx.Client
+) -> None:
+    from web.helpers import person
+
+    hoa = person(node, "hoa", "officer")
+    assert hoa.get("/desk").status_code == 200
+    officer = node.client(node.user("olga", "officer"))
+    r = officer.post("/api/v1/users/hoa/reset-factor")
+    assert r.status_code == 403
+    r = admin.post("/api/v1/users/hoa/reset-factor")
+    assert r.status_code == 200 and r.json()["username"] == "hoa", r.text
+    r = hoa.get("/desk")
+    assert r.status_code == 303 and r.headers["location"].startswith("/desk/sign-in")
+    with node.db.transaction(read_only=True) as s:
+        from cyberpact.accounts import mfa
+
+        assert not mfa.enrolled(s, s.scalars(select(User).where(User.username == "hoa")).one())
+        resets = list(s.scalars(select(AuditRecord).where(AuditRecord.action == "accounts.mfa.reset")))
+        assert [r.actor for r in resets] == ["root"]
+
+    # One's own factor is another administrator's to reset: a stolen token must not swap it.
+    r = admin.post("/api/v1/users/root/reset-factor")
+    assert r.status_code == 403 and "another administrator" in r.json()["detail"]
+    second = node.client(node.user("second", "admin"))
+    assert second.post("/api/v1/users/root/reset-factor").status_code == 200
+
+
+def test_an_administrator_sets_another_users_password_but_not_their_own(
+    node: LiveNode, admin: httpx.Client
+) -> None:
+    new = "told by phone at 3 a.m."
+    hoa = node.client(node.user("hoa", "officer", password="the forgotten one"))
+    assert (
+        node.client(node.user("olga", "officer"))
+        .post("/api/v1/users/hoa/password", json={"password": new})
+        .status_code
+        == 403
+    )
+    r = admin.post("/api/v1/users/hoa/password", json={"password": "short"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password"
+    r = admin.post("/api/v1/users/hoa/password", json={"password": new})
+    assert r.status_code == 200 and new not in r.text, r.text
+    assert hoa.get("/api/v1/me").status_code == 401, "the old password's tokens are closed"
+    c = node.client()
+    assert (
+        c.post("/api/v1/auth/token", json={"username": "hoa", "password": "the forgotten one"}).status_code
+        == 401
+    )
+    r = c.post("/api/v1/auth/token", json={"username": "hoa", "password": new})
+    assert r.status_code == 201, r.text
+    with node.db.transaction(read_only=True) as s:
+        records = list(s.scalars(select(AuditRecord).where(AuditRecord.action == "accounts.user.password")))
+        assert [r.actor for r in records] == ["root"]
+        assert all(new not in str(r.detail) for r in s.scalars(select(AuditRecord)))
+
+    r = admin.post("/api/v1/users/root/password", json={"password": new})
+    assert r.status_code == 403 and "another administrator" in r.json()["detail"]
+    assert admin.get("/api/v1/me").status_code == 200, "the refusal changed nothing"

@@ -17,6 +17,7 @@ from cyberpact.accounts import mfa, service
 from cyberpact.accounts.models import User
 from cyberpact.accounts.schemas import (
     LoginRequest,
+    PasswordSet,
     RolesUpdate,
     TokenCreate,
     TokenIssued,
@@ -182,6 +183,22 @@ def disable_user(ref: str, actor: AdminActor, session: WriteSession) -> UserOut:
 @router.post("/users/{ref}/enable", response_model=UserOut)
 def enable_user(ref: str, actor: AdminActor, session: WriteSession) -> UserOut:
     return _user_out(service.set_disabled(session, actor, service.get_user(session, ref), False))
+
+
+@router.post("/users/{ref}/reset-factor", response_model=UserOut)
+def reset_factor(ref: str, actor: AdminActor, session: WriteSession) -> UserOut:
+    """Remove a user's second factor and recovery codes (a lost phone), after checking out of band who is
+    asking; their desk sessions close and they enrol a new factor at the next sign-in. Not one's own."""
+    user = service.get_user(session, ref)
+    mfa.reset_factor(session, actor, user)
+    return _user_out(user)
+
+
+@router.post("/users/{ref}/password", response_model=UserOut)
+def set_password(ref: str, body: PasswordSet, actor: AdminActor, session: WriteSession) -> UserOut:
+    """Set a user's password, after checking out of band who is asking; their desk sessions and API tokens
+    close and any sign-in lock-out ends. Not one's own."""
+    return _user_out(service.set_password(session, actor, service.get_user(session, ref), body.password))
 
 
 @router.get("/tokens", response_model=list[TokenOut])

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cyberpact.accounts import service
+from cyberpact.accounts import mfa, service
 from cyberpact.config import MAX_TOKEN_DAYS
 from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, Problem
@@ -78,10 +78,57 @@ def users_list() -> None:
 @users.command("disable")
 @friendly
 def users_disable(username: str) -> None:
-    """Disable a user and revoke all of their tokens."""
+    """Disable a user, revoking their tokens and closing their desk sessions."""
     with unit_of_work() as (session, _, _db):
         service.set_disabled(session, cli_actor(), service.get_user(session, username), True)
-        console.print(f"disabled {username}; its tokens are revoked")
+        console.print(f"disabled {username}; its tokens are revoked and its desk sessions closed")
+
+
+@users.command("enable")
+@friendly
+def users_enable(username: str) -> None:
+    """Enable a disabled user again; their old tokens and desk sessions stay closed."""
+    with unit_of_work() as (session, _, _db):
+        service.set_disabled(session, cli_actor(), service.get_user(session, username), False)
+        console.print(f"enabled {username}; they sign in afresh")
+
+
+@users.command("reset-factor")
+@friendly
+def users_reset_factor(username: str) -> None:
+    """Remove a user's second factor (a lost phone); they enrol a new one at their next sign-in.
+
+    Check who is asking out of band first. Their recovery codes stop working and their desk sessions close.
+    """
+    with unit_of_work() as (session, _, _db):
+        user = service.get_user(session, username)
+        had = mfa.enrolled(session, user)
+        mfa.reset_factor(session, cli_actor(), user)
+        console.print(
+            f"{username}: second factor {'removed' if had else 'was not enrolled'}; desk sessions closed; "
+            "they enrol a new one at their next sign-in"
+        )
+
+
+@users.command("password")
+@friendly
+def users_password(
+    username: str,
+    password: Annotated[
+        str | None, typer.Option(envvar="CYBERPACT_NEW_PASSWORD", help="prompted for when absent")
+    ] = None,
+) -> None:
+    """Set a user's password; their desk sessions and tokens close.
+
+    Check who is asking out of band first. Any lock-out from failed sign-ins ends.
+    """
+    # The user first, so that nobody types a password twice for a mistyped name.
+    with unit_of_work(read_only=True) as (session, _, _db):
+        service.get_user(session, username)
+    secret = _password(password)
+    with unit_of_work() as (session, _, _db):
+        service.set_password(session, cli_actor(), service.get_user(session, username), secret)
+    console.print(f"password of {username} set; their desk sessions and tokens are closed")
 
 
 @users.command("roles")

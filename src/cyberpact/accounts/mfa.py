@@ -21,7 +21,7 @@ from cyberpact.accounts.models import RecoveryCode, TotpFactor, User, WebSession
 from cyberpact.audit import service as audit
 from cyberpact.audit.models import AuditRecord
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.errors import AuthenticationRequired, Conflict, InvalidInput, Problem
+from cyberpact.kit.errors import AuthenticationRequired, Conflict, InvalidInput, PermissionDenied, Problem
 from cyberpact.kit.keystore import KeyStore, current_kek, kek_by_id
 from cyberpact.kit.time import utcnow
 
@@ -162,7 +162,13 @@ def recent_failures(session: Session, user: User, window: timedelta) -> int:
 
 
 def reset_factor(session: Session, actor: Actor, user: User) -> None:
-    """An administrator's reset, after checking the person's identity out of band."""
+    """An administrator's reset, after checking the person's identity out of band. Every desk session
+    closes; the owner enrols a new factor at the next sign-in."""
+    if actor.user_id is not None and actor.user_id == user.id:
+        # Not one's own: whoever holds an administrator's token (or password) must not be able to drop
+        # the factor that guards the desk and enrol their own. Another administrator resets it, or the
+        # operator at the server's command line, who acts as no account.
+        raise PermissionDenied("Your own second factor is reset by another administrator")
     factor = session.get(TotpFactor, user.id)
     if factor is not None:
         session.delete(factor)

@@ -56,6 +56,10 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+class PasswordSet(Strict):
+    password: Password
+
+
 class RolesUpdate(Strict):
     roles: list[Role] = Field(max_length=6)
 
