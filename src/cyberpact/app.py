@@ -41,10 +41,31 @@ log = logging.getLogger("cyberpact")
 CARD_RENEWAL_SECONDS = 6 * 3600
 
 
+def unlock_keys(db: Database, keys: KeyStore) -> None:
+    """Open every key the node uses now, once, or raise :class:`ConfigurationError` saying why.
+
+    A wrong passphrase used to pass unnoticed until a peer's first message: the node said it was ready,
+    and every inbox answer was an error, at the hour someone restarted it. Opened here, the keys stay in
+    the key store's cache, so the cost (a PBKDF2 per key) is paid once. A node that has no keys yet
+    (before `cyberpact init`) has nothing to open and makes them at start, as before.
+    """
+    from cyberpact.kit.keystore import KEK_PURPOSE, kek_by_id, public_keys
+
+    with db.transaction(read_only=True) as session:
+        for row in public_keys(session):
+            if row.retired_at is not None:
+                continue  # sealed under the same passphrase; the ones in use prove it
+            if row.purpose == KEK_PURPOSE:
+                kek_by_id(session, keys, row.kid)
+            else:
+                keys.private(row)
+
+
 def _startup(db: Database, keys: KeyStore, settings: Settings) -> None:
     from cyberpact.directory import service as directory
     from cyberpact.federation import identity
 
+    unlock_keys(db, keys)
     with db.transaction() as session:
         identity.ensure_card(session, keys, settings, SYSTEM)
         directory.load_seed_if_empty(session)

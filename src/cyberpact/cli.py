@@ -16,8 +16,10 @@ from cyberpact.evidence.cli import app as evidence_app
 from cyberpact.federation import cli as federation_cli
 from cyberpact.intel.cli import app as intel_app
 from cyberpact.kit import jobs, migrate
-from cyberpact.kit.cli import cli_actor, console, friendly, settings, unit_of_work
+from cyberpact.kit.cli import cli_actor, console, friendly, keystore, settings, unit_of_work
+from cyberpact.kit.db import Database
 from cyberpact.kit.errors import ConfigurationError
+from cyberpact.kit.keystore import KeyStore
 
 app = typer.Typer(
     help="cyberpact: cooperation under the UN Convention against Cybercrime.",
@@ -40,7 +42,28 @@ app.add_typer(federation_cli.peers_app, name="peers")
 app.add_typer(federation_cli.outbox_app, name="outbox")
 app.add_typer(federation_cli.messages_app, name="messages")
 app.command("init")(friendly(federation_cli.init))
-app.command("worker")(friendly(federation_cli.worker))
+
+
+def _refuse_locked_keys(db: Database, keys: KeyStore) -> None:
+    """Stop here, in one line, when the passphrase does not open the node's keys: the app's start-up
+    checks too, but a failed start-up inside the server ends in a traceback and exit status 3."""
+    from cyberpact.app import unlock_keys
+
+    # A database not yet migrated has no keys to check (and `serve` refuses it, saying what to run).
+    if migrate.at_head(db.engine):
+        unlock_keys(db, keys)
+
+
+@app.command("worker", help=federation_cli.worker.__doc__)
+@friendly
+def worker() -> None:
+    s = settings()
+    db = Database(s.sqlalchemy_url)
+    try:
+        _refuse_locked_keys(db, keystore(s))
+    finally:
+        db.dispose()
+    federation_cli.worker()
 
 
 @db_app.command("upgrade")
@@ -112,9 +135,11 @@ def serve(
     s.data_dir.mkdir(parents=True, exist_ok=True)
     if s.dev:
         migrate.upgrade(s.sqlalchemy_url)
+    node = create_app(s)
+    _refuse_locked_keys(node.state.db, node.state.keys)
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     uvicorn.run(
-        create_app(s),
+        node,
         host=host or s.host,
         port=port or s.port,
         log_level=s.log_level,

@@ -60,6 +60,11 @@ class CyberpactError(Exception):
         self.denied = (action, object_type, str(object_id))
         return self
 
+    @property
+    def public_detail(self) -> str:
+        """What a client or a peer is told; :attr:`detail` may be for the operator only."""
+        return self.detail
+
     def __str__(self) -> str:
         if not self.problems:
             return self.detail
@@ -128,12 +133,20 @@ class UnsupportedMediaType(CyberpactError):
     title = "Unsupported media type"
 
 
+MISCONFIGURED = "the node is misconfigured; its operator has been told"
+
+
 class ConfigurationError(CyberpactError):
-    """The node cannot start as configured; never shown to API clients."""
+    """The node cannot work as configured. Its detail names this node's settings (the key passphrase's,
+    say), so it goes to the operator's log and command line, never to a client or a peer."""
 
     code = "configuration"
-    status = 500
+    status = 503  # the node, not the request, is at fault; a peer retries later
     title = "Configuration error"
+
+    @property
+    def public_detail(self) -> str:
+        return MISCONFIGURED
 
 
 class IntegrityFailure(CyberpactError):

@@ -107,10 +107,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CyberpactError)
     async def _cyberpact(request: Request, exc: CyberpactError) -> JSONResponse:
         if exc.status >= 500:
+            # The operator's copy, in full; the answer below may say less.
             log.error("server-side error %s on %s: %s", exc.code, request.url.path, exc.detail)
         hook = getattr(request.app.state, "on_denied", None)
         if (exc.status in (401, 403) or exc.denied is not None) and hook is not None:
             await hook(request, exc)
+        if exc.public_detail != exc.detail:
+            # Only the public detail: the problems and extras explain the hidden one.
+            return problem(exc.status, exc.title, exc.public_detail, exc.code, instance=request.url.path)
         return problem(
             exc.status,
             exc.title,
