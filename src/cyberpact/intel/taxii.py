@@ -57,7 +57,8 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 def taxii_error(exc: CyberpactError) -> Response:
     body: dict[str, Any] = {
         "title": exc.title,
-        "description": str(exc),
+        # The operator's detail of a misconfiguration stays in the log: a client is told it exists.
+        "description": str(exc) if exc.public_detail == exc.detail else exc.public_detail,
         "error_code": exc.code,
         "http_status": str(exc.status),
     }

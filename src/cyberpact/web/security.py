@@ -389,7 +389,7 @@ class DeskRoute(APIRoute):
             except CyberpactError as exc:
                 from cyberpact.web.render import error_page
 
-                response = error_page(request, exc.status, exc.title, exc.detail, exc.code)
+                response = error_page(request, exc.status, exc.title, exc.public_detail, exc.code)
                 hook = getattr(request.app.state, "on_denied", None)
                 if (exc.status in (401, 403) or exc.denied is not None) and hook is not None:
                     # Before the answer, as the API records them: a refusal written after it could be
@@ -414,7 +414,7 @@ def desk_error(request: Request, exc: CyberpactError) -> Response:
     found = _lookup(request)
     if found is not None and found[0].second_factor:
         request.state.viewer = _viewer(request, *found)
-    return secure(error_page(request, exc.status, exc.title, exc.detail, exc.code))
+    return secure(error_page(request, exc.status, exc.title, exc.public_detail, exc.code))
 
 
 class DeskStatic(StaticFiles):
