@@ -540,3 +540,16 @@ def test_a_request_tried_without_an_answer_is_taken_back_and_the_withdrawal_foll
     vn.deliver()
     assert au.ca.get(f"/api/v1/requests/{rid}").status_code == 404  # its content never went
     assert _outbox(vn, rid)[1] == ("cp.step", "rejected")  # the peer knows no such request
+
+
+def test_a_refused_step_says_missing_only_when_something_is(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    r = act(au.ca, rid, "acknowledge")
+    assert (
+        r.status_code == 422 and r.json()["detail"] == "acknowledge is missing what the convention requires"
+    )
+    assert act(au.ca, rid, "acknowledge", reference="AU-3").status_code == 200
+    r = act(au.ca, rid, "preserve", preserved_until="31/12/2027")
+    assert r.status_code == 422 and "missing or not valid" in r.json()["detail"]
+    assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [("data.preserved_until", "invalid")]

@@ -150,7 +150,15 @@ def act(
         problems = _extra_checks(catalog, request, name, data)
     problems += _consultation(catalog, request, name, data)
     if problems:
-        raise InvalidInput(f"{name} is missing what the convention requires", problems)
+        # Said as it is: a date written 31/12/2027 is not missing, and a person looking for an empty field
+        # would not find one.
+        gaps = {p.code for p in problems} <= {"missing"}
+        raise InvalidInput(
+            f"{name} is missing what the convention requires"
+            if gaps
+            else f"{name}: some of what you gave is missing or not valid; each item says which",
+            problems,
+        )
     before = request.status
     if name == "submit":
         report = check(session, catalog, _draft_input(request))
