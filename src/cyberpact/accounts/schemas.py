@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from cyberpact.accounts.service import PASSWORD_MAX, PASSWORD_MIN, USERNAME_PATTERN, username_problem
 from cyberpact.config import MAX_TOKEN_DAYS
+from cyberpact.kit.schemas import Strict
 
 Role = Literal["officer", "supervisor", "central_authority", "contact_point", "auditor", "admin"]
 
@@ -28,10 +29,6 @@ Username = Annotated[
     Field(json_schema_extra={"pattern": USERNAME_PATTERN}),
 ]
 Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class UserCreate(Strict):

@@ -291,8 +291,7 @@ class Inbox:
         except EnvelopeRejected:
             raise
         except CyberpactError as exc:
-            told = str(exc) if exc.public_detail == exc.detail else exc.public_detail
-            raise EnvelopeRejected("refused", f"{exc.code}: {told}") from exc
+            raise EnvelopeRejected("refused", f"{exc.code}: {exc.public_message}") from exc
 
     def _store(self, token: str, opened: envelope.OpenedEnvelope, handler: handlers.Handler) -> Outcome:
         summary = self._apply(opened, handler)

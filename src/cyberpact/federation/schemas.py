@@ -6,10 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cyberpact.federation.roster import MAX_NODES, RosterEntry
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+from cyberpact.kit.schemas import Strict
 
 
 class PeerAdd(Strict):

@@ -21,6 +21,10 @@ from cyberpact.kit.canonical import sha256_hex
 Outcome = tuple[str, dict[str, Any], tuple[handlers.ReceiptHook, OutboxMessage, str] | None]
 
 
+# Rejections a peer means for now, not for good: the message is tried again with the usual backoff.
+_FOR_NOW = frozenset({"sender_suspended"})
+
+
 @dataclass(frozen=True)
 class Parties:
     """Who the receipt must name, and the keys it and a returned original envelope are checked with."""
@@ -123,9 +127,6 @@ def outcome(
         },
         (hook, row, status) if hook else None,
     )
-
-
-_FOR_NOW = frozenset({"sender_suspended"})
 
 
 def _retry(row: OutboxMessage, settings: Settings, error: str | None, now: datetime) -> Outcome:

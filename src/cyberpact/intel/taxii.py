@@ -57,8 +57,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 def taxii_error(exc: CyberpactError) -> Response:
     body: dict[str, Any] = {
         "title": exc.title,
-        # The operator's detail of a misconfiguration stays in the log: a client is told it exists.
-        "description": str(exc) if exc.public_detail == exc.detail else exc.public_detail,
+        "description": exc.public_message,
         "error_code": exc.code,
         "http_status": str(exc.status),
     }
@@ -358,14 +357,18 @@ def _raw() -> Any:
     return IntelObject.__table__.c.raw
 
 
-def _writable_collection(api_root: str, collection_id: str, request: Request, actor: TaxiiActor) -> uuid.UUID:
-    # Checked before the body is read, so that a client without write access cannot make the server
-    # read and parse 16 MiB, and in a unit of work of its own, so that no write lock is held meanwhile.
+def _writable_collection(
+    api_root: str, collection_id: str, request: Request, actor: TaxiiActor
+) -> tuple[uuid.UUID, bool]:
+    """The collection's id and whether the writer may also read it.
+
+    Checked before the body is read, so that a client without write access cannot make the server read
+    and parse 16 MiB, and in a unit of work of its own, so that no write lock is held meanwhile."""
     with get_database(request).transaction(read_only=True) as session:
         row, acc = _collection(session, actor, api_root, collection_id)
         if not acc.can_write:
             raise PermissionDenied("You may not add objects to this collection")
-        return row.id
+        return row.id, acc.can_read
 
 
 async def _body(request: Request) -> bytes:
@@ -414,14 +417,14 @@ async def _prepared(body: Annotated[bytes, Depends(_body)]) -> store.Prepared:
 
 @router.post("/{api_root}/collections/{collection_id}/objects/", status_code=202)
 def add_objects(
-    collection_uuid: Annotated[uuid.UUID, Depends(_writable_collection)],
+    writable: Annotated[tuple[uuid.UUID, bool], Depends(_writable_collection)],
     prepared: Annotated[store.Prepared, Depends(_prepared)],
     actor: TaxiiActor,
     session: WriteSession,
 ) -> Response:
+    collection_uuid, may_read = writable
     row = service.get_collection(session, collection_uuid)
-    blind = not service.access(session, actor, row.id).can_read
-    result = store.add_objects(session, actor, row, prepared, blind=blind)
+    result = store.add_objects(session, actor, row, prepared, blind=not may_read)
     return _json(store.status_resource(result.status), 202)
 
 

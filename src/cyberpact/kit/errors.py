@@ -65,6 +65,12 @@ class CyberpactError(Exception):
         """What a client or a peer is told; :attr:`detail` may be for the operator only."""
         return self.detail
 
+    @property
+    def public_message(self) -> str:
+        """The one-line message (``str``) as a client or a peer may read it: the public detail alone when
+        the detail is for the operator only."""
+        return str(self) if self.public_detail == self.detail else self.public_detail
+
     def __str__(self) -> str:
         if not self.problems:
             return self.detail
