@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,20 @@ def test_the_app_does_not_start_with_keys_it_cannot_open(
     # Whatever runs the app (not only `cyberpact serve`), its start-up opens the keys.
     first = create_app(settings, run_background=False)
 
-    async def start(application: Any) -> None:
+    async def lifespan(application: Any) -> None:
         async with application.router.lifespan_context(application):
             pass
 
-    asyncio.run(start(first))  # makes the keys, with the right passphrase
+    def start(application: Any) -> None:
+        # A thread of its own: a browser test earlier on this worker leaves Playwright's loop running in
+        # the main thread, where asyncio.run refuses to start a second one.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, lifespan(application)).result()
+
+    start(first)  # makes the keys, with the right passphrase
     wrong = create_app(make_settings(db_url, tmp_path, key_passphrase=WRONG), run_background=False)
     with pytest.raises(ConfigurationError, match="CYBERPACT_KEY_PASSPHRASE"):
-        asyncio.run(start(wrong))
+        start(wrong)
 
 
 def test_a_configuration_error_tells_a_client_nothing_of_our_settings(
