@@ -5,13 +5,20 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
+from cyberpact.cases import lifecycle
 from cyberpact.cases.models import Request
 from cyberpact.federation.models import OutboxMessage
+from cyberpact.kit import i18n
+from cyberpact.kit.actor import Actor
+from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.jobs import Job, JobWorker
 
 from .conftest import HEADER, PRESERVATION, Side, act, draft, sent_follow_up, sent_preservation
+
+_OFFICER = Actor(user_id=None, username="desk-officer", roles=frozenset({"officer"}))
 
 
 def status(side: Side, rid: str) -> str:
@@ -553,3 +560,60 @@ def test_a_refused_step_says_missing_only_when_something_is(two_sides: tuple[Sid
     r = act(au.ca, rid, "preserve", preserved_until="31/12/2027")
     assert r.status_code == 422 and "missing or not valid" in r.json()["detail"]
     assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [("data.preserved_until", "invalid")]
+
+
+def _refused(
+    side: Side, rid: str, actor: Actor, name: str, data: dict[str, str], **kw: int
+) -> CyberpactError:
+    """The refusal of step ``name`` as the desk receives it: taken where the desk takes it."""
+    with side.node.db.transaction() as s:
+        row = s.get_one(Request, uuid.UUID(rid))
+        with pytest.raises(CyberpactError) as refused:
+            lifecycle.act(s, actor, side.node.app.state.catalog, row, name, data, **kw)
+    return refused.value
+
+
+def _in_french(text: str) -> str | None:
+    assert isinstance(text, i18n.Phrase), "a refusal's words keep what they were made from"
+    return text.translated(i18n.translator("fr"))
+
+
+def test_a_refused_step_reads_in_english_for_clients_and_in_the_readers_language_on_the_desk(
+    two_sides: tuple[Side, Side],
+) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+
+    r = act(vn.officer, rid, "acknowledge", reference="VN-1")
+    expected = "acknowledge is taken by the requested side, and this node is the requesting side"
+    assert r.status_code == 409 and r.json()["detail"] == expected
+    refused = _refused(vn, rid, _OFFICER, "acknowledge", {"reference": "VN-1"})
+    assert refused.detail == expected
+    assert _in_french(refused.detail) == (
+        "L'étape « Accuser réception » revient à la partie requise, et ce nœud est la partie requérante"
+    )
+
+    auditor = Actor(user_id=None, username="au-reader", roles=frozenset({"auditor"}))
+    refused = _refused(au, rid, auditor, "acknowledge", {"reference": "AU-1"})
+    assert refused.detail == "acknowledge needs one of the roles: central_authority, contact_point, officer"
+    assert _in_french(refused.detail) == (
+        "L'étape « Accuser réception » exige l'un des rôles suivants : "
+        "central_authority, contact_point, officer"
+    )
+
+    version = au.ca.get(f"/api/v1/requests/{rid}").json()["version"]
+    refused = _refused(au, rid, _OFFICER, "acknowledge", {"reference": "AU-1"}, expected_version=version + 1)
+    assert refused.detail == (
+        f"The request was edited since you read it (you read version {version + 1}, it is now version "
+        f"{version}); read it again"
+    )
+    assert _in_french(refused.detail) == (
+        "La demande a été modifiée depuis que vous l'avez lue "
+        f"(vous avez lu la version {version + 1}, elle en est maintenant à la version {version}) ; relisez-la"
+    )
+
+    # A value the catalog refuses: the field's label and the limit, in French where the desk shows them.
+    refused = _refused(au, rid, _OFFICER, "acknowledge", {"reference": "X" * 501})
+    (problem,) = refused.problems
+    assert problem.message == "T-CY template: ticket number: Reference is longer than 500 characters"
+    assert _in_french(problem.message) == "Référence : plus de 500 caractères"

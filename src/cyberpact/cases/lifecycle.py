@@ -23,6 +23,7 @@ from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.canonical import canonical_json
 from cyberpact.kit.errors import Conflict, CyberpactError, InvalidInput, NotFound, PermissionDenied, Problem
+from cyberpact.kit.i18n import Phrase
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import rfc3339, utcnow
 
@@ -114,36 +115,59 @@ def act(
     saw, not of a text returned, edited and resubmitted while their page was open."""
     if expected_version is not None and expected_version != request.version:
         raise Conflict(
-            f"The request was edited since you read it (you read version {expected_version}, it is now "
-            f"version {request.version}); read it again"
+            Phrase(
+                "The request was edited since you read it (you read version {read}, it is now version "
+                "{now}); read it again",
+                read=expected_version,
+                now=request.version,
+            )
         )
     rt = catalog.type(request.type)
     action = catalog.lifecycle.actions.get(name)
     if action is None or name not in rt.actions:
         raise InvalidInput(
             f"{name!r} is not an action for a {rt.label.lower()} request",
-            [Problem("action", f"one of: {', '.join(rt.actions)}")],
+            [Problem("action", Phrase("one of: {actions}", actions=", ".join(rt.actions)))],
         )
+    # Clients read the step and the state by their ids, as they send them; the desk by their labels.
+    step = Phrase(action.label, english=name)
     if action.side not in (our_side(request), "any"):
         raise TransitionRefused(
-            f"{name} is taken by the {action.side} side, and this node is the {our_side(request)} side",
+            Phrase("{step} is taken by the requesting side, and this node is the requested side", step=step)
+            if action.side == "requesting"
+            else Phrase(
+                "{step} is taken by the requested side, and this node is the requesting side", step=step
+            ),
             extra={"allowed": allowed_actions(catalog, request, actor)},
         )
     if _state(request) not in action.from_:
+        state = catalog.lifecycle.states.get(request.status, request.status)
         raise TransitionRefused(
-            f"Cannot {name} a request that is {request.status}",
+            # Translators: {step} is the label of a step ("Acknowledge"), {state} of a state ("Sent").
+            Phrase(
+                "Cannot {step} a request that is {state}",
+                step=step,
+                state=Phrase(state, english=request.status),
+            ),
             extra={"allowed": allowed_actions(catalog, request, actor)},
         )
     if not actor.has_any(*action.roles):
-        raise PermissionDenied(f"{name} needs one of the roles: {', '.join(action.roles)}")
+        raise PermissionDenied(
+            Phrase("{step} needs one of the roles: {roles}", step=step, roles=", ".join(action.roles))
+        )
     if name == "release" and _held_here(request, our_side(request)):
         raise TransitionRefused(
-            f"Art. 42: the data stay preserved until the follow-up request {request.held_by} is decided",
+            Phrase(
+                "Art. 42: the data stay preserved until the follow-up request {request} is decided",
+                request=request.held_by,
+            ),
             extra={"allowed": allowed_actions(catalog, request, actor)},
         )
     if action.four_eyes and _wrote(request, actor.username):
         raise PermissionDenied(
-            "Four eyes: you drafted, edited or submitted this request; another supervisor must review it"
+            Phrase(
+                "Four eyes: you drafted, edited or submitted this request; another supervisor must review it"
+            )
         )
     problems = check_values(catalog, action.fields, data, "data", set(rt.grounds))
     if not problems:  # the extra checks read values the catalog checks have proved well-formed
@@ -225,7 +249,11 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
             problems.append(
                 Problem(
                     "data.preserved_until",
-                    f"art. 42(7) [parallel: Budapest 29(7)]: preservation lasts not less than {minimum} days",
+                    Phrase(
+                        "preservation lasts not less than {minimum} days",
+                        lead="art. 42(7) [parallel: Budapest 29(7)]",
+                        minimum=minimum,
+                    ),
                     "invalid",
                     "art. 42(7)",
                 )
@@ -236,7 +264,7 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
         and isinstance(new_until, str)
         and date.fromisoformat(new_until) <= utcnow().date()
     ):
-        problems.append(Problem("data.until", "must be a future date", "invalid"))
+        problems.append(Problem("data.until", Phrase("must be a future date"), "invalid"))
     # An extension lengthens: a date on or before the current end would shorten the preservation under
     # the name of extending it.
     extended = data.get("until") if name == "request_extension" else data.get("preserved_until")
@@ -250,15 +278,23 @@ def _extra_checks(catalog: Catalog, request: Request, name: str, data: dict[str,
         problems.append(
             Problem(
                 field,
-                f"art. 42(7): an extension must end after the current end of preservation, "
-                f"{request.preserved_until.isoformat()}",
+                Phrase(
+                    "an extension must end after the current end of preservation, {end}",
+                    lead="art. 42(7)",
+                    end=request.preserved_until,
+                ),
                 "invalid",
                 "art. 42(7)",
             )
         )
     if name == "refuse" and not data.get("grounds"):
         problems.append(
-            Problem("data.grounds", "art. 40(21): cite at least one refusal ground", "missing", "art. 40(21)")
+            Problem(
+                "data.grounds",
+                Phrase("cite at least one refusal ground", lead="art. 40(21)"),
+                "missing",
+                "art. 40(21)",
+            )
         )
     return problems
 
@@ -274,9 +310,12 @@ def _consultation(catalog: Catalog, request: Request, name: str, data: dict[str,
     return [
         Problem(
             "data.consultation",
-            f"{cite}: consult the requesting State first, to see whether the request can be met, "
-            "perhaps on conditions: take the step “Consult before refusing or postponing”, or say here "
-            "when and how you consulted",
+            Phrase(
+                "consult the requesting State first, to see whether the request can be met, perhaps on "
+                "conditions: take the step “{consult}”, or say here when and how you consulted",
+                lead=cite,
+                consult=Phrase(catalog.lifecycle.actions["consult"].label),
+            ),
             "missing",
             cite,
         )

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from cyberpact.catalog.schemas import CatalogHead, FieldDef, Lifecycle, RequestType
 from cyberpact.directory.codes import check_language_tag
 from cyberpact.kit.errors import ConfigurationError, CyberpactError, NotFound, Problem
+from cyberpact.kit.i18n import N_, Phrase
 from cyberpact.kit.text import unsafe
 from cyberpact.kit.time import check_timezone
 
@@ -202,57 +203,81 @@ def _required(f: FieldDef, values: dict[str, Any]) -> bool:
     return False
 
 
-def _type_problem(c: Catalog, f: FieldDef, value: Any) -> str | None:
+def _type_problem(c: Catalog, f: FieldDef, value: Any) -> Phrase | str | None:
+    """What is wrong with ``value`` as ``f``: the whole message, citation first; or, for a character no
+    text may hold (said in English alone), the words that follow the field's name."""
+    name: object = Phrase(f.label) if f.label else f.name
+
+    def said(msgid: str, **params: Any) -> Phrase:
+        return Phrase(msgid, lead=f.cite, field=name, **params)
+
     t = f.type
     if t in ("text", "longtext", "email", "phone", "timezone", "language"):
         if not isinstance(value, str):
-            return "must be text"
+            return said(N_("{field} must be text"))
         limit = LONGTEXT_MAX if t == "longtext" else TEXT_MAX
         if len(value) > limit:
-            return f"is longer than {limit:,} characters"
+            return said(N_("{field} is longer than {limit} characters"), limit=limit)
         if reason := unsafe(value, short=t != "longtext"):
             return reason
         if t == "email" and not _EMAIL.match(value):
-            return "is not an e-mail address"
+            return said(N_("{field} is not an e-mail address"))
         if t == "phone" and not _PHONE.match(value):
-            return "is not a telephone number (use international format, e.g. +61 2 6131 3000)"
+            return said(
+                N_("{field} is not a telephone number (use international format, e.g. +61 2 6131 3000)")
+            )
         if t == "timezone":
             try:
                 check_timezone(value, f.name)
             except CyberpactError:
-                return f"{value!r} is not an IANA time zone (e.g. Asia/Ho_Chi_Minh)"
+                return said(
+                    N_("{field} {value} is not an IANA time zone (e.g. Asia/Ho_Chi_Minh)"), value=repr(value)
+                )
         if t == "language":
             try:
                 check_language_tag(value, f.name)
             except CyberpactError:
-                return f"{value!r} is not a BCP 47 language tag (e.g. en, vi, fr-CA)"
+                return said(
+                    N_("{field} {value} is not a BCP 47 language tag (e.g. en, vi, fr-CA)"), value=repr(value)
+                )
         return None
     if t == "date":
         if not isinstance(value, str):
-            return "must be a date (YYYY-MM-DD)"
+            return said(N_("{field} must be a date (YYYY-MM-DD)"))
         try:
             date.fromisoformat(value)
         except ValueError:
-            return "must be a date (YYYY-MM-DD)"
+            return said(N_("{field} must be a date (YYYY-MM-DD)"))
         return None
     if t == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
-            return "must be a whole number"
+            return said(N_("{field} must be a whole number"))
         if f.min is not None and value < f.min:
-            return f.message or f"must be at least {f.min}"
+            if f.message:  # a text of the catalog, translated as such
+                english = f"{f.label or f.name} {f.message}"
+                return Phrase(f.message, lead=f.cite, english=english)
+            return said(N_("{field} must be at least {min}"), min=f.min)
         if f.max is not None and value > f.max:
-            return f"must be at most {f.max}"
+            return said(N_("{field} must be at most {max}"), max=f.max)
         return None
     if t == "boolean":
-        return None if isinstance(value, bool) else "must be true or false"
+        return None if isinstance(value, bool) else said(N_("{field} must be true or false"))
     if t == "enum":
         options = c.options(f)
-        return None if value in options else f"must be one of: {', '.join(options)}"
+        return (
+            None
+            if value in options
+            else said(N_("{field} must be one of: {options}"), options=", ".join(options))
+        )
     if t in ("list", "grounds"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return "must be a list of text"
+            return said(N_("{field} must be a list of text"))
         if len(value) > LIST_MAX or any(len(v) > TEXT_MAX for v in value):
-            return f"at most {LIST_MAX} entries of at most {TEXT_MAX} characters"
+            return said(
+                N_("{field} at most {entries} entries of at most {characters} characters"),
+                entries=LIST_MAX,
+                characters=TEXT_MAX,
+            )
         return next((f"entry {i + 1} {r}" for i, v in enumerate(value) if (r := unsafe(v, short=True))), None)
     return f"unknown field type {t}"  # pragma: no cover - the catalog schema forbids it
 
@@ -269,7 +294,9 @@ def check_values(
     known = {f.name for f in defs}
     for name in values:
         if name not in known:
-            problems.append(Problem(f"{prefix}.{name}", "is not a field of this form", "unknown_field"))
+            problems.append(
+                Problem(f"{prefix}.{name}", Phrase("is not a field of this form"), "unknown_field")
+            )
     for f in defs:
         value = values.get(f.name)
         path = f"{prefix}.{f.name}"
@@ -279,7 +306,8 @@ def check_values(
             continue
         issue = _type_problem(c, f, value)
         if issue:
-            problems.append(Problem(path, f"{f.cite}: {f.label or f.name} {issue}", "invalid", f.cite))
+            message = issue if isinstance(issue, Phrase) else f"{f.cite}: {f.label or f.name} {issue}"
+            problems.append(Problem(path, message, "invalid", f.cite))
             continue
         if f.must_be is not None and value is not f.must_be:
             problems.append(Problem(path, f"{f.cite}: {f.prompt}", "must_be", f.cite))

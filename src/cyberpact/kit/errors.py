@@ -7,10 +7,14 @@ the CLI into one line on stderr and a non-zero exit. Anything else that escapes 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from cyberpact.kit.i18n import N_, Phrase
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,7 @@ class Problem:
     """One thing wrong with an input, pointing at the field that holds it."""
 
     field: str
-    message: str
+    message: str  # English; a Phrase where the desk can say it in the reader's language
     code: str = "invalid"
     cite: str | None = None  # the convention article that requires the field, where one does
 
@@ -29,13 +33,52 @@ class Problem:
         return out
 
 
+_DATE = N_("{field}: not a valid date (YYYY-MM-DD)")
+_DATETIME = N_("{field}: not a valid date and time")
+_CHOICE = N_("{field}: must be one of {expected}")
+_WHOLE_NUMBER = N_("{field}: must be a whole number")
+# The complaints of pydantic that people at the desk meet, by type: the desk says them in the reader's
+# language, naming the field. Clients read pydantic's own words, and so does the desk for any other type.
+_VALUE_PROBLEMS: Mapping[str, str] = {
+    "missing": N_("{field}: a value is required"),
+    "string_too_short": N_("{field}: at least {min_length} characters"),
+    "string_too_long": N_("{field}: at most {max_length} characters"),
+    "too_short": N_("{field}: at least {min_length} entries"),
+    "too_long": N_("{field}: at most {max_length} entries"),
+    "greater_than_equal": N_("{field}: must be at least {ge}"),
+    "less_than_equal": N_("{field}: must be at most {le}"),
+    "date_type": _DATE,
+    "date_parsing": _DATE,
+    "date_from_datetime_parsing": _DATE,
+    "date_from_datetime_inexact": _DATE,
+    "datetime_type": _DATETIME,
+    "datetime_parsing": _DATETIME,
+    "datetime_from_date_parsing": _DATETIME,
+    "literal_error": _CHOICE,
+    "enum": _CHOICE,
+    "int_type": _WHOLE_NUMBER,
+    "int_parsing": _WHOLE_NUMBER,
+}
+
+
+def _value_problem(e: ErrorDetails, where: str) -> str:
+    msgid = _VALUE_PROBLEMS.get(e["type"])
+    if msgid is None:
+        return str(e["msg"])
+    params = {k: v for k, v in (e.get("ctx") or {}).items() if "{" + k + "}" in msgid}
+    if "expected" in params:  # "'a', 'b' or 'c'": the "or" is English
+        params["expected"] = ", ".join(str(params["expected"]).rsplit(" or ", 1))
+    return Phrase(msgid, english=str(e["msg"]), field=where, **params)
+
+
 def problems_of(exc: ValidationError, prefix: str = "", whole: str = "") -> list[Problem]:
     """The problems pydantic found, each at its field (``prefix`` + dotted path; ``whole`` for a problem
     with the input as a whole)."""
-    return [
-        Problem(prefix + ".".join(str(p) for p in e["loc"]) or whole, str(e["msg"]), "invalid")
-        for e in exc.errors()
-    ]
+    problems = []
+    for e in exc.errors():
+        where = prefix + ".".join(str(p) for p in e["loc"]) or whole
+        problems.append(Problem(where, _value_problem(e, where), "invalid"))
+    return problems
 
 
 @dataclass

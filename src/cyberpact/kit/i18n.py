@@ -57,6 +57,71 @@ def N_(message: str) -> str:
     return message
 
 
+class Phrase(str):
+    """English text that keeps the msgid it was made from and the values put into it, so that a page can
+    say it in its reader's language while clients, peers, logs and the command line read the English as
+    before: a Phrase *is* that English ``str``.
+
+    ``Phrase("Cannot {step} a request that is {state}", step=..., state=...)``: the msgid is a template
+    with named placeholders, extracted like ``N_``. A value may be a Phrase itself (a catalog label, said
+    in the reader's language with the rest), an int or a date (written as the reader writes them).
+    ``lead`` is a citation the English opens with ("art. 42(7): ..."): pages show the citation apart, so
+    the translation leaves it out. ``english`` is what clients read when it is not the template filled in:
+    a step's id where the desk names the step by its label, or a library's own wording.
+
+    Any string operation on a Phrase gives a plain ``str``: the text is then shown in English, marked so.
+    """
+
+    msgid: str
+    params: Mapping[str, object]
+    body: str  # the English without its lead
+
+    def __new__(
+        cls, msgid: str, /, *, lead: str | None = None, english: str | None = None, **params: object
+    ) -> Phrase:
+        if english is not None:
+            body = english
+        else:
+            body = msgid.format_map({k: _english(v) for k, v in params.items()}) if params else msgid
+        self = super().__new__(cls, f"{lead}: {body}" if lead else body)
+        self.msgid, self.params, self.body = msgid, params, body
+        return self
+
+    def translated(self, t: Translator) -> str | None:
+        """The phrase in ``t``'s language, without its lead; None where ``t``'s catalog lacks it, and the
+        English must stand in."""
+        if t.lang == SOURCE_LANGUAGE:
+            return self.body
+        said = t.gettext(self.msgid)
+        if said == self.msgid:
+            return None
+        if not self.params:
+            return said
+        try:
+            return said.format_map({k: _in_language(v, t) for k, v in self.params.items()})
+        except (KeyError, IndexError, ValueError):
+            # A translation whose placeholders do not match its msgid's: the English, not an error page.
+            return None
+
+
+def _english(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _in_language(value: object, t: Translator) -> str:
+    if isinstance(value, Phrase):
+        return value.translated(t) or value.body
+    if isinstance(value, int) and not isinstance(value, bool):
+        return t.format_number(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return t.format_date(value)
+    return str(value)
+
+
 def direction(lang: str) -> Direction:
     return "rtl" if lang in RTL else "ltr"
 

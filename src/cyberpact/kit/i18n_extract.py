@@ -3,7 +3,7 @@
 Messages come from three places: the convention catalog (its TOML files are data, so no extractor
 would see a label added there; they are read here directly), the Jinja2 templates of the package (Babel
 with Jinja2's extractor) and the package's Python code (Babel's extractor: ``_``, ``gettext``,
-``ngettext``, ``N_``). Run after changing any of them::
+``ngettext``, ``N_`` and the msgid of a ``Phrase``). Run after changing any of them::
 
     python -m cyberpact.kit.i18n_extract            # write messages.pot, merge it into each .po
     python -m cyberpact.kit.i18n_extract --check    # exit 1 if the .pot is stale or a translation is missing
@@ -35,7 +35,7 @@ from cyberpact.kit.i18n import BABEL_LOCALES, DOMAIN, LANGUAGES, LOCALE_DIR, SOU
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 POT_PATH = LOCALE_DIR / f"{DOMAIN}.pot"
-KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
+KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None, "Phrase": None}
 # Python that never shows text to a person; skipping it keeps extraction fast and the .pot free of noise.
 _SKIP_DIRS = {"migrations", "locale", "__pycache__"}
 HEADER_COMMENT = """\

@@ -23,7 +23,7 @@ from cyberpact.cases.deadlines import REMINDER
 from cyberpact.catalog.service import Catalog, cite_in_words
 from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.kit.errors import Problem
-from cyberpact.kit.i18n import LANGUAGES, N_, Translator, jinja_environment, translator
+from cyberpact.kit.i18n import LANGUAGES, N_, Phrase, Translator, jinja_environment, translator
 from cyberpact.kit.jobs import MAX_ATTEMPTS
 from cyberpact.web.security import Viewer, negotiate_language
 
@@ -257,12 +257,25 @@ def cite(context: Context, text: str | None) -> str:
 
 
 @pass_context
+def said(context: Context, text: str) -> str | None:
+    """``text`` in the reader's language where it is a :class:`Phrase` their catalog translates; None where
+    the page must show it as written, in English and marked so."""
+    return text.translated(_t(context)) if isinstance(text, Phrase) else None
+
+
+@pass_context
 def problem_detail(context: Context, problem: Problem) -> Markup:
     """A problem's wording without the citation the page already shows beside it: in the reader's language
-    when it is a text of the catalog (what to do about a missing field: its message, or "give the <label>"),
-    else the service's own words, in English and marked so for screen readers and right-to-left pages."""
+    when it is a text of the catalog (what to do about a missing field: its message, or "give the <label>")
+    or a :class:`Phrase` the catalog translates, else the service's own words, in English and marked so for
+    screen readers and right-to-left pages."""
     detail = problem.message
-    if problem.cite and detail.startswith(problem.cite + ": "):
+    if isinstance(detail, Phrase):
+        words = said(context, detail)
+        if words is not None:
+            return Markup("{}").format(words)
+        detail = detail.body
+    elif problem.cite and detail.startswith(problem.cite + ": "):
         detail = detail[len(problem.cite) + 2 :]
     translated = _t(context).gettext(detail)
     if translated != detail:
@@ -286,6 +299,7 @@ def environment() -> Environment:
         language_name=language_name,
         tlp=tlp_label,
         problem_detail=problem_detail,
+        said=said,
         cite=cite,
     )
     from cyberpact.cases.service import CHANNELS
