@@ -362,3 +362,51 @@ def test_an_administrator_sets_another_users_password_but_not_their_own(
     r = admin.post("/api/v1/users/root/password", json={"password": new})
     assert r.status_code == 403 and "another administrator" in r.json()["detail"]
     assert admin.get("/api/v1/me").status_code == 200, "the refusal changed nothing"
+
+
+# --- a password is what was typed, on every way in ----------------------------------------------------------
+
+SPACED = "  a pass phrase, spaces and all  "
+
+
+def _desk_password_step(node: LiveNode, username: str, password: str) -> httpx.Response:
+    """The desk's sign-in form, posted as a browser posts it: the answer to the password step."""
+    from web.helpers import csrf_of
+
+    client = node.client()
+    page = client.get("/desk/sign-in")
+    form = {"username": username, "password": password, "next": "/desk", "csrf": csrf_of(page.text)}
+    return client.post("/desk/sign-in", data=form, follow_redirects=False)
+
+
+def _token_status(node: LiveNode, username: str, password: str) -> int:
+    r = node.client().post("/api/v1/auth/token", json={"username": username, "password": password})
+    return r.status_code
+
+
+def test_a_password_is_kept_as_typed_by_the_api_the_desk_and_the_command_line(
+    node: LiveNode, admin: httpx.Client, cli_env: dict[str, str]
+) -> None:
+    # Made through the API: the desk and the API take it as typed, and not with its spaces trimmed.
+    r = admin.post("/api/v1/users", json={**NEW_USER, "username": "hoa", "password": SPACED})
+    assert r.status_code == 201, r.text
+    signed = _desk_password_step(node, "hoa", SPACED)
+    assert signed.status_code == 303 and signed.headers["location"].startswith("/desk/enrol"), (
+        signed.status_code
+    )
+    assert _token_status(node, "hoa", SPACED) == 201
+    assert _token_status(node, "hoa", SPACED.strip()) == 401
+
+    # Set again by an administrator through the API: the same.
+    told = " told by phone, with a space before and after "
+    assert admin.post("/api/v1/users/hoa/password", json={"password": told}).status_code == 200
+    assert _desk_password_step(node, "hoa", told).status_code == 303
+    assert _token_status(node, "hoa", told) == 201
+
+    # Made at the command line, which keeps it as typed: the API takes it as typed too.
+    made = CliRunner().invoke(
+        app, ["users", "create", "lan", "-r", "officer"], env={"CYBERPACT_NEW_PASSWORD": SPACED}
+    )
+    assert made.exit_code == 0, made.output
+    assert _token_status(node, "lan", SPACED) == 201
+    assert _desk_password_step(node, "lan", SPACED).status_code == 303

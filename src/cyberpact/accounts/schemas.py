@@ -28,7 +28,13 @@ Username = Annotated[
     AfterValidator(_username),
     Field(json_schema_extra={"pattern": USERNAME_PATTERN}),
 ]
-Password = Annotated[str, StringConstraints(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)]
+# Not stripped either: a password is kept exactly as typed, as the command line and the desk sign-in keep it;
+# trimmed here only, " pass phrase " set through the API would be another password on every other way in.
+Password = Annotated[
+    str, StringConstraints(strip_whitespace=False, min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)
+]
+# A password given to sign in: checked against the stored hash, never against the rules for a new one.
+GivenPassword = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=256)]
 
 
 class UserCreate(Strict):
@@ -84,7 +90,7 @@ class TokenIssued(TokenOut):
 
 class LoginRequest(Strict):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    password: GivenPassword
     token_name: str = Field("login", max_length=120)
     hours: int = Field(12, ge=1, le=24 * 30)
     code: str | None = Field(
