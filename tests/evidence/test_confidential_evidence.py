@@ -211,6 +211,52 @@ def test_a_package_filed_by_a_hidden_case_s_reference_is_as_hidden_as_the_case(n
     assert channel.get(f"{base}/files/0/content").content == b"secret bytes"
 
 
+def test_evidence_is_not_filed_under_a_case_hidden_from_its_filer(node: LiveNode) -> None:
+    confidential, case_id = case_of(node, incoming_request(node, "au-24x7", "fact_and_substance"))
+    plain = node.client(node.user("o3", "officer"))
+    desk = person(node, "o4", "officer")
+
+    def stored() -> tuple[int, int]:
+        with node.db.transaction(read_only=True) as s:
+            packages = len(s.scalars(select(EvidencePackage.id)).all())
+        return packages, plain.get("/api/v1/evidence/custody/head").json()["size"]
+
+    before = stored()
+    r = plain.post("/api/v1/evidence/packages", json={"case_ref": confidential, "title": "Mailbox"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {
+            "field": "case_ref",
+            "code": "invalid",
+            "message": f"no case {confidential} on this node that you may see",
+        }
+    ]
+    # Told as a request's id the filer may not see is told, and naming nothing of the case they did not type.
+    hidden_request = plain.post(
+        "/api/v1/evidence/packages", json={"case_ref": "C", "title": "t", "request_ref": str(uuid.uuid4())}
+    )
+    assert {k: r.json()[k] for k in ("status", "code", "title", "detail")} == {
+        k: hidden_request.json()[k] for k in ("status", "code", "title", "detail")
+    } | {"detail": "Unknown case"}
+    assert case_id not in r.text
+    desk.get("/desk/evidence/new")
+    page = desk.post("/desk/evidence/new", {"case_ref": confidential, "title": "Mailbox"})
+    assert page.status_code == 422 and case_id not in page.text
+    assert stored() == before, "nothing stored: no package, no custody event"
+    refused = [
+        (d.actor, d.action, d.object_type, d.object_id) for d in denials(node, "o3") + denials(node, "o4")
+    ]
+    assert refused == [
+        ("o3", "evidence.package.create", "case", case_id),
+        ("o4", "evidence.package.create", "case", case_id),
+    ]
+
+    # Whoever may see the case files under it; the officer files under a reference that names no case.
+    channel = node.client(node.user("cp1", "contact_point"))
+    assert make_package(channel, confidential)["case_ref"] == confidential
+    assert make_package(plain, "PAPER-12")["case_ref"] == "PAPER-12"
+
+
 # --- packages received from a peer -----------------------------------------------------------------------
 
 

@@ -99,6 +99,7 @@ def create_package(
     description: str | None = None,
     use_conditions: UseConditions | None = None,
 ) -> EvidencePackage:
+    _check_case_ref(session, actor, case_ref)
     request_ref = _checked_request_ref(session, actor, request_ref)
     kek = current_kek(session, ctx.keys)
     pid = uuid.uuid4()
@@ -201,6 +202,22 @@ def _checked_request_ref(session: Session, actor: Actor, request_ref: str | None
             "Unknown request", [Problem("request_ref", f"no request {rid} on this node that you may see")]
         )
     return str(rid)
+
+
+def _check_case_ref(session: Session, actor: Actor, case_ref: str) -> None:
+    """A package filed under a case's reference is that case's evidence, as hidden as the case: filed by
+    someone who may not see the case, it would be a package its own filer could not open, and its 201 would
+    say the case exists. Refused before anything is stored, in the words of the refusal of a request's id
+    the filer may not see, and recorded as the refused look it is."""
+    if _operator(actor):
+        return
+    hidden = session.scalar(
+        select(Case.id).where(Case.reference == case_ref, not_(cases.case_visible(actor))).limit(1)
+    )
+    if hidden is not None:
+        raise InvalidInput(
+            "Unknown case", [Problem("case_ref", f"no case {case_ref} on this node that you may see")]
+        ).denying("evidence.package.create", "case", hidden)
 
 
 def _operator(actor: Actor) -> bool:
