@@ -180,3 +180,33 @@ def test_cli_resets_a_lost_second_factor(cli_env: dict[str, str], db: Database, 
             mfa.verify_second_factor(s, keys, hoa, codes[0], None)
     assert _actions(db, "accounts.mfa.reset") == 1
     assert secret not in _audit_text(db)
+
+
+def test_usernames_stay_whole_in_an_80_column_terminal(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cyberpact.kit.cli import console
+
+    monkeypatch.setattr(console, "width", 80)
+    name = "nguyen.van.an.c3-unit"
+    roles = ["-r", "central_authority", "-r", "contact_point", "-r", "officer"]
+    made = runner.invoke(
+        app,
+        ["users", "create", name, "--display-name", "Nguyen Van An, C3 cybercrime unit", *roles],
+        env={"CYBERPACT_NEW_PASSWORD": "a long enough password"},
+    )
+    assert made.exit_code == 0, made.output
+    assert (
+        runner.invoke(app, ["tokens", "create", name, "--name", "the duty officer's laptop"]).exit_code == 0
+    )
+
+    def columns(command: str) -> list[str]:
+        r = runner.invoke(app, [command, "list"])
+        assert r.exit_code == 0, r.output
+        assert max(len(line) for line in r.output.splitlines()) <= 80, r.output
+        rows = [line.split("│")[1:-1] for line in r.output.splitlines() if line.startswith("│")]
+        return ["".join(cell.strip() for cell in column) for column in zip(*rows, strict=True)]
+
+    # The row's own key whole on one line; the owner of a token, after the token's id, folded but whole.
+    assert columns("users")[0] == name
+    assert columns("tokens")[1] == name

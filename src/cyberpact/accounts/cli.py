@@ -9,7 +9,7 @@ from rich.table import Table
 
 from cyberpact.accounts import mfa, service
 from cyberpact.config import MAX_TOKEN_DAYS
-from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
+from cyberpact.kit.cli import References, cli_actor, console, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, Problem
 from cyberpact.kit.ids import parse_uuid
 
@@ -63,7 +63,7 @@ def users_create(
 def users_list() -> None:
     """List users and their roles."""
     with unit_of_work(read_only=True) as (session, _, _db):
-        table = Table("username", "name", "roles", "disabled", "created")
+        table = Table(References("username"), "name", "roles", "disabled", "created")
         for u in service.list_users(session):
             table.add_row(
                 u.username,
@@ -166,7 +166,9 @@ def tokens_list(username: Annotated[str | None, typer.Argument()] = None) -> Non
     """List tokens (never their secrets)."""
     with unit_of_work(read_only=True) as (session, _, _db):
         user = service.get_user(session, username) if username else None
-        table = Table("id", "user", "name", "prefix", "expires", "revoked", "last used")
+        table = Table(
+            "id", References("user"), "name", References("prefix"), "expires", "revoked", "last used"
+        )
         for t in service.list_tokens(session, user):
             owner = service.get_user(session, t.user_id).username
             table.add_row(

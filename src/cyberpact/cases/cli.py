@@ -27,7 +27,7 @@ from cyberpact.audit import service as audit
 from cyberpact.cases import deadlines, lifecycle, service
 from cyberpact.catalog.service import DraftReport, get_catalog
 from cyberpact.kit.actor import Actor
-from cyberpact.kit.cli import cli_actor, console, err_console, friendly, unit_of_work, when
+from cyberpact.kit.cli import References, cli_actor, console, err_console, friendly, unit_of_work, when
 from cyberpact.kit.errors import CyberpactError, InvalidInput, MalformedInput, Problem
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import check_timezone, utcnow
@@ -251,7 +251,7 @@ def list_(
     with _acting(as_, "list") as (session, actor):
         f = service.RequestFilter(direction=direction, status=status, overdue=overdue)
         rows = service.list_requests(session, actor, get_catalog(), f, 200)
-        table = Table("id", "dir", "type", "status", "peer", "due", "preserved until")
+        table = Table("id", "dir", "type", "status", References("peer"), "due", "preserved until")
         for r in rows:
             state = Text(r.status)
             if deadlines.is_overdue(r):

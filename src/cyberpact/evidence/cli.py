@@ -26,7 +26,16 @@ from rich.text import Text
 from cyberpact.evidence import bundle, chunks, custody, sending, service, transfer, uploads
 from cyberpact.evidence.schemas import Acquisition
 from cyberpact.federation import peers
-from cyberpact.kit.cli import cli_actor, console, err_console, friendly, keystore, print_json, settings
+from cyberpact.kit.cli import (
+    References,
+    cli_actor,
+    console,
+    err_console,
+    friendly,
+    keystore,
+    print_json,
+    settings,
+)
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import InvalidInput, Problem
 from cyberpact.kit.storage import build_storage
@@ -148,7 +157,7 @@ def list_(case: Annotated[str | None, typer.Option(help="only this case")] = Non
             None,
             detail={"case": case, "count": len(rows)},
         )
-        table = Table("id", "case", "request", "title", "status", "origin", "created")
+        table = Table("id", References("case"), References("request"), "title", "status", "origin", "created")
         for p in rows:
             table.add_row(
                 str(p.id),

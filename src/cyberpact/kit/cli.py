@@ -7,12 +7,14 @@ import getpass
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, ParamSpec, TypeVar
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
@@ -23,7 +25,16 @@ from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.keystore import KeyStore
 
-ID_WIDTH = 36  # a UUID in its written form
+# The widest row key kept whole on one line: a UUID (36), a key fingerprint (39). A longer one folds over
+# lines instead, since a column held wider than the terminal crops every column after it.
+KEY_WIDTH = 40
+
+
+@dataclass
+class References(Column):
+    """A column of what a person copies into the next command or reads out to compare: a node's id, a case's
+    reference, a key's fingerprint, a username. Kept whole as ids are (:func:`keep_ids`), whatever they look
+    like: a cut one names nothing, and one cut at the end reads like the right one."""
 
 
 def keep_ids(table: Table) -> Table:
@@ -32,18 +43,21 @@ def keep_ids(table: Table) -> Table:
     on one line however narrow the terminal, and the other columns give way; a further column of ids
     (a package's case) folds over lines rather than lose its end, since two ids on one line would leave
     no room for the rest at 80 columns. A column of ids is one whose every cell is a UUID (blank cells
-    aside), whatever its header says."""
+    aside), whatever its header says, or one the command built as :class:`References`."""
     first = True
     for column in table.columns:
         cells = [c.plain if isinstance(c, Text) else c for c in column.cells]
         written = [c for c in cells if c != ""]
-        if not written or not all(isinstance(c, str) and parse_uuid(c) is not None for c in written):
+        if not isinstance(column, References) and (
+            not written or not all(isinstance(c, str) and parse_uuid(c) is not None for c in written)
+        ):
             continue
         column.overflow = "fold"
-        if first:
+        widest = max((cell_len(line) for c in written for line in str(c).splitlines()), default=0)
+        if first and widest <= KEY_WIDTH:
             column.no_wrap = True
-            column.min_width = max(column.min_width or 0, ID_WIDTH)
-            first = False
+            column.min_width = max(column.min_width or 0, widest)
+        first = False
     return table
 
 
