@@ -326,6 +326,67 @@ def test_peers_commands_pin_and_change_what_list_shows(
         peer.stop()
 
 
+def test_after_a_peer_rotates_its_keys_the_list_the_show_and_the_desk_give_the_keys_in_force(
+    wide_cli: dict[str, str],
+    settings: Settings,
+    db_factory: DatabaseFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An administrator compares fingerprints by telephone: the peer's reads out the key it uses now, and
+    this node must show that one, not the one pinned before the peer rotated."""
+    from cyberpact.federation import peers
+    from cyberpact.kit.actor import SYSTEM
+    from cyberpact.kit.db import Database
+    from cyberpact.kit.i18n import translator
+    from web.helpers import person, text_of
+
+    cli("init")
+    peer = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU")
+    db = Database(settings.sqlalchemy_url)
+    live = start_node(settings)
+    try:
+        pinned = own_node(peer)["fingerprint"]
+        cli("peers", "add", peer.url, "--fingerprint", pinned)
+        assert "changed since pinned" not in cli("peers", "list").output
+        assert "pinned at first contact" not in cli("peers", "show", "au-24x7").output
+
+        with peer.db.transaction() as s:
+            identity.rotate(s, keys_of(peer), peer.settings, SYSTEM)
+        current = own_node(peer)["fingerprint"]
+        assert current != pinned
+        # Followed as on the next message: the new card is vouched for by the pinned key.
+        with db.transaction() as s, peers.http_client(settings) as client:
+            assert peers.refresh_card(s, settings, client, peers.get_peer(s, "au-24x7"))
+        rotated = identity.read_card(served_card(peer)["card"]).valid_from
+
+        listing = cli("peers", "list")
+        assert listed(listing)["au-24x7"][5] == current
+        assert f"changed since pinned: keys rotated {rotated:%Y-%m-%d}" in listing.output
+        assert pinned not in listing.output
+        shown = cli("peers", "show", "au-24x7").output.splitlines()
+        assert f"fingerprint: {current}" in shown
+        assert f"changed since pinned: keys rotated {rotated:%Y-%m-%d}" in shown
+        assert f"pinned at first contact: {pinned}" in shown
+        assert "No peer nobody" in cli("peers", "show", "nobody", ok=False).stderr
+        # In 80 columns too: the node's id whole on one line, its address and fingerprint folded but whole.
+        monkeypatch.setattr(cli_console, "_width", 80)
+        narrow = cli("peers", "list").output
+        assert max(len(line) for line in narrow.splitlines()) <= 80, narrow
+        rows = [line.split("│")[1:-1] for line in narrow.splitlines() if line.startswith("│")]
+        columns = ["".join(cell.strip() for cell in column) for column in zip(*rows, strict=True)]
+        assert columns[0] == "au-24x7" and columns[4] == peer.url and columns[5].startswith(current), narrow
+
+        page = text_of(person(live, "ops", "admin").get("/desk/admin/peers").text)
+        day = translator("en").format_date(rotated.date(), "medium")
+        assert f"{current} Changed since it was pinned The peer rotated its keys on {day}." in page
+        assert f"Pinned at first contact: {pinned}" in page
+    finally:
+        live.stop()
+        db.dispose()
+        peer.stop()
+
+
 # --- 4. suspension and resumption, end to end ---------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from rich.table import Table
 from cyberpact.federation import delivery, identity, outbox, peers, proof, roster
 from cyberpact.federation.models import NodeCard
 from cyberpact.kit import migrate
-from cyberpact.kit.cli import cli_actor, console, friendly, keystore, settings, unit_of_work
+from cyberpact.kit.cli import References, cli_actor, console, friendly, keystore, settings, unit_of_work
 from cyberpact.kit.db import Database
 from cyberpact.kit.errors import MalformedInput
 
@@ -82,20 +83,53 @@ def peers_add(
 @peers_app.command("list")
 @friendly
 def peers_list(all_: Annotated[bool, typer.Option("--all", help="include removed peers")] = False) -> None:
-    """List peers with their pinned fingerprints."""
+    """List peers with the fingerprints of the keys they use now."""
     with unit_of_work(read_only=True) as (session, _s, _db):
-        table = Table("node", "name", "country", "status", "url", "fingerprint", "card")
-        for p in peers.list_peers(session, include_removed=all_):
+        rows = peers.list_peers(session, include_removed=all_)
+        in_force = peers.keys_in_force(session, rows)
+        table = Table(
+            References("node"),
+            "name",
+            "country",
+            "status",
+            References("url"),
+            References("fingerprint"),
+            "card",
+        )
+        for p in rows:
+            key = in_force[p.node_id]
             table.add_row(
                 p.node_id,
                 p.name,
                 p.country or "",
                 p.status,
                 p.base_url,
-                p.pinned_fingerprint,
+                key.fingerprint + (f"\n{_rotated(key.rotated_at)}" if key.rotated_at else ""),
                 str(p.card_seq),
             )
         console.print(table)
+
+
+def _rotated(at: datetime) -> str:
+    return f"changed since pinned: keys rotated {at:%Y-%m-%d}"
+
+
+@peers_app.command("show")
+@friendly
+def peers_show(node_id: str) -> None:
+    """Show a peer and the fingerprint of the keys it uses now, whole, to read out and compare."""
+    with unit_of_work(read_only=True) as (session, _s, _db):
+        p = peers.get_peer(session, node_id)
+        key = peers.keys_in_force(session, [p])[p.node_id]
+        lines = [
+            f"node {p.node_id} ({p.name}, {p.country or '-'}) at {p.base_url}",
+            f"{p.status}, card #{p.card_seq}",
+            f"fingerprint: {key.fingerprint}",
+        ]
+        if key.rotated_at:
+            lines += [_rotated(key.rotated_at), f"pinned at first contact: {key.pinned}"]
+        for line in lines:
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def _status_command(status: str, verb: str) -> None:
@@ -199,7 +233,7 @@ def roster_distrust(node_id: str) -> None:
 def roster_publishers() -> None:
     """The peers whose rosters this node takes."""
     with unit_of_work(read_only=True) as (session, _s, _db):
-        table = Table("node", "trusted at", "by", "last roster")
+        table = Table(References("node"), "trusted at", References("by"), "last roster")
         for p in roster.list_publishers(session):
             table.add_row(
                 p.node_id, f"{p.trusted_at:%Y-%m-%d %H:%M}", p.trusted_by, str(p.last_serial or "-")
@@ -212,7 +246,7 @@ def roster_publishers() -> None:
 def roster_issued(limit: int = 20) -> None:
     """The rosters this node signed, newest first."""
     with unit_of_work(read_only=True) as (session, _s, _db):
-        table = Table("serial", "issued at", "in force until", "by", "nodes")
+        table = Table("serial", "issued at", "in force until", References("by"), "nodes")
         for r in roster.list_issued(session, limit):
             issued, until = f"{r.issued_at:%Y-%m-%d %H:%M}", f"{r.valid_until:%Y-%m-%d %H:%M}"
             table.add_row(str(r.serial), issued, until, r.issued_by, str(r.nodes))
@@ -227,7 +261,7 @@ def outbox_list(
 ) -> None:
     """List outgoing messages, newest first."""
     with unit_of_work(read_only=True) as (session, _s, _db):
-        table = Table("message", "to", "type", "status", "tries", "created", "error")
+        table = Table("message", References("to"), "type", "status", "tries", "created", "error")
         for m in outbox.list_messages(session, status, limit):
             table.add_row(
                 m.message_id,

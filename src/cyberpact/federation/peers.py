@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import ssl
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -185,8 +187,6 @@ def add_peer(
 
 
 def _dump(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, separators=(",", ":"))
 
 
@@ -199,8 +199,6 @@ def follow_rotation(
     peer's card moved forward. The newest card must be in force and state a URL this node may use; the
     cards before it are links of the chain and may have expired since.
     """
-    import json
-
     cards = [read_card(c) for c in [*doc.get("history", []), doc["card"]]]
     newer = sorted((c for c in cards if c.seq > peer.card_seq), key=lambda c: c.seq)
     if not newer:
@@ -267,6 +265,41 @@ def list_peers(session: Session, include_removed: bool = False) -> list[Peer]:
     if not include_removed:
         query = query.where(Peer.status != "removed")
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class KeyInForce:
+    """What an administrator reads out to compare with a peer's: the fingerprint of the card in force.
+
+    The pinned fingerprint is the one checked at first contact; each rotation the peer announced since
+    (followed without asking anyone, each card vouched for by the one before) moved its key on, and a
+    person comparing by telephone with the pinned one would read a stale key and take the peer for an
+    impostor."""
+
+    fingerprint: str
+    pinned: str
+    # When the signing key in force took over from the pinned one; None while the pinned one is in force.
+    rotated_at: datetime | None
+
+
+def keys_in_force(session: Session, rows: Iterable[Peer]) -> dict[str, KeyInForce]:
+    """Each peer's :class:`KeyInForce`, by node id."""
+    rows = list(rows)
+    since = {
+        (k.peer_id, k.kid): k.valid_from
+        for k in session.scalars(
+            select(PeerKey).where(PeerKey.peer_id.in_([p.node_id for p in rows]), PeerKey.use == "sig")
+        )
+    }
+    found: dict[str, KeyInForce] = {}
+    for peer in rows:
+        # The card kept is the one whose signatures were checked when it was taken, pinned or followed.
+        info = read_card(json.loads(peer.card))
+        rotated = None
+        if info.fingerprint != peer.pinned_fingerprint:
+            rotated = since.get((peer.node_id, info.sig_jwk["kid"]), info.valid_from)
+        found[peer.node_id] = KeyInForce(info.fingerprint, peer.pinned_fingerprint, rotated)
+    return found
 
 
 def set_status(session: Session, actor: Actor, node_id: str, status: str) -> Peer:

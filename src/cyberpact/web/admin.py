@@ -113,6 +113,7 @@ def _peers(
             info = identity.read_card(json.loads(card.card))
             own = OwnNode(info.node_id, info.name, info.base_url, info.fingerprint)
         rows = peers.list_peers(session, include_removed=True)
+        in_force = peers.keys_in_force(session, rows)
         publishers = {p.node_id for p in roster.list_publishers(session)}
         stuck: list[OutboxMessage] = [
             m
@@ -123,6 +124,7 @@ def _peers(
     context = {
         "own": own,
         "peers": rows,
+        "in_force": in_force,
         "publishers": publishers,
         "stuck": stuck,
         "outcome": outcome,
