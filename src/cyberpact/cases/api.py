@@ -37,7 +37,7 @@ from cyberpact.federation import outbox
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import InvalidInput, PermissionDenied, Problem
 from cyberpact.kit.http import ReadSession, WriteSession, get_database
-from cyberpact.kit.pagination import decode_cursor, encode_cursor
+from cyberpact.kit.pagination import Page, after_time_cursor, time_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 
@@ -94,11 +94,22 @@ def create_case(body: CaseCreate, actor: CurrentActor, session: WriteSession) ->
     return CaseOut.model_validate(service.create_case(session, actor, body.title, body.reference))
 
 
-@router.get("/cases", response_model=list[CaseOut])
+@router.get("/cases", response_model=Page[CaseOut])
 def list_cases(
-    actor: CurrentActor, session: WriteSession, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> list[CaseOut]:
-    return [CaseOut.model_validate(c) for c in service.list_cases(session, actor, limit)]
+    actor: CurrentActor,
+    session: WriteSession,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+) -> Page[CaseOut]:
+    """The cases the caller may see, newest first; ``next``, when there are more, is the ``cursor`` of the
+    page after."""
+    after = after_time_cursor(cursor, service.CASES_CURSOR) if cursor else None
+    rows = service.list_cases(session, actor, limit + 1, after)
+    last = rows[limit - 1] if len(rows) > limit else None
+    return Page(
+        items=[CaseOut.model_validate(c) for c in rows[:limit]],
+        next=time_cursor(service.CASES_CURSOR, last.created_at, last.id) if last else None,
+    )
 
 
 @router.get("/cases/{case_id}", response_model=CaseOut)
@@ -175,15 +186,7 @@ def list_requests(
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> RequestPage:
     catalog = catalog_of(request)
-    after = None
-    if cursor:
-        at, rid = decode_cursor(cursor, "requests", 2)
-        try:
-            after = (datetime.fromisoformat(str(at)), uuid.UUID(str(rid)))
-        except ValueError:
-            raise InvalidInput(
-                "Invalid page cursor", [Problem("cursor", "not issued by this listing")]
-            ) from None
+    after = after_time_cursor(cursor, service.REQUESTS_CURSOR) if cursor else None
     f = service.RequestFilter(
         direction=direction,
         status=status,
@@ -196,11 +199,8 @@ def list_requests(
     )
     rows = service.list_requests(session, actor, catalog, f, limit + 1, after)
     items = [request_out(catalog, r, actor) for r in rows[:limit]]
-    nxt = (
-        encode_cursor("requests", [rows[limit - 1].created_at.isoformat(), str(rows[limit - 1].id)])
-        if len(rows) > limit
-        else None
-    )
+    last = rows[limit - 1] if len(rows) > limit else None
+    nxt = time_cursor(service.REQUESTS_CURSOR, last.created_at, last.id) if last else None
     return RequestPage(items=items, next=nxt)
 
 

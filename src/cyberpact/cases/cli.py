@@ -1,4 +1,4 @@
-"""`cyberpact requests new|validate|send|approve|respond|list|show`.
+"""`cyberpact requests new|validate|send|approve|respond|list|cases|show`.
 
 Each command acts as a named user of this node (``--as``), with that user's roles, so four-eyes approval
 and role checks hold on the command line exactly as in the API.
@@ -30,6 +30,7 @@ from cyberpact.kit.actor import Actor
 from cyberpact.kit.cli import References, cli_actor, console, err_console, friendly, unit_of_work, when
 from cyberpact.kit.errors import CyberpactError, InvalidInput, MalformedInput, Problem
 from cyberpact.kit.ids import parse_uuid
+from cyberpact.kit.pagination import after_time_cursor, time_cursor
 from cyberpact.kit.time import check_timezone, utcnow
 
 app = typer.Typer(help="Cooperation requests.", no_args_is_help=True)
@@ -239,6 +240,11 @@ def respond(
     _act(request_id, action, as_, values)
 
 
+Cursor = Annotated[
+    str | None, typer.Option(help="start after the last page printed, with the cursor it ended with")
+]
+
+
 @app.command("list")
 @friendly
 def list_(
@@ -246,13 +252,16 @@ def list_(
     direction: Annotated[str | None, typer.Option()] = None,
     status: Annotated[str | None, typer.Option()] = None,
     overdue: Annotated[bool, typer.Option(help="only overdue requests")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 200,
+    cursor: Cursor = None,
 ) -> None:
-    """List requests this user may see, newest first."""
+    """List requests this user may see, newest first, a page at a time."""
     with _acting(as_, "list") as (session, actor):
         f = service.RequestFilter(direction=direction, status=status, overdue=overdue)
-        rows = service.list_requests(session, actor, get_catalog(), f, 200)
+        after = after_time_cursor(cursor, service.REQUESTS_CURSOR) if cursor else None
+        rows = service.list_requests(session, actor, get_catalog(), f, limit + 1, after)
         table = Table("id", "dir", "type", "status", References("peer"), "due", "preserved until")
-        for r in rows:
+        for r in rows[:limit]:
             state = Text(r.status)
             if deadlines.is_overdue(r):
                 state.append(" OVERDUE", style="red")
@@ -266,6 +275,38 @@ def list_(
                 str(r.preserved_until or ""),
             )
         console.print(table)
+        nxt = _next(service.REQUESTS_CURSOR, rows, limit)
+    _more(nxt)
+
+
+@app.command("cases")
+@friendly
+def cases(
+    as_: AsUser, limit: Annotated[int, typer.Option(min=1, max=500)] = 100, cursor: Cursor = None
+) -> None:
+    """List cases this user may see, newest first, a page at a time: their ids are what `new --case` takes."""
+    with _acting(as_, "cases") as (session, actor):
+        after = after_time_cursor(cursor, service.CASES_CURSOR) if cursor else None
+        rows = service.list_cases(session, actor, limit + 1, after)
+        table = Table("id", References("reference"), "title", "by", "created")
+        for c in rows[:limit]:
+            table.add_row(str(c.id), c.reference, c.title, c.created_by, when(c.created_at))
+        console.print(table)
+        nxt = _next(service.CASES_CURSOR, rows, limit)
+    _more(nxt)
+
+
+def _next(scope: str, rows: list[Any], limit: int) -> str | None:
+    """The cursor of the page after, when one more row than the page holds was read."""
+    return time_cursor(scope, rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+
+
+def _more(cursor: str | None) -> None:
+    # On stderr: the table on stdout stays what a script reads, and the person sees how to go on.
+    if cursor:
+        err_console.print(
+            f"more: repeat with --cursor {cursor}", soft_wrap=True, highlight=False, markup=False
+        )
 
 
 @app.command("show")

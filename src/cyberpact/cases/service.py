@@ -86,11 +86,25 @@ def get_case(session: Session, actor: Actor, case_id: uuid.UUID) -> Case:
     return case
 
 
-def list_cases(session: Session, actor: Actor, limit: int = 100) -> list[Case]:
+# The scopes of the cursors that page the two listings (kit.pagination): one's cursor is refused by the other.
+CASES_CURSOR = "cases"
+REQUESTS_CURSOR = "requests"
+
+
+def list_cases(
+    session: Session, actor: Actor, limit: int = 100, after: tuple[datetime, uuid.UUID] | None = None
+) -> list[Case]:
+    """The cases ``actor`` may see, newest first, from just after ``after``: the (created_at, id) of the
+    last case of the page before, as a :data:`CASES_CURSOR` cursor carries it."""
     if not actor.has_any(*CASE_ROLES):
         raise PermissionDenied("Reading cases needs a case role")
-    query = select(Case).where(case_visible(actor)).order_by(Case.created_at.desc()).limit(limit)
-    rows = list(session.scalars(query))
+    query = select(Case).where(case_visible(actor))
+    if after is not None:
+        query = query.where(
+            (Case.created_at < after[0]) | ((Case.created_at == after[0]) & (Case.id < after[1]))
+        )
+    # The id breaks ties: cases made in the same microsecond would otherwise fall between two pages.
+    rows = list(session.scalars(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)))
     audit.record(session, actor, "cases.case.list", "case", None, detail={"returned": len(rows)})
     return rows
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.time import parse_rfc3339, rfc3339
 
 T = TypeVar("T")
 
@@ -27,7 +30,7 @@ def encode_cursor(scope: str, key: list[Any]) -> str:
 
 def decode_cursor(token: str, scope: str, arity: int) -> list[Any]:
     """Decode a cursor made by :func:`encode_cursor` for the same listing; anything else is a 422."""
-    bad = InvalidInput("Invalid page cursor", [Problem("cursor", "not a cursor issued by this listing")])
+    bad = _not_issued()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
@@ -39,3 +42,22 @@ def decode_cursor(token: str, scope: str, arity: int) -> list[Any]:
     if not isinstance(key, list) or len(key) != arity:
         raise bad
     return key
+
+
+def time_cursor(scope: str, at: datetime, row_id: uuid.UUID) -> str:
+    """The cursor of the page after a row of a listing ordered newest first by (time, id)."""
+    return encode_cursor(scope, [rfc3339(at), str(row_id)])
+
+
+def after_time_cursor(token: str, scope: str) -> tuple[datetime, uuid.UUID]:
+    """The (time, id) a :func:`time_cursor` of the same listing stands for; anything else is a 422. A time
+    without its zone is refused here too: the database would refuse it only once the query ran, as a 500."""
+    at, row_id = decode_cursor(token, scope, 2)
+    try:
+        return parse_rfc3339(str(at)), uuid.UUID(str(row_id))
+    except ValueError:
+        raise _not_issued() from None
+
+
+def _not_issued() -> InvalidInput:
+    return InvalidInput("Invalid page cursor", [Problem("cursor", "not a cursor issued by this listing")])
