@@ -123,7 +123,7 @@ def peers_show(node_id: str) -> None:
         key = peers.keys_in_force(session, [p])[p.node_id]
         lines = [
             f"node {p.node_id} ({p.name}, {p.country or '-'}) at {p.base_url}",
-            f"{p.status}, card #{p.card_seq}",
+            f"status {p.status}, card #{p.card_seq}",
             f"fingerprint: {key.fingerprint}",
         ]
         if key.rotated_at:
