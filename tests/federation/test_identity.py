@@ -30,7 +30,7 @@ from cyberpact.kit.canonical import canonical_json
 from cyberpact.kit.cli import console as cli_console
 from cyberpact.kit.errors import ConfigurationError, IntegrityFailure
 from cyberpact.kit.keystore import KeyStore, NodeKey
-from cyberpact.kit.time import rfc3339, utcnow
+from cyberpact.kit.time import parse_rfc3339, rfc3339, utcnow
 
 from .test_channel import send, worker
 from .test_envelope import Nodes, b64, bound, inner_header, raw_jws, unb64, wrap
@@ -381,6 +381,9 @@ def test_after_a_peer_rotates_its_keys_the_list_the_show_and_the_desk_give_the_k
         day = translator("en").format_date(rotated.date(), "medium")
         assert f"{current} Changed since it was pinned The peer rotated its keys on {day}." in page
         assert f"Pinned at first contact: {pinned}" in page
+        (api,) = live.client(live.user("root", "admin")).get("/api/v1/federation/peers").json()
+        assert (api["fingerprint"], api["pinned_fingerprint"]) == (current, pinned)
+        assert api["rotated_at"] is not None and parse_rfc3339(api["rotated_at"]) == rotated
     finally:
         live.stop()
         db.dispose()

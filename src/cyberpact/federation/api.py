@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -123,7 +124,7 @@ def node(_: Admin, session: ReadSession) -> NodeOut:
 
 @router.get("/peers", response_model=list[PeerOut])
 def list_peers(_: Admin, session: ReadSession) -> list[PeerOut]:
-    return [PeerOut.model_validate(p) for p in peers.list_peers(session)]
+    return _peers_out(session, peers.list_peers(session))
 
 
 @router.post("/peers", status_code=201, response_model=PeerOut)
@@ -132,7 +133,7 @@ def add_peer(body: PeerAdd, actor: Admin, session: WriteSession, request: Reques
     url = peers.check_peer_url(settings, body.url)
     with peers.http_client(settings, timeout=10) as client:
         doc = peers.fetch_card_document(client, url)
-    return PeerOut.model_validate(peers.add_peer(session, actor, settings, doc, url, body.fingerprint))
+    return _peers_out(session, [peers.add_peer(session, actor, settings, doc, url, body.fingerprint)])[0]
 
 
 @router.post("/roster", response_model=RosterOutcomeOut)
@@ -178,7 +179,20 @@ def peer_status(node_id: str, action: str, actor: Admin, session: WriteSession) 
     status = {"suspend": "suspended", "resume": "active", "remove": "removed"}.get(action)
     if status is None:
         raise MalformedInput("action must be suspend, resume or remove")
-    return PeerOut.model_validate(peers.set_status(session, actor, node_id, status))
+    return _peers_out(session, [peers.set_status(session, actor, node_id, status)])[0]
+
+
+def _peers_out(session: Session, rows: Sequence[Peer]) -> list[PeerOut]:
+    in_force = peers.keys_in_force(session, rows)
+    stored = PeerOut.model_fields.keys() - {"fingerprint", "rotated_at"}
+    return [
+        PeerOut(
+            **{name: getattr(p, name) for name in stored},
+            fingerprint=in_force[p.node_id].fingerprint,
+            rotated_at=in_force[p.node_id].rotated_at,
+        )
+        for p in rows
+    ]
 
 
 @router.post("/messages", status_code=202, response_model=OutboxOut)

@@ -25,6 +25,9 @@ class PeerOut(BaseModel):
     base_url: str
     status: str
     pinned_fingerprint: str
+    # The fingerprint to compare by telephone: the keys in force, not those pinned before a rotation.
+    fingerprint: str
+    rotated_at: datetime | None
     card_seq: int
     added_at: datetime
     updated_at: datetime
