@@ -304,9 +304,11 @@ def pin(a: LiveNode, b: LiveNode) -> None:
 
 @pytest.fixture
 def pair(db_factory: DatabaseFactory, tmp_path: Path) -> Iterator[tuple[LiveNode, LiveNode]]:
-    """Viet Nam's and Australia's 24/7 points of contact, each pinning the other."""
-    a = federation_node(db_factory, tmp_path, "vn-24x7", node_country="VN")
-    b = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU")
+    """Viet Nam's and Australia's 24/7 points of contact, each pinning the other. Each also serves as its
+    State's central authority, so that a request of either channel goes to it without a warning."""
+    roles = "contact_point_24_7,central_authority"
+    a = federation_node(db_factory, tmp_path, "vn-24x7", node_country="VN", node_roles=roles)
+    b = federation_node(db_factory, tmp_path, "au-24x7", node_country="AU", node_roles=roles)
     pin(a, b)
     pin(b, a)
     yield a, b

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cyberpact.cli import app
+from cyberpact.federation.models import Peer
 
 from .conftest import HEADER, PRESERVATION, Side, draft
 
@@ -156,6 +157,21 @@ def test_cli_bad_input(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
     assert r.exit_code == 1 and "UUID" in r.output
     r = runner.invoke(app, ["requests", "list", "--as", "nobody"])
     assert r.exit_code == 1 and "No user nobody" in r.output
+
+
+def test_the_command_line_check_warns_of_a_node_that_serves_another_channel(
+    vn_cli: tuple[Side, Side], tmp_path: Path
+) -> None:
+    vn, _ = vn_cli
+    with vn.node.db.transaction() as s:
+        s.get_one(Peer, "au-24x7").roles = ["central_authority"]
+    file = tmp_path / "draft.json"
+    file.write_text(json.dumps({"header": HEADER, "fields": PRESERVATION}))
+    r = runner.invoke(app, ["requests", "validate", str(file), "--type", "preservation", "--to", "au-24x7"])
+    assert r.exit_code == 0, "a warning, not a refusal"
+    line = " ".join(r.output.split())
+    assert "warning counterpart: art. 41: a request for expedited preservation" in line, line
+    assert "AU-24X7 (au-24x7) serves only as a central authority" in line
 
 
 def test_a_draft_file_not_shaped_as_a_draft_is_refused_naming_each_key(

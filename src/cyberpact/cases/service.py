@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from cyberpact.audit import service as audit
 from cyberpact.cases import deadlines
 from cyberpact.cases.models import Case, Request, RequestEvent
-from cyberpact.catalog.service import Catalog, DraftReport, RequestedState, check_draft
+from cyberpact.catalog.service import Catalog, DraftReport, RequestedState, channel_warning, check_draft
 from cyberpact.directory.models import Authority, AuthorityLanguage, Party, TreatyStatus
+from cyberpact.federation import outbox, peers
 from cyberpact.federation.models import Peer
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Lock, advisory_lock
@@ -193,15 +194,32 @@ class DraftInput:
     fields: dict[str, Any]
 
 
-def _peer_country(session: Session, counterpart: str | None) -> str | None:
+def _peer(session: Session, counterpart: str | None) -> Peer | None:
     if counterpart is None:
         return None
-    peer = session.get(Peer, counterpart)
-    if peer is None or peer.status == "removed":
+    peer = peers.find_peer(session, counterpart)
+    if peer is None:
         raise InvalidInput(
             "Unknown requested node", [Problem("counterpart", f"{counterpart!r} is not a peer")]
         )
-    return peer.country
+    return peer
+
+
+def _named(peer: Peer) -> str:
+    return f"{peer.name} ({peer.node_id})"
+
+
+def _peer_removed(peer: Peer) -> Problem:
+    return Problem(
+        "counterpart", f"{outbox.removed_peer(peer)}; choose another requested node", "peer_removed"
+    )
+
+
+def _peer_country(session: Session, counterpart: str | None) -> str | None:
+    peer = _peer(session, counterpart)
+    if peer is not None and peer.status == "removed":
+        raise InvalidInput("Removed requested node", [_peer_removed(peer)])
+    return peer.country if peer is not None else None
 
 
 def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
@@ -215,10 +233,17 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
             ],
         )
     rt = catalog.type(data.type)
-    country = _peer_country(session, data.counterpart)
+    peer = _peer(session, data.counterpart)
+    country = peer.country if peer is not None else None
     report = check_draft(
         catalog, data.type, data.header, data.fields, requested_state(session, country, rt.channel)
     )
+    if peer is not None and peer.status == "removed":
+        # Reported, not raised: a draft addressed before the peer was removed still opens, and says why
+        # it cannot go.
+        report.errors.insert(0, _peer_removed(peer))
+    elif peer is not None and (mismatch := channel_warning(catalog, data.type, _named(peer), peer.roles)):
+        report.warnings.append(mismatch)
     tickets = deadlines.cited_tickets(data.header, data.fields)
     if (
         tickets

@@ -363,6 +363,36 @@ class RequestedState:
     ratified: bool
 
 
+# The office each request type's channel names, as the warning below words it, and the article that routes
+# requests to it. A node states its roles in the same names (Settings.node_roles, Peer.roles).
+OFFICES: dict[str, tuple[str, str]] = {
+    "contact_point_24_7": ("a 24/7 point of contact", "art. 41"),
+    "central_authority": ("a central authority", "art. 40(13)"),
+    "competent_authority": ("a competent authority", "art. 40"),
+}
+
+
+def channel_warning(c: Catalog, type_id: str, node: str, roles: list[Any]) -> Problem | None:
+    """A warning when the requested node does not serve the channel the request type goes through.
+
+    A warning, not a refusal: the 24/7 point of contact coordinates with its State's central authority
+    (art. 41), some States route everything through one office, and a node that names no role has told us
+    nothing to go by."""
+    rt = c.type(type_id)
+    served = [OFFICES[r][0] for r in roles if r in OFFICES]
+    if not served or rt.channel in roles:
+        return None
+    wanted, cite = OFFICES[rt.channel]
+    return Problem(
+        "counterpart",
+        f"{cite}: a request for {rt.label.lower()} goes to {wanted}; {node} serves only as "
+        f"{' and '.join(served)}: choose a node that serves as {wanted}, unless that State takes such "
+        "requests there",
+        "wrong_channel",
+        cite,
+    )
+
+
 def check_draft(
     c: Catalog, type_id: str, header: dict[str, Any], fields: dict[str, Any], requested: RequestedState | None
 ) -> DraftReport:

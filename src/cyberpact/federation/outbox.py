@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cyberpact.audit import service as audit
 from cyberpact.federation import handlers, peers
-from cyberpact.federation.models import OutboxMessage
+from cyberpact.federation.models import OutboxMessage, Peer
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, Problem
 from cyberpact.kit.filters import check_choices
@@ -25,6 +25,14 @@ BATCH_MEDIA_TYPE = "application/json"
 # What OutboxMessage.status takes, in the order a message passes through them; "cancelled": taken back
 # before it was delivered (a request withdrawn while its peer was away), never sent again.
 STATUSES = ("pending", "delivered", "rejected", "dead", "cancelled")
+
+
+def removed_peer(peer: Peer) -> str:
+    """Why nothing can be sent to ``peer`` any more, for a refusal or a draft's report."""
+    return (
+        f"{peer.name} ({peer.node_id}) was removed from this node's directory of peers: nothing more can be "
+        "sent to it"
+    )
 
 
 def enqueue(
@@ -39,8 +47,11 @@ def enqueue(
 ) -> OutboxMessage:
     """Queue a message in the caller's transaction: it is sent if and only if the caller commits."""
     peer = peers.find_peer(session, recipient)
-    if peer is None or peer.status == "removed":
+    if peer is None:
         raise InvalidInput("Unknown recipient", [Problem("recipient", f"{recipient!r} is not a peer")])
+    if peer.status == "removed":
+        # Said as it is: the sender knew this node, and "not a peer" would send them looking for a typo.
+        raise Conflict(removed_peer(peer))
     if peer.status != "active":
         raise Conflict(f"{recipient} is {peer.status}; resume it before sending")
     if handlers.handler_for(message_type) is None:

@@ -30,7 +30,8 @@ from cyberpact.directory.models import TreatyStatus
 from cyberpact.directory.service import convention
 from cyberpact.evidence import service as evidence
 from cyberpact.evidence.models import EvidencePackage
-from cyberpact.federation import outbox
+from cyberpact.federation import outbox, peers
+from cyberpact.federation.models import Peer
 from cyberpact.kit.errors import InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.kit.i18n import LANGUAGES, translator
@@ -110,15 +111,32 @@ def state_info(session: Session, catalog: Catalog, row: RequestRow) -> StateInfo
     )
 
 
+def removed_counterpart(session: Session, row: RequestRow) -> Peer | None:
+    """The other side's node, when an administrator has removed it from the directory of peers."""
+    peer = peers.find_peer(session, row.counterpart) if row.counterpart else None
+    return peer if peer is not None and peer.status == "removed" else None
+
+
+def _sends(catalog: Catalog, name: str) -> bool:
+    # Approving is what sends the request itself; every other step that crosses the border says so.
+    return name == "approve" or catalog.lifecycle.actions[name].message
+
+
 def action_forms(
     catalog: Catalog,
     viewer: Viewer,
     row: RequestRow,
     failed: tuple[str, list[Problem], dict[str, Any]] | None,
+    *,
+    removed: bool = False,
 ) -> list[ActionForm]:
+    """The forms of the actions open to the viewer; with ``removed``, only those that send nothing, since
+    the outbox would refuse the rest."""
     rt = catalog.type(row.type)
     out = []
     for name in lifecycle.allowed_actions(catalog, row, viewer.actor):
+        if removed and _sends(catalog, name):
+            continue
         action: Action = catalog.lifecycle.actions[name]
         problems: list[Problem] = []
         values: dict[str, Any] = {}
@@ -159,6 +177,7 @@ def request_context(
         # Registered from outside the network: what it lacks is what to ask the requesting State for.
         report = check_draft(catalog, row.type, row.header, row.fields, None)
     general = [p for p in (failed[1] if failed else []) if not p.field.startswith("data.")]
+    removed = removed_counterpart(session, row)
     return {
         "req": summary(catalog, row),
         "row": row,
@@ -166,7 +185,8 @@ def request_context(
         "rt": rt,
         "header_rows": _rows(catalog, viewer, catalog.head.header, row.header),
         "field_rows": _rows(catalog, viewer, rt.fields, row.fields),
-        "actions": action_forms(catalog, viewer, row, failed),
+        "actions": action_forms(catalog, viewer, row, failed, removed=removed is not None),
+        "removed_peer": removed,
         "general_problems": general,
         "timeline": present(
             timeline(session, catalog, [row], None, notes.of_request(session, row), may_open),
@@ -441,7 +461,13 @@ def approvals(request: Request, viewer: CurrentViewer) -> HTMLResponse:
                     returned.by if returned else None,
                     changes_since_return(catalog, row, returned),
                     returned is None,
-                    [a for a in action_forms(catalog, viewer, row, None) if a.name in ("approve", "return")],
+                    [
+                        a
+                        for a in action_forms(
+                            catalog, viewer, row, None, removed=removed_counterpart(session, row) is not None
+                        )
+                        if a.name in ("approve", "return")
+                    ],
                 )
             )
     return page(request, viewer, "approvals.html", {"waiting": waiting})

@@ -87,6 +87,10 @@ WARNING_LABELS: dict[str, str] = {
     "not_ratified": N_("The requested State has signed but not ratified the convention."),
     "no_follow_up": N_("No date is planned yet for the follow-up request for mutual assistance."),
     "emergency_unjustified": N_("Marked as an emergency without saying what makes it one."),
+    "wrong_channel": N_(
+        "The requested node does not serve as the office this type of request goes to: a 24/7 point of "
+        "contact for urgent requests such as preservation, a central authority for mutual legal assistance."
+    ),
     "preservation_unknown": N_(
         "No open preservation sent to this State carries this ticket: the preserved data will not be held "
         "for this request. Check the ticket the requested side gave."
