@@ -229,6 +229,12 @@ def test_a_catalog_that_asks_for_consultation_without_the_consult_step_does_not_
     assert get_catalog().type("stored_data").consult_before == ["refuse", "postpone"]
 
 
+def test_a_day_limit_on_a_field_that_is_not_a_date_does_not_load(tmp_path: Path) -> None:
+    data = edited_catalog(tmp_path, "preservation.toml", "max = 365\n", "max = 365\nmax_days_ahead = 30\n")
+    with pytest.raises(ConfigurationError, match="max_days_ahead on 'preservation_days', not a date field"):
+        load(data)
+
+
 def test_an_edit_that_leaves_out_the_requested_state_keeps_it(two_sides: tuple[Side, Side]) -> None:
     # A supervisor fixing the words of a returned draft sends only header and fields; the requested State
     # must survive, and only an explicit null takes it away (and then the check says what is missing).

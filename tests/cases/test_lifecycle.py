@@ -15,6 +15,7 @@ from cyberpact.kit import i18n
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.jobs import Job, JobWorker
+from web.helpers import person, text_of
 
 from .conftest import HEADER, PRESERVATION, Side, act, draft, sent_follow_up, sent_preservation
 
@@ -154,6 +155,59 @@ def test_a_deadline_ends_on_the_requesting_contact_s_clock_and_a_postponement_is
     au.deliver()
     due = datetime.fromisoformat(vn.ca.get(f"/api/v1/requests/{rid}").json()["due_at"])
     assert due == datetime.combine(until, time(23, 59), tzinfo=UTC), "the requesting side sees it too"
+
+
+def test_a_preservation_ends_at_most_two_years_ahead_and_is_extended_after(
+    two_sides: tuple[Side, Side],
+) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    assert act(au.ca, rid, "acknowledge", reference="AU-PRES-30").status_code == 200
+    latest = date.today() + timedelta(days=730)
+    says = (
+        f"Preserved until is more than 730 days ahead: give {latest.isoformat()} at the latest; a longer "
+        "period is granted as an extension when it is needed"
+    )
+    for far in ("9999-12-31", (latest + timedelta(days=1)).isoformat()):
+        r = act(au.ca, rid, "preserve", preserved_until=far)
+        assert r.status_code == 422, r.text
+        [problem] = r.json()["errors"]
+        assert (problem["field"], problem["cite"]) == (
+            "data.preserved_until",
+            "art. 42(7) [parallel: Budapest 29(7)]",
+        )
+        assert problem["message"].endswith(says)
+    assert status(au, rid) == "acknowledged"
+    # On the desk, beside the date, with what the limit is for.
+    kate = person(au.node, "kate", "central_authority", "officer")
+    kate.get(f"/desk/requests/{rid}")
+    r = kate.post(f"/desk/requests/{rid}/actions/preserve", {"data.preserved_until": "9999-12-31"})
+    assert r.status_code == 422 and says in text_of(r.text)
+    assert "at most two years: a longer preservation is granted as an extension" in text_of(r.text)
+
+    assert act(au.ca, rid, "preserve", preserved_until=latest.isoformat()).status_code == 200
+    au.deliver()
+    # The requesting side asks, and the requested side grants, within the same bound.
+    r = act(vn.officer, rid, "request_extension", until="9999-12-31", reason="MLA request submitted")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "data.until"
+    assert "Until is more than 730 days ahead" in r.json()["errors"][0]["message"]
+
+
+def test_an_extension_is_granted_at_most_two_years_ahead(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    act(au.ca, rid, "acknowledge", reference="AU-PRES-31")
+    act(au.ca, rid, "preserve", preserved_until=(date.today() + timedelta(days=90)).isoformat())
+    au.deliver()
+    later = (date.today() + timedelta(days=150)).isoformat()
+    assert (
+        act(vn.officer, rid, "request_extension", until=later, reason="MLA request sent").status_code == 200
+    )
+    vn.deliver()
+    r = act(au.ca, rid, "grant_extension", preserved_until="9999-12-31")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "data.preserved_until"
+    assert "is more than 730 days ahead" in r.json()["errors"][0]["message"]
+    assert status(au, rid) == "extension_requested"
 
 
 def test_illegal_transition_is_409_with_allowed_actions(two_sides: tuple[Side, Side]) -> None:

@@ -48,6 +48,8 @@ class FieldDef(Strict):
     option_labels: dict[str, str] = Field(default_factory=dict)
     min: int | None = None
     max: int | None = None
+    # A date field only: how many days after today the date may be at most.
+    max_days_ahead: int | None = Field(None, ge=1)
     cite: str
     message: str | None = None
     help: str | None = None

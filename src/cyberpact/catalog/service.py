@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from cyberpact.directory.codes import check_language_tag
 from cyberpact.kit.errors import ConfigurationError, CyberpactError, NotFound, Problem
 from cyberpact.kit.i18n import N_, Phrase
 from cyberpact.kit.text import unsafe
-from cyberpact.kit.time import check_timezone
+from cyberpact.kit.time import check_timezone, utcnow
 
 DATA = Path(__file__).resolve().parent / "data"
 TEXT_MAX, LONGTEXT_MAX, LIST_MAX = 500, 20_000, 50
@@ -121,6 +121,8 @@ def _check(c: Catalog) -> None:
             seen.add(f.name)
             if f.type == "enum" and not (f.options or f.options_from == "mla_assistance"):
                 raise ConfigurationError(f"catalog {where}: enum field {f.name!r} has no options")
+            if f.max_days_ahead is not None and f.type != "date":
+                raise ConfigurationError(f"catalog {where}: max_days_ahead on {f.name!r}, not a date field")
             if stray := sorted(set(f.option_labels) - set(f.options)):
                 raise ConfigurationError(f"catalog {where}: {f.name!r} labels options it lacks: {stray}")
             for cond in (f.required_if, f.required_unless):
@@ -245,9 +247,20 @@ def _type_problem(c: Catalog, f: FieldDef, value: Any) -> Phrase | str | None:
         if not isinstance(value, str):
             return said(N_("{field} must be a date (YYYY-MM-DD)"))
         try:
-            date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             return said(N_("{field} must be a date (YYYY-MM-DD)"))
+        if f.max_days_ahead is not None:
+            latest = utcnow().date() + timedelta(days=f.max_days_ahead)
+            if day > latest:
+                return said(
+                    N_(
+                        "{field} is more than {days} days ahead: give {latest} at the latest; a longer "
+                        "period is granted as an extension when it is needed"
+                    ),
+                    days=f.max_days_ahead,
+                    latest=latest,
+                )
         return None
     if t == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
