@@ -3,14 +3,16 @@ other, their steps recorded as to be answered the same way, and nothing sent to 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cyberpact.cases.models import Request
+from cyberpact.catalog.service import get_catalog
 from cyberpact.federation.models import OutboxMessage
 from web.helpers import person, text_of
 
-from .conftest import HEADER, PRESERVATION, Side, act, count_rows, sent_follow_up
+from .conftest import HEADER, PRESERVATION, Side, act, count_rows, sent, sent_follow_up
 
 ARRIVED = datetime(2026, 11, 28, 20, 5, tzinfo=UTC)
 
@@ -160,3 +162,99 @@ def test_the_desk_registers_a_request_received_by_post(two_sides: tuple[Side, Si
     page = text_of(kim.get(f"/desk/requests/{rid}").text)
     assert "As received, it lacks what the convention requires: ask the requesting State for" in page
     assert "Why preservation is necessary" in page and "Received by post or courier" in page
+
+
+def test_a_received_date_in_the_future_or_before_the_convention_is_refused(
+    two_sides: tuple[Side, Side],
+) -> None:
+    _vn, au = two_sides
+    before = (
+        "is before 24 December 2024, when the UN General Assembly adopted the convention: no request under "
+        "it arrived earlier; check the year"
+    )
+    for at, says in [
+        ("1900-01-01T09:00:00+00:00", before),
+        ("2024-12-23T23:59:00+00:00", before),
+        (
+            (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            "is in the future: give the moment it arrived",
+        ),
+    ]:
+        r = _register(au, received_at=at)
+        assert r.status_code == 422, (at, r.text)
+        assert [(e["field"], e["message"]) for e in r.json()["errors"]] == [("received_at", says)]
+    assert count_rows(au, Request) == 0
+    # The day of adoption is judged as the sender's clock wrote it; a workstation clock a little fast is no
+    # reason to refuse.
+    soon = datetime.now(UTC) + timedelta(minutes=2)
+    assert _register(au, received_at="2024-12-24T00:30:00+14:00").status_code == 201
+    assert (
+        _register(au, received_at=soon.isoformat(), header={**HEADER, "our_reference": "X-2"}).status_code
+        == 201
+    )
+    assert get_catalog().head.adopted == date(2024, 12, 24), "the day the problem names"
+
+
+def test_the_same_request_registered_twice_is_refused_naming_the_first(two_sides: tuple[Side, Side]) -> None:
+    _vn, au = two_sides
+    first = _register(au).json()["request"]
+    case = au.ca.get(f"/api/v1/cases/{first['case_id']}").json()["reference"]
+    # The original by post after the e-mailed copy, and the same reference typed a little differently.
+    for reference in ("VN-A05-2026-200", " vn-a05-2026-200 "):
+        header = {**HEADER, "our_reference": reference}
+        r = _register(
+            au, channel="post", header=header, received_at=(ARRIVED + timedelta(hours=12)).isoformat()
+        )
+        assert r.status_code == 422, r.text
+        [problem] = r.json()["errors"]
+        assert (problem["field"], problem["code"]) == ("header.our_reference", "duplicate")
+        assert problem["message"] == (
+            f"VN-A05-2026-200 from VN is already on this node: request {first['id']} in case {case}, "
+            "received 2026-11-28; open it rather than register it again"
+        )
+        assert r.json()["existing_request"] == first["id"]
+    assert count_rows(au, Request) == 1
+    # Not the same request: another State's with the same number, and Viet Nam's next request in the same
+    # matter, which quotes the same case reference.
+    assert _register(au, country="PL").status_code == 201
+    follow_up = {**HEADER, "our_reference": "VN-A05-2026-200", "request_kind": "extension"}
+    follow_up["related_ticket"] = "AU-PRES-1"
+    assert _register(au, header=follow_up).status_code == 201
+    assert count_rows(au, Request) == 3
+
+
+def test_a_request_that_came_over_the_network_is_not_registered_again(two_sides: tuple[Side, Side]) -> None:
+    vn, au = two_sides
+    rid = sent(vn)
+    r = _register(au, header=HEADER)  # the same request, e-mailed as well
+    assert r.status_code == 422 and r.json()["existing_request"] == rid
+    assert f"request {rid}" in r.json()["errors"][0]["message"]
+
+
+def test_the_desk_says_what_is_wrong_beside_each_field_and_links_the_request_already_registered(
+    two_sides: tuple[Side, Side],
+) -> None:
+    _vn, au = two_sides
+    first = _register(au).json()["request"]["id"]
+    kim = person(au.node, "kim", "central_authority", timezone="Australia/Sydney")
+    kim.get("/desk/received", params={"type": "preservation"})
+    form = {
+        "type": "preservation",
+        "country": "VN",
+        "authority": "Embassy of Viet Nam, Canberra",
+        "channel": "post",
+        "received_at": "1900-11-27T09:30",
+        **{f"header.{k}": v for k, v in HEADER.items()},
+        "header.our_reference": "VN-A05-2026-200",
+        **{f"fields.{k}": v for k, v in PRESERVATION.items() if k != "mla_intended"},
+        "fields.mla_intended": "on",
+    }
+    r = kim.post("/desk/received", form)
+    assert r.status_code == 422
+    beside = re.search(r'<span class="problem" id="received_at-p">(.*?)</span>\s*</div>', r.text, re.S)
+    assert beside is not None and "is before 24 December 2024" in text_of(beside[1])
+    assert 'id="received_at" aria-invalid="true" aria-describedby="received_at-p"' in r.text
+    reference = re.search(r'id="f-header-our_reference-p">(.*?)</span>', r.text, re.S)
+    assert reference is not None and f"is already on this node: request {first}" in text_of(reference[1])
+    assert f'<a href="/desk/requests/{first}">Open the request already registered</a>' in r.text
+    assert count_rows(au, Request) == 1

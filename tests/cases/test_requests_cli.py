@@ -223,6 +223,42 @@ def test_register_a_request_received_by_fax(vn_cli: tuple[Side, Side], tmp_path:
     assert [(i["counterpart_country"], i["status"]) for i in listed] == [("PL", "received")]
 
 
+def test_a_registration_arriving_before_the_convention_or_twice_is_refused_storing_nothing(
+    vn_cli: tuple[Side, Side], tmp_path: Path
+) -> None:
+    vn, _ = vn_cli
+    vn.ca  # create the central authority's account  # noqa: B018
+    received = tmp_path / "fax.json"
+    received.write_text(
+        json.dumps({"header": {**HEADER, "our_reference": "PL-2026-79"}, "fields": PRESERVATION})
+    )
+    args = [
+        "requests",
+        "register",
+        str(received),
+        "--type",
+        "preservation",
+        "--as",
+        "vn-ca",
+        "--country",
+        "pl",
+    ]
+    args += ["--authority", "Prokuratura Krajowa", "--via", "fax"]
+    r = runner.invoke(app, [*args, "--received", "1900-01-01T09:00:00+01:00"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "received_at: is before 24 December 2024, when the UN General Assembly adopted" in r.output
+    r = runner.invoke(app, [*args, "--received", "2026-11-28T09:00:00+01:00"])
+    assert r.exit_code == 0, r.output
+    first = r.output.split()[1].rstrip(":")
+    # The original by post, after the fax: the one-line refusal names the request to open instead.
+    r = runner.invoke(app, [*args, "--received", "2026-11-29T09:00:00+01:00"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    line = " ".join(r.output.split())
+    assert f"header.our_reference: PL-2026-79 from PL is already on this node: request {first}" in line, line
+    listed = vn.ca.get("/api/v1/requests", params={"direction": "incoming"}).json()["items"]
+    assert [i["id"] for i in listed] == [first]
+
+
 def test_a_refused_look_on_the_command_line_is_recorded(vn_cli: tuple[Side, Side], tmp_path: Path) -> None:
     # As on the API and the desk: a person acting through --as who may not see a confidential request
     # is told it does not exist, and the record keeps the look.

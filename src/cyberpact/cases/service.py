@@ -382,6 +382,12 @@ CHANNELS: dict[str, str] = {
     "in_person": N_("handed over in person"),
 }
 REGISTER_ROLES = ("central_authority", "contact_point")
+RECEIVED_IN_FUTURE = N_("is in the future: give the moment it arrived")
+# The day is the catalog's ``adopted``; a test holds the two together.
+RECEIVED_BEFORE_ADOPTION = N_(
+    "is before 24 December 2024, when the UN General Assembly adopted the convention: no request under it "
+    "arrived earlier; check the year"
+)
 
 
 @dataclass(frozen=True)
@@ -412,14 +418,27 @@ def register_received(
         problems.append(Problem("country", f"{data.country!r} is not a State in the directory"))
     if data.channel not in CHANNELS:
         problems.append(Problem("channel", f"one of: {', '.join(CHANNELS)}"))
-    if not is_past_moment(data.received_at):
+    if data.received_at.tzinfo is None:
         problems.append(Problem("received_at", PAST_MOMENT))
+    elif not is_past_moment(data.received_at):
+        problems.append(Problem("received_at", RECEIVED_IN_FUTURE))
+    elif data.received_at.date() < catalog.head.adopted:  # the day as written, in its own zone
+        problems.append(Problem("received_at", RECEIVED_BEFORE_ADOPTION))
+    reference = str(data.header.get("our_reference") or "") or None
+    # Two officers typing in the same fax at once must not both find it new.
+    advisory_lock(session, Lock.CASE_REFERENCE)
+    existing = _registered_already(session, data, reference)
+    if existing is not None:
+        problems.append(_already(session, existing))
     if problems:
-        raise InvalidInput("The registration is incomplete or wrong", problems)
+        raise InvalidInput(
+            "The registration is incomplete or wrong",
+            problems,
+            {"existing_request": str(existing.id)} if existing is not None else {},
+        )
     report = check_draft(catalog, data.type, data.header, data.fields, None)
     _reject_malformed(report)
     now = utcnow()
-    reference = str(data.header.get("our_reference") or "") or None
     if case is None:
         # As for a request that arrives over the network: its later requests join the same case.
         ref = f"IN-{data.country}-{reference or uuid.uuid4().hex[:12]}"[:120]
@@ -469,6 +488,41 @@ def register_received(
     deadlines.after_transition(session, catalog, request, "received", at=received_at)
     deadlines.hold_for_follow_up(session, catalog, request)
     return request, report
+
+
+def _registered_already(session: Session, data: ReceivedInput, reference: str | None) -> Request | None:
+    """The request from the same State with the same reference, type and kind this node already holds,
+    however it came (the e-mailed advance copy, the original by post, the network).
+
+    Type and kind are part of it: a State quotes one case reference on the preservation, the MLA request
+    that follows it and an extension (this product's own drafts do), and those are requests of their own.
+    The authority is not: it is typed by hand, and "Police" and "National Police" would let the same fax
+    through twice, while a State's offices do not share their reference numbers."""
+    if reference is None:
+        return None
+    candidates = session.scalars(
+        select(Request)
+        .where(
+            Request.direction == "incoming",
+            Request.counterpart_country == data.country,
+            Request.type == data.type,
+            func.lower(func.trim(Request.remote_reference)) == reference.strip().lower(),
+        )
+        .order_by(Request.created_at)
+    )
+    kind = data.header.get("request_kind")
+    return next((r for r in candidates if r.header.get("request_kind") == kind), None)
+
+
+def _already(session: Session, existing: Request) -> Problem:
+    case = session.get_one(Case, existing.case_id)
+    arrived = (existing.sent_at or existing.created_at).astimezone(UTC).date().isoformat()
+    return Problem(
+        "header.our_reference",
+        f"{existing.remote_reference} from {existing.counterpart_country} is already on this node: request "
+        f"{existing.id} in case {case.reference}, received {arrived}; open it rather than register it again",
+        "duplicate",
+    )
 
 
 def _reject_malformed(report: DraftReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -129,6 +130,7 @@ class Lifecycle(Strict):
 class CatalogHead(Strict):
     version: str
     convention: str
+    adopted: date  # by the UN General Assembly
     source: str
     header: list[FieldDef]
     grounds: list[Ground]

@@ -67,6 +67,7 @@ class Catalog:
         return {
             "version": self.head.version,
             "convention": self.head.convention,
+            "adopted": self.head.adopted.isoformat(),
             "source": self.head.source,
             "header": [f.model_dump(exclude_none=True) for f in self.head.header],
             "grounds": [g.model_dump() for g in self.head.grounds],

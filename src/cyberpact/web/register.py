@@ -39,6 +39,7 @@ def _context(
     header: dict[str, Any],
     fields: dict[str, Any],
     problems: list[Problem],
+    existing: str | None = None,
 ) -> dict[str, Any]:
     rt = catalog.types.get(type_id or "")
     return {
@@ -53,6 +54,8 @@ def _context(
         "field_controls": forms.controls(catalog, rt.fields, "fields", fields, problems) if rt else [],
         "problems": problems,
         "label_of": lambda path: catalog.field_label(rt.id, path) if rt else None,
+        # The request this one repeats, when it does: the officer opens it instead.
+        "existing": existing,
     }
 
 
@@ -87,6 +90,7 @@ def register(request: Request, viewer: CurrentViewer, form: CheckedForm) -> Resp
     fields = forms.read(form, rt.fields, "fields") if rt else {}
     at = _received_at(form, viewer.timezone)
     problems: list[Problem] = []
+    existing: str | None = None
     if rt is None:
         problems.append(Problem("type", "choose the type of request", "missing"))
     if not chosen["authority"]:
@@ -104,9 +108,9 @@ def register(request: Request, viewer: CurrentViewer, form: CheckedForm) -> Resp
                 row, _ = cases.register_received(session, viewer.actor, catalog, None, data)
                 rid = row.id
         except InvalidInput as exc:
-            problems = exc.problems
+            problems, existing = exc.problems, exc.extra.get("existing_request")
     if problems:
         with db.transaction() as session:
-            context = _context(session, catalog, viewer, type_id, chosen, header, fields, problems)
+            context = _context(session, catalog, viewer, type_id, chosen, header, fields, problems, existing)
         return page(request, viewer, "register.html", context, status=422)
     return RedirectResponse(f"/desk/requests/{rid}", status_code=303)
