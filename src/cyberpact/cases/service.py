@@ -242,7 +242,7 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
         # Reported, not raised: a draft addressed before the peer was removed still opens, and says why
         # it cannot go.
         report.errors.insert(0, _peer_removed(peer))
-    elif peer is not None and (mismatch := channel_warning(catalog, data.type, _named(peer), peer.roles)):
+    elif peer is not None and (mismatch := channel_warning(rt, _named(peer), peer.roles)):
         report.warnings.append(mismatch)
     tickets = deadlines.cited_tickets(data.header, data.fields)
     if (

@@ -386,13 +386,12 @@ OFFICES: dict[str, tuple[str, str]] = {
 }
 
 
-def channel_warning(c: Catalog, type_id: str, node: str, roles: list[Any]) -> Problem | None:
+def channel_warning(rt: RequestType, node: str, roles: list[Any]) -> Problem | None:
     """A warning when the requested node does not serve the channel the request type goes through.
 
     A warning, not a refusal: the 24/7 point of contact coordinates with its State's central authority
     (art. 41), some States route everything through one office, and a node that names no role has told us
     nothing to go by."""
-    rt = c.type(type_id)
     served = [OFFICES[r][0] for r in roles if r in OFFICES]
     if not served or rt.channel in roles:
         return None
