@@ -88,7 +88,9 @@ NODES = [
         "Australia 24/7 contact point",
         "AU",
         "Australian Federal Police, 24/7 point of contact",
-        "contact_point_24_7",
+        # Also the central authority's node here: the story's MLA request follows its preservation to the
+        # same node, which a State running one node for both offices would set up the same way.
+        "contact_point_24_7,central_authority",
         "green",
     ),
     DemoNode(

@@ -193,6 +193,29 @@ def test_a_preservation_ends_at_most_two_years_ahead_and_is_extended_after(
     assert "Until is more than 730 days ahead" in r.json()["errors"][0]["message"]
 
 
+def test_a_peer_that_preserves_for_longer_is_recorded_as_it_decided(two_sides: tuple[Side, Side]) -> None:
+    """The two-year bound is ours, for our officers' typing: a peer on an older catalog, or whose law
+    orders a longer period, is not refused for it, or the requesting side would never learn the data is
+    held."""
+    vn, au = two_sides
+    rid = sent_preservation(vn, au)
+    act(au.ca, rid, "acknowledge", reference="AU-PRES-32")
+    au.deliver()
+    far = (date.today() + timedelta(days=3 * 365)).isoformat()
+    fields = au.node.app.state.catalog.lifecycle.actions["preserve"].fields
+    (at,) = [k for k, f in enumerate(fields) if f.name == "preserved_until"]
+    bounded = fields[at]
+    fields[at] = bounded.model_copy(update={"max_days_ahead": None})  # the requested node's older catalog
+    try:
+        r = act(au.ca, rid, "preserve", preserved_until=far)
+        assert r.status_code == 200, r.text
+    finally:
+        fields[at] = bounded
+    au.deliver()
+    view = vn.ca.get(f"/api/v1/requests/{rid}").json()
+    assert (view["status"], view["preserved_until"]) == ("preserved", far)
+
+
 def test_an_extension_is_granted_at_most_two_years_ahead(two_sides: tuple[Side, Side]) -> None:
     vn, au = two_sides
     rid = sent_preservation(vn, au)

@@ -555,7 +555,8 @@ def receive_step(session: Session, message: OpenedEnvelope) -> str:
         raise TransitionRefused(f"cannot {name} a request that is {request.status} here")
     raw_data = p.get("data")
     data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-    problems = check_values(catalog, action.fields, data, "data", set(catalog.type(request.type).grounds))
+    grounds = set(catalog.type(request.type).grounds)
+    problems = check_values(catalog, action.fields, data, "data", grounds, received=True)
     if problems:
         raise InvalidInput(f"{name} is incomplete", problems)
     before = request.status

@@ -206,7 +206,7 @@ def _required(f: FieldDef, values: dict[str, Any]) -> bool:
     return False
 
 
-def _type_problem(c: Catalog, f: FieldDef, value: Any) -> Phrase | str | None:
+def _type_problem(c: Catalog, f: FieldDef, value: Any, received: bool = False) -> Phrase | str | None:
     """What is wrong with ``value`` as ``f``: the whole message, citation first; or, for a character no
     text may hold (said in English alone), the words that follow the field's name."""
     name: object = Phrase(f.label) if f.label else f.name
@@ -251,7 +251,7 @@ def _type_problem(c: Catalog, f: FieldDef, value: Any) -> Phrase | str | None:
             day = date.fromisoformat(value)
         except ValueError:
             return said(N_("{field} must be a date (YYYY-MM-DD)"))
-        if f.max_days_ahead is not None:
+        if f.max_days_ahead is not None and not received:
             latest = utcnow().date() + timedelta(days=f.max_days_ahead)
             if day > latest:
                 return said(
@@ -302,8 +302,13 @@ def check_values(
     values: dict[str, Any],
     prefix: str,
     allowed_grounds: set[str] | None = None,
+    received: bool = False,
 ) -> list[Problem]:
-    """Every problem with ``values`` against ``defs``, each citing the article that requires the field."""
+    """Every problem with ``values`` against ``defs``, each citing the article that requires the field.
+
+    ``received``: the values of a step a peer took. Their form is checked as ours is, but not the bounds
+    this node sets its own officers (how far ahead a preservation may run): the other State decided under
+    its own law, perhaps on an older catalog, and its decision is recorded as taken, not refused."""
     problems: list[Problem] = []
     known = {f.name for f in defs}
     for name in values:
@@ -318,7 +323,7 @@ def check_values(
             if _required(f, values):
                 problems.append(Problem(path, f"{f.cite}: {f.prompt}", "missing", f.cite))
             continue
-        issue = _type_problem(c, f, value)
+        issue = _type_problem(c, f, value, received)
         if issue:
             message = issue if isinstance(issue, Phrase) else f"{f.cite}: {f.label or f.name} {issue}"
             problems.append(Problem(path, message, "invalid", f.cite))
