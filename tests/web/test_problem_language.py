@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from cases.conftest import PRESERVATION, Side, act, draft, sent_preservation
 
-from .helpers import person, text_of
+from .helpers import Person, person, text_of
 
 
 def test_a_missing_field_of_a_draft_is_explained_in_the_readers_language(
@@ -33,15 +33,21 @@ def test_a_missing_field_of_a_draft_is_explained_in_the_readers_language(
         assert '<span lang="en" dir="auto">Nêu lý do' not in page, path  # no longer marked as English
 
 
+def reading_in_french(side: Side, rid: str) -> Person:
+    """An officer of the requested side who reads the desk in French, on the request's page."""
+    kate = person(side.node, "kate", "central_authority", "officer")
+    kate.get("/desk")
+    kate.post("/desk/language", {"lang": "fr", "back": "/desk"})
+    kate.get(f"/desk/requests/{rid}")
+    return kate
+
+
 def test_an_action_form_says_what_to_give_and_which_template_section_asks_in_the_readers_language(
     two_sides: tuple[Side, Side],
 ) -> None:
     vn, au = two_sides
     rid = sent_preservation(vn, au)
-    kate = person(au.node, "kate", "central_authority", "officer")
-    kate.get("/desk")
-    kate.post("/desk/language", {"lang": "fr", "back": "/desk"})
-    kate.get(f"/desk/requests/{rid}")
+    kate = reading_in_french(au, rid)
     r = kate.post(f"/desk/requests/{rid}/actions/acknowledge", {"data.reference": ""})
     assert r.status_code == 422
     text = text_of(r.text)
@@ -70,10 +76,7 @@ def test_a_step_refused_in_the_requests_present_state_is_explained_in_the_reader
 ) -> None:
     vn, au = two_sides
     rid = sent_preservation(vn, au)
-    kate = person(au.node, "kate", "central_authority", "officer")
-    kate.get("/desk")
-    kate.post("/desk/language", {"lang": "fr", "back": "/desk"})
-    kate.get(f"/desk/requests/{rid}")
+    kate = reading_in_french(au, rid)
     done = kate.post(f"/desk/requests/{rid}/actions/acknowledge", {"data.reference": "AU-1"})
     assert done.status_code == 303, done.text
 
@@ -105,10 +108,7 @@ def test_a_refused_steps_problems_read_in_the_readers_language_with_their_values
     rid = sent_preservation(vn, au)
     assert act(au.ca, rid, "acknowledge", reference="AU-3").status_code == 200
     too_soon = (date.today() + timedelta(days=30)).isoformat()
-    kate = person(au.node, "kate", "central_authority", "officer")
-    kate.get("/desk")
-    kate.post("/desk/language", {"lang": "fr", "back": "/desk"})
-    kate.get(f"/desk/requests/{rid}")
+    kate = reading_in_french(au, rid)
     r = kate.post(f"/desk/requests/{rid}/actions/preserve", {"data.preserved_until": too_soon})
     assert r.status_code == 422
     assert "Non valide au regard de art. 42(7). La conservation dure au moins 60 jours" in text_of(r.text)
