@@ -37,7 +37,7 @@ from cyberpact.federation import outbox
 from cyberpact.kit.actor import Actor
 from cyberpact.kit.errors import InvalidInput, PermissionDenied, Problem
 from cyberpact.kit.http import ReadSession, WriteSession, get_database
-from cyberpact.kit.pagination import Page, after_time_cursor, time_cursor
+from cyberpact.kit.pagination import Page, after_time_cursor, next_time_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["requests"])
 
@@ -103,12 +103,11 @@ def list_cases(
 ) -> Page[CaseOut]:
     """The cases the caller may see, newest first; ``next``, when there are more, is the ``cursor`` of the
     page after."""
-    after = after_time_cursor(cursor, service.CASES_CURSOR) if cursor else None
+    after = after_time_cursor(cursor, service.CASES_CURSOR)
     rows = service.list_cases(session, actor, limit + 1, after)
-    last = rows[limit - 1] if len(rows) > limit else None
     return Page(
         items=[CaseOut.model_validate(c) for c in rows[:limit]],
-        next=time_cursor(service.CASES_CURSOR, last.created_at, last.id) if last else None,
+        next=next_time_cursor(service.CASES_CURSOR, rows, limit),
     )
 
 
@@ -186,7 +185,7 @@ def list_requests(
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> RequestPage:
     catalog = catalog_of(request)
-    after = after_time_cursor(cursor, service.REQUESTS_CURSOR) if cursor else None
+    after = after_time_cursor(cursor, service.REQUESTS_CURSOR)
     f = service.RequestFilter(
         direction=direction,
         status=status,
@@ -199,9 +198,7 @@ def list_requests(
     )
     rows = service.list_requests(session, actor, catalog, f, limit + 1, after)
     items = [request_out(catalog, r, actor) for r in rows[:limit]]
-    last = rows[limit - 1] if len(rows) > limit else None
-    nxt = time_cursor(service.REQUESTS_CURSOR, last.created_at, last.id) if last else None
-    return RequestPage(items=items, next=nxt)
+    return RequestPage(items=items, next=next_time_cursor(service.REQUESTS_CURSOR, rows, limit))
 
 
 @router.post("/cases/{case_id}/notes", status_code=201, response_model=NoteOut)

@@ -30,7 +30,7 @@ from cyberpact.kit.actor import Actor
 from cyberpact.kit.cli import References, cli_actor, console, err_console, friendly, unit_of_work, when
 from cyberpact.kit.errors import CyberpactError, InvalidInput, MalformedInput, Problem
 from cyberpact.kit.ids import parse_uuid
-from cyberpact.kit.pagination import after_time_cursor, time_cursor
+from cyberpact.kit.pagination import after_time_cursor, next_time_cursor
 from cyberpact.kit.time import check_timezone, utcnow
 
 app = typer.Typer(help="Cooperation requests.", no_args_is_help=True)
@@ -258,7 +258,7 @@ def list_(
     """List requests this user may see, newest first, a page at a time."""
     with _acting(as_, "list") as (session, actor):
         f = service.RequestFilter(direction=direction, status=status, overdue=overdue)
-        after = after_time_cursor(cursor, service.REQUESTS_CURSOR) if cursor else None
+        after = after_time_cursor(cursor, service.REQUESTS_CURSOR)
         rows = service.list_requests(session, actor, get_catalog(), f, limit + 1, after)
         table = Table("id", "dir", "type", "status", References("peer"), "due", "preserved until")
         for r in rows[:limit]:
@@ -275,7 +275,7 @@ def list_(
                 str(r.preserved_until or ""),
             )
         console.print(table)
-        nxt = _next(service.REQUESTS_CURSOR, rows, limit)
+        nxt = next_time_cursor(service.REQUESTS_CURSOR, rows, limit)
     _more(nxt)
 
 
@@ -286,19 +286,14 @@ def cases(
 ) -> None:
     """List cases this user may see, newest first, a page at a time: their ids are what `new --case` takes."""
     with _acting(as_, "cases") as (session, actor):
-        after = after_time_cursor(cursor, service.CASES_CURSOR) if cursor else None
+        after = after_time_cursor(cursor, service.CASES_CURSOR)
         rows = service.list_cases(session, actor, limit + 1, after)
         table = Table("id", References("reference"), "title", "by", "created")
         for c in rows[:limit]:
             table.add_row(str(c.id), c.reference, c.title, c.created_by, when(c.created_at))
         console.print(table)
-        nxt = _next(service.CASES_CURSOR, rows, limit)
+        nxt = next_time_cursor(service.CASES_CURSOR, rows, limit)
     _more(nxt)
-
-
-def _next(scope: str, rows: list[Any], limit: int) -> str | None:
-    """The cursor of the page after, when one more row than the page holds was read."""
-    return time_cursor(scope, rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
 
 
 def _more(cursor: str | None) -> None:

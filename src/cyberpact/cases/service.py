@@ -205,10 +205,6 @@ def _peer(session: Session, counterpart: str | None) -> Peer | None:
     return peer
 
 
-def _named(peer: Peer) -> str:
-    return f"{peer.name} ({peer.node_id})"
-
-
 def _peer_removed(peer: Peer) -> Problem:
     return Problem(
         "counterpart", f"{outbox.removed_peer(peer)}; choose another requested node", "peer_removed"
@@ -242,7 +238,7 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
         # Reported, not raised: a draft addressed before the peer was removed still opens, and says why
         # it cannot go.
         report.errors.insert(0, _peer_removed(peer))
-    elif peer is not None and (mismatch := channel_warning(rt, _named(peer), peer.roles)):
+    elif peer is not None and (mismatch := channel_warning(rt, peers.named(peer), peer.roles)):
         report.warnings.append(mismatch)
     tickets = deadlines.cited_tickets(data.header, data.fields)
     if (

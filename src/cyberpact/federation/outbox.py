@@ -30,8 +30,7 @@ STATUSES = ("pending", "delivered", "rejected", "dead", "cancelled")
 def removed_peer(peer: Peer) -> str:
     """Why nothing can be sent to ``peer`` any more, for a refusal or a draft's report."""
     return (
-        f"{peer.name} ({peer.node_id}) was removed from this node's directory of peers: nothing more can be "
-        "sent to it"
+        f"{peers.named(peer)} was removed from this node's directory of peers: nothing more can be sent to it"
     )
 
 

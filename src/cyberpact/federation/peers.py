@@ -246,6 +246,11 @@ def get_peer(session: Session, node_id: str) -> Peer:
     return peer
 
 
+def named(peer: Peer) -> str:
+    """A peer as messages to people name it: its name, and the id that tells two of one State apart."""
+    return f"{peer.name} ({peer.node_id})"
+
+
 def find_peer(session: Session, node_id: str) -> Peer | None:
     """The peer's row, loaded once per transaction however often it is asked for.
 

@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -49,9 +50,21 @@ def time_cursor(scope: str, at: datetime, row_id: uuid.UUID) -> str:
     return encode_cursor(scope, [rfc3339(at), str(row_id)])
 
 
-def after_time_cursor(token: str, scope: str) -> tuple[datetime, uuid.UUID]:
-    """The (time, id) a :func:`time_cursor` of the same listing stands for; anything else is a 422. A time
-    without its zone is refused here too: the database would refuse it only once the query ran, as a 500."""
+def next_time_cursor(scope: str, rows: Sequence[Any], limit: int) -> str | None:
+    """The cursor of the page after ``rows[:limit]``, when one row more than the page holds was read (each
+    row with its ``created_at`` and ``id``); None on the last page."""
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return time_cursor(scope, last.created_at, last.id)
+
+
+def after_time_cursor(token: str | None, scope: str) -> tuple[datetime, uuid.UUID] | None:
+    """The (time, id) a :func:`time_cursor` of the same listing stands for (None for the first page, asked
+    without one); anything else is a 422. A time without its zone is refused here too: the database would
+    refuse it only once the query ran, as a 500."""
+    if not token:
+        return None
     at, row_id = decode_cursor(token, scope, 2)
     try:
         return parse_rfc3339(str(at)), uuid.UUID(str(row_id))
