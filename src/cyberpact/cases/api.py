@@ -100,11 +100,18 @@ def list_cases(
     session: WriteSession,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=service.SEARCH_MAX,
+            description="only cases whose reference or title holds this text, in any case",
+        ),
+    ] = None,
 ) -> Page[CaseOut]:
     """The cases the caller may see, newest first; ``next``, when there are more, is the ``cursor`` of the
-    page after."""
+    page after (with the same ``q``)."""
     after = after_time_cursor(cursor, service.CASES_CURSOR)
-    rows = service.list_cases(session, actor, limit + 1, after)
+    rows = service.list_cases(session, actor, limit + 1, after, search=q)
     return Page(
         items=[CaseOut.model_validate(c) for c in rows[:limit]],
         next=next_time_cursor(service.CASES_CURSOR, rows, limit),

@@ -14,6 +14,9 @@ from cyberpact.kit.db import Base, IdMixin
 
 class Case(IdMixin, Base):
     __tablename__ = "cases"
+    # Every listing of cases (the desk's, the API's, the command line's, the wizard's picker) reads them
+    # newest first, a page after a (created_at, id) cursor: one index range, whatever the number of cases.
+    __table_args__ = (Index("ix_cases_created", "created_at", "id"),)
 
     reference: Mapped[str] = mapped_column(String(120), unique=True)
     title: Mapped[str] = mapped_column(String(300))

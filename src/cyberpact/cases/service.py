@@ -21,7 +21,7 @@ from cyberpact.kit.actor import Actor
 from cyberpact.kit.db import Lock, advisory_lock
 from cyberpact.kit.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Problem
 from cyberpact.kit.filters import check_choices
-from cyberpact.kit.i18n import N_
+from cyberpact.kit.i18n import N_, Phrase
 from cyberpact.kit.text import unsafe
 from cyberpact.kit.time import PAST_MOMENT, is_past_moment, rfc3339, utcnow
 
@@ -92,22 +92,69 @@ CASES_CURSOR = "cases"
 REQUESTS_CURSOR = "requests"
 
 
+# The longest search a listing of cases takes: a case's title is at most 300 characters, and a longer text
+# can be found in none.
+SEARCH_MAX = 300
+
+
 def list_cases(
-    session: Session, actor: Actor, limit: int = 100, after: tuple[datetime, uuid.UUID] | None = None
+    session: Session,
+    actor: Actor,
+    limit: int = 100,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    *,
+    search: str | None = None,
+    view: str | None = None,
 ) -> list[Case]:
     """The cases ``actor`` may see, newest first, from just after ``after``: the (created_at, id) of the
-    last case of the page before, as a :data:`CASES_CURSOR` cursor carries it."""
+    last case of the page before, as a :data:`CASES_CURSOR` cursor carries it.
+
+    ``search`` keeps the cases whose reference or title holds it, in any case (``%`` and ``_`` are
+    themselves, not wildcards); ``view`` names the page that listed them in the audit record."""
     if not actor.has_any(*CASE_ROLES):
         raise PermissionDenied("Reading cases needs a case role")
     query = select(Case).where(case_visible(actor))
+    search = (search or "").strip()
+    if search:
+        query = query.where(_matching(search))
     if after is not None:
         query = query.where(
             (Case.created_at < after[0]) | ((Case.created_at == after[0]) & (Case.id < after[1]))
         )
     # The id breaks ties: cases made in the same microsecond would otherwise fall between two pages.
     rows = list(session.scalars(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)))
-    audit.record(session, actor, "cases.case.list", "case", None, detail={"returned": len(rows)})
+    detail: dict[str, Any] = {"returned": len(rows)}
+    if search:
+        detail["search"] = search
+    if view:
+        detail["view"] = view
+    audit.record(session, actor, "cases.case.list", "case", None, detail=detail)
     return rows
+
+
+def _matching(search: str) -> Any:
+    """Cases whose reference or title holds ``search``, whatever its letters' case. Refused: a search longer
+    than any title, or one holding a character no text may (PostgreSQL cannot even compare a NUL)."""
+    too_long = len(search) > SEARCH_MAX
+    problem = Phrase("at most {count} characters", count=SEARCH_MAX) if too_long else unsafe(search)
+    if problem:
+        raise InvalidInput("Invalid search", [Problem("q", problem)])
+    # Escaped, so that "50%" or "A_1" find themselves rather than every reference with a character there.
+    pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return or_(Case.reference.ilike(pattern, escape="\\"), Case.title.ilike(pattern, escape="\\"))
+
+
+def request_counts(session: Session, actor: Actor, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """How many requests ``actor`` may see in each of ``case_ids`` (a page of :func:`list_cases`), in one
+    query; a case without any is left out."""
+    if not case_ids:
+        return {}
+    query = (
+        select(Request.case_id, func.count())
+        .where(Request.case_id.in_(case_ids), visible_filter(actor))
+        .group_by(Request.case_id)
+    )
+    return {case_id: int(n) for case_id, n in session.execute(query)}
 
 
 def case_visible(actor: Actor) -> Any:

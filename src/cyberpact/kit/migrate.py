@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-HEAD = "0018"
+HEAD = "0019"
 
 
 def alembic_config(url: str) -> Config:
