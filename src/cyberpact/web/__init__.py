@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cyberpact.web import admin, audit, auth, charts, desk, evidence, intel, register, requests, wizard
+from cyberpact.web import (
+    admin,
+    audit,
+    auth,
+    cases,
+    charts,
+    desk,
+    evidence,
+    intel,
+    register,
+    requests,
+    wizard,
+)
 from cyberpact.web.render import STATIC
 from cyberpact.web.security import DeskStatic
 
@@ -19,7 +31,7 @@ STATIC_PATH = "/desk/static"
 # the seven) and each template load on the first page that needs them, tens of milliseconds once per
 # process, so that a node whose desk is used in one language, or not at all, does not carry them.
 router = APIRouter()
-for _module in (auth, desk, requests, wizard, register, evidence, admin, audit, intel, charts):
+for _module in (auth, desk, cases, requests, wizard, register, evidence, admin, audit, intel, charts):
     router.include_router(_module.router)
 
 

@@ -8,7 +8,8 @@ requires it. The last step shows the formal document and submits the draft for a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,6 +28,7 @@ from cyberpact.federation.models import Peer
 from cyberpact.kit.errors import InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
 from cyberpact.kit.i18n import LANGUAGES, N_
+from cyberpact.kit.ids import parse_uuid
 from cyberpact.web import forms
 from cyberpact.web.render import DRAFTERS, catalog_of, page
 from cyberpact.web.requests import EDITABLE, parse_id, state_info
@@ -106,20 +108,54 @@ def step_of(field: str) -> str:
 # --- step 1: type, requested node, case -----------------------------------------------------------------
 
 
-def _start_context(session: Session, catalog: Catalog, viewer: Viewer) -> dict[str, Any]:
+# The picker lists this many cases: the newest, or the newest that match the search for an older one.
+PICK = 50
+
+
+def _start_context(
+    session: Session, catalog: Catalog, viewer: Viewer, case_q: str = "", case_id: str = ""
+) -> dict[str, Any]:
+    """What the first step offers. Any case the drafter may see can be picked: the newest are listed, and
+    the search (the cases service's own, as on the list of cases) reaches the others."""
+    problems: list[Problem] = []
+    try:
+        found = cases.list_cases(session, viewer.actor, PICK + 1, search=case_q, view="desk.new")
+    except InvalidInput as exc:
+        found, problems = [], [replace(p, field="case_q") for p in exc.problems]
+    picked = found[:PICK]
+    # The case chosen before a form came back must stay chosen, even when the newest no longer hold it.
+    chosen = parse_uuid(case_id) if case_id else None
+    if chosen is not None and all(c.id != chosen for c in picked):
+        with suppress(NotFound):  # not a case this drafter may see: nothing to keep
+            picked.append(cases.get_case(session, viewer.actor, chosen))
     return {
         "types": sorted(catalog.types.values(), key=lambda t: t.article),
         "peers": [p for p in peers.list_peers(session) if p.status == "active"],
-        "cases": cases.list_cases(session, viewer.actor, 50),
+        "cases": picked,
+        "more_cases": len(found) > PICK,
+        "case_q": case_q,
+        "pick": PICK,
+        "max_search": cases.SEARCH_MAX,
+        "search_problems": problems,
     }
 
 
 @router.get("/desk/new")
 def start(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     require(viewer, *DRAFTERS)
+    case_q = request.query_params.get("case_q", "").strip()
     with get_database(request).transaction() as session:
-        context = _start_context(session, catalog_of(request), viewer)
-    return page(request, viewer, "wizard_start.html", {**context, "problems": [], "chosen": {}})
+        context = _start_context(session, catalog_of(request), viewer, case_q)
+    # One match is the case looked for: chosen already, the drafter goes on to the type.
+    chosen = {"case_id": str(context["cases"][0].id)} if case_q and len(context["cases"]) == 1 else {}
+    status = 422 if context["search_problems"] else 200
+    return page(
+        request,
+        viewer,
+        "wizard_start.html",
+        {**context, "problems": [], "chosen": chosen},
+        status=status,
+    )
 
 
 def _prefill(
@@ -147,6 +183,7 @@ def create(request: Request, viewer: CurrentViewer, form: CheckedForm) -> Respon
     catalog = catalog_of(request)
     type_id, counterpart = form.get("type"), form.get("counterpart") or None
     case_ref, title = form.get("case_id"), form.get("case_title").strip()
+    case_q = form.get("case_q").strip()
     problems = []
     if type_id not in catalog.types:
         problems.append(Problem("type", "choose the type of request", "missing"))
@@ -176,7 +213,7 @@ def create(request: Request, viewer: CurrentViewer, form: CheckedForm) -> Respon
             problems = exc.problems
     if problems:
         with db.transaction() as session:
-            context = _start_context(session, catalog, viewer)
+            context = _start_context(session, catalog, viewer, case_q, case_ref)
         chosen = {"type": type_id, "counterpart": counterpart or "", "case_id": case_ref, "case_title": title}
         return page(
             request,
