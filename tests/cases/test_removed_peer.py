@@ -4,12 +4,21 @@ What stays on this node (notes, returning a draft to its drafter) stays open."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from cyberpact.federation.models import OutboxMessage
 from web.helpers import person, text_of
 
 from .conftest import Side, act, count_rows, draft, sent
 
 GONE = "was removed from this node's directory of peers: nothing more can be sent to it"
+
+
+def gone(peer: str, step: str | None = None) -> str:
+    """How a refused step or the request's page names a removed node: with the day of its removal."""
+    said = f"{step} sends a message to {peer}, which was" if step else f"{peer} was"
+    on = date.today().isoformat()
+    return f"{said} removed from this node's directory of peers on {on}: nothing more can be sent to it"
 
 
 def remove(side: Side, peer: str) -> None:
@@ -24,14 +33,15 @@ def test_a_request_from_a_removed_peer_offers_only_what_stays_here(two_sides: tu
 
     r = act(au.ca, rid, "acknowledge", reference="AU-PRES-1")
     assert r.status_code == 409, r.text
-    assert r.json()["detail"] == f"VN-24X7 (vn-24x7) {GONE}"
+    assert r.json()["code"] == "counterpart_removed"
+    assert r.json()["detail"] == gone("VN-24X7 (vn-24x7)", "acknowledge")
     assert au.ca.get(f"/api/v1/requests/{rid}").json()["status"] == "received"
     assert count_rows(au, OutboxMessage) == 0
 
     kim = person(au.node, "kim", "central_authority")
     page = kim.get(f"/desk/requests/{rid}").text
     assert "/actions/" not in page, "every step of a received request answers the other State"
-    assert f"VN-24X7 (vn-24x7) {GONE}, so no step that would send it a message is offered" in text_of(page)
+    assert f"{gone('VN-24X7 (vn-24x7)')}, so no step that would send it a message is offered" in text_of(page)
     assert "Nothing that would reach the other State" in text_of(page)
     r = kim.post(f"/desk/requests/{rid}/notes", {"text": "Called their embassy: they have a new node."})
     assert r.status_code == 303
@@ -64,6 +74,7 @@ def test_a_draft_or_a_request_waiting_for_approval_to_a_removed_peer(two_sides: 
     assert "/actions/approve" not in page and f"/desk/requests/{waiting}/actions/return" in page
     assert "/actions/approve" not in sue.get("/desk/approvals").text
     r = act(vn.supervisor, waiting, "approve")
-    assert r.status_code == 409 and r.json()["detail"] == f"AU-24X7 (au-24x7) {GONE}"
+    assert r.status_code == 409 and r.json()["code"] == "counterpart_removed"
+    assert r.json()["detail"] == gone("AU-24X7 (au-24x7)", "approve")
     assert count_rows(vn, OutboxMessage) == 0
     assert act(vn.supervisor, waiting, "return", comments="Address it to their new node.").status_code == 200

@@ -20,6 +20,7 @@ from cyberpact.cases.schemas import (
     CaseCreate,
     CaseOut,
     CheckOut,
+    CounterpartAway,
     DraftCheck,
     DraftIn,
     DraftOut,
@@ -48,6 +49,7 @@ def catalog_of(request: Request) -> Catalog:
 
 
 def request_out(catalog: Catalog, row: RequestRow, actor: Actor | None = None) -> RequestOut:
+    offered = lifecycle.offer(catalog, row, actor)
     return RequestOut(
         id=row.id,
         case_id=row.case_id,
@@ -75,7 +77,21 @@ def request_out(catalog: Catalog, row: RequestRow, actor: Actor | None = None) -
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,
-        allowed_actions=lifecycle.allowed_actions(catalog, row, actor),
+        allowed_actions=offered.allowed,
+        counterpart_away=_away_out(offered),
+    )
+
+
+def _away_out(offered: lifecycle.Offer) -> CounterpartAway | None:
+    gone = offered.away
+    if gone is None:
+        return None
+    return CounterpartAway(
+        node_id=gone.node_id,
+        status="removed" if gone.removed else "suspended",
+        since=gone.since,
+        withheld_actions=offered.withheld,
+        reason=gone.reason(),
     )
 
 
@@ -279,7 +295,9 @@ def take_action(
     actor: CurrentActor,
     session: WriteSession,
 ) -> RequestOut:
-    """Move the request along its life cycle; 409 lists the actions allowed instead."""
+    """Move the request along its life cycle; 409 lists the actions allowed instead, and refuses a step
+    that would message a counterpart removed or suspended (``counterpart_removed``,
+    ``counterpart_suspended``)."""
     catalog = catalog_of(request)
     row = service.get_request(session, actor, request_id, purpose=action)
     lifecycle.act(session, actor, catalog, row, action, body.data, expected_version=body.version)

@@ -227,7 +227,8 @@ def respond(
     data: Annotated[list[str] | None, typer.Option("--data", "-d", help="key=value; repeat")] = None,
     file: Annotated[Path | None, typer.Option(help="JSON or TOML with the action's data")] = None,
 ) -> None:
-    """Take a life-cycle ACTION (acknowledge, preserve, refuse, execute, ...) on a request."""
+    """Take a life-cycle ACTION (acknowledge, preserve, refuse, execute, ...) on a request; `end_locally`
+    with `-d reason=...` ends one whose other side's node was removed, sending nothing."""
     values: dict[str, Any] = _load(file) if file else {}
     for item in data or []:
         key, sep, value = item.partition("=")
@@ -320,9 +321,15 @@ def show(
             f"[bold]{catalog.type(row.type).label}[/bold] ({catalog.type(row.type).article}) "
             f"{row.direction} {'to' if row.direction == 'outgoing' else 'from'} {row.counterpart}"
         )
+        offered = lifecycle.offer(catalog, row, actor)
         console.print(
-            f"status {row.status}; allowed now: {', '.join(lifecycle.allowed_actions(catalog, row, actor))}"
+            f"status {row.status}; allowed now: {', '.join(offered.allowed) or 'nothing'}", highlight=False
         )
+        if offered.away is not None:
+            # Said before the timeline, where a person looking for the missing steps reads first.
+            console.print(f"[yellow]{escape(offered.away.reason())}[/yellow]", highlight=False)
+            if offered.withheld:
+                console.print(f"not offered for that reason: {', '.join(offered.withheld)}", highlight=False)
         if row.use_limitation:
             console.print(f"[yellow]use limited:[/yellow] {escape(row.use_limitation)}")
         for e in service.timeline(session, row):

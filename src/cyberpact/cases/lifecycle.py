@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,10 +15,10 @@ from sqlalchemy.orm import Session, object_session
 from cyberpact.audit import service as audit
 from cyberpact.cases import deadlines
 from cyberpact.cases.models import Case, Request, RequestEvent, RequestRevision
-from cyberpact.cases.service import check, event
+from cyberpact.cases.service import AwayPeer, away, check, event
 from cyberpact.catalog.schemas import Action
 from cyberpact.catalog.service import Catalog, check_values
-from cyberpact.federation import handlers, outbox
+from cyberpact.federation import handlers, outbox, peers
 from cyberpact.federation.envelope import OpenedEnvelope
 from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit.actor import Actor
@@ -34,9 +35,24 @@ STEP_MESSAGE = "cp.step"
 _SAME_AS_RECEIVED = {"sent", "delivered"}
 
 
+# Ends a request on this node alone when its other side's node is gone from the directory of peers: the
+# one way left to end it, since closing and withdrawing are messages to that node.
+LOCAL_ENDING = "end_locally"
+
+
 class TransitionRefused(Conflict):
     code = "transition_not_allowed"
     title = "Not allowed in this state"
+
+
+class CounterpartRemoved(Conflict):
+    code = "counterpart_removed"
+    title = "The other side's node was removed"
+
+
+class CounterpartSuspended(Conflict):
+    code = "counterpart_suspended"
+    title = "The other side's node is suspended"
 
 
 def our_side(request: Request) -> str:
@@ -47,11 +63,59 @@ def _state(request: Request) -> str:
     return "received" if request.status in _SAME_AS_RECEIVED else request.status
 
 
+@dataclass(frozen=True)
+class Offer:
+    """What a person is offered on a request now, and what not and why: the API, the command line and the
+    desk all show this one answer."""
+
+    allowed: list[str]
+    # Open by state, side and role, but not offered: each would send a message to ``away``.
+    withheld: list[str]
+    away: AwayPeer | None
+
+
+def sends(catalog: Catalog, name: str) -> bool:
+    """Whether taking ``name`` sends the other side a message: what the catalog's ``message`` says, and
+    approving, which sends the request itself (:func:`_approve_and_send`)."""
+    return name == "approve" or catalog.lifecycle.actions[name].message
+
+
+def _open_to(catalog: Catalog, name: str, away: AwayPeer | None) -> bool:
+    """The one rule for a counterpart this node cannot send to: no step that messages it, and the local
+    ending only once it was removed (a suspension is lifted, and the request goes on then)."""
+    if name == LOCAL_ENDING:
+        return away is not None and away.removed
+    return away is None or not sends(catalog, name)
+
+
+def counterpart_away(request: Request) -> AwayPeer | None:
+    """The request's other side's node when this node cannot send to it now (removed or suspended)."""
+    session = object_session(request)
+    assert session is not None, "a detached request cannot tell the state of its peer"
+    return away(session, request.counterpart)
+
+
+def offer(catalog: Catalog, request: Request, actor: Actor | None = None, side: str | None = None) -> Offer:
+    """The actions open now on ``side`` (default: ours), for ``actor`` when given (roles, four eyes), and
+    those held back because they would message a counterpart this node cannot send to."""
+    gone = counterpart_away(request)
+    allowed, withheld = [], []
+    for name in _open(catalog, request, actor, side or our_side(request)):
+        if _open_to(catalog, name, gone):
+            allowed.append(name)
+        elif name != LOCAL_ENDING:
+            withheld.append(name)
+    return Offer(allowed, withheld, gone)
+
+
 def allowed_actions(
     catalog: Catalog, request: Request, actor: Actor | None = None, side: str | None = None
 ) -> list[str]:
-    """Actions open now on ``side`` (default: ours), for ``actor`` when given (roles, four eyes)."""
-    side = side or our_side(request)
+    """What :func:`offer` allows: the steps that will work if taken now."""
+    return offer(catalog, request, actor, side).allowed
+
+
+def _open(catalog: Catalog, request: Request, actor: Actor | None, side: str) -> list[str]:
     rt = catalog.type(request.type)
     out = []
     for name in rt.actions:
@@ -155,6 +219,9 @@ def act(
         raise PermissionDenied(
             Phrase("{step} needs one of the roles: {roles}", step=step, roles=", ".join(action.roles))
         )
+    gone = counterpart_away(request)
+    if not _open_to(catalog, name, gone):
+        raise _unreachable(catalog, request, actor, name, gone)
     if name == "release" and _held_here(request, our_side(request)):
         raise TransitionRefused(
             Phrase(
@@ -198,6 +265,8 @@ def act(
     message_id = None
     detail = data
     unsent = False
+    if name == LOCAL_ENDING:
+        detail = _end_locally(session, request, data)
     if name == "withdraw" and request.counterpart is not None:
         # A request still waiting for its peer (away, or refusing it) is taken back whole: what was
         # addressed to the wrong State, or is no longer needed, is never disclosed.
@@ -219,18 +288,64 @@ def act(
     event(
         session, request, actor.username, "local", name, before=before, detail=detail, message_id=message_id
     )
-    audit.record(
-        session,
-        actor,
-        f"cases.request.{name}",
-        "request",
-        request.id,
-        detail={"from": before, "to": request.status},
-    )
+    recorded: dict[str, Any] = {"from": before, "to": request.status}
+    if name == LOCAL_ENDING and gone is not None:
+        # What an inspector asks of it: which node was gone, and that nothing was sent to it.
+        recorded |= {"counterpart": gone.node_id, "counterpart_status": gone.status, "sent": False}
+    audit.record(session, actor, f"cases.request.{name}", "request", request.id, detail=recorded)
     if name == "approve":
         _approve_and_send(session, actor, catalog, request)
     deadlines.after_transition(session, catalog, request, name, data)
     return request
+
+
+def _unreachable(
+    catalog: Catalog, request: Request, actor: Actor, name: str, gone: AwayPeer | None
+) -> CyberpactError:
+    """Why :func:`_open_to` refuses ``name``, with the actions open instead."""
+    step = Phrase(catalog.lifecycle.actions[name].label, english=name)
+    allowed = {"allowed": allowed_actions(catalog, request, actor)}
+    if name == LOCAL_ENDING or gone is None:  # (None: only the local ending is refused then)
+        return TransitionRefused(
+            Phrase(
+                "{step} is only for a request whose other side's node was removed from this node's "
+                "directory of peers",
+                step=step,
+            ),
+            extra=allowed,
+        )
+    peer = peers.named(gone.peer)
+    more = {**allowed, "counterpart": gone.node_id, "since": gone.since.isoformat()}
+    if gone.removed:
+        return CounterpartRemoved(
+            Phrase(
+                "{step} sends a message to {peer}, which was removed from this node's directory of peers on "
+                "{date}: nothing more can be sent to it",
+                step=step,
+                peer=peer,
+                date=gone.since,
+            ),
+            extra=more,
+        )
+    return CounterpartSuspended(
+        Phrase(
+            "{step} sends a message to {peer}, which was suspended in this node's directory of peers on "
+            "{date}: nothing can be sent to it until an administrator resumes it",
+            step=step,
+            peer=peer,
+            date=gone.since,
+        ),
+        extra=more,
+    )
+
+
+def _end_locally(session: Session, request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """What is still queued for the removed node is taken back: if it were ever added again, it would
+    otherwise receive the words of a request that has ended here."""
+    why = "the request was ended on this node after its peer was removed"
+    taken = outbox.cancel_undelivered(session, str(request.id), REQUEST_MESSAGE, why)
+    outbox.cancel_undelivered(session, str(request.id), STEP_MESSAGE, why)
+    return {**data, "undelivered_request": "cancelled"} if taken.messages else data
 
 
 def _draft_input(request: Request) -> Any:
@@ -549,6 +664,10 @@ def receive_step(session: Session, message: OpenedEnvelope) -> str:
     their_side = "requested" if request.direction == "outgoing" else "requesting"
     if action is None or name not in catalog.type(request.type).actions:
         raise _refuse(f"unknown action {name!r}")
+    if not action.message:
+        # A step that stays on the node that takes it (approving, a local ending) is never sent: a peer
+        # that sends one is not ending or approving anything here.
+        raise PermissionDenied(f"{name} is taken on one node only, never sent")
     if action.side not in (their_side, "any"):
         raise PermissionDenied(f"{name} is not taken by the {their_side} side")
     if _state(request) not in action.from_:

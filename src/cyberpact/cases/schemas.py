@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,6 +79,18 @@ class CheckOut(BaseModel):
     warnings: list[ProblemOut]
 
 
+class CounterpartAway(BaseModel):
+    """The other side's node while this node cannot send to it, and the steps held back for that."""
+
+    node_id: str
+    status: Literal["removed", "suspended"]
+    since: date = Field(description="the day its status changed")
+    withheld_actions: list[str] = Field(
+        description="open by state and role, not offered: each would send it a message"
+    )
+    reason: str
+
+
 class RequestOut(BaseModel):
     id: uuid.UUID
     case_id: uuid.UUID
@@ -109,6 +121,7 @@ class RequestOut(BaseModel):
     updated_at: datetime
     version: int
     allowed_actions: list[str]
+    counterpart_away: CounterpartAway | None = None
 
 
 class DraftOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, or_, select, true
@@ -250,6 +250,54 @@ def _peer(session: Session, counterpart: str | None) -> Peer | None:
             "Unknown requested node", [Problem("counterpart", f"{counterpart!r} is not a peer")]
         )
     return peer
+
+
+@dataclass(frozen=True)
+class AwayPeer:
+    """The other side's node while this node cannot send to it: removed from the directory of peers (for
+    good, unless added again with its fingerprint) or suspended by an administrator (for a while)."""
+
+    peer: Peer
+    # The day its status last changed: nothing moves a removed peer's row after its removal (its keys
+    # are retired, no card is fetched), and a suspended one's only if its card rotates meanwhile.
+    since: date
+
+    @property
+    def node_id(self) -> str:
+        return self.peer.node_id
+
+    @property
+    def status(self) -> str:
+        return self.peer.status
+
+    @property
+    def removed(self) -> bool:
+        return self.peer.status == "removed"
+
+    def reason(self) -> Phrase:
+        """Why no step that messages it is offered, as a person reads it."""
+        if self.removed:
+            return Phrase(
+                "{peer} was removed from this node's directory of peers on {date}: nothing more can be sent "
+                "to it, so no step that would send it a message is offered",
+                peer=peers.named(self.peer),
+                date=self.since,
+            )
+        return Phrase(
+            "{peer} was suspended in this node's directory of peers on {date}: nothing can be sent to it "
+            "until an administrator resumes it, so no step that would send it a message is offered",
+            peer=peers.named(self.peer),
+            date=self.since,
+        )
+
+
+def away(session: Session, counterpart: str | None) -> AwayPeer | None:
+    """The requested or requesting node of a request, when this node cannot send to it now; None when it
+    can, and for a request registered from outside the network (it has no node)."""
+    peer = peers.find_peer(session, counterpart) if counterpart is not None else None
+    if peer is None or peer.status == "active":
+        return None
+    return AwayPeer(peer, peer.updated_at.astimezone(UTC).date())
 
 
 def _peer_removed(peer: Peer) -> Problem:

@@ -30,11 +30,10 @@ from cyberpact.directory.models import TreatyStatus
 from cyberpact.directory.service import convention
 from cyberpact.evidence import service as evidence
 from cyberpact.evidence.models import EvidencePackage
-from cyberpact.federation import outbox, peers
-from cyberpact.federation.models import Peer
+from cyberpact.federation import outbox
 from cyberpact.kit.errors import InvalidInput, NotFound, Problem
 from cyberpact.kit.http import get_database
-from cyberpact.kit.i18n import LANGUAGES, translator
+from cyberpact.kit.i18n import LANGUAGES, N_, translator
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import utcnow
 from cyberpact.web import forms
@@ -66,7 +65,7 @@ class ActionForm:
     label: str
     controls: list[forms.Control]
     open: bool
-    four_eyes: bool
+    hint: str | None  # a msgid
 
 
 @dataclass(frozen=True)
@@ -111,15 +110,12 @@ def state_info(session: Session, catalog: Catalog, row: RequestRow) -> StateInfo
     )
 
 
-def removed_counterpart(session: Session, row: RequestRow) -> Peer | None:
-    """The other side's node, when an administrator has removed it from the directory of peers."""
-    peer = peers.find_peer(session, row.counterpart) if row.counterpart else None
-    return peer if peer is not None and peer.status == "removed" else None
-
-
-def _sends(catalog: Catalog, name: str) -> bool:
-    # Approving is what sends the request itself; every other step that crosses the border says so.
-    return name == "approve" or catalog.lifecycle.actions[name].message
+# What a step's form says under its fields, where the step is not what its label alone suggests.
+_FOUR_EYES = N_("Four eyes: you are reviewing another person's draft.")
+_ENDS_HERE = N_(
+    "Nothing is sent to the other State, and it is not told: the request ends on this node only. Your reason "
+    "is kept in its timeline and in the audit record."
+)
 
 
 def action_forms(
@@ -127,16 +123,12 @@ def action_forms(
     viewer: Viewer,
     row: RequestRow,
     failed: tuple[str, list[Problem], dict[str, Any]] | None,
-    *,
-    removed: bool = False,
+    offered: lifecycle.Offer | None = None,
 ) -> list[ActionForm]:
-    """The forms of the actions open to the viewer; with ``removed``, only those that send nothing, since
-    the outbox would refuse the rest."""
+    """The forms of the actions offered to the viewer (``offered``, else the life cycle's own offer)."""
     rt = catalog.type(row.type)
     out = []
-    for name in lifecycle.allowed_actions(catalog, row, viewer.actor):
-        if removed and _sends(catalog, name):
-            continue
+    for name in (offered or lifecycle.offer(catalog, row, viewer.actor)).allowed:
         action: Action = catalog.lifecycle.actions[name]
         problems: list[Problem] = []
         values: dict[str, Any] = {}
@@ -152,7 +144,7 @@ def action_forms(
                 action.label,
                 forms.controls(catalog, action.fields, "data", values, problems, rt.grounds),
                 failed is not None and failed[0] == name,
-                action.four_eyes,
+                _ENDS_HERE if name == lifecycle.LOCAL_ENDING else _FOUR_EYES if action.four_eyes else None,
             )
         )
     return out
@@ -177,7 +169,7 @@ def request_context(
         # Registered from outside the network: what it lacks is what to ask the requesting State for.
         report = check_draft(catalog, row.type, row.header, row.fields, None)
     general = [p for p in (failed[1] if failed else []) if not p.field.startswith("data.")]
-    removed = removed_counterpart(session, row)
+    offered = lifecycle.offer(catalog, row, viewer.actor)
     return {
         "req": summary(catalog, row),
         "row": row,
@@ -185,8 +177,13 @@ def request_context(
         "rt": rt,
         "header_rows": _rows(catalog, viewer, catalog.head.header, row.header),
         "field_rows": _rows(catalog, viewer, rt.fields, row.fields),
-        "actions": action_forms(catalog, viewer, row, failed, removed=removed is not None),
-        "removed_peer": removed,
+        "actions": action_forms(catalog, viewer, row, failed, offered),
+        "away": offered.away,
+        "withheld": [catalog.lifecycle.actions[name].label for name in offered.withheld],
+        # A person who may not end it here learns that someone may: the request is not stuck for good.
+        "ended_by_others": offered.away is not None
+        and lifecycle.LOCAL_ENDING not in offered.allowed
+        and lifecycle.LOCAL_ENDING in lifecycle.allowed_actions(catalog, row),
         "general_problems": general,
         "timeline": present(
             timeline(session, catalog, [row], None, notes.of_request(session, row), may_open),
@@ -461,13 +458,7 @@ def approvals(request: Request, viewer: CurrentViewer) -> HTMLResponse:
                     returned.by if returned else None,
                     changes_since_return(catalog, row, returned),
                     returned is None,
-                    [
-                        a
-                        for a in action_forms(
-                            catalog, viewer, row, None, removed=removed_counterpart(session, row) is not None
-                        )
-                        if a.name in ("approve", "return")
-                    ],
+                    [a for a in action_forms(catalog, viewer, row, None) if a.name in ("approve", "return")],
                 )
             )
     return page(request, viewer, "approvals.html", {"waiting": waiting})
