@@ -96,6 +96,8 @@ def test_the_wizard_shows_the_warning_beside_the_choice_and_on_review(two_sides:
     for step in ("authority", "review"):
         page = text_of(olaf.get(f"/desk/requests/{rid}/edit/{step}").text)
         assert lead in page and detail in page, step
-    # The lead is translated; the service's own detail stays in English, marked so.
-    page = olaf.get(f"/desk/requests/{rid}/edit/review").text
-    assert '<span lang="en" dir="auto">a request for expedited preservation' in page
+    # The lead and the detail are said in the reader's language, the node's name as it is.
+    olaf.post("/desk/language", {"lang": "fr", "back": "/desk"})
+    page = text_of(olaf.get(f"/desk/requests/{rid}/edit/review").text)
+    assert "AU-24X7 (au-24x7) n'intervient qu'en tant qu'une autorité centrale" in page
+    assert "serves only as" not in page

@@ -374,3 +374,35 @@ def test_administrators_signing_rosters_at_once_each_get_their_own_serial(world:
     assert serials == list(range(ahead + 1, ahead + 1 + signers))
     with hub.db.transaction(read_only=True) as s:
         assert s.scalar(select(func.count()).select_from(IssuedRoster)) == signers + 1
+
+
+def test_what_is_wrong_in_a_roster_is_said_in_the_administrators_language(world: World) -> None:
+    hub, pl = world.hub, world.pl
+    trust(pl, "un-hub")
+    naive = utcnow().replace(microsecond=0, tzinfo=None).isoformat()
+    token = sign_raw(hub, body(hub, extra="field", issued_at=naive))
+    ops = person(pl, "ops", "admin")
+    ops.get("/desk")
+    ops.post("/desk/language", {"lang": "fr", "back": "/desk"})
+    ops.get("/desk/admin/peers")
+    r = ops.post("/desk/admin/peers/roster", {"roster": token})
+    assert r.status_code == 422
+    text = text_of(r.text)
+    assert "issued_at : indiquer l'heure avec son décalage horaire" in text
+    assert "extra : n'est pas un champ de ce formulaire" in text
+    assert "Extra inputs are not permitted" not in r.text and "timezone info" not in r.text
+
+    ops.post("/desk/language", {"lang": "ar", "back": "/desk"})
+    ops.get("/desk/admin/peers")
+    r = ops.post("/desk/admin/peers/roster", {"roster": token})
+    assert r.status_code == 422
+    assert "extra: ليس حقلًا في هذا النموذج" in text_of(r.text)
+
+    # Clients and the command line read pydantic's own words, and nothing was pinned.
+    with pytest.raises(InvalidInput) as refused:
+        take(pl, token)
+    assert {p.message for p in refused.value.problems} == {
+        "Input should have timezone info",
+        "Extra inputs are not permitted",
+    }
+    assert set(pinned(pl)) == {"un-hub"}

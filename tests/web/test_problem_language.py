@@ -65,10 +65,11 @@ def test_an_action_form_says_what_to_give_and_which_template_section_asks_in_the
     )
     assert "is longer than" not in r.text
 
-    # Wording no catalog translates stays in English, marked so.
+    # Why a character cannot be kept is said in French too, the field and the character in place.
     r = kate.post(f"/desk/requests/{rid}/actions/acknowledge", {"data.reference": "AU\u200b-1"})
     assert r.status_code == 422
-    assert '<span lang="en" dir="auto">Reference holds an invisible character (U+200B)' in r.text
+    assert "Référence : contient un caractère invisible (U+200B)" in text_of(r.text)
+    assert "holds an invisible character" not in r.text
 
 
 def test_a_step_refused_in_the_requests_present_state_is_explained_in_the_readers_language(

@@ -62,9 +62,9 @@ def create_case(session: Session, actor: Actor, title: str, reference: str | Non
         raise PermissionDenied("Creating a case needs a case role")
     title = title.strip()
     if not title or len(title) > 300:
-        raise InvalidInput("Invalid case", [Problem("title", "1 to 300 characters")])
+        raise InvalidInput(Phrase("Invalid case"), [Problem("title", "1 to 300 characters")])
     if reason := unsafe(title, short=True):
-        raise InvalidInput("Invalid case", [Problem("title", reason)])
+        raise InvalidInput(Phrase("Invalid case"), [Problem("title", reason)])
     reference = reference or _next_reference(session, "CASE")
     if session.scalar(select(Case.id).where(Case.reference == reference)):
         raise Conflict("Case reference taken", [Problem("reference", f"{reference} exists", "duplicate")])
@@ -315,14 +315,9 @@ def _peer_country(session: Session, counterpart: str | None) -> str | None:
 
 def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
     if data.type not in catalog.types:
-        raise InvalidInput(
-            "Unknown request type",
-            [
-                Problem(
-                    "type", f"{data.type!r} is not a request type; known: {', '.join(sorted(catalog.types))}"
-                )
-            ],
-        )
+        known = ", ".join(sorted(catalog.types))
+        unknown = Phrase("{type} is not a request type; known: {known}", type=repr(data.type), known=known)
+        raise InvalidInput(Phrase("Unknown request type"), [Problem("type", unknown)])
     rt = catalog.type(data.type)
     peer = _peer(session, data.counterpart)
     country = peer.country if peer is not None else None
@@ -349,8 +344,11 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
                 "fields.preservation_reference"
                 if str(data.fields.get("preservation_reference") or "").strip() in tickets
                 else "header.related_ticket",
-                "art. 42: no open preservation sent to this State carries this ticket, so the data it kept "
-                "will not be held for this request; check the ticket the requested side gave",
+                Phrase(
+                    "no open preservation sent to this State carries this ticket, so the data it kept will "
+                    "not be held for this request; check the ticket the requested side gave",
+                    lead="art. 42",
+                ),
                 "preservation_unknown",
                 "art. 42(7)",
             )
@@ -359,7 +357,10 @@ def check(session: Session, catalog: Catalog, data: DraftInput) -> DraftReport:
         report.errors.insert(
             0,
             Problem(
-                "counterpart", "art. 40(13): name the requested authority's node", "missing", "art. 40(13)"
+                "counterpart",
+                Phrase("name the requested authority's node", lead="art. 40(13)"),
+                "missing",
+                "art. 40(13)",
             ),
         )
     return report
@@ -503,7 +504,9 @@ def register_received(
     if not actor.has_any(*REGISTER_ROLES):
         raise PermissionDenied("Registering a request needs the central_authority or contact_point role")
     if data.type not in catalog.types:
-        raise InvalidInput("Unknown request type", [Problem("type", f"{data.type!r} is not a request type")])
+        raise InvalidInput(
+            Phrase("Unknown request type"), [Problem("type", f"{data.type!r} is not a request type")]
+        )
     problems = []
     if session.get(Party, data.country) is None:
         problems.append(Problem("country", f"{data.country!r} is not a State in the directory"))
@@ -523,7 +526,7 @@ def register_received(
         problems.append(_already(session, existing))
     if problems:
         raise InvalidInput(
-            "The registration is incomplete or wrong",
+            Phrase("The registration is incomplete or wrong"),
             problems,
             {"existing_request": str(existing.id)} if existing is not None else {},
         )
@@ -620,7 +623,7 @@ def _reject_malformed(report: DraftReport) -> None:
     """Missing fields are the drafter's work in progress; wrong types and unknown fields are refused."""
     bad = [p for p in report.errors if p.code in ("invalid", "unknown_field")]
     if bad:
-        raise InvalidInput("The draft has invalid values", bad)
+        raise InvalidInput(Phrase("The draft has invalid values"), bad)
 
 
 def update_draft(
@@ -637,7 +640,7 @@ def update_draft(
         raise PermissionDenied("Only the drafter (or a supervisor) edits a draft")
     if data.type != request.type:
         raise InvalidInput(
-            "The type of a draft cannot change", [Problem("type", "start a new draft instead")]
+            Phrase("The type of a draft cannot change"), [Problem("type", "start a new draft instead")]
         )
     if expected_version is not None and expected_version != request.version:
         raise Conflict(f"The draft changed meanwhile (now version {request.version}); reload it")

@@ -207,8 +207,7 @@ def _required(f: FieldDef, values: dict[str, Any]) -> bool:
 
 
 def _type_problem(c: Catalog, f: FieldDef, value: Any, received: bool = False) -> Phrase | str | None:
-    """What is wrong with ``value`` as ``f``: the whole message, citation first; or, for a character no
-    text may hold (said in English alone), the words that follow the field's name."""
+    """What is wrong with ``value`` as ``f``: the whole message, citation first."""
     name: object = Phrase(f.label) if f.label else f.name
 
     def said(msgid: str, **params: Any) -> Phrase:
@@ -222,7 +221,8 @@ def _type_problem(c: Catalog, f: FieldDef, value: Any, received: bool = False) -
         if len(value) > limit:
             return said(N_("{field} is longer than {limit} characters"), limit=limit)
         if reason := unsafe(value, short=t != "longtext"):
-            return reason
+            # Translators: a field's name, then why its value cannot be kept ("Reference holds ...").
+            return said(N_("{field} {reason}"), reason=reason)
         if t == "email" and not _EMAIL.match(value):
             return said(N_("{field} is not an e-mail address"))
         if t == "phone" and not _PHONE.match(value):
@@ -292,7 +292,15 @@ def _type_problem(c: Catalog, f: FieldDef, value: Any, received: bool = False) -
                 entries=LIST_MAX,
                 characters=TEXT_MAX,
             )
-        return next((f"entry {i + 1} {r}" for i, v in enumerate(value) if (r := unsafe(v, short=True))), None)
+        return next(
+            (
+                # Translators: a field's name, an entry's number in its list, then why it cannot be kept.
+                said(N_("{field} entry {entry} {reason}"), entry=i + 1, reason=r)
+                for i, v in enumerate(value)
+                if (r := unsafe(v, short=True))
+            ),
+            None,
+        )
     return f"unknown field type {t}"  # pragma: no cover - the catalog schema forbids it
 
 
@@ -385,10 +393,18 @@ class RequestedState:
 # The office each request type's channel names, as the warning below words it, and the article that routes
 # requests to it. A node states its roles in the same names (Settings.node_roles, Peer.roles).
 OFFICES: dict[str, tuple[str, str]] = {
-    "contact_point_24_7": ("a 24/7 point of contact", "art. 41"),
-    "central_authority": ("a central authority", "art. 40(13)"),
-    "competent_authority": ("a competent authority", "art. 40"),
+    "contact_point_24_7": (N_("a 24/7 point of contact"), "art. 41"),
+    "central_authority": (N_("a central authority"), "art. 40(13)"),
+    "competent_authority": (N_("a competent authority"), "art. 40"),
 }
+
+
+def _and(items: list[Phrase]) -> Phrase:
+    """``items`` joined with "and", in the reader's language (a node serves as two offices at most here)."""
+    joined = items[0]
+    for item in items[1:]:
+        joined = Phrase(N_("{first} and {second}"), first=joined, second=item)
+    return joined
 
 
 def channel_warning(rt: RequestType, node: str, roles: list[Any]) -> Problem | None:
@@ -397,18 +413,25 @@ def channel_warning(rt: RequestType, node: str, roles: list[Any]) -> Problem | N
     A warning, not a refusal: the 24/7 point of contact coordinates with its State's central authority
     (art. 41), some States route everything through one office, and a node that names no role has told us
     nothing to go by."""
-    served = [OFFICES[r][0] for r in roles if r in OFFICES]
+    served = [Phrase(OFFICES[r][0]) for r in roles if r in OFFICES]
     if not served or rt.channel in roles:
         return None
     wanted, cite = OFFICES[rt.channel]
-    return Problem(
-        "counterpart",
-        f"{cite}: a request for {rt.label.lower()} goes to {wanted}; {node} serves only as "
-        f"{' and '.join(served)}: choose a node that serves as {wanted}, unless that State takes such "
-        "requests there",
-        "wrong_channel",
-        cite,
+    params = {"type": Phrase(rt.label), "office": Phrase(wanted), "node": node, "served": _and(served)}
+    english = (
+        f"a request for {rt.label.lower()} goes to {wanted}; {node} serves only as {params['served']}: "
+        f"choose a node that serves as {wanted}, unless that State takes such requests there"
     )
+    message = Phrase(
+        # Translators: {type} is the name of a request type, {office} and {served} offices such as "a
+        # central authority", {node} a node's name and id.
+        "a request for {type} goes to {office}; {node} serves only as {served}: choose a node that serves as "
+        "{office}, unless that State takes such requests there",
+        lead=cite,
+        english=english,
+        **params,
+    )
+    return Problem("counterpart", message, "wrong_channel", cite)
 
 
 def check_draft(
@@ -423,54 +446,43 @@ def check_draft(
     if requested is not None:
         primary = language.split("-")[0].lower()
         if requested.languages and primary not in requested.languages:
-            warn(
-                Problem(
-                    "header.language",
-                    f"art. 40 [parallel: UNTOC 18(14)]: {requested.name} accepts "
-                    f"{', '.join(sorted(requested.languages))}, not {language or 'an unstated language'}",
-                    "language_not_accepted",
-                    "art. 40 [parallel: UNTOC 18(14)]",
-                )
+            cite = "art. 40 [parallel: UNTOC 18(14)]"
+            stated: object = language or Phrase(N_("an unstated language"))
+            accepted = ", ".join(sorted(requested.languages))
+            # Translators: {state} is a State's name; {accepted} language tags such as "en, fr".
+            said = Phrase(
+                "{state} accepts {accepted}, not {language}",
+                lead=cite,
+                state=requested.name,
+                accepted=accepted,
+                language=stated,
             )
+            warn(Problem("header.language", said, "language_not_accepted", cite))
         if not requested.signed and not requested.ratified:
-            warn(
-                Problem(
-                    "requested_country",
-                    f"art. 64: {requested.name} has not signed or ratified the "
-                    "convention; it may not be bound to assist under it",
-                    "not_party",
-                    "art. 64",
-                )
+            said = Phrase(
+                "{state} has not signed or ratified the convention; it may not be bound to assist under it",
+                lead="art. 64",
+                state=requested.name,
             )
+            warn(Problem("requested_country", said, "not_party", "art. 64"))
         elif not requested.ratified:
-            warn(
-                Problem(
-                    "requested_country",
-                    f"art. 65: {requested.name} has signed but not ratified; the "
-                    "convention is not yet in force for it",
-                    "not_ratified",
-                    "art. 65",
-                )
+            said = Phrase(
+                "{state} has signed but not ratified; the convention is not yet in force for it",
+                lead="art. 65",
+                state=requested.name,
             )
+            warn(Problem("requested_country", said, "not_ratified", "art. 65"))
     if type_id == "preservation" and not _present(fields.get("follow_up_mla_planned")):
-        warn(
-            Problem(
-                "fields.follow_up_mla_planned",
-                "art. 42(7): no follow-up MLA request is planned yet; "
-                "preservation lasts only until the period ends",
-                "no_follow_up",
-                "art. 42(7)",
-            )
+        said = Phrase(
+            "no follow-up MLA request is planned yet; preservation lasts only until the period ends",
+            lead="art. 42(7)",
         )
+        warn(Problem("fields.follow_up_mla_planned", said, "no_follow_up", "art. 42(7)"))
     emergency = header.get("emergency") is True or rt.emergency
     if emergency and not _present(header.get("emergency_justification")) and not _present(fields.get("risk")):
-        warn(
-            Problem(
-                "header.emergency_justification",
-                "art. 2: flagged as an emergency without saying what "
-                "imminent risk to life or safety justifies it",
-                "emergency_unjustified",
-                "art. 2",
-            )
+        said = Phrase(
+            "flagged as an emergency without saying what imminent risk to life or safety justifies it",
+            lead="art. 2",
         )
+        warn(Problem("header.emergency_justification", said, "emergency_unjustified", "art. 2"))
     return report

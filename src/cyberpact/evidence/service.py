@@ -36,6 +36,7 @@ from cyberpact.kit.errors import (
     PermissionDenied,
     Problem,
 )
+from cyberpact.kit.i18n import Phrase
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.keystore import KeyStore, NodeKey, current_kek, kek_by_id
 from cyberpact.kit.storage import ObjectStorage
@@ -199,7 +200,8 @@ def _checked_request_ref(session: Session, actor: Actor, request_ref: str | None
     request = session.get(Request, rid)
     if request is None or not (_operator(actor) or cases.can_see(actor, request)):
         raise InvalidInput(
-            "Unknown request", [Problem("request_ref", f"no request {rid} on this node that you may see")]
+            Phrase("Unknown request"),
+            [Problem("request_ref", f"no request {rid} on this node that you may see")],
         )
     return str(rid)
 
@@ -216,7 +218,7 @@ def _check_case_ref(session: Session, actor: Actor, case_ref: str) -> None:
     )
     if hidden is not None:
         raise InvalidInput(
-            "Unknown case", [Problem("case_ref", f"no case {case_ref} on this node that you may see")]
+            Phrase("Unknown case"), [Problem("case_ref", f"no case {case_ref} on this node that you may see")]
         ).denying("evidence.package.create", "case", hidden)
 
 
@@ -369,10 +371,10 @@ def custody_reason(reason: str) -> str:
     read, so a blank one is refused wherever it comes from (API, desk, command line)."""
     reason = reason.strip()
     if not reason:
-        raise InvalidInput("Say why", [Problem("reason", "say why", "missing")])
+        raise InvalidInput(Phrase("Say why"), [Problem("reason", "say why", "missing")])
     if len(reason) > REASON_MAX:
         raise InvalidInput(
-            "Reason too long", [Problem("reason", f"at most {REASON_MAX} characters", "invalid")]
+            Phrase("Reason too long"), [Problem("reason", f"at most {REASON_MAX} characters", "invalid")]
         )
     return reason
 
@@ -472,7 +474,7 @@ def seal(session: Session, ctx: Context, actor: Actor, package: EvidencePackage)
         raise PackageSealed(f"package {package.id} is already {package.status}")
     files = files_of(session, package)
     if not files:
-        raise InvalidInput("Nothing to seal", [Problem("files", "a package needs at least one file")])
+        raise InvalidInput(Phrase("Nothing to seal"), [Problem("files", "a package needs at least one file")])
     pending = [f.index for f in files if f.status != "complete"]
     if pending:
         raise Conflict(f"files {pending} are still uploading")

@@ -37,6 +37,10 @@ _DATE = N_("{field}: not a valid date (YYYY-MM-DD)")
 _DATETIME = N_("{field}: not a valid date and time")
 _CHOICE = N_("{field}: must be one of {expected}")
 _WHOLE_NUMBER = N_("{field}: must be a whole number")
+_NUMBER = N_("{field}: must be a number")
+_TRUE_OR_FALSE = N_("{field}: must be true or false")
+_UUID = N_("{field}: not a valid identifier (UUID)")
+_URL = N_("{field}: not a valid web address (URL)")
 # The complaints of pydantic that people at the desk meet, by type: the desk says them in the reader's
 # language, naming the field. Clients read pydantic's own words, and so does the desk for any other type.
 _VALUE_PROBLEMS: Mapping[str, str] = {
@@ -45,8 +49,14 @@ _VALUE_PROBLEMS: Mapping[str, str] = {
     "string_too_long": N_("{field}: at most {max_length} characters"),
     "too_short": N_("{field}: at least {min_length} entries"),
     "too_long": N_("{field}: at most {max_length} entries"),
+    "greater_than": N_("{field}: must be greater than {gt}"),
     "greater_than_equal": N_("{field}: must be at least {ge}"),
+    "less_than": N_("{field}: must be less than {lt}"),
     "less_than_equal": N_("{field}: must be at most {le}"),
+    "string_type": N_("{field}: must be text"),
+    "string_pattern_mismatch": N_("{field}: not in the expected form"),
+    "list_type": N_("{field}: must be a list"),
+    "extra_forbidden": N_("{field}: not a field of this form"),
     "date_type": _DATE,
     "date_parsing": _DATE,
     "date_from_datetime_parsing": _DATE,
@@ -54,10 +64,21 @@ _VALUE_PROBLEMS: Mapping[str, str] = {
     "datetime_type": _DATETIME,
     "datetime_parsing": _DATETIME,
     "datetime_from_date_parsing": _DATETIME,
+    "timezone_aware": N_("{field}: give the time with its time zone offset"),
     "literal_error": _CHOICE,
     "enum": _CHOICE,
     "int_type": _WHOLE_NUMBER,
     "int_parsing": _WHOLE_NUMBER,
+    "int_from_float": _WHOLE_NUMBER,
+    "float_type": _NUMBER,
+    "float_parsing": _NUMBER,
+    "bool_type": _TRUE_OR_FALSE,
+    "bool_parsing": _TRUE_OR_FALSE,
+    "uuid_type": _UUID,
+    "uuid_parsing": _UUID,
+    "url_type": _URL,
+    "url_parsing": _URL,
+    "url_scheme": N_("{field}: the address must begin with {expected_schemes}"),
 }
 
 
@@ -66,8 +87,9 @@ def _value_problem(e: ErrorDetails, where: str) -> str:
     if msgid is None:
         return str(e["msg"])
     params = {k: v for k, v in (e.get("ctx") or {}).items() if "{" + k + "}" in msgid}
-    if "expected" in params:  # "'a', 'b' or 'c'": the "or" is English
-        params["expected"] = ", ".join(str(params["expected"]).rsplit(" or ", 1))
+    for key in ("expected", "expected_schemes"):  # "'a', 'b' or 'c'": the "or" is English
+        if key in params:
+            params[key] = ", ".join(str(params[key]).rsplit(" or ", 1))
     return Phrase(msgid, english=str(e["msg"]), field=where, **params)
 
 

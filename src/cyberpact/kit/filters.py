@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.i18n import Phrase
 
 # A hostile or pasted value is named in the message; past this length it is shortened, never echoed whole.
 _SHOWN = 40
@@ -30,4 +31,4 @@ def check_choices(choices: Iterable[tuple[str, str | None, Iterable[str]]]) -> N
     """Refuse with every unknown value at once, each at its field: ``(field, value, allowed)``."""
     problems = [p for field, value, allowed in choices if (p := choice_problem(field, value, allowed))]
     if problems:
-        raise InvalidInput("Invalid filter", problems)
+        raise InvalidInput(Phrase("Invalid filter"), problems)

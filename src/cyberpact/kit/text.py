@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from cyberpact.kit.i18n import Phrase
+
 # C0 controls but tab, line feed and carriage return; DEL; UTF-16 surrogates (only lone ones reach a str).
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # Bidi embeddings, overrides and isolates; zero-width space, word joiner, byte-order mark.
@@ -23,20 +25,27 @@ def _name(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
-def unsafe(value: str, *, short: bool = False) -> str | None:
-    """Why ``value`` may not be kept, or None: ``short`` for references, names and numbers."""
+def unsafe(value: str, *, short: bool = False) -> Phrase | None:
+    """Why ``value`` may not be kept, or None: ``short`` for references, names and numbers. The words
+    follow the name of the field that holds the value ("Reference holds ..."); the desk says them in its
+    reader's language, everyone else reads the English."""
     found = _UNSTORABLE.search(value)
     if found:
-        return f"holds a control character ({_name(found[0])}) that cannot be stored; remove it"
+        # Translators: follows the name of a field; {char} is a code point such as U+0000.
+        return Phrase(
+            "holds a control character ({char}) that cannot be stored; remove it", char=_name(found[0])
+        )
     if short and (found := _SPOOFING.search(value)):
-        return (
-            f"holds an invisible character ({_name(found[0])}) that changes how it reads or makes it "
-            "look like another; remove it"
+        return Phrase(
+            # Translators: follows the name of a field; {char} is a code point such as U+200B.
+            "holds an invisible character ({char}) that changes how it reads or makes it look like another; "
+            "remove it",
+            char=_name(found[0]),
         )
     return None
 
 
-def first_unsafe(data: Any, path: str = "") -> tuple[str, str] | None:
+def first_unsafe(data: Any, path: str = "") -> tuple[str, Phrase] | None:
     """The first string anywhere in ``data`` (JSON-shaped: mappings, lists, scalars) that no input may
     carry, as (path, reason); keys count too. (The JSON parser has bounded the nesting already.)"""
     if isinstance(data, str):

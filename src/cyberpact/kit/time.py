@@ -7,6 +7,7 @@ from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cyberpact.kit.errors import InvalidInput, Problem
+from cyberpact.kit.i18n import Phrase
 
 
 def utcnow() -> datetime:
@@ -63,9 +64,11 @@ def check_timezone(name: str, field: str = "timezone") -> str:
     if _ZONES is None:
         _ZONES = frozenset(available_timezones())
     if name not in _ZONES:
-        raise InvalidInput("Unknown time zone", [Problem(field, f"{name!r} is not an IANA time zone name")])
+        raise InvalidInput(
+            Phrase("Unknown time zone"), [Problem(field, f"{name!r} is not an IANA time zone name")]
+        )
     try:
         ZoneInfo(name)
     except ZoneInfoNotFoundError as exc:  # pragma: no cover - listed but not loadable
-        raise InvalidInput("Unknown time zone", [Problem(field, str(exc))]) from exc
+        raise InvalidInput(Phrase("Unknown time zone"), [Problem(field, str(exc))]) from exc
     return name

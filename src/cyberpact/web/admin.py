@@ -19,6 +19,7 @@ from cyberpact.federation.models import OutboxMessage
 from cyberpact.kit import jobs
 from cyberpact.kit.errors import CyberpactError, InvalidInput, Problem
 from cyberpact.kit.http import get_database, wake_jobs
+from cyberpact.kit.i18n import Phrase
 from cyberpact.kit.time import utcnow
 from cyberpact.web.render import page
 from cyberpact.web.security import CheckedForm, CurrentViewer, DeskRoute, Viewer, require, settings_of
@@ -49,7 +50,7 @@ class AuthorityLine:
 def directory_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     country = request.query_params.get("country", "").strip().upper()
     if country and (len(country) not in (2, 3) or not country.isalpha()):
-        raise InvalidInput("Invalid filter", [Problem("country", "an ISO 3166-1 code")])
+        raise InvalidInput(Phrase("Invalid filter"), [Problem("country", "an ISO 3166-1 code")])
     filters = queries.Filters(country=country or None)
     with get_database(request).transaction(read_only=True) as session:
         view = directory.convention(session)
@@ -141,7 +142,7 @@ def take_roster(request: Request, viewer: CurrentViewer, form: CheckedForm) -> H
     token = form.get("roster").strip()
     try:
         if not token:
-            raise InvalidInput("No roster", [Problem("roster", "paste the signed roster", "missing")])
+            raise InvalidInput(Phrase("No roster"), [Problem("roster", "paste the signed roster", "missing")])
         outcome = roster.take(get_database(request), viewer.actor, settings_of(request), token)
     except CyberpactError as exc:
         # Shown beside the form, reasons and all, rather than on an error page that loses them.

@@ -27,7 +27,7 @@ from cyberpact.kit.errors import (
     TooManyAttempts,
 )
 from cyberpact.kit.http import client_address, get_database
-from cyberpact.kit.i18n import LANGUAGES, N_, translator
+from cyberpact.kit.i18n import LANGUAGES, N_, Phrase, translator
 from cyberpact.kit.time import check_timezone
 from cyberpact.web.render import page
 from cyberpact.web.security import (
@@ -305,7 +305,7 @@ def _set_preferences(request: Request, viewer: Viewer, values: dict[str, Any]) -
 
 def _language_value(form_value: str) -> str:
     if form_value not in LANGUAGES:
-        raise InvalidInput("Unknown language", [Problem("lang", f"one of {', '.join(LANGUAGES)}")])
+        raise InvalidInput(Phrase("Unknown language"), [Problem("lang", f"one of {', '.join(LANGUAGES)}")])
     return form_value
 
 

@@ -38,6 +38,7 @@ from cyberpact.evidence.service import EVIDENCE_ROLES
 from cyberpact.federation import outbox, peers
 from cyberpact.kit.errors import Conflict, IntegrityFailure, InvalidInput, NotFound, Problem, problems_of
 from cyberpact.kit.http import get_database
+from cyberpact.kit.i18n import N_, Phrase
 from cyberpact.kit.time import end_of_day
 from cyberpact.web.render import page
 from cyberpact.web.requests import parse_id
@@ -87,6 +88,11 @@ def new_package(request: Request, viewer: CurrentViewer) -> HTMLResponse:
     return page(request, viewer, "evidence_new.html", _new_context(request, viewer))
 
 
+# Said as kit.errors says what pydantic finds wrong in the same form's other fields: the same words, the
+# field named the same way.
+_REQUIRED = N_("{field}: a value is required")
+_TOO_LONG = N_("{field}: at most {max_length} characters")
+_DESCRIPTION_MAX = 10_000
 _USE_FIELDS = ("use.purpose", "use.restrictions", "use.confidential", "use.onward_transfer", "use.until")
 
 
@@ -97,7 +103,9 @@ def _use_conditions(values: dict[str, str], tz: str) -> UseConditions | list[Pro
         try:
             until = end_of_day(date.fromisoformat(values["use.until"]), tz)
         except ValueError:
-            return [Problem("use.until", "a date, as YYYY-MM-DD", "invalid")]
+            return [
+                Problem("use.until", Phrase(N_("{field}: not a valid date (YYYY-MM-DD)"), field="use.until"))
+            ]
     try:
         return UseConditions.model_validate(
             {
@@ -124,11 +132,12 @@ def create_package(request: Request, viewer: CurrentViewer, form: CheckedForm) -
     problems = [] if isinstance(use, UseConditions) else use
     for name, limit, needed in (("case_ref", 120, True), ("request_ref", 120, False), ("title", 300, True)):
         if needed and not values[name]:
-            problems.append(Problem(name, "required", "missing"))
+            problems.append(Problem(name, Phrase(_REQUIRED, field=name), "missing"))
         if len(values[name]) > limit:
-            problems.append(Problem(name, f"at most {limit} characters", "invalid"))
-    if len(values["description"]) > 10_000:
-        problems.append(Problem("description", "at most 10000 characters", "invalid"))
+            problems.append(Problem(name, Phrase(_TOO_LONG, field=name, max_length=limit), "invalid"))
+    if len(values["description"]) > _DESCRIPTION_MAX:
+        too_long = Phrase(_TOO_LONG, field="description", max_length=_DESCRIPTION_MAX)
+        problems.append(Problem("description", too_long, "invalid"))
     if problems or not isinstance(use, UseConditions):
         return page(
             request, viewer, "evidence_new.html", {"chosen": values, "problems": problems}, status=422
@@ -445,7 +454,7 @@ async def court_bundle(request: Request, package_id: str, viewer: CurrentViewer,
         shutil.rmtree(folder, ignore_errors=True)
         raise
     if not isinstance(path, Path) or not path.exists():  # pragma: no cover - export raises instead
-        raise InvalidInput("The bundle could not be written")
+        raise InvalidInput(Phrase("The bundle could not be written"))
     return FileResponse(
         path,
         media_type="application/zip",
