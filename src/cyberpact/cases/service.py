@@ -138,7 +138,7 @@ def _matching(search: str) -> Any:
     too_long = len(search) > SEARCH_MAX
     problem = Phrase("at most {count} characters", count=SEARCH_MAX) if too_long else unsafe(search)
     if problem:
-        raise InvalidInput("Invalid search", [Problem("q", problem)])
+        raise InvalidInput(Phrase("Invalid search"), [Problem("q", problem)])
     # Escaped, so that "50%" or "A_1" find themselves rather than every reference with a character there.
     pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return or_(Case.reference.ilike(pattern, escape="\\"), Case.title.ilike(pattern, escape="\\"))
