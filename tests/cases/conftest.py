@@ -87,6 +87,27 @@ PRESERVATION: dict[str, Any] = {
 }
 
 
+@pytest.fixture
+def vn_cli(two_sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch) -> tuple[Side, Side]:
+    """Two sides, with the CLI pointed at the Vietnamese node as its operator would run it there."""
+    vn, au = two_sides
+    s = vn.node.settings
+    for k, v in {
+        "CYBERPACT_ENV": "test",
+        "CYBERPACT_SECRET_KEY": s.secret_key.get_secret_value(),
+        "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough",
+        "CYBERPACT_KEY_KDF_ITERATIONS": "1000",
+        "CYBERPACT_DATABASE_URL": s.sqlalchemy_url,
+        "CYBERPACT_NODE_ID": s.node_id,
+    }.items():
+        monkeypatch.setenv(k, v)
+    vn.officer, vn.supervisor  # create the users  # noqa: B018
+    from cyberpact.kit.cli import console
+
+    monkeypatch.setattr(console, "width", 250)  # tables must not wrap ids in the test's narrow terminal
+    return vn, au
+
+
 def draft(
     side: Side,
     *,

@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -267,26 +266,6 @@ def test_a_peer_cannot_end_or_approve_a_request_by_sending_the_step(two_sides: t
 
 
 # --- the command line -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def vn_cli(two_sides: tuple[Side, Side], monkeypatch: pytest.MonkeyPatch) -> tuple[Side, Side]:
-    vn, au = two_sides
-    s = vn.node.settings
-    for k, v in {
-        "CYBERPACT_ENV": "test",
-        "CYBERPACT_SECRET_KEY": s.secret_key.get_secret_value(),
-        "CYBERPACT_KEY_PASSPHRASE": "test-passphrase-long-enough",
-        "CYBERPACT_KEY_KDF_ITERATIONS": "1000",
-        "CYBERPACT_DATABASE_URL": s.sqlalchemy_url,
-        "CYBERPACT_NODE_ID": s.node_id,
-    }.items():
-        monkeypatch.setenv(k, v)
-    vn.officer, vn.supervisor  # create the users  # noqa: B018
-    from cyberpact.kit.cli import console
-
-    monkeypatch.setattr(console, "width", 250)
-    return vn, au
 
 
 def cli(*args: str) -> Any:
