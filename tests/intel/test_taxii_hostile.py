@@ -137,6 +137,12 @@ def test_bad_filters(node: LiveNode) -> None:
         {"match[version]": "2024-01-01"},
         {"match[id]": "not-an-id"},
         {"match[type]": "Bad Type"},
+        {"match[spec_version]": "latest"},
+        # A filter given empty would otherwise read as no filter, and answer with everything.
+        {"match[type]": ""},
+        {"match[id]": " , "},
+        {"match[version]": ""},
+        {"match[spec_version]": ","},
     ):
         _error(admin.get(url, params=params, headers=H), 400)
     too_many = (

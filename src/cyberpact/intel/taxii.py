@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -44,6 +45,7 @@ ROOT = "intel"
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 DEFAULT_PAGE = 1000
 MAX_IDS = 1000
+_SPEC_VERSION = re.compile(r"\d{1,3}\.\d{1,3}")  # STIX spec_version values: 2.0, 2.1
 # Each type and each version timestamp is one index range a page reads (query._ranges); STIX 2.1 defines
 # about 40 types, so a longer list is a mistake or an attempt to make every page expensive.
 MAX_TYPES = MAX_VERSIONS = 64
@@ -211,7 +213,11 @@ def _positive(value: str | None, name: str) -> int | None:
 
 def _list(request: Request, name: str) -> tuple[str, ...]:
     values = request.query_params.getlist(name)
-    return tuple(v.strip() for raw in values for v in raw.split(",") if v.strip())
+    found = tuple(v.strip() for raw in values for v in raw.split(",") if v.strip())
+    if values and not found:
+        # Read as no filter at all, an empty selection would answer with the whole collection.
+        raise MalformedInput(f"{name} is given but names nothing; leave it out to match every value")
+    return found
 
 
 def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last",)) -> query.Filters:
@@ -240,12 +246,16 @@ def filters_from(request: Request, *, default_versions: tuple[str, ...] = ("last
         if len(asked) > MAX_VERSIONS:
             raise MalformedInput(f"match[version]: at most {MAX_VERSIONS} versions per request")
         versions = query.parse_versions(asked)
+    spec_versions = _list(request, "match[spec_version]")
+    for v in spec_versions:
+        if not _SPEC_VERSION.fullmatch(v):
+            raise MalformedInput(f"match[spec_version]: {v[:40]!r} is not a STIX version such as 2.1")
     return query.Filters(
         added_after=added_after,
         ids=ids,
         types=types,
         versions=versions,
-        spec_versions=_list(request, "match[spec_version]"),
+        spec_versions=spec_versions,
     )
 
 
