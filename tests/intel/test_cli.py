@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -122,3 +123,29 @@ def test_intel_cli_errors_are_one_line(cli_env: dict[str, str], tmp_path: Path) 
     assert r.exit_code == 1 and "TLP" in r.output
     r = runner.invoke(app, ["intel", "identities", "set", "someone", "FR"])
     assert r.exit_code == 1 and "identity--" in r.output
+
+
+def test_import_and_export_show_their_progress_on_a_terminal_only(
+    cli_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cyberpact.kit.cli import err_console
+
+    assert runner.invoke(app, ["intel", "collections", "create", "Bulk", "--alias", "bulk"]).exit_code == 0
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps([indicator(f"198.51.100.{i}") for i in range(12)]))
+    # Piped (as under cron or in a script): no bar, only the summary.
+    r = runner.invoke(app, ["intel", "import", str(src), "-c", "bulk"])
+    assert r.exit_code == 0 and r.stderr == "" and "stored 12" in r.stdout, r.output
+    # On an officer's terminal: the bar counts the objects on standard error, standard output is unchanged.
+    monkeypatch.setattr(err_console, "_force_terminal", True)
+    monkeypatch.setattr(err_console, "is_interactive", True)  # Rich decides this once, at start-up
+    monkeypatch.setenv("TERM", "xterm")
+    src.write_text(json.dumps([indicator(f"198.51.101.{i}") for i in range(12)]))
+    r = runner.invoke(app, ["intel", "import", str(src), "-c", "bulk"])
+    assert r.exit_code == 0, r.output
+    assert "storing" in r.stderr and "12/12" in r.stderr
+    assert r.stdout.strip() == "stored 12, already present 0, refused 0"
+    out = tmp_path / "out.json"
+    r = runner.invoke(app, ["intel", "export", str(out), "-c", "bulk"])
+    assert r.exit_code == 0 and "writing" in r.stderr, r.output
+    assert r.stdout.strip() == f"wrote 24 objects to {out}"

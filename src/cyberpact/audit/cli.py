@@ -2,13 +2,20 @@ from __future__ import annotations
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cyberpact.audit import service
 from cyberpact.audit.models import AuditRecord
-from cyberpact.kit.cli import cli_actor, console, err_console, friendly, keystore, unit_of_work
+from cyberpact.kit.cli import (
+    cli_actor,
+    console,
+    count_progress,
+    err_console,
+    friendly,
+    keystore,
+    unit_of_work,
+)
 from cyberpact.kit.errors import CyberpactError
 from cyberpact.kit.time import utcnow
 
@@ -26,14 +33,7 @@ def verify() -> None:
     started = utcnow()
     with unit_of_work(read_only=True) as (session, _settings, _db):
         total = session.scalar(select(func.count()).select_from(AuditRecord)) or 0
-        with Progress(
-            TextColumn("verifying"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,}"),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        ) as bar:
+        with count_progress("verifying") as bar:
             task = bar.add_task("audit", total=total)
             result = service.verify(session, progress=lambda n: bar.update(task, completed=n))
     try:

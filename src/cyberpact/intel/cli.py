@@ -12,7 +12,7 @@ import typer
 
 from cyberpact.accounts import service as accounts
 from cyberpact.intel import correlate, federation, misp, misp_export, query, service, store
-from cyberpact.kit.cli import cli_actor, console, friendly, unit_of_work
+from cyberpact.kit.cli import cli_actor, console, count_progress, friendly, unit_of_work
 from cyberpact.kit.errors import InvalidInput, MalformedInput, Problem
 from cyberpact.kit.ids import parse_uuid
 from cyberpact.kit.time import parse_rfc3339
@@ -153,11 +153,14 @@ def import_file(
             misp.require_objects(converted, str(file))
             objects, skipped = converted.objects, converted.skipped
         actor = cli_actor()
-        for start in range(0, len(objects), _BATCH):
-            result = store.add_objects(session, actor, row, objects[start : start + _BATCH])
-            stored += result.stored
-            duplicates += result.duplicates
-            failures.extend(result.failures)
+        with count_progress("storing") as bar:
+            task = bar.add_task("import", total=len(objects))
+            for start in range(0, len(objects), _BATCH):
+                result = store.add_objects(session, actor, row, objects[start : start + _BATCH])
+                stored += result.stored
+                duplicates += result.duplicates
+                failures.extend(result.failures)
+                bar.advance(task, min(_BATCH, len(objects) - start))
     for oid, _version, message in failures:
         console.print(f"refused {oid or '(no id)'}: {message}", highlight=False, soft_wrap=True, markup=False)
     for reason in skipped:
@@ -213,11 +216,16 @@ def export_file(
             else:
                 # Streamed object by object: a collection of millions must not be held in memory.
                 out.write(f'{{"type":"bundle","id":"bundle--{uuid.uuid4()}","objects":[')
-                for obj in objects:
-                    out.write(
-                        ("," if count else "") + json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-                    )
-                    count += 1
+                with count_progress("writing") as bar:
+                    task = bar.add_task("export", total=None)  # streamed: the total is not known ahead
+                    for obj in objects:
+                        out.write(
+                            ("," if count else "")
+                            + json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+                        )
+                        count += 1
+                        if count % 1000 == 0:
+                            bar.update(task, completed=count)
                 out.write("]}\n")
     # Recorded once the file is written, in a unit of work of its own: the export streams a collection
     # of any size, and holding the write lock for all of it would stall every writer of the node.
@@ -225,8 +233,10 @@ def export_file(
         service.record_read(
             session, cli_actor(), cid, f"export {fmt.value}", count, file=str(file), ids=len(ids or ())
         )
-    console.print(
-        f"wrote {count} {'MISP attributes and objects' if fmt == Format.misp else 'objects'} to {file}"
+    console.print(  # a path is not folded: a script or a person copies it whole
+        f"wrote {count} {'MISP attributes and objects' if fmt == Format.misp else 'objects'} to {file}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

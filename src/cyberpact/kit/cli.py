@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy.orm import Session
@@ -86,6 +87,23 @@ class _Console(Console):
 
 console = _Console()
 err_console = _Console(stderr=True)
+
+
+def count_progress(label: str) -> Progress:
+    """A bar counting records or objects, on standard error and gone when done: what a command prints on
+    standard output stays what a script reads, however long the work took."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        # Piped or under cron there is nothing to redraw; Rich would still leave a blank line behind.
+        disable=not err_console.is_terminal,
+    )
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
