@@ -232,10 +232,17 @@ def _details(catalog: Catalog, action: str, detail: dict[str, Any]) -> tuple[Det
         if key in ("channel", "outside_network") and value in CHANNELS:
             out.append(Detail(label, CHANNELS[value], True))
             continue
+        if isinstance(value, bool):
+            out.append(Detail(label, N_("Yes") if value else N_("No"), True))
+            continue
         if isinstance(value, str):
             text = value
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif isinstance(value, int | float):
             text = str(value)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            # One per line (the timeline keeps line breaks): JSON's brackets and quotes mean nothing to
+            # an officer reading a list of evidence references.
+            text = "\n".join(value)
         else:
             text = json.dumps(value, ensure_ascii=False)
         out.append(Detail(label, text))
